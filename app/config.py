@@ -1,0 +1,140 @@
+"""One settings object, read from UM2FA_* environment variables and an optional TOML file.
+
+Precedence (highest first): explicit overrides (tests), environment, the TOML file named by
+UM2FA_CONFIG, built-in defaults. Keys generated on first start live in the instance directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_CAMPUS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def parse_networks(value: str | list[str]) -> tuple[Network, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    nets = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"not a network in CIDR form: {item!r}") from exc
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    encryption_key: str = ""
+    campus_networks: tuple[Network, ...] = parse_networks(DEFAULT_CAMPUS)
+    trusted_proxies: tuple[Network, ...] = ()
+    issuer: str = "UM 2FA"
+    lockout_threshold: int = 10
+    recovery_ttl_seconds: int = 3600
+    stepup_ttl_seconds: int = 600
+    totp_drift_steps: int = 1
+    ratelimit_signin_address: str = "30 per minute"
+    ratelimit_signin_user: str = "10 per minute"
+    ratelimit_passcode_address: str = "30 per minute"
+    ratelimit_passcode_user: str = "10 per minute"
+    base_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratelimit_storage_uri(self) -> str:
+        return self.redis_url or "memory://"
+
+
+_INT_FIELDS = {f.name for f in fields(Settings) if f.type == "int"}
+_NET_FIELDS = {"campus_networks", "trusted_proxies"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _NET_FIELDS:
+        return parse_networks(value)
+    if name == "instance_dir":
+        return Path(value)
+    if name in _INT_FIELDS:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"UM2FA_{name.upper()} must be a whole number") from exc
+    return value
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read UM2FA_CONFIG file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"UM2FA_CONFIG file {path} is not valid TOML: {exc}") from exc
+    return {k.lower(): v for k, v in data.items()}
+
+
+def _instance_key(instance_dir: Path, name: str) -> str:
+    """Read a key from the instance directory, generating it on first start."""
+    path = instance_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def load_settings(overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if environ.get("UM2FA_CONFIG"):
+        for key, value in _read_toml(environ["UM2FA_CONFIG"]).items():
+            (values if key in known else extra)[key] = value
+    for key, value in environ.items():
+        if key.startswith("UM2FA_") and key != "UM2FA_CONFIG":
+            name = key[6:].lower()
+            (values if name in known else extra)[name] = value
+    for key, value in (overrides or {}).items():
+        (values if key in known else extra)[key] = value
+    coerced = {k: _coerce(k, v) for k, v in values.items()}
+    settings = Settings(**coerced, extra=extra)
+    inst = settings.instance_dir
+    updates: dict[str, Any] = {}
+    if not settings.database_url:
+        inst.mkdir(parents=True, exist_ok=True)
+        updates["database_url"] = f"sqlite:///{inst / 'um2fa.sqlite3'}"
+    if not settings.secret_key:
+        updates["secret_key"] = _instance_key(inst, "secret_key")
+    if not settings.encryption_key:
+        updates["encryption_key"] = _instance_key(inst, "encryption_key")
+    if settings.lockout_threshold < 1:
+        raise ConfigError("UM2FA_LOCKOUT_THRESHOLD must be at least 1")
+    if updates:
+        settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
+                               **updates})
+    return settings

@@ -1,0 +1,26 @@
+"""One structured record per authentication step, in the database and the log.
+
+Callers pass names and outcomes only; nothing here accepts a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from app.core.context import Context, Origin
+from app.models import AuditEvent
+
+log = logging.getLogger("um2fa.audit")
+
+
+def record(ctx: Context, origin: Origin, action: str, result: str, *, username: str = "",
+           device: str = "", detail: str = "") -> AuditEvent:
+    event = AuditEvent(at=ctx.now(), username=username, door=origin.door, action=action,
+                       result=result, client_addr=origin.client_addr, device=device,
+                       detail=detail)
+    ctx.db.add(event)
+    log.info(json.dumps({"audit": action, "result": result, "user": username,
+                         "door": origin.door, "client": origin.client_addr,
+                         "device": device, "detail": detail}))
+    return event

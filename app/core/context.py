@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.core.directory import Directory
+from app.core.keys import Keys
+
+
+@dataclass
+class Origin:
+    """Where an authentication step comes from, for policy and the audit record."""
+
+    door: str
+    client_addr: str = ""
+
+
+@dataclass
+class Context:
+    """What a core call needs: the database session, settings, keys and the directory."""
+
+    db: Session
+    settings: Settings
+    keys: Keys
+    directory: Directory
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)

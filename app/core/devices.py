@@ -1,0 +1,180 @@
+"""Enrol, activate, rename, make default and remove second-factor devices."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+from typing import IO
+
+import pyotp
+from sqlalchemy import delete, select
+
+from app.core import audit, users
+from app.core.context import Context, Origin
+from app.core.factors import Verdict
+from app.core.factors import totp as totp_factor
+from app.models import Device, User
+
+DEVICE_TYPES = {"mobile": "Mobile phone", "tablet": "Tablet", "token": "Hardware token"}
+PLATFORMS = {"ios": "iOS", "android": "Android", "other": "Other"}
+NAME_MAX = 40
+
+
+class DeviceError(ValueError):
+    """Bad input for a device operation; the message is safe to show."""
+
+
+def active_devices(user: User) -> list[Device]:
+    return [d for d in user.devices if d.active]
+
+
+def default_device(user: User) -> Device | None:
+    devices = active_devices(user)
+    return next((d for d in devices if d.is_default), devices[0] if devices else None)
+
+
+def owned_device(ctx: Context, user: User, device_id: int, *, active: bool = True) -> Device:
+    device = ctx.db.get(Device, device_id)
+    if device is None or device.user_id != user.id or device.active != active:
+        raise DeviceError("That device was not found.")
+    return device
+
+
+def clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise DeviceError("Please give the device a name.")
+    if len(name) > NAME_MAX:
+        raise DeviceError(f"A device name has at most {NAME_MAX} characters.")
+    return name
+
+
+def _new_device(ctx: Context, user: User, secret: str, **fields) -> Device:
+    device = Device(user_id=user.id, secret_enc=ctx.keys.encrypt(secret.encode()),
+                    created_at=ctx.now(), **fields)
+    ctx.db.add(device)
+    ctx.db.flush()
+    ctx.db.refresh(user)
+    return device
+
+
+def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
+                    platform: str) -> Device:
+    """A pending (inactive) TOTP device with a fresh secret; earlier pending ones are dropped."""
+    if device_type not in ("mobile", "tablet"):
+        raise DeviceError("Choose a Mobile phone or a Tablet.")
+    if platform not in ("ios", "android"):
+        raise DeviceError("Choose iOS or Android.")
+    ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
+    device = _new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
+                         platform=platform, name=DEVICE_TYPES[device_type])
+    audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
+                 detail=f"{device_type}/{platform}")
+    return device
+
+
+def secret_of(ctx: Context, device: Device) -> str:
+    return totp_factor.device_secret(ctx, device)
+
+
+def provisioning_uri(ctx: Context, user: User, device: Device) -> str:
+    totp = pyotp.TOTP(secret_of(ctx, device), digits=totp_factor.DIGITS,
+                      interval=totp_factor.PERIOD)
+    return totp.provisioning_uri(name=user.username, issuer_name=ctx.settings.issuer)
+
+
+def activate(ctx: Context, origin: Origin, user: User, device_id: int, code: str) -> Verdict:
+    """The user proves the scan by typing the current code of the pending device."""
+    device = owned_device(ctx, user, device_id, active=False)
+    code = "".join(code.split())
+    step = None
+    if totp_factor.TotpFactor().accepts(code):
+        step = totp_factor.matching_step(secret_of(ctx, device), code, ctx.clock(),
+                                         ctx.settings.totp_drift_steps)
+    if step is None or not totp_factor.claim_step(ctx, device, step):
+        audit.record(ctx, origin, "device.activate", "fail", username=user.username)
+        return Verdict.WRONG
+    first = not active_devices(user)
+    device.active = True
+    device.is_default = first
+    audit.record(ctx, origin, "device.activate", "ok", username=user.username,
+                 device=device.name)
+    return Verdict.OK
+
+
+def rename(ctx: Context, origin: Origin, user: User, device_id: int, name: str) -> Device:
+    device = owned_device(ctx, user, device_id)
+    old, device.name = device.name, clean_name(name)
+    audit.record(ctx, origin, "device.rename", "ok", username=user.username, device=device.name,
+                 detail=f"was {old}")
+    return device
+
+
+def make_default(ctx: Context, origin: Origin, user: User, device_id: int) -> Device:
+    device = owned_device(ctx, user, device_id)
+    for other in active_devices(user):
+        other.is_default = other.id == device.id
+    audit.record(ctx, origin, "device.make_default", "ok", username=user.username,
+                 device=device.name)
+    return device
+
+
+def remove(ctx: Context, origin: Origin, user: User, device_id: int) -> None:
+    device = owned_device(ctx, user, device_id)
+    was_default = device.is_default
+    ctx.db.delete(device)
+    ctx.db.flush()
+    ctx.db.refresh(user)
+    remaining = active_devices(user)
+    if was_default and remaining:
+        remaining[0].is_default = True
+    audit.record(ctx, origin, "device.remove", "ok", username=user.username, device=device.name)
+
+
+def _clean_secret(secret: str) -> str:
+    secret = "".join(secret.split()).upper().rstrip("=")
+    try:
+        raw = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise DeviceError("the secret is not valid base32") from exc
+    if len(raw) < 10:
+        raise DeviceError("the secret is too short (at least 80 bits)")
+    return secret
+
+
+def add_totp(ctx: Context, origin: Origin, user: User, name: str, secret: str | None = None,
+             device_type: str = "token") -> tuple[Device, str]:
+    """Help-desk enrolment: an active TOTP device, from a given secret or a new one."""
+    name = clean_name(name)
+    secret = _clean_secret(secret) if secret else totp_factor.new_secret()
+    first = not active_devices(user)
+    device = _new_device(ctx, user, secret, name=name, device_type=device_type,
+                         platform="other", active=True, is_default=first)
+    audit.record(ctx, origin, "device.add", "ok", username=user.username, device=name,
+                 detail="help desk")
+    return device, secret
+
+
+def import_csv(ctx: Context, origin: Origin, stream: IO[str]) -> list[Device]:
+    """Hardware tokens from CSV (username, name, secret). All rows or none."""
+    reader = csv.DictReader(stream)
+    missing = [c for c in ("username", "name", "secret") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DeviceError(f"the header line lacks column(s): {', '.join(missing)}")
+    added = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            user = users.get(ctx, (row["username"] or "").strip())
+            if not (row["secret"] or "").strip():
+                raise DeviceError("the secret is empty")
+            added.append(add_totp(ctx, origin, user, row["name"] or "", row["secret"])[0])
+        except (DeviceError, users.UserError) as exc:
+            raise DeviceError(f"line {line}: {exc}") from exc
+    return added
+
+
+def list_for(ctx: Context, user: User) -> list[Device]:
+    return list(ctx.db.scalars(select(Device).where(Device.user_id == user.id,
+                                                    Device.active.is_(True))
+                               .order_by(Device.id)))

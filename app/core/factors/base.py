@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.core.context import Context
+    from app.models import Device, User
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"
+    REPLAY = "replay"
+    EXPIRED = "expired"
+
+
+@dataclass
+class Check:
+    verdict: Verdict
+    device: Device | None = None
+
+
+class Factor(Protocol):
+    """A way to prove the second factor.
+
+    `accepts` says whether a typed response is for this factor (by its shape), `start` begins
+    an attempt (sends a push, for instance; nothing for passcodes), `verify` decides it.
+    """
+
+    name: str
+
+    def accepts(self, response: str) -> bool: ...
+
+    def start(self, ctx: Context, user: User, device: Device | None) -> None: ...
+
+    def verify(self, ctx: Context, user: User, device: Device | None,
+               response: str) -> Check: ...

@@ -1,0 +1,71 @@
+"""Flask extensions, each bound with init_app."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app, g
+from flask_htmx import HTMX
+from flask_limiter import Limiter
+from flask_wtf.csrf import CSRFProtect
+
+from app.config import Settings
+from app.core.context import Context
+from app.core.directory import LocalDirectory
+from app.core.keys import Keys
+from app.db import Database
+
+csrf = CSRFProtect()
+htmx = HTMX()
+
+
+def _client_key() -> str:
+    from app.web.request_info import client_addr
+
+    return client_addr()
+
+
+limiter = Limiter(key_func=_client_key)
+
+
+class CoreExtension:
+    """Holds the database and keys; hands each request a core Context on its own session."""
+
+    def init_app(self, app: Flask) -> None:
+        settings: Settings = app.config["UM2FA"]
+        state = {"db": Database(settings.database_url), "keys": Keys(settings.encryption_key),
+                 "directory": LocalDirectory()}
+        app.extensions["um2fa"] = state
+        app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def database(app: Flask | None = None) -> Database:
+        return (app or current_app).extensions["um2fa"]["db"]
+
+    def context(self) -> Context:
+        if "core_ctx" not in g:
+            state = current_app.extensions["um2fa"]
+            g.core_ctx = Context(db=state["db"].sessionmaker(), settings=current_app.config[
+                "UM2FA"], keys=state["keys"], directory=state["directory"],
+                clock=current_app.config.get("UM2FA_CLOCK", time.time))
+        return g.core_ctx
+
+    @staticmethod
+    def _close(_exc: BaseException | None) -> None:
+        ctx = g.pop("core_ctx", None)
+        if ctx is not None:
+            ctx.db.rollback()
+            ctx.db.close()
+
+
+core = CoreExtension()
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["UM2FA"]
+    core.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_uri)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter.init_app(app)

@@ -1,0 +1,102 @@
+"""The HTTP doors: thin blueprints that translate requests into core calls."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("um2fa.web")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "object-src 'none'")
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        from app.web.request_info import is_secure
+
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or is_secure()
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint and request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _commit(response):
+    """Each request's core work commits once, before the answer leaves."""
+    from flask import g
+
+    ctx = g.get("core_ctx")
+    if ctx is not None and response.status_code < 500:
+        ctx.db.commit()
+    return response
+
+
+def _error_page(title: str, message: str, status: int):
+    return render_template("error.html", title=title, message=message), status
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc):
+        return _error_page("Please try again",
+                           "This form was open too long or came from another site. "
+                           "Go back, reload the page and try again.", 400)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(_exc):
+        return _error_page("Too many attempts",
+                           "Too many attempts from here or for this account. "
+                           "Please wait a minute and try again.", 429)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc):
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return _error_page("Temporarily unavailable",
+                           "The 2FA service is temporarily unavailable. "
+                           "Please try again in a few minutes.", 503)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return _error_page(exc.name, exc.description or "", exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return _error_page("Something went wrong",
+                           "An unexpected error occurred. Please try again.", 500)
+
+
+def init_app(app: Flask) -> None:
+    from app.web import devices, portal, prompt, settings
+
+    app.session_interface = SessionInterface()
+    for bp in (portal.bp, prompt.bp, devices.bp, settings.bp):
+        app.register_blueprint(bp)
+    app.after_request(_commit)
+    app.after_request(_security_headers)
+    _register_errors(app)
+
+    @app.context_processor
+    def inject():
+        from app.core.devices import DEVICE_TYPES, PLATFORMS
+        from app.web.auth import current_user
+
+        return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
+                "PLATFORMS": PLATFORMS}
+

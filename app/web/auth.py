@@ -1,0 +1,55 @@
+"""The signed-in user and the freshness of their second factor, kept in the session cookie."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+
+from flask import abort, current_app, g, redirect, session, url_for
+
+from app.extensions import core
+from app.models import User
+
+
+def start_session(user: User, via: str) -> None:
+    session.clear()  # a new session on sign-in: nothing from before carries over
+    session.permanent = True
+    session["uid"] = user.id
+    session["via"] = via
+    session["auth_at"] = int(time.time())
+
+
+def current_user() -> User | None:
+    if "user" not in g:
+        uid = session.get("uid")
+        user = core.context().db.get(User, uid) if uid else None
+        g.user = user if user is not None and not user.is_locked else None
+    return g.user
+
+
+def mark_second_factor() -> None:
+    session["mfa_at"] = int(time.time())
+
+
+def second_factor_is_fresh() -> bool:
+    ttl = current_app.config["UM2FA"].stepup_ttl_seconds
+    return time.time() - session.get("mfa_at", 0) < ttl
+
+
+def login_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user() is None:
+            session.clear()
+            return redirect(url_for("portal.index"))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def require_user() -> User:
+    user = current_user()
+    if user is None:
+        abort(401)
+    return user

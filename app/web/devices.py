@@ -1,0 +1,165 @@
+""""Add a new device": type, platform, app, QR code, activation, name, "Continue to Login".
+
+The same pages serve the portal (on campus) and, later, Settings in the SSO prompt.
+"""
+
+from __future__ import annotations
+
+import segno
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+
+from app.core import devices
+from app.core.factors import Verdict
+from app.extensions import core, limiter
+from app.web.auth import login_required, require_user, second_factor_is_fresh
+from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
+from app.web.fresh import fresh_second_factor
+from app.web.gate import campus_only
+from app.web.prompt import _passcode_user_key
+from app.web.request_info import origin
+
+bp = Blueprint("devices", __name__, url_prefix="/devices/add")
+bp.before_request(campus_only)
+
+STAGES = ("type", "platform", "app", "activate", "name", "finished")
+
+
+def _enrol() -> dict:
+    return dict(session.get("enrol") or {})
+
+
+def _save(**changes) -> None:
+    session["enrol"] = {**_enrol(), **changes}
+
+
+def _reached(stage: str) -> bool:
+    current = _enrol().get("stage")
+    return current in STAGES and STAGES.index(current) >= STAGES.index(stage)
+
+
+def _back_to_current():
+    stage = _enrol().get("stage")
+    if stage not in STAGES:
+        return redirect(url_for("devices.start"))
+    return redirect(url_for(f"devices.{'device_type' if stage == 'type' else stage}"))
+
+
+@bp.get("")
+@login_required
+def start():
+    """ "Add a new device": authenticate first ("Enter a Passcode"), unless just done."""
+    if second_factor_is_fresh():
+        session["enrol"] = {"stage": "type"}
+        return redirect(url_for("devices.device_type"))
+    return redirect(url_for("prompt.index", next="add"))
+
+
+@bp.route("/type", methods=["GET", "POST"])
+@fresh_second_factor("add")
+def device_type():
+    if not _reached("type"):
+        return _back_to_current()
+    form = EmptyForm()
+    if request.method == "POST" and form.validate():
+        choice = request.form.get("device_type", "")
+        if choice in ("mobile", "tablet"):
+            _save(stage="platform", device_type=choice)
+            return redirect(url_for("devices.platform"))
+        return render_template("devices/type.html", form=form,
+                               error="Choose a Mobile phone or a Tablet."), 400
+    return render_template("devices/type.html", form=form)
+
+
+@bp.route("/platform", methods=["GET", "POST"])
+@fresh_second_factor("add")
+def platform():
+    if not _reached("platform"):
+        return _back_to_current()
+    form = PlatformForm(platform=_enrol().get("platform"))
+    if request.method == "POST":
+        if form.validate():
+            _save(stage="app", platform=form.platform.data)
+            return redirect(url_for("devices.app"))
+        return render_template("devices/platform.html", form=form,
+                               device_type=_enrol()["device_type"]), 400
+    return render_template("devices/platform.html", form=form,
+                           device_type=_enrol()["device_type"])
+
+
+@bp.route("/app", methods=["GET", "POST"])
+@fresh_second_factor("add")
+def app():
+    if not _reached("app"):
+        return _back_to_current()
+    form = EmptyForm()
+    state = _enrol()
+    if request.method == "POST" and form.validate():
+        device = devices.begin_enrolment(core.context(), origin(), require_user(),
+                                         state["device_type"], state["platform"])
+        _save(stage="activate", device_id=device.id)
+        return redirect(url_for("devices.activate"))
+    return render_template("devices/app.html", form=form, platform=state["platform"])
+
+
+@bp.route("/activate", methods=["GET", "POST"])
+@fresh_second_factor("add")
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
+               key_func=_passcode_user_key, methods=["POST"])
+def activate():
+    if not _reached("activate") or _reached("name"):
+        return _back_to_current()
+    ctx, user = core.context(), require_user()
+    try:
+        device = devices.owned_device(ctx, user, _enrol()["device_id"], active=False)
+    except devices.DeviceError:
+        session.pop("enrol", None)
+        return redirect(url_for("devices.start"))
+    form = ActivationForm()
+    error, status = "", 200
+    if request.method == "POST":
+        if not form.validate():
+            error, status = form.passcode.errors[0], 400
+        elif devices.activate(ctx, origin(), user, device.id, form.passcode.data) is Verdict.OK:
+            _save(stage="name")
+            return redirect(url_for("devices.name"))
+        else:
+            error, status = ("That code does not match. Check that you scanned this QR code "
+                             "and type the code your app shows now."), 400
+    uri = devices.provisioning_uri(ctx, user, device)
+    secret = devices.secret_of(ctx, device)
+    return render_template("devices/activate.html", form=form, error=error,
+                           qr=segno.make(uri, error="m").svg_data_uri(scale=5, border=2),
+                           secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+                           uri=uri), status
+
+
+@bp.route("/name", methods=["GET", "POST"])
+@fresh_second_factor("add")
+def name():
+    if not _reached("name") or _reached("finished"):
+        return _back_to_current()
+    ctx, user = core.context(), require_user()
+    device_id = _enrol()["device_id"]
+    state = _enrol()
+    kind = devices.DEVICE_TYPES[state["device_type"]].lower()
+    suggested = f"{devices.PLATFORMS[state['platform']]} {kind}"
+    form = NameForm(name=suggested)
+    if request.method == "POST" and form.validate():
+        try:
+            devices.rename(ctx, origin(), user, device_id, form.name.data)
+        except devices.DeviceError as exc:
+            return render_template("devices/name.html", form=form, error=str(exc)), 400
+        _save(stage="finished")
+        return redirect(url_for("devices.finished"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("devices/name.html", form=form), status
+
+
+@bp.get("/done")
+@fresh_second_factor("add")
+def finished():
+    if not _reached("finished"):
+        return _back_to_current()
+    device_id = _enrol()["device_id"]
+    device = devices.owned_device(core.context(), require_user(), device_id)
+    return render_template("devices/added.html", device=device)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, RadioField, StringField
+from wtforms.validators import InputRequired, Length, Regexp
+
+PASSCODE_PATTERN = r"^\s*(\d\s*){6}$|^\s*(\d[\s-]*){9}$"
+
+
+class SignInForm(FlaskForm):
+    username = StringField("UMPASS ID", validators=[InputRequired("Enter your UMPASS ID."),
+                                                    Length(max=64)])
+    password = PasswordField("UMPASS password",
+                             validators=[InputRequired("Enter your password."),
+                                         Length(max=256)])
+
+
+class PasscodeForm(FlaskForm):
+    passcode = StringField("Passcode", validators=[
+        InputRequired("Enter a passcode."),
+        Regexp(PASSCODE_PATTERN, message="A passcode has 6 digits (from your device) or 9 digits "
+                                         "(a recovery passcode).")])
+
+
+class DevicePasscodeForm(PasscodeForm):
+    """A passcode, optionally for one chosen device (checked by core, not by the form)."""
+
+    device = StringField("Device")
+
+
+class ActivationForm(FlaskForm):
+    passcode = StringField("6-digit code", validators=[
+        InputRequired("Enter the 6-digit code your app shows."),
+        Regexp(r"^\s*(\d\s*){6}$", message="Enter the 6 digits your app shows.")])
+
+
+class PlatformForm(FlaskForm):
+    platform = RadioField("Platform", choices=[("ios", "iOS"), ("android", "Android")],
+                          validators=[InputRequired("Choose iOS or Android.")])
+
+
+class NameForm(FlaskForm):
+    name = StringField("Device name", validators=[InputRequired("Give the device a name."),
+                                                  Length(max=40)])
+
+
+class EmptyForm(FlaskForm):
+    """CSRF protection for forms that carry nothing else."""

@@ -1,0 +1,50 @@
+"""The 2FA portal on campus: sign in with UMPASS, then add or manage devices."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+
+from app.core import devices, prompt
+from app.extensions import core, limiter
+from app.web.auth import current_user, start_session
+from app.web.forms import EmptyForm, SignInForm
+from app.web.gate import campus_only
+from app.web.request_info import origin
+
+bp = Blueprint("portal", __name__)
+bp.before_request(campus_only)
+
+
+def _signin_username() -> str:
+    return "signin:" + (request.form.get("username") or "").strip().lower()[:64]
+
+
+@bp.get("/")
+def index():
+    user = current_user()
+    if user is None:
+        return render_template("portal/sign_in.html", form=SignInForm())
+    return render_template("portal/home.html", user=user,
+                           devices=devices.active_devices(user), form=EmptyForm())
+
+
+@bp.post("/sign-in")
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_address)
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_user,
+               key_func=_signin_username)
+def sign_in():
+    form = SignInForm()
+    if not form.validate():
+        return render_template("portal/sign_in.html", form=form), 400
+    user = prompt.sign_in(core.context(), origin(), form.username.data, form.password.data)
+    if user is None:
+        return render_template("portal/sign_in.html", form=form,
+                               error=prompt.SIGN_IN_FAILED), 401
+    start_session(user, via="portal")
+    return redirect(url_for("portal.index"))
+
+
+@bp.post("/sign-out")
+def sign_out():
+    session.clear()
+    return redirect(url_for("portal.index"))

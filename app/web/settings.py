@@ -1,0 +1,86 @@
+""""My Settings & Devices": the device list, "Device Options", rename, default, "Remove"."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+
+from app.core import devices
+from app.extensions import core, htmx
+from app.web.auth import require_user
+from app.web.forms import EmptyForm, NameForm
+from app.web.fresh import fresh_second_factor
+from app.web.gate import campus_only
+from app.web.request_info import origin
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+bp.before_request(campus_only)
+
+
+def _list(*, options: int | None = None, confirm: int | None = None, error: str = "",
+          notice: str = "", status: int = 200, name_form: NameForm | None = None):
+    """The device list: the htmx fragment for htmx requests, else the whole page."""
+    user = require_user()
+    context = {"user": user, "devices": devices.list_for(core.context(), user),
+               "options": options, "confirm": confirm, "error": error, "notice": notice,
+               "form": EmptyForm(), "name_form": name_form or NameForm(formdata=None)}
+    template = "settings/_device_list.html" if htmx else "settings/index.html"
+    return render_template(template, **context), status
+
+
+@bp.get("")
+@fresh_second_factor("settings")
+def index():
+    return _list()
+
+
+@bp.get("/devices/<int:device_id>/options")
+@fresh_second_factor("settings")
+def options(device_id: int):
+    return _list(options=device_id)
+
+
+@bp.post("/devices/<int:device_id>/rename")
+@fresh_second_factor("settings")
+def rename(device_id: int):
+    form = NameForm()
+    if not form.validate():
+        return _list(options=device_id, error=form.name.errors[0], status=400, name_form=form)
+    try:
+        device = devices.rename(core.context(), origin(), require_user(), device_id,
+                                form.name.data)
+    except devices.DeviceError as exc:
+        return _list(options=device_id, error=str(exc), status=400, name_form=form)
+    return _done(f"Renamed to “{device.name}”.")
+
+
+@bp.post("/devices/<int:device_id>/default")
+@fresh_second_factor("settings")
+def make_default(device_id: int):
+    try:
+        device = devices.make_default(core.context(), origin(), require_user(), device_id)
+    except devices.DeviceError as exc:
+        return _list(error=str(exc), status=404)
+    return _done(f"“{device.name}” is now your default device.")
+
+
+@bp.get("/devices/<int:device_id>/remove")
+@fresh_second_factor("settings")
+def confirm_remove(device_id: int):
+    return _list(confirm=device_id)
+
+
+@bp.post("/devices/<int:device_id>/remove")
+@fresh_second_factor("settings")
+def remove(device_id: int):
+    try:
+        devices.remove(core.context(), origin(), require_user(), device_id)
+    except devices.DeviceError as exc:
+        return _list(error=str(exc), status=404)
+    return _done("The device was removed.")
+
+
+def _done(notice: str):
+    if htmx:
+        return _list(notice=notice)
+    flash(notice)
+    return redirect(url_for("settings.index"))

@@ -1,0 +1,10 @@
+// UM 2FA page behaviour. Loaded from a file: the CSP forbids inline script.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.dataset.value || source.textContent.trim()).then(() => {
+    button.textContent = "Copied";
+  });
+});

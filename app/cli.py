@@ -75,7 +75,7 @@ def db_upgrade() -> None:
     from app import migrate
 
     migrate.upgrade(current_app.config["UM2FA"].database_url)
-    click.echo(f"database at revision {migrate.head()}")
+    click.echo(f"database at revision {', '.join(sorted(migrate.heads()))}")
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def serve(host, port, threads) -> None:
     from app import migrate
 
     url = current_app.config["UM2FA"].database_url
-    if migrate.current(url) != migrate.head():
+    if migrate.current(url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
     click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)
     waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads,

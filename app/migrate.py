@@ -19,25 +19,25 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Apply migrations. Each runs in a transaction (PostgreSQL), so a live database sees
     either the old schema or the new one."""
     command.upgrade(alembic_config(url), revision)
 
 
-def current(url: str) -> str | None:
+def current(url: str) -> set[str]:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return set(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
 
 
-def head() -> str | None:
+def heads() -> set[str]:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())

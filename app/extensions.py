@@ -54,8 +54,10 @@ class CoreExtension:
     def _close(_exc: BaseException | None) -> None:
         ctx = g.pop("core_ctx", None)
         if ctx is not None:
-            ctx.db.rollback()
-            ctx.db.close()
+            try:
+                ctx.db.rollback()
+            finally:
+                ctx.db.close()
 
 
 core = CoreExtension()

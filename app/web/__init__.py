@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
@@ -39,8 +39,6 @@ def _security_headers(response):
 
 def _commit(response):
     """Each request's core work commits once, before the answer leaves."""
-    from flask import g
-
     ctx = g.get("core_ctx")
     if ctx is not None and response.status_code < 500:
         ctx.db.commit()
@@ -67,6 +65,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc):
         log.error("database unavailable: %s", exc.__class__.__name__)
+        g.user = None  # the page must not ask the database who is signed in
         return _error_page("Temporarily unavailable",
                            "The 2FA service is temporarily unavailable. "
                            "Please try again in a few minutes.", 503)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
-from wtforms.validators import InputRequired, Length, Regexp
+from wtforms import PasswordField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 
 PASSCODE_PATTERN = r"^\s*(\d\s*){6}$|^\s*(\d[\s-]*){9}$"
 
@@ -35,13 +35,17 @@ class ActivationForm(FlaskForm):
 
 
 class PlatformForm(FlaskForm):
-    platform = RadioField("Platform", choices=[("ios", "iOS"), ("android", "Android")],
-                          validators=[InputRequired("Choose iOS or Android.")])
+    CHOICES = (("ios", "iOS"), ("android", "Android"))
+
+    platform = StringField("Platform", validators=[
+        InputRequired("Choose iOS or Android."),
+        AnyOf([value for value, _ in CHOICES], message="Choose iOS or Android.")])
 
 
 class NameForm(FlaskForm):
-    name = StringField("Device name", validators=[InputRequired("Give the device a name."),
-                                                  Length(max=40)])
+    name = StringField("Device name", validators=[
+        InputRequired("Give the device a name."),
+        Length(max=40, message="A device name has at most 40 characters.")])
 
 
 class EmptyForm(FlaskForm):

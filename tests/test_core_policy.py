@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from app.config import ConfigError, load_settings, parse_networks
+from app.core.policy import client_address, is_campus
+
+CAMPUS = parse_networks("10.0.0.0/8,2001:db8::/32")
+PROXIES = parse_networks("192.0.2.10/32,192.0.2.11/32")
+
+
+@pytest.mark.parametrize("addr, expected", [
+    ("10.1.2.3", True), ("11.0.0.1", False), ("2001:db8::5", True), ("::ffff:10.0.0.1", True),
+    ("not-an-ip", False), ("", False),
+])
+def test_is_campus(addr, expected):
+    assert is_campus(addr, CAMPUS) is expected
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer():
+    assert client_address("203.0.113.9", "10.0.0.1", PROXIES) == "203.0.113.9"
+
+
+def test_forwarded_for_is_used_from_a_trusted_proxy():
+    assert client_address("192.0.2.10", "10.0.0.1", PROXIES) == "10.0.0.1"
+
+
+def test_a_spoofed_hop_before_the_real_client_is_not_believed():
+    # the client (203.0.113.9) sent its own X-Forwarded-For claiming 10.0.0.1
+    assert client_address("192.0.2.10", "10.0.0.1, 203.0.113.9", PROXIES) == "203.0.113.9"
+
+
+def test_chained_trusted_proxies_are_walked():
+    assert client_address("192.0.2.10", "10.0.0.7, 192.0.2.11", PROXIES) == "10.0.0.7"
+
+
+def test_garbage_in_forwarded_for_stops_the_walk():
+    assert client_address("192.0.2.10", "10.0.0.1, junk", PROXIES) == "192.0.2.10"
+
+
+def test_settings_from_environment_and_toml(tmp_path):
+    toml = tmp_path / "um2fa.toml"
+    toml.write_text('lockout_threshold = 4\ncampus_networks = ["10.9.0.0/16"]\nissuer = "X"\n')
+    settings = load_settings(environ={"UM2FA_CONFIG": str(toml),
+                                      "UM2FA_INSTANCE_DIR": str(tmp_path / "inst"),
+                                      "UM2FA_ISSUER": "UM 2FA test"})
+    assert settings.lockout_threshold == 4
+    assert settings.issuer == "UM 2FA test"  # the environment wins over the file
+    assert is_campus("10.9.1.1", settings.campus_networks)
+    assert settings.database_url.startswith("sqlite:///") and "inst" in settings.database_url
+
+
+def test_keys_are_generated_once_and_kept(tmp_path):
+    env = {"UM2FA_INSTANCE_DIR": str(tmp_path)}
+    first, second = load_settings(environ=env), load_settings(environ=env)
+    assert first.secret_key == second.secret_key and len(first.secret_key) >= 40
+    assert first.encryption_key == second.encryption_key != first.secret_key
+    assert oct((tmp_path / "encryption_key").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"UM2FA_CAMPUS_NETWORKS": "10.0.0.0/8,banana"}, "CIDR"),
+    ({"UM2FA_LOCKOUT_THRESHOLD": "ten"}, "whole number"),
+    ({"UM2FA_LOCKOUT_THRESHOLD": "0"}, "at least 1"),
+    ({"UM2FA_CONFIG": "/nonexistent/um2fa.toml"}, "cannot read"),
+])
+def test_bad_settings_are_clear_errors(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), **env})

@@ -1,0 +1,262 @@
+"""The recovery portal: role -> identity -> "Get 2FA Passcode" -> UMPASS password -> passcode.
+
+Reachable from anywhere (it is not behind the campus gate). Served under a path prefix
+(UM2FA_RECOVERY_PREFIX, default /recovery) or, with UM2FA_RECOVERY_HOST, at the root of its
+own host name. The steps and their verdicts are core's (app/core/recovery_flow.py); this door
+keeps only the flow's random token in the browser's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, Regexp
+
+from app.config import Settings
+from app.core import identity, recovery_flow, users
+from app.core.recovery_flow import Result, Stage
+from app.extensions import core, limiter
+from app.web.request_info import origin
+
+bp = Blueprint("recovery", __name__)
+
+SESSION_KEY = "recovery_flow"
+ON_HOST = "um2fa.recovery_host"  # WSGI environ flag: the request came to UM2FA_RECOVERY_HOST
+DOOR = "recovery"
+
+
+class IdentityForm(FlaskForm):
+    username = StringField("UMPASS ID", validators=[InputRequired("Enter your UMPASS ID."),
+                                                    Length(max=64)])
+    dob = StringField("Date of birth", validators=[
+        InputRequired("Enter your date of birth."),
+        Regexp(r"^\s*\d{4}-\d{2}-\d{2}\s*$",
+               message="Enter your date of birth as YYYY-MM-DD, e.g. 2001-02-03.")])
+    id_last4 = StringField("Last 4 characters of ID/Passport Number", validators=[
+        InputRequired("Enter the last 4 characters of your ID/passport number."),
+        Regexp(r"^\s*[A-Za-z0-9]{4}\s*$",
+               message="Enter the last 4 characters (letters or digits) of your ID/passport "
+                       "number, e.g. 123A.")])
+
+
+OPTIONS = {"passcode": "Get 2FA Passcode"}
+
+
+class OptionForm(FlaskForm):
+    option = StringField("What do you need?", validators=[
+        InputRequired("Select “Get 2FA Passcode”."),
+        AnyOf(list(OPTIONS), message="Select “Get 2FA Passcode”.")])
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("UMPASS password", validators=[
+        InputRequired("Enter your UMPASS password."), Length(max=256)])
+
+
+def _settings() -> Settings:
+    return current_app.config["UM2FA"]
+
+
+# --- host name and path prefix ----------------------------------------------------------------
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+class RecoveryHost:
+    """WSGI middleware: requests to the recovery host are the recovery portal at its root.
+
+    "/x" on that host is routed as "<prefix>/x"; static files pass through; nothing else of the
+    service (the 2FA portal, Settings) is reachable there.
+    """
+
+    def __init__(self, wsgi_app: Callable, host: str, prefix: str) -> None:
+        self.wsgi_app, self.host, self.prefix = wsgi_app, host, prefix
+
+    def matches(self, http_host: str) -> bool:
+        if _hostname(self.host) != self.host:  # configured with a port: it must match too
+            return http_host.strip().lower() == self.host
+        return _hostname(http_host) == self.host
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        if self.matches(environ.get("HTTP_HOST", "")):
+            environ[ON_HOST] = True
+            path = environ.get("PATH_INFO", "") or "/"
+            inside = path == self.prefix or path.startswith(self.prefix + "/")
+            if not inside and not path.startswith("/static/"):
+                environ["PATH_INFO"] = self.prefix + path
+        return self.wsgi_app(environ, start_response)
+
+
+def rurl(endpoint: str, **values: Any) -> str:
+    """url_for, without the path prefix when the request came to the recovery host."""
+    url = url_for(endpoint, **values)
+    if request.environ.get(ON_HOST) and endpoint.startswith("recovery."):
+        root = request.script_root + _settings().recovery_prefix
+        if url == root or url.startswith(root + "/"):
+            url = request.script_root + (url[len(root):] or "/")
+    return url
+
+
+def _portal_url() -> str:
+    settings = _settings()
+    if settings.base_url:
+        return settings.base_url.rstrip("/") + "/"
+    return url_for("portal.index")
+
+
+@bp.before_request
+def _only_on_recovery_host():
+    if _settings().recovery_host and not request.environ.get(ON_HOST):
+        abort(404)
+    return None
+
+
+@bp.context_processor
+def _inject() -> dict:
+    return {"rurl": rurl, "portal_url": _portal_url()}
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+def _address_limit() -> str:
+    return _settings().ratelimit_recovery_address
+
+
+def _user_limit() -> str:
+    return _settings().ratelimit_recovery_user
+
+
+def _typed_username_key() -> str:
+    return "recovery:" + (request.form.get("username") or "").strip().lower()[:64]
+
+
+address_limit = limiter.shared_limit(_address_limit, scope="recovery-address",
+                                     methods=["POST"])
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+def _token() -> str | None:
+    value = session.get(SESSION_KEY)
+    return value if isinstance(value, str) else None
+
+
+def _back_to_current(stage: Stage | None):
+    """Where a request out of order goes: the flow's current step, or the start."""
+    if stage is Stage.IDENTIFIED:
+        return redirect(rurl("recovery.options"), 303)
+    if stage is Stage.CHOSEN:
+        return redirect(rurl("recovery.password"), 303)
+    if session.pop(SESSION_KEY, None) is not None:
+        flash("Your recovery session has ended or expired. Please start again.")
+    return redirect(rurl("recovery.roles"), 303)
+
+
+def _roles() -> dict[str, str]:
+    return {role: role.replace("-", " ").replace("_", " ").title()
+            for role in _settings().recovery_roles}
+
+
+@bp.get("/")
+def roles():
+    return render_template("recovery/roles.html", roles=_roles())
+
+
+@bp.route("/identify/<role>", methods=["GET", "POST"])
+@address_limit
+@limiter.limit(_user_limit, key_func=_typed_username_key, methods=["POST"])
+def identify(role: str):
+    labels = _roles()
+    if role not in labels:
+        abort(404)
+    form = IdentityForm()
+    page = {"role": role, "role_label": labels[role], "form": form}
+    if request.method == "GET":
+        return render_template("recovery/identify.html", **page)
+    if not form.validate():
+        return render_template("recovery/identify.html", **page), 400
+    try:
+        answers = identity.normalise(role, form.username.data, form.dob.data,
+                                     form.id_last4.data)
+    except users.UserError as exc:
+        return render_template("recovery/identify.html", error=str(exc), **page), 400
+    token = recovery_flow.start(core.context(), origin(DOOR), answers, _token())
+    if token is None:
+        session.pop(SESSION_KEY, None)
+        return _locked()
+    session[SESSION_KEY] = token
+    return redirect(rurl("recovery.options"), 303)
+
+
+@bp.route("/options", methods=["GET", "POST"])
+def options():
+    ctx, token = core.context(), _token()
+    stage = recovery_flow.stage(ctx, token)
+    if stage is not Stage.IDENTIFIED:
+        return _back_to_current(stage)
+    form = OptionForm()
+    if request.method == "GET":
+        return render_template("recovery/options.html", form=form, options=OPTIONS)
+    if not form.validate():
+        return render_template("recovery/options.html", form=form, options=OPTIONS), 400
+    if not recovery_flow.choose(ctx, token):
+        return _back_to_current(recovery_flow.stage(ctx, token))
+    return redirect(rurl("recovery.password"), 303)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@address_limit
+def password():
+    ctx, token = core.context(), _token()
+    form = PasswordForm()
+    if request.method == "GET" or not form.validate():
+        stage = recovery_flow.stage(ctx, token)
+        if stage is not Stage.CHOSEN:
+            return _back_to_current(stage)
+        status = 400 if request.method == "POST" else 200
+        return render_template("recovery/password.html", form=form), status
+    outcome = recovery_flow.finish(ctx, origin(DOOR), token, form.password.data)
+    if outcome.result is Result.ENDED:
+        return _back_to_current(recovery_flow.stage(ctx, token))
+    session.pop(SESSION_KEY, None)
+    if outcome.result is Result.LOCKED:
+        return _locked()
+    if outcome.result is Result.FAILED:
+        return render_template("recovery/failed.html"), 401
+    code = outcome.passcode
+    return render_template("recovery/passcode.html", passcode=code,
+                           grouped=" ".join(code[i:i + 3] for i in range(0, len(code), 3)),
+                           expires_at=outcome.expires_at,
+                           minutes=_settings().recovery_ttl_seconds // 60)
+
+
+def _locked():
+    minutes = max(1, _settings().recovery_lock_seconds // 60)
+    return render_template("recovery/locked.html", minutes=minutes), 429
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["UM2FA"]
+    app.register_blueprint(bp, url_prefix=settings.recovery_prefix)
+    if settings.recovery_host:
+        app.wsgi_app = RecoveryHost(app.wsgi_app, settings.recovery_host,
+                                    settings.recovery_prefix)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import render_template, session
+from flask import render_template, request, session
 
 from app.web.request_info import on_campus
 
@@ -13,5 +13,15 @@ def campus_only():
     A session that came through the SSO prompt (off campus) may reach the device pages.
     """
     if session.get("via") == "sso" or on_campus():
+        return None
+    return render_template("off_campus.html"), 403
+
+
+def portal_campus_only():
+    """before_request hook for the portal home: on campus only, even for an SSO session.
+
+    "Sign out" (in every page's header, the SSO pages' too) works from anywhere.
+    """
+    if request.endpoint == "portal.sign_out" or on_campus():
         return None
     return render_template("off_campus.html"), 403

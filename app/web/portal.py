@@ -8,11 +8,11 @@ from app.core import devices, prompt
 from app.extensions import core, limiter
 from app.web.auth import current_user, start_session
 from app.web.forms import EmptyForm, SignInForm
-from app.web.gate import campus_only
+from app.web.gate import portal_campus_only
 from app.web.request_info import origin
 
 bp = Blueprint("portal", __name__)
-bp.before_request(campus_only)
+bp.before_request(portal_campus_only)
 
 
 def _signin_username() -> str:

@@ -8,3 +8,9 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
   });
 });
+
+// The SAML Response goes to the service provider by an automatic POST (HTTP-POST binding).
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.querySelector("form[data-autosubmit]");
+  if (form) form.submit();
+});

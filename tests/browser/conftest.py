@@ -52,7 +52,9 @@ class Shots:
     def __call__(self, label: str) -> Path:
         self.n += 1
         path = self.dir / f"{self.n:02d}-{label}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        # caret="initial": hiding the caret leaves style="" on inputs, which htmx's settle then
+        # copies onto swapped-in elements, and the CSP reports that as an inline style.
+        self.page.screenshot(path=str(path), full_page=True, caret="initial")
         return path
 
 

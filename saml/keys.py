@@ -1,0 +1,80 @@
+"""The IdP's signing keys: generated on first start into <instance>/saml/, rotated by adding.
+
+Files are key-NNN.pem / cert-NNN.pem; the highest number signs, every one is published in the
+metadata so that service providers can move to a new key before the old one goes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    number: int
+    key_pem: str
+    cert_pem: str
+
+    @property
+    def cert_b64(self) -> str:
+        """The certificate as it goes into <ds:X509Certificate>."""
+        lines = self.cert_pem.strip().splitlines()
+        return "".join(line for line in lines if not line.startswith("-----"))
+
+
+def _directory(instance_dir: Path) -> Path:
+    return instance_dir / "saml"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _numbers(directory: Path) -> list[int]:
+    found = []
+    for path in directory.glob("key-*.pem"):
+        stem = path.stem.removeprefix("key-")
+        if stem.isdigit() and (directory / f"cert-{stem}.pem").exists():
+            found.append(int(stem))
+    return sorted(found)
+
+
+def generate(instance_dir: Path, common_name: str) -> SigningKey:
+    """A new RSA-3072 key and self-signed certificate (10 years), numbered after the last."""
+    directory = _directory(instance_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    number = (_numbers(directory) or [0])[-1] + 1
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "um2fa")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    _write_private(directory / f"key-{number:03d}.pem", key_pem)
+    (directory / f"cert-{number:03d}.pem").write_bytes(cert_pem)
+    return SigningKey(number, key_pem.decode(), cert_pem.decode())
+
+
+def load_all(instance_dir: Path, common_name: str) -> list[SigningKey]:
+    """Every key, oldest first; one is generated if there is none yet."""
+    directory = _directory(instance_dir)
+    numbers = _numbers(directory) if directory.exists() else []
+    if not numbers:
+        return [generate(instance_dir, common_name)]
+    return [SigningKey(n, (directory / f"key-{n:03d}.pem").read_text(),
+                       (directory / f"cert-{n:03d}.pem").read_text()) for n in numbers]

@@ -1,0 +1,128 @@
+"""AuthnRequest and LogoutRequest in, over the HTTP-Redirect and HTTP-POST bindings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
+
+from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+from saml.xml import SamlError, b64decode, inflate, parse, xpath
+
+ALLOWED_SIG_ALGS = {C.RSA_SHA256, C.RSA_SHA384, C.RSA_SHA512}
+
+
+@dataclass
+class AuthnRequest:
+    id: str
+    issuer: str
+    acs_url: str = ""
+    destination: str = ""
+    nameid_format: str = ""
+    requested_contexts: list[str] = field(default_factory=list)
+    force_authn: bool = False
+    is_passive: bool = False
+
+
+@dataclass
+class LogoutRequest:
+    id: str
+    issuer: str
+    nameid: str = ""
+
+
+@dataclass
+class Incoming:
+    """One SAML message as it arrived: the XML, RelayState and what its signature covers."""
+
+    xml: bytes
+    relay_state: str = ""
+    binding: str = "redirect"
+    sig_alg: str = ""
+    signature: str = ""
+    signed_query: str = ""
+
+
+def _raw_query_part(query_string: str, name: str) -> str | None:
+    for part in query_string.split("&"):
+        if part.split("=", 1)[0] == name:
+            return part
+    return None
+
+
+def from_redirect(query_string: str, args: dict, param: str = "SAMLRequest") -> Incoming:
+    value = args.get(param)
+    if not value:
+        raise SamlError(f"The request carries no {param}.")
+    parts = [_raw_query_part(query_string, n) for n in (param, "RelayState", "SigAlg")]
+    return Incoming(xml=inflate(value), relay_state=args.get("RelayState", ""),
+                    binding="redirect", sig_alg=args.get("SigAlg", ""),
+                    signature=args.get("Signature", ""),
+                    signed_query="&".join(p for p in parts if p))
+
+
+def from_post(form: dict, param: str = "SAMLRequest") -> Incoming:
+    value = form.get(param)
+    if not value:
+        raise SamlError(f"The request carries no {param}.")
+    return Incoming(xml=b64decode(value), relay_state=form.get("RelayState", ""), binding="post")
+
+
+def verify_signature(incoming: Incoming, certs: list[str]) -> None:
+    """A signed request must verify against one of the SP's registered certificates."""
+    pems = [OneLogin_Saml2_Utils.format_cert(c) for c in certs]
+    if incoming.binding == "redirect":
+        if not incoming.signature:
+            raise SamlError("This service provider signs its requests, but the request is not "
+                            "signed.")
+        alg = unquote_plus(incoming.sig_alg)
+        if alg not in ALLOWED_SIG_ALGS:
+            raise SamlError("The request's signature algorithm is not accepted.")
+        signature = b64decode(incoming.signature)
+        if not any(OneLogin_Saml2_Utils.validate_binary_sign(incoming.signed_query, signature,
+                                                             pem, alg) for pem in pems):
+            raise SamlError("The request's signature is not valid.")
+        return
+    root = parse(incoming.xml)
+    sig_nodes = xpath(root, "ds:Signature")
+    if not sig_nodes:
+        raise SamlError("This service provider signs its requests, but the request is not "
+                        "signed.")
+    if not any(OneLogin_Saml2_Utils.validate_node_sign(sig_nodes[0], root, pem) for pem in pems):
+        raise SamlError("The request's signature is not valid.")
+
+
+def _text(root, path: str) -> str:
+    found = xpath(root, path)
+    return str(found[0]).strip() if found else ""
+
+
+def parse_authn_request(xml: bytes) -> AuthnRequest:
+    root = parse(xml)
+    if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}AuthnRequest":
+        raise SamlError("The message is not a SAML AuthnRequest.")
+    if root.get("Version") != "2.0" or not root.get("ID"):
+        raise SamlError("The AuthnRequest is not SAML 2.0 or has no ID.")
+    binding = root.get("ProtocolBinding")
+    if binding and binding != "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST":
+        raise SamlError("Only the HTTP-POST binding is supported for responses.")
+    return AuthnRequest(
+        id=root.get("ID"),
+        issuer=_text(root, "saml:Issuer/text()"),
+        acs_url=(root.get("AssertionConsumerServiceURL") or "").strip(),
+        destination=(root.get("Destination") or "").strip(),
+        nameid_format=_text(root, "samlp:NameIDPolicy/@Format"),
+        requested_contexts=[str(t).strip() for t in xpath(
+            root, "samlp:RequestedAuthnContext/saml:AuthnContextClassRef/text()")],
+        force_authn=(root.get("ForceAuthn") or "").lower() == "true",
+        is_passive=(root.get("IsPassive") or "").lower() == "true",
+    )
+
+
+def parse_logout_request(xml: bytes) -> LogoutRequest:
+    root = parse(xml)
+    if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}LogoutRequest" or not root.get("ID"):
+        raise SamlError("The message is not a SAML LogoutRequest.")
+    return LogoutRequest(id=root.get("ID"), issuer=_text(root, "saml:Issuer/text()"),
+                         nameid=_text(root, "saml:NameID/text()"))

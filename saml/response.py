@@ -1,0 +1,164 @@
+"""Signed SAML out: the Response with its assertion, the LogoutResponse, the IdP metadata."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote_plus
+from xml.sax.saxutils import escape, quoteattr
+
+import xmlsec
+from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+from saml.keys import SigningKey
+from saml.xml import deflate_b64
+
+SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+REDIRECT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+URI_NAME_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+SUPPORTED_NAMEID_FORMATS = (
+    "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+)
+# Friendly name -> OID name, as eduPerson and inetOrgPerson publish them.
+ATTRIBUTE_OIDS = {
+    "uid": "urn:oid:0.9.2342.19200300.100.1.1",
+    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
+    "displayName": "urn:oid:2.16.840.1.113730.3.1.241",
+    "eduPersonPrincipalName": "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
+    "eduPersonAffiliation": "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
+}
+
+
+def new_id() -> str:
+    return "_" + secrets.token_hex(20)
+
+
+def instant(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Assertion:
+    issuer: str
+    audience: str
+    recipient: str
+    in_response_to: str
+    nameid_format: str
+    nameid: str
+    attributes: dict[str, list[str]]
+    authn_context: str
+    session_index: str
+    now: datetime
+    lifetime: int
+
+
+def _attributes_xml(attributes: dict[str, list[str]]) -> str:
+    out = []
+    for friendly, values in attributes.items():
+        name = ATTRIBUTE_OIDS.get(friendly, friendly)
+        vals = "".join(f'<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+                       f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                       f'xsi:type="xs:string">{escape(v)}</saml:AttributeValue>' for v in values)
+        out.append(f"<saml:Attribute Name={quoteattr(name)} FriendlyName={quoteattr(friendly)} "
+                   f"NameFormat={quoteattr(URI_NAME_FORMAT)}>{vals}</saml:Attribute>")
+    return "".join(out)
+
+
+def _assertion_xml(a: Assertion, assertion_id: str) -> str:
+    not_before = instant(a.now - timedelta(seconds=60))
+    not_after = instant(a.now + timedelta(seconds=a.lifetime))
+    return (
+        f'<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
+        f'ID="{assertion_id}" Version="2.0" IssueInstant="{instant(a.now)}">'
+        f"<saml:Issuer>{escape(a.issuer)}</saml:Issuer>"
+        f"<saml:Subject><saml:NameID Format={quoteattr(a.nameid_format)} "
+        f"SPNameQualifier={quoteattr(a.audience)}>{escape(a.nameid)}</saml:NameID>"
+        f'<saml:SubjectConfirmation Method="{BEARER}">'
+        f"<saml:SubjectConfirmationData NotOnOrAfter=\"{not_after}\" "
+        f"Recipient={quoteattr(a.recipient)} InResponseTo={quoteattr(a.in_response_to)}/>"
+        f"</saml:SubjectConfirmation></saml:Subject>"
+        f'<saml:Conditions NotBefore="{not_before}" NotOnOrAfter="{not_after}">'
+        f"<saml:AudienceRestriction><saml:Audience>{escape(a.audience)}</saml:Audience>"
+        f"</saml:AudienceRestriction></saml:Conditions>"
+        f'<saml:AuthnStatement AuthnInstant="{instant(a.now)}" '
+        f'SessionNotOnOrAfter="{instant(a.now + timedelta(hours=8))}" '
+        f"SessionIndex={quoteattr(a.session_index)}>"
+        f"<saml:AuthnContext><saml:AuthnContextClassRef>{escape(a.authn_context)}"
+        f"</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"
+        f"<saml:AttributeStatement>{_attributes_xml(a.attributes)}</saml:AttributeStatement>"
+        f"</saml:Assertion>"
+    )
+
+
+def sign(xml: str, key: SigningKey) -> str:
+    signed = OneLogin_Saml2_Utils.add_sign(xml, key.key_pem, key.cert_pem,
+                                           sign_algorithm=C.RSA_SHA256,
+                                           digest_algorithm=C.SHA256)
+    return signed.decode() if isinstance(signed, bytes) else signed
+
+
+def build_response(a: Assertion, key: SigningKey) -> str:
+    """The Response for the ACS: the assertion signed, then the whole response signed."""
+    assertion = sign(_assertion_xml(a, new_id()), key)
+    response = (
+        f'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{new_id()}" Version="2.0" '
+        f'IssueInstant="{instant(a.now)}" Destination={quoteattr(a.recipient)} '
+        f"InResponseTo={quoteattr(a.in_response_to)}>"
+        f"<saml:Issuer>{escape(a.issuer)}</saml:Issuer>"
+        f'<samlp:Status><samlp:StatusCode Value="{SUCCESS}"/></samlp:Status>'
+        f"{assertion}</samlp:Response>"
+    )
+    return sign(response, key)
+
+
+def logout_response_url(*, issuer: str, destination: str, in_response_to: str,
+                        relay_state: str, now: datetime, key: SigningKey) -> str:
+    """A signed LogoutResponse over the HTTP-Redirect binding, as a URL to send the browser to."""
+    xml = (
+        f'<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{new_id()}" Version="2.0" '
+        f'IssueInstant="{instant(now)}" Destination={quoteattr(destination)} '
+        f"InResponseTo={quoteattr(in_response_to)}>"
+        f"<saml:Issuer>{escape(issuer)}</saml:Issuer>"
+        f'<samlp:Status><samlp:StatusCode Value="{SUCCESS}"/></samlp:Status>'
+        f"</samlp:LogoutResponse>"
+    )
+    query = f"SAMLResponse={quote_plus(deflate_b64(xml))}"
+    if relay_state:
+        query += f"&RelayState={quote_plus(relay_state)}"
+    query += f"&SigAlg={quote_plus(C.RSA_SHA256)}"
+    signature = OneLogin_Saml2_Utils.sign_binary(query.encode(), key.key_pem,
+                                                 xmlsec.Transform.RSA_SHA256)
+    query += f"&Signature={quote_plus(base64.b64encode(signature).decode())}"
+    separator = "&" if "?" in destination else "?"
+    return f"{destination}{separator}{query}"
+
+
+def idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, keys: list[SigningKey],
+                 sign_with: SigningKey | None) -> str:
+    key_descriptors = "".join(
+        f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
+        f"{k.cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+        for k in keys)
+    formats = "".join(f"<md:NameIDFormat>{f}</md:NameIDFormat>" for f in SUPPORTED_NAMEID_FORMATS)
+    xml = (
+        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+        f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="{new_id()}" '
+        f"entityID={quoteattr(entity_id)}>"
+        f'<md:IDPSSODescriptor WantAuthnRequestsSigned="false" '
+        f'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        f"{key_descriptors}"
+        f'<md:SingleLogoutService Binding="{REDIRECT_BINDING}" Location={quoteattr(slo_url)}/>'
+        f"{formats}"
+        f'<md:SingleSignOnService Binding="{REDIRECT_BINDING}" Location={quoteattr(sso_url)}/>'
+        f'<md:SingleSignOnService Binding="{POST_BINDING}" Location={quoteattr(sso_url)}/>'
+        f"</md:IDPSSODescriptor></md:EntityDescriptor>"
+    )
+    return sign(xml, sign_with) if sign_with else xml

@@ -1,0 +1,130 @@
+"""A real SAML service provider (python3-saml) for the tests: it builds AuthnRequests and
+validates our Responses exactly as a university web system would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+MFA = "https://refeds.org/profile/mfa"
+
+
+def key_and_cert(cn: str) -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode(),
+            cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+_KEYS: dict[str, tuple[str, str]] = {}
+
+
+@dataclass
+class TestSP:
+    base: str = "http://sp.test"
+    idp_metadata: str = ""
+    sign_requests: bool = False
+    want_mfa: bool = False
+    nameid_format: str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    name: str = "Test SP"
+    extra: dict = field(default_factory=dict)
+
+    __test__ = False  # not a pytest class
+
+    @property
+    def entity_id(self) -> str:
+        return self.base + "/metadata"
+
+    @property
+    def acs(self) -> str:
+        return self.base + "/acs"
+
+    def settings(self) -> OneLogin_Saml2_Settings:
+        if self.base not in _KEYS:
+            _KEYS[self.base] = key_and_cert(urlsplit(self.base).hostname)
+        key, cert = _KEYS[self.base]
+        data = {
+            "strict": True,
+            "sp": {
+                "entityId": self.entity_id,
+                "assertionConsumerService": {"url": self.acs, "binding":
+                                             "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"},
+                "singleLogoutService": {"url": self.base + "/sls", "binding":
+                                        "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
+                "NameIDFormat": self.nameid_format,
+                "x509cert": cert, "privateKey": key,
+            },
+            "security": {
+                "authnRequestsSigned": self.sign_requests, "logoutRequestSigned": True,
+                "wantAssertionsSigned": True, "wantMessagesSigned": True,
+                "wantNameId": True, "signatureAlgorithm":
+                    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+                "digestAlgorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
+                "requestedAuthnContext": [MFA] if self.want_mfa else False,
+                "requestedAuthnContextComparison": "exact",
+                "rejectDeprecatedAlgorithm": True,
+            },
+            "organization": {"en-US": {"name": self.name, "displayname": self.name,
+                                       "url": self.base}},
+        }
+        if self.idp_metadata:
+            # only the IdP part: the parser also proposes SP security and NameID settings
+            data["idp"] = OneLogin_Saml2_IdPMetadataParser.parse(self.idp_metadata)["idp"]
+        else:
+            data["idp"] = {"entityId": "http://idp.invalid/", "singleSignOnService": {
+                "url": "http://idp.invalid/sso"}, "x509cert": cert}
+        data.update(self.extra)
+        return OneLogin_Saml2_Settings(data, sp_validation_only=not self.idp_metadata)
+
+    def metadata(self) -> str:
+        settings = self.settings()
+        xml = settings.get_sp_metadata()
+        return xml.decode() if isinstance(xml, bytes) else xml
+
+    def _request(self, path: str, get=None, post=None) -> dict:
+        parts = urlsplit(self.base)
+        return {"https": "on" if parts.scheme == "https" else "off",
+                "http_host": parts.netloc,
+                "script_name": path, "get_data": get or {}, "post_data": post or {}}
+
+    def login(self, relay_state: str = "") -> tuple[str, str]:
+        """The redirect URL to the IdP and the AuthnRequest ID."""
+        auth = OneLogin_Saml2_Auth(self._request("/login"), self.settings())
+        url = auth.login(return_to=relay_state or None)
+        return url, auth.get_last_request_id()
+
+    def acs_post(self, saml_response: str, request_id: str | None) -> OneLogin_Saml2_Auth:
+        auth = OneLogin_Saml2_Auth(self._request("/acs", post={"SAMLResponse": saml_response}),
+                                   self.settings())
+        auth.process_response(request_id=request_id)
+        return auth
+
+    def logout(self, name_id: str, session_index: str) -> tuple[str, str]:
+        auth = OneLogin_Saml2_Auth(self._request("/logout"), self.settings())
+        url = auth.logout(name_id=name_id, session_index=session_index)
+        return url, auth.get_last_request_id()
+
+    def sls(self, url: str, request_id: str) -> OneLogin_Saml2_Auth:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+        auth = OneLogin_Saml2_Auth(self._request("/sls", get=query), self.settings())
+        auth.process_slo(request_id=request_id, keep_local_session=True)
+        return auth
+
+
+SAML_RESPONSE_RE = re.compile(r'name="SAMLResponse" value="([^"]+)"')

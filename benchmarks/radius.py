@@ -1,0 +1,796 @@
+"""RADIUS benchmark: UM 2FA's server against FreeRADIUS (C, users file, PAP) and a bare pyrad
+asyncio server (password from a dict), on 127.0.0.1, in one bounded run.
+
+    .venv/bin/python -m benchmarks.radius [--duration 10] [--rate 1000] [--database-url URL]
+
+For each server: a closed-loop run (a fixed number of requests in flight, as fast as they are
+answered) for requests/s and latency, and an open-loop run at a fixed rate (default 1,000/s) for
+latency at that load. UM 2FA runs in second-factor-only mode (every request a real TOTP check
+for a distinct user, its replay record and its audit rows) and in append mode (argon2 password
+verification, then the TOTP check). Every reply's Response Authenticator is verified and the
+decisions are counted in the database afterwards.
+
+FreeRADIUS (Debian's freeradius package) is installed with apt-get if missing and started in the
+foreground from its own configuration in a temporary directory on a free port; the system
+service is never started or used. Everything listens on 127.0.0.1 and every phase has a
+deadline. Results go to standard output (Markdown) and, with --json, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import secrets
+import selectors
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+UM2FA = str(Path(sys.executable).with_name("um2fa"))
+SECRET = b"bench-secret-0123456789"
+REPLY_TIMEOUT = 5.0
+ACCESS_REQUEST, ACCESS_ACCEPT = 1, 2
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- packets (hand-encoded: the load generator must not be the bottleneck) -----------------
+
+def _hide_password(password: bytes, authenticator: bytes, secret: bytes) -> bytes:
+    """RFC 2865 section 5.2."""
+    padded = password + b"\0" * (-len(password) % 16 or (16 if not password else 0))
+    out, last = b"", authenticator
+    for i in range(0, len(padded), 16):
+        key = hashlib.md5(secret + last).digest()  # noqa: S324 - the protocol's algorithm
+        block = bytes(a ^ b for a, b in zip(padded[i:i + 16], key, strict=True))
+        out += block
+        last = block
+    return out
+
+
+def access_request(ident: int, username: str, password: str,
+                   secret: bytes = SECRET) -> tuple[bytes, bytes]:
+    """An Access-Request with User-Name, User-Password, NAS-IP-Address and a
+    Message-Authenticator (first, as the BlastRADIUS guidance asks). Returns (packet, auth)."""
+    authenticator = secrets.token_bytes(16)
+    name = username.encode()
+    hidden = _hide_password(password.encode(), authenticator, secret)
+    attrs = (bytes([80, 18]) + b"\0" * 16 + bytes([1, 2 + len(name)]) + name
+             + bytes([2, 2 + len(hidden)]) + hidden + bytes([4, 6, 127, 0, 0, 1]))
+    header = struct.pack("!BBH", ACCESS_REQUEST, ident, 20 + len(attrs))
+    mac = hmac.new(secret, header + authenticator + attrs, "md5").digest()
+    return header + authenticator + attrs[:2] + mac + attrs[18:], authenticator
+
+
+def reply_ok(reply: bytes, authenticator: bytes, secret: bytes = SECRET) -> bool:
+    """The Response Authenticator matches (RFC 2865 section 3)."""
+    if len(reply) < 20:
+        return False
+    length = struct.unpack("!H", reply[2:4])[0]
+    reply = reply[:length]
+    expected = hashlib.md5(reply[:4] + authenticator + reply[20:] + secret).digest()  # noqa: S324
+    return hmac.compare_digest(expected, reply[4:20])
+
+
+# --- the load generator ---------------------------------------------------------------------
+
+@dataclass
+class Result:
+    server: str
+    mode: str
+    kind: str  # "closed" (throughput) or "open" (fixed rate)
+    sent: int = 0
+    answered: int = 0
+    accepted: int = 0
+    lost: int = 0
+    bad_replies: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    target_rate: float = 0.0
+    window: int = 0
+    load_before: float = 0.0
+    load_after: float = 0.0
+    server_rss_mb: float = 0.0
+    server_cpu_ms: float = 0.0  # server CPU time per answered request (all threads)
+
+    def summary(self) -> str:
+        rate = f" at {self.target_rate:.0f}/s" if self.kind == "open" else ""
+        return (f"{self.server} {self.mode} {self.kind}{rate}: {self.rps:.0f} req/s, "
+                f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+                f"{self.accepted}/{self.sent} accepted, {self.lost} lost, "
+                f"server CPU {self.server_cpu_ms:.2f} ms/request")
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+class Load:
+    """Sends Access-Requests from several UDP sockets (256 Identifiers each) and matches replies
+    by (socket, Identifier); a request not answered in REPLY_TIMEOUT is lost."""
+
+    def __init__(self, port: int, requests: Iterator[tuple[str, str]], sockets: int = 32,
+                 secret: bytes = SECRET, source: str = "127.0.0.1") -> None:
+        self.port, self.requests, self.secret = port, requests, secret
+        self.selector = selectors.DefaultSelector()
+        self.socks = []
+        for index in range(sockets):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((source, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, index)
+            self.socks.append(sock)
+        self.free = deque((s, i) for i in range(256) for s in range(sockets))
+        self.outstanding: dict[tuple[int, int], tuple[float, bytes]] = {}
+        self.latencies: list[float] = []
+        self.sent = self.accepted = self.lost = self.bad = 0
+        self.exhausted = False
+
+    def close(self) -> None:
+        for sock in self.socks:
+            self.selector.unregister(sock)
+            sock.close()
+        self.selector.close()
+
+    def _send_one(self) -> bool:
+        if not self.free:
+            return False
+        try:
+            username, password = next(self.requests)
+        except StopIteration:
+            self.exhausted = True
+            return False
+        slot = self.free.popleft()
+        raw, authenticator = access_request(slot[1], username, password, self.secret)
+        self.outstanding[slot] = (time.perf_counter(), authenticator)
+        self.socks[slot[0]].sendto(raw, ("127.0.0.1", self.port))
+        self.sent += 1
+        return True
+
+    def _receive(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            sock, index = key.fileobj, key.data
+            while True:
+                try:
+                    reply = sock.recv(4096)
+                except BlockingIOError:
+                    break
+                slot = (index, reply[1]) if len(reply) > 1 else None
+                entry = self.outstanding.get(slot) if slot else None
+                if entry is None:
+                    continue  # late reply to a request already counted lost
+                sent_at, authenticator = entry
+                if not reply_ok(reply, authenticator, self.secret):
+                    self.bad += 1
+                    continue
+                del self.outstanding[slot]
+                latency = time.perf_counter() - sent_at
+                if latency > REPLY_TIMEOUT:  # the NAS would have given up: lost, not answered
+                    self.lost += 1
+                    continue
+                self.free.append(slot)
+                self.latencies.append(latency)
+                if reply[0] == ACCESS_ACCEPT:
+                    self.accepted += 1
+
+    def _expire(self) -> None:
+        now = time.perf_counter()
+        for slot, (sent_at, _auth) in list(self.outstanding.items()):
+            if now - sent_at > REPLY_TIMEOUT:
+                del self.outstanding[slot]
+                self.lost += 1
+                # the Identifier is not reused: a late reply could be taken for a new request
+
+    def _drain(self) -> None:
+        deadline = time.perf_counter() + REPLY_TIMEOUT
+        while self.outstanding and time.perf_counter() < deadline:
+            self._receive(0.05)
+        self.lost += len(self.outstanding)
+        self.outstanding.clear()
+
+    def closed(self, window: int, seconds: float) -> float:
+        """Keep `window` requests in flight for `seconds`; returns the elapsed time."""
+        start = time.perf_counter()
+        deadline, last_expire = start + seconds, start
+        while time.perf_counter() < deadline and not self.exhausted:
+            while len(self.outstanding) < window and self._send_one():
+                pass
+            self._receive(0.01)
+            if time.perf_counter() - last_expire > 0.5:
+                self._expire()
+                last_expire = time.perf_counter()
+        elapsed = time.perf_counter() - start
+        self._drain()
+        return elapsed
+
+    def open(self, rate: float, seconds: float) -> float:
+        """Send at `rate` per second for `seconds`, whatever the answers."""
+        start = time.perf_counter()
+        total, last_expire = int(rate * seconds), start
+        for i in range(total):
+            due = start + i / rate
+            while (now := time.perf_counter()) < due:
+                self._receive(min(due - now, 0.01))
+            if not self._send_one():
+                break
+            if now - last_expire > 0.5:
+                self._expire()
+                last_expire = now
+        elapsed = time.perf_counter() - start
+        self._drain()
+        return elapsed
+
+
+def measure(proc: Proc, mode: str, kind: str, requests: Iterator[tuple[str, str]], *,
+            seconds: float, source: str = "127.0.0.1", window: int = 64,
+            rate: float = 0.0) -> Result:
+    load = Load(proc.port, requests, source=source)
+    before, cpu_before = os.getloadavg()[0], proc.cpu_seconds()
+    try:
+        elapsed = load.closed(window, seconds) if kind == "closed" else load.open(rate, seconds)
+    finally:
+        load.close()
+    lat = sorted(load.latencies)
+    result = Result(server=proc.name, mode=mode, kind=kind, sent=load.sent, answered=len(lat),
+                    accepted=load.accepted, lost=load.lost, bad_replies=load.bad,
+                    seconds=round(elapsed, 2), rps=round(len(lat) / elapsed, 1),
+                    p50_ms=round(_percentile(lat, 0.50) * 1000, 2),
+                    p99_ms=round(_percentile(lat, 0.99) * 1000, 2),
+                    max_ms=round((lat[-1] if lat else 0) * 1000, 2), target_rate=rate,
+                    window=window if kind == "closed" else 0,
+                    load_before=round(before, 2), load_after=round(os.getloadavg()[0], 2),
+                    server_rss_mb=round(proc.rss_mb(), 1),
+                    server_cpu_ms=round((proc.cpu_seconds() - cpu_before) * 1000
+                                        / max(len(lat), 1), 3))
+    print("  " + result.summary(), flush=True)
+    return result
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen
+    port: int
+    log: Path
+    extra: dict = field(default_factory=dict)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process (all its threads) so far."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else 0.0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def _wait_for(predicate: Callable[[], int | None], proc: subprocess.Popen, log: Path,
+              what: str, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited:\n{log.read_text(errors='replace')[-3000:]}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit(f"{what} did not start in {timeout:.0f} s")
+
+
+def _status_answered(port: int) -> bool:
+    """A Status-Server with Message-Authenticator gets an answer (the server is up)."""
+    header = struct.pack("!BBH", 12, 1, 38)
+    authenticator = secrets.token_bytes(16)
+    attrs = bytes([80, 18]) + b"\0" * 16
+    mac = hmac.new(SECRET, header + authenticator + attrs, "md5").digest()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.5)
+        sock.sendto(header + authenticator + bytes([80, 18]) + mac, ("127.0.0.1", port))
+        try:
+            return bool(sock.recv(4096))
+        except TimeoutError:
+            return False
+
+
+# UM 2FA ---------------------------------------------------------------------------------------
+
+def setup_um2fa(workdir: Path, database_url: str, users: int) -> dict:
+    """Users with one TOTP device each (bulk inserted; one shared argon2 hash: the cost is per
+    verification, not per user), and two RADIUS clients selected by source address."""
+    os.environ["UM2FA_INSTANCE_DIR"] = str(workdir / "instance")
+    from sqlalchemy import insert, select
+
+    from app import migrate
+    from app.config import load_settings
+    from app.core import radius_clients
+    from app.core.context import Origin
+    from app.core.directory import LocalDirectory, _hasher, hash_password
+    from app.core.factors.totp import new_secret
+    from app.core.keys import Keys
+    from app.core.services import CoreServices
+    from app.db import Database
+    from app.models import Device, User
+
+    settings = load_settings({"instance_dir": workdir / "instance",
+                              "database_url": database_url})
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    keys = Keys(settings.encryption_key)
+    services = CoreServices(db, settings, keys, LocalDirectory())
+    password = "bench-password-1"  # noqa: S105 - the benchmark users' password
+    shared_hash = hash_password(password)
+    secrets_by_user: dict[str, str] = {}
+    now = datetime.now(UTC)
+    with db.session() as session:
+        rows = [{"username": f"u{i:06d}", "display_name": "", "email": "", "role": "student",
+                 "password_hash": shared_hash, "disabled": False, "failed_factor_count": 0,
+                 "created_at": now} for i in range(users)]
+        for start in range(0, users, 5000):
+            session.execute(insert(User), rows[start:start + 5000])
+        ids = dict(session.execute(select(User.username, User.id)).all())
+        devices = []
+        for username, user_id in ids.items():
+            secret = new_secret()
+            secrets_by_user[username] = secret
+            devices.append({"user_id": user_id, "name": "Phone", "kind": "totp",
+                            "device_type": "mobile", "platform": "other",
+                            "secret_enc": keys.encrypt(secret.encode()), "active": True,
+                            "is_default": True, "created_at": now})
+        for start in range(0, len(devices), 5000):
+            session.execute(insert(Device), devices[start:start + 5000])
+    origin = Origin("benchmark", "local")
+    with services.context() as ctx:
+        radius_clients.add(ctx, origin, "sfa", "127.0.0.1", SECRET.decode(),
+                           mode="second-factor")
+        radius_clients.add(ctx, origin, "append", "127.0.0.2", SECRET.decode())
+    db.dispose()
+    return {"password": password, "secrets": secrets_by_user,
+            "argon2": {"type": "argon2id", "time_cost": _hasher.time_cost,
+                       "memory_cost_kib": _hasher.memory_cost,
+                       "parallelism": _hasher.parallelism}}
+
+
+def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str) -> Proc:
+    log = workdir / "um2fa-radius.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
+    env.update({"UM2FA_INSTANCE_DIR": str(workdir / "instance"),
+                "UM2FA_DATABASE_URL": database_url})
+    proc = subprocess.Popen([UM2FA, "radius", "--host", "127.0.0.1", "--port", "0",
+                             "--threads", str(threads), "--log-level", log_level],
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=ROOT)
+
+    def port() -> int | None:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
+        return int(match.group(1)) if match else None
+
+    return Proc("UM 2FA", proc, _wait_for(port, proc, log, "um2fa radius"), log)
+
+
+def count_decisions(database_url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.db import Database
+    from app.models import AuditEvent, Device
+
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            by_result = dict(session.execute(
+                select(AuditEvent.result, func.count()).where(
+                    AuditEvent.action == "radius.access").group_by(AuditEvent.result)).all())
+            factor_rows = session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "factor"))
+            used = session.scalar(select(func.count()).select_from(Device).where(
+                Device.last_step.is_not(None)))
+    finally:
+        db.dispose()
+    return {"radius.access": sum(by_result.values()), **{f"radius.access {k}": v for k, v in
+                                                          by_result.items()},
+            "factor audit rows": factor_rows, "devices with a replay record": used}
+
+
+def wait_until_idle(database_url: str, timeout: float = 120.0) -> None:
+    """Until the number of decisions in the database stops growing (bounded)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        count = count_decisions(database_url)["radius.access"]
+        if count == last:
+            return
+        last = count
+        time.sleep(1.0)
+
+
+class TotpRequests:
+    """Each request a distinct user with the current code of their device (computed when sent,
+    so a run may cross a 30 s step: the server accepts one step of drift)."""
+
+    def __init__(self, names: list[str], secrets_by_user: dict[str, str],
+                 prefix: str = "") -> None:
+        import pyotp
+
+        self.names = iter(names)
+        self.secrets = secrets_by_user
+        self.prefix = prefix
+        self.totp = pyotp.TOTP
+
+    def __iter__(self) -> TotpRequests:
+        return self
+
+    def __next__(self) -> tuple[str, str]:
+        name = next(self.names)
+        code = self.totp(self.secrets[name]).now()
+        return name, f"{self.prefix}{code}"
+
+
+# the bare pyrad server -----------------------------------------------------------------------
+
+BARE_SERVER = r'''
+import asyncio, sys
+from pyrad import packet
+from pyrad.server import RemoteHost
+from pyrad.server_async import ServerAsync
+from radius.translate import load_dictionary
+
+PASSWORDS = {f"u{i:06d}": f"pw-{i:06d}" for i in range(int(sys.argv[3]))}
+
+class Bare(ServerAsync):
+    def handle_auth_packet(self, protocol, pkt, addr):
+        name = pkt["User-Name"][0]
+        ok = PASSWORDS.get(name) == pkt.PwDecrypt(pkt["User-Password"][0])
+        reply = self.CreateReplyPacket(pkt)
+        reply.code = packet.AccessAccept if ok else packet.AccessReject
+        protocol.send_response(reply, addr)
+    def handle_acct_packet(self, *a): pass
+    def handle_coa_packet(self, *a): pass
+    def handle_disconnect_packet(self, *a): pass
+
+async def main():
+    server = Bare(auth_port=int(sys.argv[1]), dictionary=load_dictionary(), enforce_ma=True,
+                  hosts={"127.0.0.1": RemoteHost("127.0.0.1", sys.argv[2].encode(), "bench")})
+    await server.initialize_transports(enable_auth=True, addresses=["127.0.0.1"])
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def start_bare(workdir: Path, users: int) -> Proc:
+    log, port = workdir / "bare-pyrad.log", free_udp_port()
+    script = workdir / "bare_pyrad.py"
+    script.write_text(BARE_SERVER)
+    proc = subprocess.Popen([sys.executable, str(script), str(port), SECRET.decode(),
+                             str(users)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # pyrad's server does not answer Status-Server: wait for its own "ready"
+    _wait_for(lambda: port if "ready" in log.read_text() else None, proc, log, "bare pyrad")
+    return Proc("bare pyrad", proc, port, log)
+
+
+# FreeRADIUS ----------------------------------------------------------------------------------
+
+FREERADIUS_CONF = """\
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+name = freeradius
+raddbdir = {raddb}
+confdir = {raddb}
+modconfdir = {raddb}/mods-config
+logdir = {raddb}/log
+run_dir = {raddb}/run
+db_dir = {raddb}
+libdir = /usr/lib/freeradius
+pidfile = {raddb}/run/freeradius.pid
+radacctdir = {raddb}/log/radacct
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 65536
+hostname_lookups = no
+log {{
+    destination = stdout
+    auth = no
+}}
+security {{
+    allow_core_dumps = no
+    max_attributes = 200
+    reject_delay = 0
+    status_server = yes
+}}
+thread pool {{
+    start_servers = 5
+    max_servers = 32
+    min_spare_servers = 3
+    max_spare_servers = 10
+    max_requests_per_server = 0
+    auto_limit_acct = no
+}}
+client bench {{
+    ipaddr = 127.0.0.1
+    secret = {secret}
+    require_message_authenticator = yes
+}}
+modules {{
+    pap {{
+    }}
+    files {{
+        filename = {raddb}/users
+    }}
+}}
+server default {{
+    listen {{
+        type = auth
+        ipaddr = 127.0.0.1
+        port = {port}
+    }}
+    authorize {{
+        files
+        pap
+    }}
+    authenticate {{
+        Auth-Type PAP {{
+            pap
+        }}
+    }}
+}}
+"""
+
+
+def ensure_freeradius() -> str | None:
+    binary = shutil.which("freeradius") or ("/usr/sbin/freeradius"
+                                            if Path("/usr/sbin/freeradius").exists() else None)
+    if binary:
+        return binary
+    print("installing Debian's freeradius (for the comparison only) ...", flush=True)
+    apt = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "freeradius"]
+    if os.geteuid() != 0:
+        apt = ["sudo", "-n", *apt]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(apt, env=env, capture_output=True).returncode != 0:
+        update = ["apt-get", "update", "-qq"] if os.geteuid() == 0 else ["sudo", "-n",
+                                                                          "apt-get", "update"]
+        subprocess.run(update, env=env, capture_output=True)
+        if subprocess.run(apt, env=env, capture_output=True).returncode != 0:
+            return None
+    # Debian starts the system service after installing it where it can; it is not ours.
+    if shutil.which("systemctl") and Path("/run/systemd/system").exists():
+        subprocess.run(["systemctl", "disable", "--now", "freeradius"], capture_output=True)
+    return shutil.which("freeradius") or "/usr/sbin/freeradius"
+
+
+def start_freeradius(binary: str, workdir: Path, users: int) -> Proc:
+    raddb, port = workdir / "raddb", free_udp_port()
+    for sub in ("log", "run", "mods-config"):
+        (raddb / sub).mkdir(parents=True, exist_ok=True)
+    (raddb / "dictionary").write_text("")
+    (raddb / "radiusd.conf").write_text(FREERADIUS_CONF.format(raddb=raddb, port=port,
+                                                               secret=SECRET.decode()))
+    (raddb / "users").write_text("".join(f'u{i:06d} Cleartext-Password := "pw-{i:06d}"\n'
+                                         for i in range(users)))
+    log = workdir / "freeradius.log"
+    proc = subprocess.Popen([binary, "-f", "-d", str(raddb), "-l", "stdout"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    _wait_for(lambda: port if _status_answered(port) else None, proc, log, "freeradius")
+    version = subprocess.run([binary, "-v"], capture_output=True, text=True).stdout
+    match = re.search(r"Version (\S+)", version)
+    return Proc("FreeRADIUS", proc, port, log,
+                {"version": match.group(1).rstrip(",") if match else "?"})
+
+
+def plain_requests(users: int) -> Iterator[tuple[str, str]]:
+    i = 0
+    while True:
+        yield f"u{i % users:06d}", f"pw-{i % users:06d}"
+        i += 1
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def fresh_postgres_schema(url: str) -> tuple[str, Callable[[], None]]:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per phase (default 10)")
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="requests/s of the fixed-rate phase (default 1000)")
+    parser.add_argument("--window", type=int, default=64,
+                        help="requests in flight in the closed-loop phases (default 64)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="`um2fa radius --threads` (default 8)")
+    parser.add_argument("--database-url", default="",
+                        help="PostgreSQL URL (a fresh schema is made and dropped); default: a "
+                             "SQLite file, the embedded default")
+    parser.add_argument("--server-log-level", default="info",
+                        help="`um2fa radius --log-level` (default info: an audit line per "
+                             "decision, as in production)")
+    parser.add_argument("--skip-freeradius", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not 1 <= args.duration <= 60 or not 1 <= args.rate <= 20000:
+        parser.error("--duration must be 1-60 s and --rate 1-20000/s (the run is bounded)")
+
+    # enough distinct users that every TOTP request is a fresh user: closed-loop phases of
+    # up to 4,000/s plus the fixed-rate phase
+    sfa_users = int(min(4000, args.rate * 3) * args.duration + args.rate * args.duration)
+    append_users = int(300 * args.duration)
+    users = sfa_users + append_users
+    workdir = Path(tempfile.mkdtemp(prefix="um2fa-bench-"))
+    cleanup: list[Callable[[], None]] = []
+    results: list[Result] = []
+    info: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                             f"Python {platform.python_version()}",
+                  "load_at_start": os.getloadavg()}
+    try:
+        database_url = args.database_url
+        if database_url:
+            database_url, drop = fresh_postgres_schema(database_url)
+            cleanup.append(drop)
+        else:
+            database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        info["database"] = database_url.split("?")[0].split("@")[-1]
+        print(f"setting up {users} users with a TOTP device each ...", flush=True)
+        setup = setup_um2fa(workdir, database_url, users)
+        info["argon2"] = setup["argon2"]
+        names = sorted(setup["secrets"])
+        sfa_names, append_names = names[:sfa_users], names[sfa_users:]
+        split = int(min(4000, args.rate * 3) * args.duration)
+
+        plan: list[tuple[Proc, str, str, str, Iterator[tuple[str, str]]]] = []
+        if not args.skip_freeradius:
+            binary = ensure_freeradius()
+            if binary is None:
+                info["freeradius"] = "could not be installed: skipped"
+            else:
+                fr = start_freeradius(binary, workdir, 1000)
+                cleanup.append(fr.stop)
+                info["freeradius"] = fr.extra["version"]
+                plan += [(fr, "users file, PAP", kind, "127.0.0.1", plain_requests(1000))
+                         for kind in ("closed", "open")]
+        bare = start_bare(workdir, 1000)
+        cleanup.append(bare.stop)
+        plan += [(bare, "dict password", kind, "127.0.0.1", plain_requests(1000))
+                 for kind in ("closed", "open")]
+        ours = start_um2fa(workdir, database_url, args.threads, args.server_log_level)
+        cleanup.append(ours.stop)
+        info["um2fa_rss_mb_at_start"] = round(ours.rss_mb(), 1)
+        secrets_by_user = setup["secrets"]
+        # the RADIUS client, and so the mode, is chosen by the source address
+        plan += [
+            (ours, "second-factor", "closed", "127.0.0.1",
+             TotpRequests(sfa_names[:split], secrets_by_user)),
+            (ours, "second-factor", "open", "127.0.0.1",
+             TotpRequests(sfa_names[split:], secrets_by_user)),
+            # argon2-bound: only the closed loop (a fixed 1,000/s is far out of its reach)
+            (ours, "append", "closed", "127.0.0.2",
+             TotpRequests(append_names, secrets_by_user, setup["password"] + ",")),
+        ]
+        for proc, mode, kind, source, requests in plan:
+            print(f"{proc.name}, {mode}, {kind}:", flush=True)
+            # argon2 takes a third of a second of CPU: more in flight than there are workers
+            # only queues, and past 5 s the load generator counts queued requests lost
+            window = min(args.window, args.threads) if mode == "append" else args.window
+            results.append(measure(proc, mode, kind, requests, seconds=args.duration,
+                                   source=source, window=window, rate=args.rate))
+            if proc is ours:
+                # requests the load generator gave up on may still be queued in the server:
+                # let it finish them so that they do not slow the next phase down
+                wait_until_idle(database_url)
+        info["um2fa_rss_mb_at_end"] = round(ours.rss_mb(), 1)
+        ours.stop()
+        info["decisions_in_database"] = count_decisions(database_url)
+        info["um2fa_counters"] = re.findall(r"RADIUS counters: (.*)",
+                                            ours.log.read_text(errors="replace"))[-1:]
+    finally:
+        for job in reversed(cleanup):
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
+                print(f"cleanup: {exc}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(results, info, args)
+    if args.json:
+        args.json.write_text(json.dumps({"info": info, "results": [asdict(r) for r in results]},
+                                        indent=2, default=str))
+
+
+def report(results: list[Result], info: dict, args: argparse.Namespace) -> None:
+    print()
+    print(f"machine: {info['machine']}; load average at start {info['load_at_start']}")
+    print(f"database: {info.get('database')}; FreeRADIUS: {info.get('freeradius', 'skipped')}; "
+          f"argon2: {info.get('argon2')}")
+    print()
+    print("| server | mode | run | req/s | p50 ms | p99 ms | accepted/sent | lost | "
+          "server CPU ms/req | load avg before/after |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        run = (f"max (closed loop, {r.window} in flight)" if r.kind == "closed"
+               else f"fixed {r.target_rate:.0f}/s")
+        print(f"| {r.server} | {r.mode} | {run} | {r.rps:.0f} | {r.p50_ms:.1f} | "
+              f"{r.p99_ms:.1f} | {r.accepted}/{r.sent} | {r.lost} | {r.server_cpu_ms:.2f} | "
+              f"{r.load_before}/{r.load_after} |")
+    closed = {(r.server, r.mode): r for r in results if r.kind == "closed"}
+    ours = closed.get(("UM 2FA", "second-factor"))
+    if ours:
+        print()
+        for (server, _mode), r in closed.items():
+            if server != "UM 2FA" and r.rps:
+                print(f"UM 2FA second-factor / {server}: {ours.rps / r.rps:.2f}x")
+        append = closed.get(("UM 2FA", "append"))
+        if append:
+            for (server, _mode), r in closed.items():
+                if server != "UM 2FA" and r.rps:
+                    print(f"UM 2FA append / {server}: {append.rps / r.rps:.3f}x")
+    print()
+    for key in ("decisions_in_database", "um2fa_counters", "um2fa_rss_mb_at_start",
+                "um2fa_rss_mb_at_end"):
+        print(f"{key}: {info.get(key)}")
+
+
+if __name__ == "__main__":
+    main()

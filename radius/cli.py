@@ -1,0 +1,153 @@
+"""`um2fa radius` (the server) and `um2fa radius-clients` (the NAS list)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.core import radius_clients
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+STDIN = "-"
+
+
+def _session():
+    from app.cli import core_session
+
+    return core_session()
+
+
+def _origin():
+    from app.cli import CLI
+
+    return CLI
+
+
+@click.group("radius-clients", help="VPN concentrators (NAS) allowed to use the RADIUS server.")
+def radius_clients_group() -> None: ...
+
+
+@radius_clients_group.command("add")
+@click.argument("name")
+@click.option("--address", required=True,
+              help="The NAS's source address or network in CIDR form, e.g. 10.0.0.5 or "
+                   "10.0.0.0/24. The most specific network wins.")
+@click.option("--secret", default=None,
+              help="Shared secret, 16-128 printable characters; '-' reads it from standard "
+                   "input. Left out: a random one is generated and printed.")
+@click.option("--mode", type=click.Choice(radius_clients.MODES), default="append",
+              show_default=True,
+              help="append: password,passcode. challenge: password, then a prompt. "
+                   "second-factor: the NAS checks the password, we get the passcode.")
+@click.option("--delimiter", default=",", show_default=True,
+              help="Between the password and the passcode in append mode.")
+@click.option("--require-message-authenticator/--allow-missing-message-authenticator",
+              default=True, show_default=True,
+              help="Drop Access-Requests without Message-Authenticator (BlastRADIUS). Relax "
+                   "only for a NAS that cannot send it.")
+@click.option("--fail-mode", type=click.Choice(radius_clients.FAIL_MODES), default="secure",
+              show_default=True,
+              help="When the database is unreachable: secure rejects; safe accepts a correct "
+                   "password alone (needs a directory outside the database, e.g. LDAP).")
+@click.option("--push-timeout", type=int, default=radius_clients.DEFAULT_PUSH_TIMEOUT,
+              show_default=True,
+              help="Seconds to wait for a push answer; keep it below the NAS's RADIUS "
+                   "timeout.")
+@with_appcontext
+def clients_add(name, address, secret, mode, delimiter, require_message_authenticator,
+                fail_mode, push_timeout) -> None:
+    """Allow the NAS NAME to send Access-Requests."""
+    generated = secret is None
+    if secret == STDIN:
+        secret = sys.stdin.readline().strip()
+    if generated:
+        secret = radius_clients.generate_secret()
+    with _session() as ctx:
+        try:
+            client = radius_clients.add(
+                ctx, _origin(), name, address, secret, mode=mode, delimiter=delimiter,
+                require_message_authenticator=require_message_authenticator,
+                fail_mode=fail_mode, push_timeout=push_timeout)
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"added RADIUS client {client.name} for {client.network} ({client.mode} mode)")
+    if generated:
+        click.echo(f"shared secret: {secret}")
+    if not require_message_authenticator:
+        click.echo("warning: this client may omit Message-Authenticator and is exposed to "
+                   "BlastRADIUS (CVE-2024-3596)", err=True)
+
+
+@radius_clients_group.command("list")
+@with_appcontext
+def clients_list() -> None:
+    """The clients by name (secrets are not shown)."""
+    with _session() as ctx:
+        clients = radius_clients.list_all(ctx)
+    if not clients:
+        click.echo("no RADIUS clients (add one with `um2fa radius-clients add`)", err=True)
+    for c in clients:
+        ma = "required" if c.require_message_authenticator else "optional"
+        click.echo(f"{c.name}\t{c.network}\t{c.mode}\tdelimiter {c.delimiter}\t"
+                   f"Message-Authenticator {ma}\tfail mode {c.fail_mode}\t"
+                   f"push timeout {c.push_timeout}s")
+
+
+@radius_clients_group.command("remove")
+@click.argument("name")
+@with_appcontext
+def clients_remove(name) -> None:
+    """Stop accepting packets from the NAS NAME (a running server notices within its refresh
+    interval)."""
+    with _session() as ctx:
+        try:
+            radius_clients.remove(ctx, _origin(), name)
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed RADIUS client {name}")
+
+
+@click.command("radius")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 or :: for every interface).")
+@click.option("--port", default=1812, show_default=True, type=click.IntRange(0, 65535),
+              help="UDP port; 0 picks a free one (logged at start).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Worker threads for core decisions (database, argon2, TOTP).")
+@click.option("--max-in-flight", default=1024, show_default=True,
+              type=click.IntRange(1, 100000),
+              help="Requests being decided at once; more are dropped (the NAS retransmits).")
+@click.option("--refresh", default=30.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds between reloads of the client list.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@with_appcontext
+def radius_serve(host, port, threads, max_in_flight, refresh, log_level) -> None:
+    """Run the RADIUS server (PAP Access-Requests from the VPN)."""
+    import asyncio
+
+    from app import migrate
+    from app.core.services import CoreServices
+    from radius.server import RadiusServer, serve
+
+    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = current_app.config["UM2FA"]
+    if migrate.current(settings.database_url) != migrate.heads():
+        raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
+    state = current_app.extensions["um2fa"]
+    services = CoreServices(db=state["db"], settings=settings, keys=state["keys"],
+                            directory=state["directory"])
+    try:
+        server = RadiusServer(services, host=host, port=port, threads=threads,
+                              max_in_flight=max_in_flight, refresh_seconds=refresh)
+    except ValueError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+    try:
+        asyncio.run(serve(server))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

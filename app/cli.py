@@ -52,6 +52,14 @@ def register(app: Flask) -> None:
     for group in (db_group, users_group, devices_group, recovery_group, demo_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)
+    from radius.cli import radius_clients_group, radius_serve
+
+    app.cli.add_command(radius_clients_group)
+    app.cli.add_command(radius_serve)
+    from saml.cli import saml_group, sp_group
+
+    app.cli.add_command(sp_group)
+    app.cli.add_command(saml_group)
 
 
 def main() -> None:

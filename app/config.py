@@ -58,6 +58,29 @@ class Settings:
     ratelimit_passcode_address: str = "30 per minute"
     ratelimit_passcode_user: str = "10 per minute"
     base_url: str = ""
+    # Recovery portal (docs/recovery.md); list values are comma-separated in env vars.
+    recovery_roles: tuple[str, ...] = ("student", "staff")
+    recovery_prefix: str = "/recovery"
+    recovery_host: str = ""
+    recovery_max_failures: int = 5
+    recovery_lock_seconds: int = 3600
+    ratelimit_recovery_address: str = "20 per minute"
+    ratelimit_recovery_user: str = "10 per hour"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_cafile: str = ""
+    smtp_timeout: int = 10
+    # SSO door (docs/saml.md)
+    saml_scope: str = "um.edu.mo"
+    saml_assertion_lifetime: int = 300
+    saml_sign_metadata: bool = True
+    sso_second_factor: str = "session"
+    new_user: str = "enrol"
+    remember_days: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -66,7 +89,24 @@ class Settings:
 
 
 _INT_FIELDS = {f.name for f in fields(Settings) if f.type == "int"}
+_BOOL_FIELDS = {f.name for f in fields(Settings) if f.type == "bool"}
+_LIST_FIELDS = {f.name for f in fields(Settings) if f.type == "tuple[str, ...]"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 _NET_FIELDS = {"campus_networks", "trusted_proxies"}
+
+
+def _coerce_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ConfigError(f"UM2FA_{name.upper()} must be true or false")
+    return text in _TRUE
+
+
+def _coerce_list(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(item).strip().lower() for item in items if str(item).strip())
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -74,6 +114,14 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_networks(value)
     if name == "instance_dir":
         return Path(value)
+    if name in _BOOL_FIELDS:
+        return _coerce_bool(name, value)
+    if name in _LIST_FIELDS:
+        return _coerce_list(value)
+    if name == "recovery_prefix":
+        return "/" + str(value).strip().strip("/")
+    if name == "recovery_host":
+        return str(value).strip().lower()
     if name in _INT_FIELDS:
         try:
             return int(value)
@@ -106,6 +154,19 @@ def _instance_key(instance_dir: Path, name: str) -> str:
     return key
 
 
+def _check_recovery(settings: Settings) -> None:
+    if settings.recovery_prefix == "/" or any(c in settings.recovery_prefix for c in "?#<> "):
+        raise ConfigError("UM2FA_RECOVERY_PREFIX must be a path such as /recovery "
+                          "(with UM2FA_RECOVERY_HOST set, that host serves it at /)")
+    if not settings.recovery_roles:
+        raise ConfigError("UM2FA_RECOVERY_ROLES must name at least one role, e.g. student,staff")
+    if settings.recovery_max_failures < 1 or settings.recovery_lock_seconds < 1:
+        raise ConfigError("UM2FA_RECOVERY_MAX_FAILURES and UM2FA_RECOVERY_LOCK_SECONDS "
+                          "must be at least 1")
+    if settings.smtp_host and not settings.smtp_from:
+        raise ConfigError("UM2FA_SMTP_FROM is required when UM2FA_SMTP_HOST is set")
+
+
 def load_settings(overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
@@ -134,6 +195,11 @@ def load_settings(overrides: dict[str, Any] | None = None,
         updates["encryption_key"] = _instance_key(inst, "encryption_key")
     if settings.lockout_threshold < 1:
         raise ConfigError("UM2FA_LOCKOUT_THRESHOLD must be at least 1")
+    if settings.sso_second_factor not in ("session", "always"):
+        raise ConfigError("UM2FA_SSO_SECOND_FACTOR must be 'session' or 'always'")
+    if settings.new_user not in ("enrol", "deny", "allow"):
+        raise ConfigError("UM2FA_NEW_USER must be 'enrol', 'deny' or 'allow'")
+    _check_recovery(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})

@@ -112,3 +112,83 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+
+class RadiusClient(Base):
+    """A NAS (VPN concentrator) allowed to send Access-Requests. The shared secret is encrypted
+    with the instance key; `network` is a CIDR and the most specific one matching a source wins."""
+
+    __tablename__ = "radius_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    network: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    mode: Mapped[str] = mapped_column(String(16), default="append")
+    delimiter: Mapped[str] = mapped_column(String(4), default=",")
+    require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    fail_mode: Mapped[str] = mapped_column(String(8), default="secure")
+    push_timeout: Mapped[int] = mapped_column(Integer, default=60)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RadiusChallenge(Base):
+    """An outstanding Access-Challenge: its State (stored as a keyed hash), single use, bound to
+    the user and the RADIUS client it was sent to."""
+
+    __tablename__ = "radius_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RecoveryFlow(Base):
+    """One walk through the recovery portal, bound to a browser by a random token in its session
+    (stored here as a keyed hash). Its stage only moves forward, by conditional UPDATEs, so a
+    step cannot be skipped or replayed, on one node or several."""
+
+    __tablename__ = "recovery_flows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    identity_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which identity checks failed, for the audit record at the end (never shown to the user).
+    identity_detail: Mapped[str] = mapped_column(String(120), default="")
+    stage: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RecoveryGuard(Base):
+    """Failed recovery verifications per UMPASS ID as typed (a keyed hash, so IDs that do not
+    exist are counted the same way), and the lock they lead to."""
+
+    __tablename__ = "recovery_guards"
+
+    subject: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ServiceProvider(Base):
+    """A SAML service provider registered from its metadata (lists are JSON text)."""
+
+    __tablename__ = "service_providers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(512), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    acs_urls: Mapped[str] = mapped_column(Text)
+    slo_url: Mapped[str] = mapped_column(String(1024), default="")
+    certs: Mapped[str] = mapped_column(Text, default="[]")
+    sign_requests: Mapped[bool] = mapped_column(Boolean, default=False)
+    nameid_formats: Mapped[str] = mapped_column(Text, default="[]")
+    metadata_xml: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -79,6 +79,8 @@ def app(tmp_path, database_url, settings_overrides, clock):
         "ratelimit_signin_user": "1000 per minute",
         "ratelimit_passcode_address": "1000 per minute",
         "ratelimit_passcode_user": "1000 per minute",
+        "ratelimit_recovery_address": "1000 per minute",
+        "ratelimit_recovery_user": "1000 per minute",
         "testing": True,
         **settings_overrides,
     }

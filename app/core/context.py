@@ -18,6 +18,8 @@ class Origin:
 
     door: str
     client_addr: str = ""
+    # Door-specific facts for the audit detail, e.g. a RADIUS client's name and NAS address.
+    info: str = ""
 
 
 @dataclass

@@ -5,6 +5,7 @@ Doors call `sign_in` and `verify_passcode` and turn the outcome into their proto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -48,16 +49,30 @@ def normalise_passcode(code: str) -> str:
 def sign_in(ctx: Context, origin: Origin, username: str, password: str) -> User | None:
     """The primary (password) step. Unknown, locked and wrong-password users all get None,
     after the same amount of work."""
+    return sign_in_first(ctx, origin, username, (password,))[0]
+
+
+def sign_in_first(ctx: Context, origin: Origin, username: str,
+                  readings: Sequence[str]) -> tuple[User | None, int]:
+    """The primary step when what the user typed can be read more than one way (the VPN door
+    tries "password,passcode" split, then whole): the first reading that is the password wins
+    and its index is returned. Every reading is tried for unknown users too; one audit record."""
     user = users.find(ctx, username)
-    ok = ctx.directory.check_password(username, user.password_hash if user else None, password)
+    stored = user.password_hash if user else None
+    matched = -1
+    for index, password in enumerate(readings):
+        if ctx.directory.check_password(username, stored, password):
+            matched = index
+            break
+    ok = matched >= 0
     name = user.username if user else username.strip().lower()[:64]
     if user is None or not ok or user.is_locked:
         reason = "unknown user" if user is None else ("locked" if user.is_locked and ok
                                                        else "wrong password")
         audit.record(ctx, origin, "sign_in", "fail", username=name, detail=reason)
-        return None
+        return None, -1
     audit.record(ctx, origin, "sign_in", "ok", username=name)
-    return user
+    return user, matched
 
 
 def _register_failure(ctx: Context, origin: Origin, user: User) -> bool:

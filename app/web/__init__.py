@@ -82,11 +82,14 @@ def _register_errors(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from app.web import devices, portal, prompt, settings
+    from app.web import devices, portal, prompt, settings, sso
 
     app.session_interface = SessionInterface()
-    for bp in (portal.bp, prompt.bp, devices.bp, settings.bp):
+    for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso.bp):
         app.register_blueprint(bp)
+    from app.web import recovery
+
+    recovery.init_app(app)  # off campus too: not behind the campus gate
     app.after_request(_commit)
     app.after_request(_security_headers)
     _register_errors(app)
@@ -97,5 +100,6 @@ def init_app(app: Flask) -> None:
         from app.web.auth import current_user
 
         return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
+                "pending_login_url": sso.pending_login_url,
                 "PLATFORMS": PLATFORMS}
 

@@ -21,12 +21,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Subprocess:
+    """A server process with its output in a log file; `start` returns once `ready_url`
+    answers, `stop` ends it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self._log = None
+
+    def spawn(self, args: list[str], *, env: dict[str, str], log_path: Path, ready_url: str,
+              cwd: Path | None = None) -> None:
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(log_path.read_text())
+            try:
+                urllib.request.urlopen(ready_url, timeout=1)  # noqa: S310
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"{args[0]} did not start in 20 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self._log:
+            self._log.close()
+
+
 @dataclass
-class LiveServer:
+class LiveServer(Subprocess):
     instance_dir: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        Subprocess.__init__(self)
 
     @property
     def url(self) -> str:
@@ -41,31 +78,10 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.cli("db", "upgrade")
-        log = open(self.instance_dir / "server.log", "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [UM2FA, "serve", "--host", "127.0.0.1", "--port", str(self.port)], env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._log = log
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError((self.instance_dir / "server.log").read_text())
-            try:
-                urllib.request.urlopen(self.url + "/static/css/site.css", timeout=1)  # noqa: S310
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start in 20 s")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        if getattr(self, "_log", None):
-            self._log.close()
+        self.spawn([UM2FA, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                   env=self.env, log_path=self.instance_dir / "server.log",
+                   ready_url=self.url + "/static/css/site.css")
+        return self
 
 
 def make_live_server(tmp_path: Path, **settings: str) -> LiveServer:

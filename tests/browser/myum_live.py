@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.live import ROOT, LiveServer, free_port
+from tests.live import ROOT, LiveServer, Subprocess, free_port
 
 
 @dataclass
-class MyumServer:
+class MyumServer(Subprocess):
     instance_dir: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        Subprocess.__init__(self)
 
     @property
     def url(self) -> str:
@@ -49,29 +49,7 @@ class MyumServer:
         (self.instance_dir / "idp-metadata.xml").write_text(metadata)
 
     def start(self) -> MyumServer:
-        log_path = self.instance_dir / "myum.log"
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "examples.myum", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)], env=self.env, cwd=ROOT, stdout=self._log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(log_path.read_text())
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=1)  # noqa: S310
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("myUM did not start in 20 s")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        if getattr(self, "_log", None):
-            self._log.close()
+        self.spawn([sys.executable, "-m", "examples.myum", "serve", "--host", "127.0.0.1",
+                    "--port", str(self.port)], env=self.env, cwd=ROOT,
+                   log_path=self.instance_dir / "myum.log", ready_url=self.url + "/")
+        return self

@@ -246,10 +246,13 @@ def serve(host, port, threads) -> None:
     from waitress import serve as waitress_serve
 
     from app import migrate
+    from saml import keys as saml_keys
 
-    url = current_app.config["UM2FA"].database_url
-    if migrate.current(url) != migrate.heads():
+    settings = current_app.config["UM2FA"]
+    if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
+    # The IdP's signing key is made on first start, not on the first sign-in.
+    saml_keys.load_all(settings.instance_dir, settings.base_url or "um2fa")
     click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)
     waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads,
                    ident="um2fa")

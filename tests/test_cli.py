@@ -152,3 +152,12 @@ def test_serve_refuses_an_unmigrated_database(tmp_path):
     server = make_live_server(tmp_path)
     result = server.cli("serve", "--port", "1", check=False)
     assert result.returncode == 1 and "um2fa db upgrade" in result.stderr
+
+
+def test_serve_generates_the_saml_key_on_first_start(tmp_path):
+    server = make_live_server(tmp_path).start()
+    try:
+        keys = list((server.instance_dir / "saml").glob("key-*.pem"))
+        assert len(keys) == 1 and oct(keys[0].stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.core.context import Context
 from app.core.directory import LocalDirectory
 from app.core.keys import Keys
+from app.core.services import CoreServices
 from app.db import Database
 
 csrf = CSRFProtect()
@@ -29,25 +30,28 @@ limiter = Limiter(key_func=_client_key)
 
 
 class CoreExtension:
-    """Holds the database and keys; hands each request a core Context on its own session."""
+    """Holds the app's CoreServices; hands each request a core Context on its own session."""
 
     def init_app(self, app: Flask) -> None:
         settings: Settings = app.config["UM2FA"]
-        state = {"db": Database(settings.database_url), "keys": Keys(settings.encryption_key),
-                 "directory": LocalDirectory()}
-        app.extensions["um2fa"] = state
+        app.extensions["um2fa"] = CoreServices(
+            db=Database(settings.database_url), settings=settings,
+            keys=Keys(settings.encryption_key), directory=LocalDirectory())
         app.teardown_appcontext(self._close)
 
     @staticmethod
-    def database(app: Flask | None = None) -> Database:
-        return (app or current_app).extensions["um2fa"]["db"]
+    def services(app: Flask | None = None) -> CoreServices:
+        return (app or current_app).extensions["um2fa"]
+
+    def database(self, app: Flask | None = None) -> Database:
+        return self.services(app).db
 
     def context(self) -> Context:
         if "core_ctx" not in g:
-            state = current_app.extensions["um2fa"]
-            g.core_ctx = Context(db=state["db"].sessionmaker(), settings=current_app.config[
-                "UM2FA"], keys=state["keys"], directory=state["directory"],
-                clock=current_app.config.get("UM2FA_CLOCK", time.time))
+            services = self.services()
+            g.core_ctx = Context(db=services.db.sessionmaker(), settings=services.settings,
+                                 keys=services.keys, directory=services.directory,
+                                 clock=current_app.config.get("UM2FA_CLOCK", time.time))
         return g.core_ctx
 
     @staticmethod

@@ -130,7 +130,7 @@ def radius_serve(host, port, threads, max_in_flight, refresh, log_level) -> None
     import asyncio
 
     from app import migrate
-    from app.core.services import CoreServices
+    from app.extensions import core
     from radius.server import RadiusServer, serve
 
     logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
@@ -139,9 +139,7 @@ def radius_serve(host, port, threads, max_in_flight, refresh, log_level) -> None
     settings = current_app.config["UM2FA"]
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
-    state = current_app.extensions["um2fa"]
-    services = CoreServices(db=state["db"], settings=settings, keys=state["keys"],
-                            directory=state["directory"])
+    services = core.services()
     try:
         server = RadiusServer(services, host=host, port=port, threads=threads,
                               max_in_flight=max_in_flight, refresh_seconds=refresh)

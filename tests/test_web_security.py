@@ -150,8 +150,7 @@ def test_a_database_outage_is_a_clear_503(app, client):
     make_user(app)
     sign_in(client)
     core.database(app).engine.dispose()
-    app.extensions["um2fa"]["db"] = type(core.database(app))(
-        "sqlite:////nonexistent-dir/x.sqlite3")
+    core.services(app).db = type(core.database(app))("sqlite:////nonexistent-dir/x.sqlite3")
     response = client.get("/")
     assert response.status_code == 503 and "temporarily unavailable" in text(response)
     assert "Traceback" not in text(response) and "sqlite" not in text(response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 
@@ -279,9 +280,7 @@ def test_fail_safe_accepts_a_correct_password_alone_loudly(unreachable, caplog):
 def test_decide_commits_its_work(app, clock):
     make_user(app)
     _, secret = add_totp_device(app)
-    state = app.extensions["um2fa"]
-    services = CoreServices(db=core.database(app), settings=app.config["UM2FA"],
-                            keys=state["keys"], directory=state["directory"], clock=clock)
+    services = dataclasses.replace(core.services(app), clock=clock)
     req = AccessRequest(client=client(), source="127.0.0.1", username="alice",
                         password=f"{PASSWORD},{totp_code(secret, clock.now)}")
     assert radius_auth.decide(services, req).outcome is Outcome.ACCEPT

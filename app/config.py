@@ -81,6 +81,16 @@ class Settings:
     sso_second_factor: str = "session"
     new_user: str = "enrol"
     remember_days: int = 0
+    # Push to the companion app (docs/device-api.md)
+    push_timeout: int = 60
+    push_max_pending: int = 3
+    push_fraud_block_minutes: int = 20
+    verified_push: bool = True
+    activation_ttl_seconds: int = 600
+    # Web Push endpoints must be https; tests allow http://127.0.0.1 for the local stub.
+    webpush_allow_http: bool = False
+    webpush_subject: str = "mailto:it-helpdesk@um.edu.mo"
+    admin_emails: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -167,6 +177,17 @@ def _check_recovery(settings: Settings) -> None:
         raise ConfigError("UM2FA_SMTP_FROM is required when UM2FA_SMTP_HOST is set")
 
 
+def _check_push(settings: Settings) -> None:
+    if not 10 <= settings.push_timeout <= 600:
+        raise ConfigError("UM2FA_PUSH_TIMEOUT must be between 10 and 600 seconds")
+    if settings.push_max_pending < 1:
+        raise ConfigError("UM2FA_PUSH_MAX_PENDING must be at least 1")
+    if settings.push_fraud_block_minutes < 0:
+        raise ConfigError("UM2FA_PUSH_FRAUD_BLOCK_MINUTES cannot be negative")
+    if not 60 <= settings.activation_ttl_seconds <= 3600:
+        raise ConfigError("UM2FA_ACTIVATION_TTL_SECONDS must be between 60 and 3600")
+
+
 def load_settings(overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
@@ -200,6 +221,7 @@ def load_settings(overrides: dict[str, Any] | None = None,
     if settings.new_user not in ("enrol", "deny", "allow"):
         raise ConfigError("UM2FA_NEW_USER must be 'enrol', 'deny' or 'allow'")
     _check_recovery(settings)
+    _check_push(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})

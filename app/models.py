@@ -55,6 +55,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_factor_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set by a push reported as fraud: no pushes to this user until then.
+    push_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     devices: Mapped[list[Device]] = relationship(
@@ -66,7 +68,12 @@ class User(Base):
 
 
 class Device(Base):
-    """A second-factor device. `secret_enc` holds the TOTP seed encrypted with the instance key."""
+    """A second-factor device. `secret_enc` holds the TOTP seed encrypted with the instance key.
+
+    kind "totp": a standard authenticator app (passcodes). kind "push": the companion app, which
+    shows passcodes from the same kind of seed and answers pushes; `public_key` is its P-256 key
+    (SubjectPublicKeyInfo, DER) and `push_subscription` its Web Push subscription (JSON), if any.
+    """
 
     __tablename__ = "devices"
 
@@ -82,8 +89,60 @@ class Device(Base):
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    push_subscription: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     user: Mapped[User] = relationship(back_populates="devices")
+
+
+class ActivationCode(Base):
+    """The single-use code in a companion app's activation link (stored as a keyed hash)."""
+
+    __tablename__ = "activation_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PushRequest(Base):
+    """One "Send me a Push": who signs in to what, from where, and the answer.
+
+    `public_id` names it in URLs and the device API. `number` is the Verified Push number shown
+    on the login screen (empty when the policy is off). status: pending, approved, denied,
+    fraud, expired, used (an approval that completed its login).
+    """
+
+    __tablename__ = "push_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    number: Mapped[str] = mapped_column(String(8), default="")
+    door: Mapped[str] = mapped_column(String(16))
+    service: Mapped[str] = mapped_column(String(200), default="")
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The device's signature over the answer (evidence of who approved or denied).
+    answer_signature: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class DeviceNonce(Base):
+    """Signatures of device API calls already seen, kept past the timestamp window so that a
+    replayed call is refused on any node."""
+
+    __tablename__ = "device_nonces"
+
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class RecoveryPasscode(Base):

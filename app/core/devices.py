@@ -60,17 +60,20 @@ def _new_device(ctx: Context, user: User, secret: str, **fields) -> Device:
 
 
 def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
-                    platform: str) -> Device:
-    """A pending (inactive) TOTP device with a fresh secret; earlier pending ones are dropped."""
+                    platform: str, *, kind: str = "totp") -> Device:
+    """A pending (inactive) device with a fresh TOTP secret; earlier pending ones are dropped.
+    kind "totp" is any authenticator app, "push" the companion app (activated by its link)."""
+    if kind not in ("totp", "push"):
+        raise DeviceError("Choose an app.")
     if device_type not in ("mobile", "tablet"):
         raise DeviceError("Choose a Mobile phone or a Tablet.")
     if platform not in ("ios", "android"):
         raise DeviceError("Choose iOS or Android.")
     ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
     device = _new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
-                         platform=platform, name=DEVICE_TYPES[device_type])
+                         platform=platform, name=DEVICE_TYPES[device_type], kind=kind)
     audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
-                 detail=f"{device_type}/{platform}")
+                 detail=f"{device_type}/{platform}/{kind}")
     return device
 
 

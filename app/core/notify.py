@@ -16,7 +16,7 @@ from email.utils import format_datetime, make_msgid
 from app.config import Settings
 from app.core import audit
 from app.core.context import Context, Origin
-from app.models import User
+from app.models import PushRequest, User
 
 log = logging.getLogger("um2fa.notify")
 
@@ -77,4 +77,42 @@ def recovery_issued(ctx: Context, origin: Origin, user: User, expires_at: dateti
         return False
     audit.record(ctx, origin, "recovery.notify", "ok", username=user.username,
                  detail=f"to {user.email}")
+    return True
+
+
+def fraud_notice(settings: Settings, to: tuple[str, ...], user: User, request: PushRequest,
+                 until: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = f"UM 2FA: a push to {user.username} was reported as fraud"
+    msg["From"] = settings.smtp_from
+    msg["To"] = ", ".join(to)
+    msg["Date"] = format_datetime(until)
+    msg["Message-ID"] = make_msgid(domain=settings.smtp_from.rpartition("@")[2] or None)
+    msg.set_content(
+        f"{user.username} ({user.display_name or 'no name'}) denied a push and reported it as "
+        f"fraud.\n\n"
+        f"The login was through {request.door} ({request.service or 'no service named'}) from "
+        f"the address {request.client_addr or 'unknown'}, started at "
+        f"{request.created_at:%Y-%m-%d %H:%M:%S} UTC.\n"
+        f"Pushes to this user are paused until {until:%Y-%m-%d %H:%M} UTC.\n\n"
+        f"Someone probably knows this user's password: check the audit records and contact "
+        f"the user.\n\nThis message was sent automatically by {settings.issuer}.\n")
+    return msg
+
+
+def fraud_reported(ctx: Context, origin: Origin, user: User, request: PushRequest,
+                   until: datetime) -> bool:
+    """Tell the administrators (UM2FA_ADMIN_EMAILS) by email, when SMTP is configured."""
+    settings = ctx.settings
+    if not settings.smtp_host or not settings.admin_emails:
+        return False
+    try:
+        send(settings, fraud_notice(settings, settings.admin_emails, user, request, until))
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("fraud notice about %s not sent: %s", user.username, type(exc).__name__)
+        audit.record(ctx, origin, "push.fraud_notify", "fail", username=user.username,
+                     detail=type(exc).__name__)
+        return False
+    audit.record(ctx, origin, "push.fraud_notify", "ok", username=user.username,
+                 detail=f"to {len(settings.admin_emails)} administrator(s)")
     return True

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 DIGITS = 6
 PERIOD = 30
+# Authenticator apps and the companion app (which shows passcodes too).
+PASSCODE_KINDS = ("totp", "push")
 
 
 def new_secret() -> str:
@@ -68,7 +70,7 @@ class TotpFactor:
     def verify(self, ctx: Context, user: User, device: Device | None, response: str) -> Check:
         candidates = [device] if device is not None else [d for d in user.devices if d.active]
         for dev in candidates:
-            if dev.kind != "totp" or dev.user_id != user.id:
+            if dev.kind not in PASSCODE_KINDS or dev.user_id != user.id:
                 continue
             step = matching_step(device_secret(ctx, dev), response, ctx.clock(),
                                  ctx.settings.totp_drift_steps)

@@ -87,6 +87,7 @@ class Settings:
     push_fraud_block_minutes: int = 20
     verified_push: bool = True
     activation_ttl_seconds: int = 600
+    ratelimit_activate_address: str = "10 per minute"
     # Web Push endpoints must be https; tests allow http://127.0.0.1 for the local stub.
     webpush_allow_http: bool = False
     webpush_subject: str = "mailto:it-helpdesk@um.edu.mo"

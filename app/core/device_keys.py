@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -47,7 +47,7 @@ def load_public_key(spki_b64: str) -> bytes:
         raise DeviceKeyError("the public key has the wrong size")
     try:
         key = serialization.load_der_public_key(der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise DeviceKeyError("the public key cannot be read") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise DeviceKeyError("the public key must be ECDSA P-256")

@@ -128,14 +128,14 @@ def make_default(ctx: Context, origin: Origin, user: User, device_id: int) -> De
 
 def remove(ctx: Context, origin: Origin, user: User, device_id: int) -> None:
     device = owned_device(ctx, user, device_id)
-    was_default = device.is_default
+    was_default, name = device.is_default, device.name
     ctx.db.delete(device)
     ctx.db.flush()
     ctx.db.refresh(user)
     remaining = active_devices(user)
     if was_default and remaining:
         remaining[0].is_default = True
-    audit.record(ctx, origin, "device.remove", "ok", username=user.username, device=device.name)
+    audit.record(ctx, origin, "device.remove", "ok", username=user.username, device=name)
 
 
 def _clean_secret(secret: str) -> str:

@@ -53,6 +53,18 @@ class PushError(ValueError):
     """A push that cannot be started or answered; the message is safe to show."""
 
 
+class UnknownRequest(PushError):
+    """No such push request for this device."""
+
+
+class AlreadyAnswered(PushError):
+    """The push was answered already, or expired before the answer came."""
+
+
+class BadAnswerSignature(PushError):
+    """The answer is not signed by the device's key."""
+
+
 class DeviceAuthError(ValueError):
     """A device API call that is not properly signed; the message is safe to show."""
 
@@ -114,6 +126,10 @@ def activate(ctx: Context, origin: Origin, code: str, public_key_b64: str, proof
         raise PushError(f"Activation failed: {exc}.") from exc
     if not device_keys.verify(der, device_keys.activation_message(code.strip()), proof):
         raise PushError("Activation failed: the key's signature does not match.")
+    try:
+        cleaned = webpush.clean_subscription(ctx.settings, subscription) if subscription else None
+    except webpush.SubscriptionError as exc:
+        raise PushError(f"Activation failed: {exc}.") from exc
     used = ctx.db.execute(update(ActivationCode)
                           .where(ActivationCode.id == row.id, ActivationCode.used_at.is_(None))
                           .values(used_at=now)
@@ -123,8 +139,7 @@ def activate(ctx: Context, origin: Origin, code: str, public_key_b64: str, proof
     user = ctx.db.get(User, device.user_id)
     assert user is not None
     device.public_key = der
-    device.push_subscription = (webpush.clean_subscription(ctx.settings, subscription)
-                                if subscription else None)
+    device.push_subscription = cleaned
     device.is_default = not devices.active_devices(user)
     device.active = True
     device.last_used_at = now
@@ -150,13 +165,13 @@ def authenticate_call(ctx: Context, device_id: str, timestamp: str, signature: s
                       method: str, path: str, body: bytes) -> Device:
     """The device whose key signed this call, or DeviceAuthError. A call is good for
     ±60 s around its timestamp and only once (its signature's r is remembered)."""
-    device = ctx.db.get(Device, int(device_id)) if device_id.isdigit() else None
+    known = device_id.isascii() and device_id.isdigit() and len(device_id) <= 18
+    device = ctx.db.get(Device, int(device_id)) if known else None
     if device is None or not can_push(device):
         raise DeviceAuthError("unknown or inactive device")
-    try:
-        stamp = int(timestamp)
-    except ValueError as exc:
-        raise DeviceAuthError("bad timestamp") from exc
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise DeviceAuthError("bad timestamp: whole seconds since 1970 (Unix time)")
+    stamp = int(timestamp)
     if abs(stamp - ctx.clock()) > CALL_WINDOW_SECONDS:
         raise DeviceAuthError("timestamp outside the allowed window; check the phone's clock")
     message = device_keys.call_message(method, path, timestamp, body)
@@ -263,9 +278,15 @@ def statuses(ctx: Context, public_ids: list[str]) -> dict[str, str]:
 def complete(ctx: Context, origin: Origin, user: User, public_id: str, *,
              action: str = "factor") -> bool:
     """Use an approved push for the login it was sent for: true once, false ever after.
-    Like a good passcode, it resets the failure count and is audited as the second factor."""
+    Like a good passcode, it resets the failure count and is audited as the second factor.
+    A user locked since the push was sent (failures at another door) is not let in by it."""
     request = find(ctx, user, public_id)
     if request is None:
+        return False
+    ctx.db.flush()
+    ctx.db.refresh(user)
+    if user.is_locked:
+        audit.record(ctx, origin, action, "locked", username=user.username, detail="push")
         return False
     used = ctx.db.execute(update(PushRequest)
                           .where(PushRequest.id == request.id,
@@ -274,6 +295,7 @@ def complete(ctx: Context, origin: Origin, user: User, public_id: str, *,
                           .execution_options(synchronize_session=False)).rowcount == 1
     if not used:
         return False
+    ctx.db.refresh(request)
     device = ctx.db.get(Device, request.device_id)
     ctx.db.execute(update(User).where(User.id == user.id).values(failed_factor_count=0)
                    .execution_options(synchronize_session=False))
@@ -294,7 +316,7 @@ def pending_for(ctx: Context, device: Device) -> list[PushRequest]:
 def request_for_device(ctx: Context, device: Device, public_id: str) -> PushRequest:
     request = ctx.db.scalar(select(PushRequest).where(PushRequest.public_id == public_id))
     if request is None or request.device_id != device.id:
-        raise PushError("No such request for this device.")
+        raise UnknownRequest("No such request for this device.")
     return request
 
 
@@ -312,11 +334,11 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
     if not device_keys.verify(device.public_key, message, signature):
         audit.record(ctx, origin, "push.answer", "bad-signature", username=device.user.username,
                      device=device.name)
-        raise PushError("The answer's signature does not match this device's key.")
+        raise BadAnswerSignature("The answer's signature does not match this device's key.")
     now = ctx.now()
     if request.status != "pending" or request.expires_at <= now:
-        raise PushError(MESSAGES["expired"] if request.status in ("pending", "expired")
-                        else "This request was already answered.")
+        raise AlreadyAnswered(MESSAGES["expired"] if request.status in ("pending", "expired")
+                              else "This request was already answered.")
     new = FINAL["approved" if decision == "approve" else decision]
     if decision == "approve" and request.number and not hmac.compare_digest(
             number.strip().encode(), request.number.encode()):
@@ -328,7 +350,7 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
                                    answer_signature=device_keys.b64url_decode(signature))
                            .execution_options(synchronize_session=False)).rowcount == 1
     if not moved:
-        raise PushError("This request was already answered.")
+        raise AlreadyAnswered("This request was already answered.")
     ctx.db.refresh(request)
     user = device.user
     audit.record(ctx, origin, "push.answer", new, username=user.username, device=device.name,

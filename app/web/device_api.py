@@ -1,0 +1,225 @@
+"""The device API: JSON for the companion app (docs/device-api.md).
+
+Answers on and off campus, without cookies or CSRF tokens: after activation every call is
+signed by the device's key (checked by core, `push.authenticate_call`). Errors are JSON
+{"error": "<message safe to show>"}, never an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from app.config import Settings
+from app.core import push, webpush
+from app.core.context import Context
+from app.extensions import core, csrf, limiter
+from app.models import Device
+from app.web.request_info import origin
+
+PREFIX = "/api/device/"
+bp = Blueprint("device_api", __name__, url_prefix="/api/device/v1")
+csrf.exempt(bp)
+
+DOOR = "device-api"
+MAX_BODY = 16 * 1024
+HEADER_DEVICE = "X-UM2FA-Device"
+HEADER_TIMESTAMP = "X-UM2FA-Timestamp"
+HEADER_SIGNATURE = "X-UM2FA-Signature"
+
+
+class BadRequest(ValueError):
+    """A request body the API cannot use; the message is safe to show."""
+
+
+def is_api_request() -> bool:
+    return request.path.startswith(PREFIX)
+
+
+def error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def _settings() -> Settings:
+    return current_app.config["UM2FA"]
+
+
+def _ctx() -> Context:
+    return core.context()
+
+
+@bp.before_request
+def _limit_body():
+    if (request.content_length or 0) > MAX_BODY:
+        return error(f"The request body is larger than {MAX_BODY} bytes.", 413)
+    return None
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest):
+    return error(str(exc), 400)
+
+
+@bp.errorhandler(push.DeviceAuthError)
+def _unauthorised(exc: push.DeviceAuthError):
+    return error(f"Not authenticated: {exc}.", 401)
+
+
+@bp.errorhandler(push.UnknownRequest)
+def _unknown(exc: push.UnknownRequest):
+    return error(str(exc), 404)
+
+
+@bp.errorhandler(push.AlreadyAnswered)
+def _conflict(exc: push.AlreadyAnswered):
+    return error(str(exc), 409)
+
+
+@bp.errorhandler(push.BadAnswerSignature)
+def _bad_answer(exc: push.BadAnswerSignature):
+    return error(str(exc), 401)
+
+
+@bp.errorhandler(push.PushError)
+def _push_error(exc: push.PushError):
+    return error(str(exc), 400)
+
+
+@bp.errorhandler(webpush.SubscriptionError)
+def _subscription_error(exc: webpush.SubscriptionError):
+    return error(f"Push subscription refused: {exc}.", 400)
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+def _body() -> dict[str, Any]:
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest("The request body must be JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, *, max_length: int, required: bool = True) -> str:
+    value = data.get(name, None if required else "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"\"{name}\" must be a non-empty string." if required
+                         else f"\"{name}\" must be a string.")
+    if len(value) > max_length:
+        raise BadRequest(f"\"{name}\" is too long (at most {max_length} characters).")
+    return value
+
+
+def _subscription(data: dict[str, Any], *, required: bool) -> dict | None:
+    if required and "subscription" not in data:
+        raise BadRequest("\"subscription\" is required (an object, or null to remove it).")
+    value = data.get("subscription")
+    if value is not None and not isinstance(value, dict):
+        raise BadRequest("\"subscription\" must be a PushSubscription object or null.")
+    return value
+
+
+# --- signed calls ---------------------------------------------------------------------------
+
+def _signed_path() -> str:
+    query = request.query_string.decode("latin-1")
+    return f"{request.path}?{query}" if query else request.path
+
+
+def signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The call must carry the device's signature; the device is in g.device."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = [request.headers.get(name, "").strip()
+                  for name in (HEADER_DEVICE, HEADER_TIMESTAMP, HEADER_SIGNATURE)]
+        missing = [name for name, value in zip(
+            (HEADER_DEVICE, HEADER_TIMESTAMP, HEADER_SIGNATURE), values, strict=True) if not value]
+        if missing:
+            raise push.DeviceAuthError(f"missing header {', '.join(missing)}")
+        device_id, timestamp, signature = values
+        g.device = push.authenticate_call(_ctx(), device_id, timestamp, signature,
+                                          request.method, _signed_path(),
+                                          request.get_data(cache=True))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _device() -> Device:
+    return g.device
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+@bp.get("/config")
+def config():
+    settings = _settings()
+    return jsonify(issuer=settings.issuer,
+                   vapid_public_key=webpush.application_server_key(settings),
+                   server_time=int(_ctx().clock()))
+
+
+@bp.post("/activate")
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_activate_address)
+def activate():
+    data = _body()
+    code = _text(data, "code", max_length=200)
+    public_key = _text(data, "public_key", max_length=400)
+    proof = _text(data, "proof", max_length=200)
+    subscription = _subscription(data, required=False)
+    ctx = _ctx()
+    done = push.activate(ctx, origin(DOOR), code, public_key, proof, subscription)
+    from app.core.factors import totp as totp_factor
+
+    return jsonify(device_id=str(done.device.id), device_name=done.device.name,
+                   username=done.device.user.username, issuer=ctx.settings.issuer,
+                   totp={"secret": done.totp_secret, "digits": totp_factor.DIGITS,
+                         "period": totp_factor.PERIOD, "algorithm": "SHA1"},
+                   server_time=int(ctx.clock())), 201
+
+
+@bp.get("/requests")
+@signed
+def pending():
+    device = _device()
+    username = device.user.username
+    return jsonify(requests=[push.describe(r, username)
+                             for r in push.pending_for(_ctx(), device)])
+
+
+@bp.get("/requests/<public_id>")
+@signed
+def details(public_id: str):
+    ctx, device = _ctx(), _device()
+    found = push.request_for_device(ctx, device, public_id)
+    state = push.statuses(ctx, [found.public_id])[found.public_id]
+    return jsonify({**push.describe(found, device.user.username), "status": state})
+
+
+@bp.post("/requests/<public_id>/answer")
+@signed
+def answer(public_id: str):
+    data = _body()
+    decision = _text(data, "decision", max_length=20)
+    number = _text(data, "number", max_length=20, required=False)
+    signature = _text(data, "signature", max_length=200)
+    if decision not in push.DECISIONS:
+        raise BadRequest("\"decision\" must be approve, deny or fraud.")
+    new = push.answer(_ctx(), origin(DOOR), _device(), public_id, decision, number, signature)
+    return jsonify(status=new)
+
+
+@bp.put("/subscription")
+@signed
+def subscription():
+    value = _subscription(_body(), required=True)
+    push.set_subscription(_ctx(), origin(DOOR), _device(), value)
+    return jsonify(ok=True)

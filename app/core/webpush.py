@@ -9,6 +9,7 @@ use); every node must share it, because subscriptions are bound to its public ke
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import Settings
 from app.core.context import Context
@@ -31,6 +33,18 @@ KEY_FILE = "vapid_private.pem"
 SEND_TIMEOUT = 10.0
 _senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webpush")
 _key_lock = threading.Lock()
+_sending = threading.local()
+
+
+class _HideEndpoint(logging.Filter):
+    """urllib3 logs each request line at DEBUG; a push endpoint's path is the subscription's
+    secret (whoever holds it can push to the phone), so not while we are sending."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_sending, "active", False)
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideEndpoint())
 
 
 class SubscriptionError(ValueError):
@@ -54,17 +68,30 @@ def private_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
     path = key_path(settings)
     with _key_lock:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption())
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
+            _make_key_file(path)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
     return key
+
+
+def _make_key_file(path: Path) -> None:
+    """Written whole to a private temporary file, then linked into place: another process
+    (a second worker on this node) racing us either wins the link or reads a complete key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)  # left by a crashed process that had our pid
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def application_server_key(settings: Settings) -> str:
@@ -101,7 +128,10 @@ def clean_subscription(settings: Settings, subscription: dict) -> str:
 def _check_endpoint(settings: Settings, endpoint: str) -> None:
     """https only (the browser vendors' push services); plain http only to a loopback
     address and only when UM2FA_WEBPUSH_ALLOW_HTTP is set (the tests' local push service)."""
-    parts = urlsplit(endpoint)
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError as exc:
+        raise SubscriptionError("the push endpoint must be an https URL") from exc
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and settings.webpush_allow_http and parts.hostname:
@@ -120,6 +150,7 @@ def send(settings: Settings, subscription_json: str, payload: dict, ttl: int) ->
 
     subscription = json.loads(subscription_json)
     vapid = Vapid(private_key(settings))
+    _sending.active = True
     try:
         response = webpush(subscription, data=json.dumps(payload), vapid_private_key=vapid,
                            vapid_claims={"sub": settings.webpush_subject}, ttl=ttl,
@@ -129,6 +160,8 @@ def send(settings: Settings, subscription_json: str, payload: dict, ttl: int) ->
         log.warning("web push to %s refused: HTTP %s", urlsplit(subscription["endpoint"]).hostname,
                     status)
         return status
+    finally:
+        _sending.active = False
     return response.status_code  # type: ignore[union-attr]
 
 
@@ -144,9 +177,21 @@ def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> 
     from a small pool of sender threads (so the login does not wait on the push service)."""
     settings = ctx.settings
     payload = {"type": "push", "id": request_id}
+    # Armed until the current outermost transaction ends. after_commit also fires when a
+    # savepoint is released, and a rolled-back (or closed) transaction must not leave the
+    # wake-up waiting for the session's next commit. The listeners stay as no-ops once
+    # disarmed: removing them while the session dispatches its events is not safe.
+    armed = [True]
 
-    def _after_commit(_session) -> None:
-        _senders.submit(_send_quietly, settings, subscription_json, payload,
-                        settings.push_timeout)
+    def _after_commit(session: Session) -> None:
+        if armed[0] and not session.in_nested_transaction():
+            armed[0] = False
+            _senders.submit(_send_quietly, settings, subscription_json, payload,
+                            settings.push_timeout)
 
-    event.listen(ctx.db, "after_commit", _after_commit, once=True)
+    def _after_transaction_end(_session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            armed[0] = False
+
+    event.listen(ctx.db, "after_commit", _after_commit)
+    event.listen(ctx.db, "after_transaction_end", _after_transaction_end)

@@ -8,14 +8,16 @@ from __future__ import annotations
 import segno
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices
+from app.core import devices, push
 from app.core.factors import Verdict
-from app.extensions import core, limiter
+from app.extensions import core, htmx, limiter
+from app.models import Device
 from app.web.auth import login_required, require_user, second_factor_is_fresh
 from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
 from app.web.fresh import fresh_second_factor
 from app.web.gate import campus_only
 from app.web.prompt import _passcode_user_key
+from app.web.push_prompt import go_to
 from app.web.request_info import origin
 
 bp = Blueprint("devices", __name__, url_prefix="/devices/add")
@@ -94,11 +96,86 @@ def app():
     form = EmptyForm()
     state = _enrol()
     if request.method == "POST" and form.validate():
-        device = devices.begin_enrolment(core.context(), origin(), require_user(),
-                                         state["device_type"], state["platform"])
-        _save(stage="activate", device_id=device.id)
+        ctx = core.context()
+        kind = "push" if request.form.get("app") == "push" else "totp"
+        device = devices.begin_enrolment(ctx, origin(), require_user(), state["device_type"],
+                                         state["platform"], kind=kind)
+        _save(stage="activate", device_id=device.id, kind=kind)
+        if kind == "push":
+            _new_link(device)
         return redirect(url_for("devices.activate"))
     return render_template("devices/app.html", form=form, platform=state["platform"])
+
+
+# --- the companion app: activation by link, noticed by polling -----------------------------
+
+def _new_link(device: Device) -> None:
+    """A fresh activation code; the session keeps it to show (the database keeps its hash)."""
+    ctx = core.context()
+    code = push.new_activation(ctx, device)
+    _save(code=code, code_expires=int(ctx.clock()) + ctx.settings.activation_ttl_seconds)
+
+
+def _push_device() -> Device | None:
+    """The companion-app device being added, active or not."""
+    device = core.context().db.get(Device, _enrol().get("device_id") or 0)
+    if device is None or device.user_id != require_user().id or device.kind != push.KIND:
+        return None
+    return device
+
+
+def _link_expired() -> bool:
+    return core.context().clock() >= _enrol().get("code_expires", 0)
+
+
+def _activate_push():
+    device = _push_device()
+    if device is None:
+        session.pop("enrol", None)
+        return redirect(url_for("devices.start"))
+    if device.active:
+        _save(stage="name")
+        return redirect(url_for("devices.name"))
+    error, status = "", 200
+    if request.method == "POST":  # "Continue" without htmx: check the activation
+        error, status = ("The app is not activated yet. Open the link on your phone, finish "
+                         "there, then click Continue."), 409
+    settings = current_app.config["UM2FA"]
+    link = push.activation_link(settings.base_url or request.host_url, _enrol()["code"])
+    return render_template("devices/activate_push.html", form=EmptyForm(), error=error,
+                           link=link, expired=_link_expired(),
+                           qr=segno.make(link, error="m").svg_data_uri(scale=5, border=2),
+                           platform=_enrol()["platform"],
+                           ttl_minutes=settings.activation_ttl_seconds // 60), status
+
+
+@bp.post("/activate/new-link")
+@fresh_second_factor("add")
+def new_link():
+    """ "Get a new link": a fresh code (the old one stops working)."""
+    if _enrol().get("stage") != "activate" or _enrol().get("kind") != "push":
+        return _back_to_current()
+    device = _push_device()
+    if device is not None and not device.active:
+        _new_link(device)
+    return redirect(url_for("devices.activate"))
+
+
+@bp.get("/activate/status")
+@fresh_second_factor("add")
+def activation_status():
+    """Polled every second by the activation page: moves on to naming once the phone has
+    activated (204 while nothing changed; 286, which stops htmx polling, once the link expired)."""
+    if _enrol().get("stage") != "activate" or _enrol().get("kind") != "push":
+        return go_to(_back_to_current().location)
+    device = _push_device()
+    if device is None or device.active:
+        return go_to(_activate_push().location)  # a redirect: to the name step, or the start
+    if not htmx:
+        return redirect(url_for("devices.activate"))
+    if _link_expired():
+        return render_template("devices/_activation_status.html", expired=True), 286
+    return "", 204
 
 
 @bp.route("/activate", methods=["GET", "POST"])
@@ -108,6 +185,8 @@ def app():
 def activate():
     if not _reached("activate") or _reached("name"):
         return _back_to_current()
+    if _enrol().get("kind") == "push":
+        return _activate_push()
     ctx, user = core.context(), require_user()
     try:
         device = devices.owned_device(ctx, user, _enrol()["device_id"], active=False)

@@ -1,4 +1,4 @@
-"""The 2FA prompt in the portal: choose a device, "Enter a Passcode".
+"""The 2FA prompt in the portal: choose a device, "Send me a Push" or "Enter a Passcode".
 
 It guards three destinations: finishing a login ("Continue to Login"), "My Settings & Devices",
 and "Add a new device" (which also takes a 9-digit recovery passcode).
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices, prompt
-from app.extensions import core, limiter
+from app.core import devices, prompt, push
+from app.extensions import core, htmx, limiter
+from app.web import push_prompt
 from app.web.auth import (
     login_required,
     mark_second_factor,
@@ -22,6 +23,9 @@ from app.web.request_info import origin
 
 bp = Blueprint("prompt", __name__, url_prefix="/prompt")
 bp.before_request(campus_only)
+
+DOOR = "portal"
+SERVICE = "2FA portal"
 
 DESTINATIONS = {
     "done": ("prompt.done", "Continue to Login"),
@@ -43,15 +47,26 @@ def _device_id(raw: str | None) -> int | None:
     return int(raw) if raw and raw.isdigit() else None
 
 
+def _links(next_step: str) -> push_prompt.Links:
+    return push_prompt.Links(
+        start=url_for("prompt.push_start"), status=url_for("prompt.push_status", next=next_step),
+        methods=url_for("prompt.methods", next=next_step),
+        passcode=url_for("prompt.index", next=next_step, method="passcode"),
+        passcode_hx=url_for("prompt.passcode_form", next=next_step))
+
+
 def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
-            status: int = 200, partial: bool = False):
+            status: int = 200, partial: bool = False,
+            push_view: push_prompt.PushView | None = None):
     user = require_user()
-    chosen = _device_id(form.device.data) or getattr(devices.default_device(user), "id", None)
+    chosen = getattr(push_prompt.chosen_device(user, form.device.data), "id", None)
     template = "prompt/_passcode_form.html" if partial else "prompt/prompt.html"
     return render_template(template, user=user, devices=devices.active_devices(user),
                            chosen=chosen, form=form, next=_next(), error=error,
                            heading=DESTINATIONS[_next()][1],
-                           show_passcode=show_passcode or bool(error)), status
+                           show_passcode=show_passcode or bool(error), push_view=push_view,
+                           push_ok=push_prompt.can_push(user, chosen),
+                           push_links=_links(_next())), status
 
 
 @bp.get("")
@@ -87,6 +102,53 @@ def verify():
     if _next() == "add":
         session["enrol"] = {"stage": "type"}
     return redirect(url_for(DESTINATIONS[_next()][0]))
+
+
+@bp.get("/methods")
+@login_required
+def methods():
+    """The methods bar for the device just chosen (htmx): "Send me a Push" only if it can."""
+    user = require_user()
+    chosen = getattr(push_prompt.chosen_device(user, request.args.get("device")), "id", None)
+    return render_template("_prompt_methods.html", chosen=chosen, push_links=_links(_next()),
+                           push_ok=push_prompt.can_push(user, chosen))
+
+
+@bp.post("/push")
+@login_required
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_address)
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
+               key_func=_passcode_user_key)
+def push_start():
+    """ "Send me a Push": start it, then show its status (which the page polls)."""
+    user = require_user()
+    raw = request.form.get("device", "")
+    try:
+        push_prompt.start(DOOR, user, raw, SERVICE, next=_next(), device=raw)
+    except push.PushError as exc:
+        form = DevicePasscodeForm(formdata=None, device=raw)
+        return _render(form, show_passcode=True, error=str(exc),
+                       status=push_prompt.error_status(exc))
+    return redirect(url_for("prompt.push_status", next=_next()), code=303)
+
+
+@bp.get("/push")
+@login_required
+def push_status():
+    """Polled every second while a push waits; finishes the login once it is approved."""
+    user = require_user()
+    view = push_prompt.check(DOOR, user)
+    if view.status == "done":
+        mark_second_factor()
+        target = view.state.get("next", "done")
+        target = target if target in DESTINATIONS else "done"
+        if target == "add":
+            session["enrol"] = {"stage": "type"}
+        return push_prompt.go_to(url_for(DESTINATIONS[target][0]))
+    if htmx:
+        return push_prompt.poll_response(view, _links(_next()))
+    form = DevicePasscodeForm(formdata=None, device=view.state.get("device", ""))
+    return _render(form, show_passcode=False, push_view=view)
 
 
 @bp.get("/done")

@@ -22,10 +22,10 @@ from flask import (
 )
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from app.core import audit, devices, prompt, sso
+from app.core import audit, devices, prompt, push, sso
 from app.core import service_providers as sps
-from app.extensions import core, csrf, limiter
-from app.web import CSP
+from app.extensions import core, csrf, htmx, limiter
+from app.web import CSP, push_prompt
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm
 from app.web.request_info import origin
@@ -242,18 +242,43 @@ def sign_in():
     return redirect(url_for("sso.resume"))
 
 
+def _push_links() -> push_prompt.Links:
+    return push_prompt.Links(
+        start=url_for("sso.push_start"), status=url_for("sso.push_status"),
+        methods=url_for("sso.methods"), passcode=url_for("sso.prompt", method="passcode"),
+        passcode_hx=url_for("prompt.passcode_form", next="done"),
+        remember=bool(current_app.config["UM2FA"].remember_days))
+
+
 def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error: str = "",
-                 status: int = 200):
+                 status: int = 200, push_view: push_prompt.PushView | None = None):
     user = current_user()
     pending = _pending()
     chosen = form.device.data or request.args.get("device", "")
-    chosen_id = int(chosen) if str(chosen).isdigit() else getattr(
-        devices.default_device(user), "id", None)
+    chosen_id = getattr(push_prompt.chosen_device(user, chosen), "id", None)
     return render_template(
         "sso/prompt.html", user=user, devices=devices.active_devices(user), chosen=chosen_id,
         form=form, error=error, show_passcode=show_passcode or bool(error), next="login",
         sp_name=_sp_name(pending), remember_days=current_app.config["UM2FA"].remember_days,
-        new_user=current_app.config["UM2FA"].new_user), status
+        new_user=current_app.config["UM2FA"].new_user, push_view=push_view,
+        push_ok=push_prompt.can_push(user, chosen_id), push_links=_push_links()), status
+
+
+def _second_factor_done(user, remember: bool):
+    """A good second factor (passcode or push) for the pending SAML request: note it and go
+    on to answer the SP; "Remember me" sets its cookie."""
+    mark_second_factor()
+    pending = dict(_pending() or {})
+    pending["mfa"] = True
+    session["saml_req"] = pending
+    response = push_prompt.go_to(url_for("sso.resume"))
+    days = current_app.config["UM2FA"].remember_days
+    if days and remember:
+        response = current_app.make_response(response)
+        response.set_cookie(REMEMBER_COOKIE, _remember_serializer().dumps({"uid": user.id}),
+                            max_age=days * 86400, httponly=True, samesite="Lax",
+                            secure=request.is_secure, path="/sso")
+    return response
 
 
 def _passcode_user_key() -> str:
@@ -281,17 +306,64 @@ def prompt_view():
                                      device_id=device_id)
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
-    mark_second_factor()
-    pending = dict(_pending())
-    pending["mfa"] = True
-    session["saml_req"] = pending
-    response = redirect(url_for("sso.resume"))
-    days = current_app.config["UM2FA"].remember_days
-    if days and request.form.get("remember") == "yes":
-        response.set_cookie(REMEMBER_COOKIE, _remember_serializer().dumps({"uid": user.id}),
-                            max_age=days * 86400, httponly=True, samesite="Lax",
-                            secure=request.is_secure, path="/sso")
-    return response
+    return _second_factor_done(user, request.form.get("remember") == "yes")
+
+
+def _prompt_gate():
+    """The prompt's pages need a pending SAML request and a signed-in user."""
+    if _pending() is None:
+        return error_page("There is no sign-in in progress. Start again from the service you "
+                          "want to use.")
+    if current_user() is None:
+        return redirect(url_for("sso.sign_in"))
+    return None
+
+
+@bp.get("/sso/prompt/methods")
+def methods():
+    """The methods bar for the device just chosen (htmx): "Send me a Push" only if it can."""
+    if (stop := _prompt_gate()) is not None:
+        return stop
+    user = current_user()
+    chosen = getattr(push_prompt.chosen_device(user, request.args.get("device")), "id", None)
+    return render_template("_prompt_methods.html", chosen=chosen, push_links=_push_links(),
+                           push_ok=push_prompt.can_push(user, chosen))
+
+
+@bp.post("/sso/prompt/push")
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_address)
+@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
+               key_func=_passcode_user_key)
+def push_start():
+    """ "Send me a Push" for the service being signed in to."""
+    if (stop := _prompt_gate()) is not None:
+        return stop
+    raw = request.form.get("device", "")
+    try:
+        push_prompt.start(DOOR, current_user(), raw, _sp_name(_pending()), device=raw,
+                          sp=_pending()["sp"])
+    except push.PushError as exc:
+        form = DevicePasscodeForm(formdata=None, device=raw)
+        return _prompt_page(form, error=str(exc), status=push_prompt.error_status(exc))
+    return redirect(url_for("sso.push_status"), code=303)
+
+
+@bp.get("/sso/prompt/push")
+def push_status():
+    """Polled every second while the push waits; an approval answers the SP."""
+    if (stop := _prompt_gate()) is not None:
+        return push_prompt.go_to(url_for("sso.resume")) if htmx else stop
+    user = current_user()
+    state = session.get(push_prompt.SESSION_KEY) or {}
+    if state.get("door") == DOOR and state.get("sp") != _pending()["sp"]:
+        push_prompt.forget()  # sent for another sign-in than the one now pending
+    view = push_prompt.check(DOOR, user)
+    if view.status == "done":
+        return _second_factor_done(user, request.args.get("remember") == "yes")
+    if htmx:
+        return push_prompt.poll_response(view, _push_links())
+    form = DevicePasscodeForm(formdata=None, device=view.state.get("device", ""))
+    return _prompt_page(form, push_view=view)
 
 
 @bp.get("/sso/settings")

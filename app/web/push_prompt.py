@@ -1,0 +1,141 @@
+"""'Send me a Push' in a 2FA prompt, shared by the portal and the SSO doors.
+
+The push's id stays in the session (never in the page), the page polls a status route every
+second with htmx, and each door finishes its own login once `check` says the push is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from flask import redirect, render_template, session
+
+from app.core import prompt, push
+from app.extensions import core, htmx
+from app.models import Device, PushRequest, User
+from app.web.request_info import origin
+
+SESSION_KEY = "push"
+NO_PUSH = "There is no push waiting. Send one, or enter a passcode."
+# HTTP status for each PushError message; anything else is a 400.
+ERROR_STATUS = {push.BLOCKED: 403, push.TOO_MANY: 429, push.NOT_PUSH: 400}
+
+
+@dataclass
+class PushView:
+    """What the status region shows.
+
+    status: pending, done (approved and used for this login now), none (no push in this
+    session) or a final push status: denied, mismatch, fraud, expired, used.
+    """
+
+    status: str
+    message: str = ""
+    device_name: str = ""
+    number: str = ""
+    seconds_left: int = 0
+    state: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Links:
+    """A door's URLs for the prompt's methods and the push status region."""
+
+    start: str         # POST: "Send me a Push"
+    status: str        # GET: the status route the page polls
+    methods: str       # GET: the methods bar for the chosen device (htmx)
+    passcode: str      # GET: "Enter a Passcode" without htmx
+    passcode_hx: str   # GET: the passcode fragment htmx swaps in
+    remember: bool = False  # the prompt has a "Remember me" box (sent along with each poll)
+
+
+def error_status(exc: push.PushError) -> int:
+    return ERROR_STATUS.get(str(exc), 400)
+
+
+def chosen_device(user: User, raw: str | int | None) -> Device | None:
+    """The device picked in the prompt (one of the user's active ones), else the default."""
+    from app.core import devices
+
+    raw = str(raw or "")
+    if raw.isdigit() and len(raw) <= 9:
+        found = next((d for d in devices.active_devices(user) if d.id == int(raw)), None)
+        if found is not None:
+            return found
+    return devices.default_device(user)
+
+
+def can_push(user: User, raw_device: str | int | None) -> bool:
+    return push.can_push(chosen_device(user, raw_device))
+
+
+def has_push_device(user: User) -> bool:
+    return bool(push.push_devices(user))
+
+
+def start(door: str, user: User, raw_device: str, service: str, **state) -> PushView:
+    """Send a push to the chosen device; PushError (safe to show) when it cannot go."""
+    ctx = core.context()
+    device = None
+    if raw_device:
+        if not (raw_device.isdigit() and len(raw_device) <= 9):
+            raise push.PushError(push.NOT_PUSH)
+        device = ctx.db.get(Device, int(raw_device))
+        if device is None or device.user_id != user.id:
+            raise push.PushError(push.NOT_PUSH)
+    request = push.start(ctx, origin(door), user, device, service=service)
+    session[SESSION_KEY] = {"id": request.public_id, "door": door, **state}
+    return _pending(request, session[SESSION_KEY])
+
+
+def _pending(request: PushRequest, state: dict) -> PushView:
+    ctx = core.context()
+    device = ctx.db.get(Device, request.device_id)
+    left = max(0, ceil((request.expires_at - ctx.now()).total_seconds()))
+    return PushView("pending", push.MESSAGES["pending"], device.name if device else "",
+                    request.number, left, dict(state))
+
+
+def check(door: str, user: User) -> PushView:
+    """Where this session's push stands. An approved push is used for this login here, once:
+    the view is "done" only for the request that used it."""
+    state = session.get(SESSION_KEY)
+    if not state or state.get("door") != door:
+        return PushView("none", NO_PUSH)
+    ctx = core.context()
+    request = push.find(ctx, user, state["id"])
+    status = push.status(ctx, user, state["id"]) if request is not None else "expired"
+    if status == "pending" and request is not None:
+        return _pending(request, state)
+    session.pop(SESSION_KEY, None)
+    if status == "approved":
+        if push.complete(ctx, origin(door), user, state["id"]):
+            return PushView("done", state=dict(state))
+        status = "locked" if user.is_locked else "used"
+    device = ctx.db.get(Device, request.device_id) if request is not None else None
+    message = (prompt.LOCKED_MESSAGE if status == "locked"
+               else push.MESSAGES.get(status, push.MESSAGES["expired"]))
+    return PushView(status, message,
+                    device.name if device else "", state=dict(state))
+
+
+def forget() -> None:
+    session.pop(SESSION_KEY, None)
+
+
+def go_to(target: str):
+    """Leave the prompt: the whole page moves, for htmx polls and plain requests alike."""
+    if htmx:
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target)
+
+
+def poll_response(view: PushView, links: Links):
+    """The htmx answer to a status poll: a fresh countdown while pending (it keeps polling),
+    else the final message swapped into the status region (which stops the polling)."""
+    if view.status == "pending":
+        return render_template("prompt/_push_countdown.html", push_view=view, push_links=links)
+    page = render_template("prompt/_push_status.html", push_view=view, push_links=links,
+                           inner=True)
+    return page, 200, {"HX-Retarget": "#push-status", "HX-Reswap": "innerHTML"}

@@ -46,6 +46,10 @@ def _commit(response):
 
 
 def _error_page(title: str, message: str, status: int):
+    from app.web import device_api
+
+    if device_api.is_api_request():  # the companion app reads JSON, never a page
+        return device_api.error(message or title, status)
     return render_template("error.html", title=title, message=message), status
 
 
@@ -90,6 +94,12 @@ def init_app(app: Flask) -> None:
     from app.web import recovery
 
     recovery.init_app(app)  # off campus too: not behind the campus gate
+    from app.web import device_api
+
+    app.register_blueprint(device_api.bp)  # signed JSON, off campus too, no CSRF token
+    from app.web import companion
+
+    app.register_blueprint(companion.bp)  # the companion app: off campus too
     app.after_request(_commit)
     app.after_request(_security_headers)
     _register_errors(app)

@@ -28,7 +28,11 @@ from tests.browser.steps import (
     add_alice,
     add_device_until_app,
     assert_clean_console,
+    continue_to_login,
     enter_passcode,
+    follow,
+    issue_recovery,
+    name_device,
     sign_in,
 )
 
@@ -323,11 +327,12 @@ def shot(shots, page: Page, label: str) -> None:
 
 def enrol_companion_app(page: Page, server, shots) -> Page:
     """ "Add a new device" -> the UM 2FA app; the phone (another page in the same browser) opens
-    the activation link shown under the QR code, and the enrolment page moves on by itself."""
-    recovery = server.cli("recovery", "issue", "alice").stdout.strip()
+    the activation link shown under the QR code, and the enrolment page moves on by itself;
+    name it, then "Continue to Login"."""
+    recovery = issue_recovery(server)
     sign_in(page, server, shots)
-    page.get_by_role("link", name="Add a new device").click()
-    enter_passcode(page, shots, recovery, "recovery")
+    follow(page, shots, "Add a new device")
+    enter_passcode(page, shots, recovery, "recovery-passcode-typed")
     add_device_until_app(page, shots)
     page.get_by_role("button", name="UM 2FA app - Send me a Push").click()
     expect(page.get_by_role("heading", name="Activate the UM 2FA app")).to_be_visible()
@@ -351,11 +356,9 @@ def enrol_companion_app(page: Page, server, shots) -> Page:
     # No click on the enrolment page: htmx polling notices the activation.
     expect(page.get_by_role("heading", name="Give your device a name")).to_be_visible(
         timeout=10000)
-    shot(shots, page, "enrol-name")
-    page.get_by_label("Device name").fill("Alice's phone")
-    page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("heading", name="“Alice's phone” was added")).to_be_visible()
-    shot(shots, page, "enrol-added")
+    shots.page = page
+    name_device(page, shots, "Alice's phone", {"name": "enrol-name", "added": "enrol-added"})
+    continue_to_login(page)
     return phone
 
 
@@ -372,8 +375,6 @@ def send_push(page: Page, shots, label: str) -> str:
 def test_enrol_then_sign_in_with_a_push(live_server, page: Page, shots) -> None:
     add_alice(live_server)
     phone = enrol_companion_app(page, live_server, shots)
-    page.get_by_role("link", name="Continue to Login").click()
-    expect(page.get_by_role("heading", name="Continue to Login")).to_be_visible()
     number = send_push(page, shots, "login")
 
     card = request_card(phone)
@@ -395,8 +396,6 @@ def test_enrol_then_sign_in_with_a_push(live_server, page: Page, shots) -> None:
 def test_deny_on_the_phone_shows_the_message(live_server, page: Page, shots) -> None:
     add_alice(live_server)
     phone = enrol_companion_app(page, live_server, shots)
-    page.get_by_role("link", name="Continue to Login").click()
-    expect(page.get_by_role("heading", name="Continue to Login")).to_be_visible()
     send_push(page, shots, "login")
 
     card = request_card(phone)

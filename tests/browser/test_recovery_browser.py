@@ -5,15 +5,25 @@ passcode it gave adds a new device in the 2FA portal ("Add a new device" -> "Ent
 from __future__ import annotations
 
 import re
-import time
 
-import pyotp
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.browser.steps import (
+    DEVICE_SHOTS,
+    Person,
+    Phone,
+    add_authenticator,
+    assert_clean_console,
+    enter_passcode,
+    follow,
+    sign_in,
+)
 
 pytestmark = pytest.mark.browser
 
 USER, PASSWORD, DOB, ID_LAST4 = "carol", "carol-password-7", "1985-06-07", "B45c"
+CAROL = Person(USER, PASSWORD, "Carol Lee")
 
 
 def recovery_identity(page: Page, shots, *, dob: str) -> None:
@@ -43,7 +53,7 @@ def recovery_password(page: Page, shots, label: str) -> None:
 
 def test_recover_then_add_a_device_with_the_passcode(live_server, page: Page, shots) -> None:
     live_server.cli("users", "add", USER, "--password", PASSWORD, "--dob", DOB,
-                    "--id-last4", ID_LAST4, "--role", "staff", "--name", "Carol Lee")
+                    "--id-last4", ID_LAST4, "--role", "staff", "--name", CAROL.name)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"],
                                    origin=live_server.url)
 
@@ -77,54 +87,16 @@ def test_recover_then_add_a_device_with_the_passcode(live_server, page: Page, sh
 
     # The 2FA portal, on campus: sign in -> "Add a new device" -> "Enter a Passcode".
     page.get_by_role("link", name="Go to the 2FA portal").click()
-    expect(page.get_by_role("heading", name="2FA portal")).to_be_visible()
-    page.get_by_label("UMPASS ID").fill(USER)
-    page.get_by_label("UMPASS password").fill(PASSWORD)
-    shots("portal-sign-in")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live_server, shots, label="portal-", who=CAROL, home_shot="portal-home",
+            navigate=False)
     expect(page.get_by_text("You have no device yet")).to_be_visible()
-    shots("portal-home")
-    page.get_by_role("link", name="Add a new device").click()
-    expect(page.get_by_role("heading", name="Add a new device")).to_be_visible()
-    page.get_by_role("link", name="Enter a Passcode").click()
-    field = page.locator("#method input[name=passcode]")
-    expect(field).to_be_visible()
-    field.fill(passcode)
-    shots("enter-passcode")
-    page.get_by_role("button", name="Verify").click()
-
-    expect(page.get_by_role("heading", name="What type of device are you adding?")).to_be_visible()
-    shots("device-type")
-    page.get_by_role("button", name="Mobile phone").click()
-    expect(page.get_by_role("heading", name="What type of mobile phone is it?")).to_be_visible()
-    page.get_by_role("radio", name="Android").check()
-    shots("platform")
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", name="Install Duo Mobile")).to_be_visible()
-    shots("install-app")
-    page.get_by_role("button", name="I have Duo Mobile installed").click()
-
-    expect(page.get_by_role("heading", name="Activate your device")).to_be_visible()
-    shots("qr-code")
-    page.get_by_text("Can't scan? Type the key instead").click()
-    secret_box = page.locator("#secret")
-    expect(secret_box).to_be_visible()
-    secret = "".join(secret_box.inner_text().split())
-    assert re.fullmatch(r"[A-Z2-7]{32}", secret)
-    page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).at(time.time()))
-    shots("activation-code")
-    page.get_by_role("button", name="Continue").click()
-
-    expect(page.get_by_role("heading", name="Give your device a name")).to_be_visible()
-    page.get_by_label("Device name").fill("Carol's Android")
-    shots("name-device")
-    page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("link", name="Continue to Login")).to_be_visible()
-    shots("continue-to-login")
+    follow(page, shots, "Add a new device")
+    enter_passcode(page, shots, passcode, "enter-passcode")
+    add_authenticator(page, shots, Phone(), "Carol's Android", labels={
+        **DEVICE_SHOTS, "key": "", "code": "activation-code", "added": "continue-to-login"})
 
     # The passcode worked once: the recovery portal's answer is spent, and so is the code.
     listing = live_server.cli("devices", "list", USER).stdout
     assert "Carol's Android" in listing and "mobile/android" in listing
     # The one error is Chromium noting the 401 status of the "could not verify" page.
-    others = [e for e in page.console_errors if "status of 401" not in e]
-    assert others == [], f"console errors (CSP included): {others}"
+    assert_clean_console(page, allow=("status of 401",))

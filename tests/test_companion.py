@@ -50,3 +50,27 @@ def test_service_worker_is_served_from_its_scope(client, where) -> None:
     assert response.headers["Cache-Control"] == "no-cache"
     assert "Service-Worker-Allowed" not in response.headers  # /app/sw.js: its scope is /app/
     assert b"addEventListener(\"push\"" in response.get_data()
+
+
+def test_a_mangled_activation_link_leaves_the_app_working() -> None:
+    """app.js reads the code from the link (location.hash on load, or pasted): a "%" without
+    hex digits after it must give "no code", not an exception that leaves "Loading…" up."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node")
+    source = (Path(__file__).parent.parent / "static/companion/app.js").read_text()
+    function = re.search(r"^function activationCode\(text\) \{.*?^\}", source,
+                         re.M | re.S).group(0)
+    good = "A" * 32
+    cases = ["#activate=%E0%A4%A", "https://2fa.test/app/#activate=%", f"#activate={good}",
+             good, "#request=abc"]
+    script = f"{function}\nconsole.log(JSON.stringify({json.dumps(cases)}.map(activationCode)));"
+    run = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["", "", good, good, ""]

@@ -246,3 +246,44 @@ def test_an_approval_does_not_let_a_user_locked_meanwhile_in(app, ctx, alice):
     assert [r.result for r in audit_rows(app, "factor")] == ["locked"]
     users.unlock(ctx, TEST_ORIGIN, "alice")
     assert push.complete(ctx, TEST_ORIGIN, alice, request.public_id)
+
+
+def test_concurrent_starts_keep_the_pending_limit(app, ctx, alice, database_url):
+    """Two nodes start pushes for the same user at once: the count and the insert of one wait
+    for the other's commit, so the user never has more than push_max_pending waiting."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from app.extensions import core
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: the race is PostgreSQL's")
+    new_phone(ctx)
+    for _ in range(2):
+        push.start(ctx, TEST_ORIGIN, users.get(ctx, "alice"), None, service="x")
+    ctx.db.commit()
+    push.start(ctx, TEST_ORIGIN, users.get(ctx, "alice"), None, service="x")  # uncommitted
+    outcome: list[str] = []
+
+    def other_node() -> None:
+        with app.app_context():
+            other = core.context()
+            try:
+                push.start(other, TEST_ORIGIN, users.get(other, "alice"), None, service="y")
+                outcome.append("started")
+            except push.PushError as exc:
+                outcome.append(str(exc))
+            finally:
+                other.db.commit()
+                other.db.close()
+
+    thread = threading.Thread(target=other_node)
+    thread.start()
+    thread.join(timeout=1)  # waits on our lock (it would finish at once without it)
+    ctx.db.commit()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert outcome == [push.TOO_MANY]
+    assert ctx.db.scalar(select(func.count()).select_from(PushRequest).where(
+        PushRequest.status == "pending")) == 3

@@ -223,7 +223,7 @@ def code_device(app) -> int:
                                   b'{"code": "x", "public_key": "y"}',
                                   b'{"code": "a", "public_key": "b", "proof": "c", '
                                   b'"subscription": "yes"}',
-                                  b"[" * 5000])
+                                  b"[" * 5000, b'{"code": ' + b"9" * 5000 + b"}"])
 def test_a_malformed_activation_is_a_json_400(client, body):
     reply = client.post(f"{API}/activate", data=body, content_type="application/json")
     assert reply.status_code == 400 and reply.is_json and reply.get_json()["error"]
@@ -386,6 +386,25 @@ def test_fraud_without_smtp_is_still_blocked_and_audited(app, phone):
     assert audit_rows(app, "push.fraud") and not audit_rows(app, "push.fraud_notify")
 
 
+def test_fraud_also_stops_the_pushes_already_waiting(app, phone):
+    """Pushes sent before the fraud report (likely the same attacker's) cannot be approved
+    afterwards, and an approval not yet used for its login no longer completes it."""
+    approved_id, approved_number = send_push(app)
+    assert phone.approve(approved_id, approved_number).data == {"status": "approved"}
+    waiting_id, waiting_number = send_push(app)
+    reported_id, _ = send_push(app)
+    assert phone.report_fraud(reported_id).data == {"status": "fraud"}
+    assert phone.pending() == []
+    assert push_row(app, waiting_id).status == "denied"
+    assert_json_error(phone.approve(waiting_id, waiting_number), 409)
+    with committed(app) as c:
+        alice = users.get(c, "alice")
+        assert push.status(c, alice, waiting_id) == "denied"
+        assert not push.complete(c, TEST_ORIGIN, alice, waiting_id)
+        assert not push.complete(c, TEST_ORIGIN, alice, approved_id)
+    assert "blocked" in [r.result for r in audit_rows(app, "factor")]
+
+
 def test_a_push_expires_after_sixty_seconds(app, phone, clock):
     public_id, number = send_push(app)
     clock.advance(59)
@@ -447,6 +466,27 @@ def test_an_answer_not_signed_by_the_device_key_is_refused(app, phone, client, c
 def test_a_malformed_answer_is_a_json_400(app, phone, payload):
     public_id, _ = send_push(app)
     assert_json_error(phone.call("POST", f"{API}/requests/{public_id}/answer", payload), 400)
+
+
+def test_an_answer_with_a_huge_number_in_its_json_is_a_400(app, phone):
+    public_id, _ = send_push(app)
+    path = f"{API}/requests/{public_id}/answer"
+    body = b'{"decision": ' + b"9" * 5000 + b"}"  # past Python's int-from-string limit
+    reply = phone.transport.send("POST", path, body, phone.signed_headers("POST", path, body))
+    assert "JSON" in assert_json_error(reply, 400)
+
+
+@pytest.mark.parametrize("request_id", ["a%00b", "%C3%A9", "x" * 300])
+def test_an_odd_request_id_is_a_404(app, phone, request_id):
+    """Also on PostgreSQL, which refuses a NUL in a string parameter."""
+    from urllib.parse import unquote
+
+    for method, path, body in (
+            ("GET", f"{API}/requests/{request_id}", b""),
+            ("POST", f"{API}/requests/{request_id}/answer",
+             json.dumps({"decision": "deny", "number": "", "signature": "AA"}).encode())):
+        headers = phone.signed_headers(method, unquote(path), body)  # signed as request.path
+        assert_json_error(phone.transport.send(method, path, body, headers), 404)
 
 
 # --- signed calls ---------------------------------------------------------------------------

@@ -345,6 +345,41 @@ def test_another_users_device_cannot_be_pushed(app, client, clock):
     assert audit_rows(app, "push.start") == []
 
 
+def test_a_fraud_report_stops_the_other_logins_waiting_on_a_push(app, client, clock):
+    """Two sign-ins wait on pushes (the second is an attacker's): reporting one as fraud stops
+    the other too, even when it was approved a moment before and not yet used."""
+    phone = user_with_phone(app, clock)
+    sign_in(client)
+    _, number = started(client)
+    mine = phone.wait_for_request(timeout=2)["id"]
+    assert phone.approve(mine, number).data["status"] == "approved"
+    intruder = app.test_client()
+    sign_in(intruder)
+    assert send(intruder).status_code == 303
+    theirs = next(r["id"] for r in phone.pending() if r["id"] != mine)
+    assert phone.report_fraud(theirs).data["status"] == "fraud"
+    response = poll(client)
+    assert "HX-Redirect" not in response.headers
+    assert push.BLOCKED in text(response).replace("&#39;", "'")
+    assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
+    assert factor_audits(app) == []
+
+
+@pytest.mark.parametrize("odd", ["\u00b2", "\u0661", "9" * 30])
+def test_odd_device_values_are_refused_cleanly(app, client, clock, odd):
+    """Unicode digits (a superscript two is a digit to str.isdigit, but not to int)."""
+    user_with_phone(app, clock)
+    sign_in(client)
+    assert send(client, device=odd).status_code == 400
+    assert client.get("/prompt/methods", query_string={"device": odd, "next": "done"},
+                      headers=HX).status_code == 200
+    assert client.get("/prompt", query_string={"device": odd, "next": "done"}).status_code \
+        == 200
+    reply = post(client, "/prompt", {"next": "done", "device": odd, "passcode": "123456"},
+                 token_from="/prompt?next=done")
+    assert reply.status_code in (400, 401) and "Traceback" not in text(reply)
+
+
 # --- the SSO prompt ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
@@ -420,3 +455,21 @@ def test_sso_prompt_push_remembers_when_asked(app, client, clock):
     done = client.get("/sso/prompt/push?remember=yes", headers=HX)
     assert done.headers["HX-Redirect"] == "/sso/continue"
     assert any(c.startswith("um2fa_remember=") for c in done.headers.getlist("Set-Cookie"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
+def test_sso_prompt_refuses_odd_device_values_cleanly(app, client, clock):
+    from tests.test_sso import go, make_sp
+
+    user_with_phone(app, clock)
+    sp = make_sp(client, app)
+    go(client, sp.login()[0])
+    client.get("/sso/continue")
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    reply = post(client, "/sso/prompt", {"device": "\u00b2", "passcode": "123456"},
+                 token_from="/sso/prompt")
+    assert reply.status_code in (400, 401) and "Traceback" not in text(reply)
+    assert post(client, "/sso/prompt/push", {"device": "\u00b2"},
+                token_from="/sso/prompt").status_code == 400
+    assert client.get("/sso/prompt/methods?device=%C2%B2", headers=HX).status_code == 200

@@ -211,8 +211,9 @@ def is_blocked(ctx: Context, user: User) -> bool:
 
 
 def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, service: str,
-          timeout: int | None = None) -> PushRequest:
-    """Send a push to `device` (the user's default push device when None)."""
+          timeout: int | None = None, verified: bool | None = None) -> PushRequest:
+    """Send a push to `device` (the user's default push device when None). `verified` (default:
+    the Verified Push policy) is off where no screen can show the number (the VPN door)."""
     device = device if device is not None else next(iter(push_devices(user)), None)
     if not can_push(device) or device is None or device.user_id != user.id:
         raise PushError(NOT_PUSH)
@@ -222,6 +223,9 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
         audit.record(ctx, origin, "push.start", "blocked", username=user.username,
                      device=device.name)
         raise PushError(BLOCKED)
+    # One start per user at a time (on PostgreSQL; SQLite has one writer anyway): another
+    # node's count and insert must not interleave with ours, or the limit is passed.
+    ctx.db.execute(select(User.id).where(User.id == user.id).with_for_update())
     _expire_stale(ctx, user.id)
     pending = ctx.db.scalar(select(func.count()).select_from(PushRequest).where(
         PushRequest.user_id == user.id, PushRequest.status == "pending")) or 0
@@ -233,7 +237,8 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
     request = PushRequest(
         public_id=secrets.token_urlsafe(16), user_id=user.id, device_id=device.id,
         status="pending", number=f"{secrets.randbelow(1000):03d}"
-        if ctx.settings.verified_push else "", door=origin.door, service=service[:200],
+        if (ctx.settings.verified_push if verified is None else verified) else "",
+        door=origin.door, service=service[:200],
         client_addr=origin.client_addr[:64], created_at=now,
         expires_at=now + timedelta(seconds=timeout or ctx.settings.push_timeout))
     ctx.db.add(request)
@@ -245,7 +250,16 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
     return request
 
 
+def _well_formed(public_id: str) -> bool:
+    """A public id as `start` makes them (token_urlsafe): anything else matches no row, and
+    is not sent to the database at all (PostgreSQL refuses a NUL in a string parameter)."""
+    return (isinstance(public_id, str) and 0 < len(public_id) <= 32 and public_id.isascii()
+            and all(ch.isalnum() or ch in "-_" for ch in public_id))
+
+
 def find(ctx: Context, user: User, public_id: str) -> PushRequest | None:
+    if not _well_formed(public_id):
+        return None
     request = ctx.db.scalar(select(PushRequest).where(PushRequest.public_id == public_id))
     if request is None or request.user_id != user.id:
         return None
@@ -288,6 +302,9 @@ def complete(ctx: Context, origin: Origin, user: User, public_id: str, *,
     if user.is_locked:
         audit.record(ctx, origin, action, "locked", username=user.username, detail="push")
         return False
+    if is_blocked(ctx, user):  # a push was reported as fraud since this one was approved
+        audit.record(ctx, origin, action, "blocked", username=user.username, detail="push")
+        return False
     used = ctx.db.execute(update(PushRequest)
                           .where(PushRequest.id == request.id,
                                  PushRequest.status == "approved")
@@ -314,6 +331,8 @@ def pending_for(ctx: Context, device: Device) -> list[PushRequest]:
 
 
 def request_for_device(ctx: Context, device: Device, public_id: str) -> PushRequest:
+    if not _well_formed(public_id):
+        raise UnknownRequest("No such request for this device.")
     request = ctx.db.scalar(select(PushRequest).where(PushRequest.public_id == public_id))
     if request is None or request.device_id != device.id:
         raise UnknownRequest("No such request for this device.")
@@ -368,6 +387,12 @@ def _report_fraud(ctx: Context, origin: Origin, user: User, device: Device,
 
     until = ctx.now() + timedelta(minutes=ctx.settings.push_fraud_block_minutes)
     ctx.db.execute(update(User).where(User.id == user.id).values(push_blocked_until=until)
+                   .execution_options(synchronize_session=False))
+    # The block covers the pushes already waiting (likely the same attacker's): a later tap on
+    # "Approve" must not let one of them in.
+    ctx.db.execute(update(PushRequest)
+                   .where(PushRequest.user_id == user.id, PushRequest.status == "pending")
+                   .values(status="denied", answered_at=ctx.now())
                    .execution_options(synchronize_session=False))
     ctx.db.refresh(user)
     audit.record(ctx, origin, "push.fraud", "blocked", username=user.username,

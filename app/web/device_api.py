@@ -100,7 +100,7 @@ def _body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
     try:
         data = json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a too-long integer
         raise BadRequest("The request body must be JSON.") from exc
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

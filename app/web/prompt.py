@@ -44,7 +44,7 @@ def _next() -> str:
 
 
 def _device_id(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 def _links(next_step: str) -> push_prompt.Links:

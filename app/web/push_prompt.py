@@ -59,7 +59,7 @@ def chosen_device(user: User, raw: str | int | None) -> Device | None:
     from app.core import devices
 
     raw = str(raw or "")
-    if raw.isdigit() and len(raw) <= 9:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
         found = next((d for d in devices.active_devices(user) if d.id == int(raw)), None)
         if found is not None:
             return found
@@ -79,7 +79,7 @@ def start(door: str, user: User, raw_device: str, service: str, **state) -> Push
     ctx = core.context()
     device = None
     if raw_device:
-        if not (raw_device.isdigit() and len(raw_device) <= 9):
+        if not (raw_device.isascii() and raw_device.isdigit() and len(raw_device) <= 9):
             raise push.PushError(push.NOT_PUSH)
         device = ctx.db.get(Device, int(raw_device))
         if device is None or device.user_id != user.id:
@@ -112,10 +112,11 @@ def check(door: str, user: User) -> PushView:
     if status == "approved":
         if push.complete(ctx, origin(door), user, state["id"]):
             return PushView("done", state=dict(state))
-        status = "locked" if user.is_locked else "used"
+        status = ("locked" if user.is_locked
+                  else "blocked" if push.is_blocked(ctx, user) else "used")
     device = ctx.db.get(Device, request.device_id) if request is not None else None
-    message = (prompt.LOCKED_MESSAGE if status == "locked"
-               else push.MESSAGES.get(status, push.MESSAGES["expired"]))
+    message = (prompt.LOCKED_MESSAGE if status == "locked" else push.BLOCKED
+               if status == "blocked" else push.MESSAGES.get(status, push.MESSAGES["expired"]))
     return PushView(status, message,
                     device.name if device else "", state=dict(state))
 

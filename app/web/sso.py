@@ -301,7 +301,8 @@ def prompt_view():
         return _prompt_page(form, show_passcode=request.args.get("method") == "passcode")
     if not form.validate():
         return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
-    device_id = int(form.device.data) if (form.device.data or "").isdigit() else None
+    raw = form.device.data or ""
+    device_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
     outcome = prompt.verify_passcode(core.context(), origin(DOOR), user, form.passcode.data,
                                      device_id=device_id)
     if not outcome.ok:

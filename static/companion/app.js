@@ -141,7 +141,12 @@ async function config() {
 function activationCode(text) {
   const value = (text || "").trim();
   const match = value.match(/#activate=([^&\s]+)/);
-  const code = match ? decodeURIComponent(match[1]) : value;
+  let code = value;
+  try {
+    code = match ? decodeURIComponent(match[1]) : value;
+  } catch {
+    return ""; // a mangled link ("%" not followed by hex): no code, not a dead page
+  }
   return /^[A-Za-z0-9_-]{16,100}$/.test(code) ? code : "";
 }
 

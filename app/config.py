@@ -7,7 +7,9 @@ UM2FA_CONFIG, built-in defaults. Keys generated on first start live in the insta
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -19,6 +21,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_CAMPUS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+# Our user fields and the LDAP attributes they are read from (docs/ldap.md). An empty name: the
+# field is not taken from the directory (date of birth and ID characters then stay ours).
+LDAP_DEFAULT_ATTRIBUTES = {"username": "uid", "name": "cn", "mail": "mail",
+                           "role": "employeeType", "dob": "", "id_last4": ""}
+_LDAP_ATTRIBUTE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}|[0-9]+(\.[0-9]+)+")
 
 
 class ConfigError(ValueError):
@@ -92,6 +100,23 @@ class Settings:
     webpush_allow_http: bool = False
     webpush_subject: str = "mailto:it-helpdesk@um.edu.mo"
     admin_emails: tuple[str, ...] = ()
+    # Operators (docs/deploy.md): who may read /metrics, and the log format ("text" | "json").
+    metrics_networks: tuple[Network, ...] = parse_networks("127.0.0.0/8,::1/128")
+    metrics_token: str = field(default="", repr=False)
+    log_format: str = "text"
+    # Primary authentication: "local" (argon2 hashes in our database) or "ldap" (docs/ldap.md)
+    directory: str = "local"
+    ldap_url: str = ""
+    ldap_user_dn_template: str = ""
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = field(default="", repr=False)
+    ldap_base_dn: str = ""
+    ldap_user_filter: str = "(uid={username})"
+    ldap_starttls: bool = False
+    ldap_ca_file: str = ""
+    ldap_timeout: int = 5
+    ldap_pool_size: int = 4
+    ldap_attributes: dict[str, str] = field(default_factory=lambda: dict(LDAP_DEFAULT_ATTRIBUTES))
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,7 +128,7 @@ _INT_FIELDS = {f.name for f in fields(Settings) if f.type == "int"}
 _BOOL_FIELDS = {f.name for f in fields(Settings) if f.type == "bool"}
 _LIST_FIELDS = {f.name for f in fields(Settings) if f.type == "tuple[str, ...]"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-_NET_FIELDS = {"campus_networks", "trusted_proxies"}
+_NET_FIELDS = {"campus_networks", "trusted_proxies", "metrics_networks"}
 
 
 def _coerce_bool(name: str, value: Any) -> bool:
@@ -120,7 +145,34 @@ def _coerce_list(value: Any) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in items if str(item).strip())
 
 
+def _coerce_ldap_attributes(value: Any) -> dict[str, str]:
+    """A TOML table, or JSON text in UM2FA_LDAP_ATTRIBUTES; merged over the defaults."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError("UM2FA_LDAP_ATTRIBUTES must be a JSON object such as "
+                              '{"dob": "umDateOfBirth"}') from exc
+    if not isinstance(value, dict):
+        raise ConfigError("UM2FA_LDAP_ATTRIBUTES must be a table (TOML) or object (JSON)")
+    mapping = dict(LDAP_DEFAULT_ATTRIBUTES)
+    for key, attr in value.items():
+        if key not in LDAP_DEFAULT_ATTRIBUTES:
+            raise ConfigError(f"UM2FA_LDAP_ATTRIBUTES: unknown field {key!r}; the fields are "
+                              f"{', '.join(LDAP_DEFAULT_ATTRIBUTES)}")
+        attr = "" if attr is None else str(attr).strip()
+        if attr and not _LDAP_ATTRIBUTE_RE.fullmatch(attr):
+            raise ConfigError(f"UM2FA_LDAP_ATTRIBUTES: {attr!r} (for {key}) is not an LDAP "
+                              "attribute name")
+        mapping[key] = attr
+    if not mapping["username"]:
+        raise ConfigError("UM2FA_LDAP_ATTRIBUTES: username must name an attribute (e.g. uid)")
+    return mapping
+
+
 def _coerce(name: str, value: Any) -> Any:
+    if name == "ldap_attributes":
+        return _coerce_ldap_attributes(value)
     if name in _NET_FIELDS:
         return parse_networks(value)
     if name == "instance_dir":
@@ -189,6 +241,54 @@ def _check_push(settings: Settings) -> None:
         raise ConfigError("UM2FA_ACTIVATION_TTL_SECONDS must be between 60 and 3600")
 
 
+def _check_ldap_url(url: str, starttls: bool) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"UM2FA_LDAP_URL {url!r} is not a URL") from exc
+    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError("UM2FA_LDAP_URL must be ldaps://host[:port] or ldap://host[:port]")
+    if parts.scheme == "ldaps" and starttls:
+        raise ConfigError("UM2FA_LDAP_STARTTLS is for ldap:// URLs; ldaps:// is TLS already")
+    if parts.scheme == "ldap" and not starttls and parts.hostname not in (
+            "127.0.0.1", "localhost", "::1"):
+        raise ConfigError("UM2FA_LDAP_URL: passwords would cross the network in clear; use "
+                          "ldaps:// or set UM2FA_LDAP_STARTTLS=true")
+
+
+def _check_ldap(settings: Settings) -> None:
+    if settings.directory not in ("local", "ldap"):
+        raise ConfigError("UM2FA_DIRECTORY must be 'local' or 'ldap'")
+    if settings.directory != "ldap":
+        return
+    if not settings.ldap_url:
+        raise ConfigError("UM2FA_LDAP_URL is required with UM2FA_DIRECTORY=ldap")
+    _check_ldap_url(settings.ldap_url, settings.ldap_starttls)
+    template, search_filter = settings.ldap_user_dn_template, settings.ldap_user_filter
+    if template and template.count("{username}") != 1:
+        raise ConfigError("UM2FA_LDAP_USER_DN_TEMPLATE must contain {username} once, e.g. "
+                          "uid={username},ou=people,dc=um,dc=edu,dc=mo")
+    if not template and not settings.ldap_base_dn:
+        raise ConfigError("with UM2FA_DIRECTORY=ldap set UM2FA_LDAP_USER_DN_TEMPLATE (bind as "
+                          "the user) or UM2FA_LDAP_BASE_DN (search, then bind)")
+    if settings.ldap_base_dn and (search_filter.count("{username}") != 1
+                                  or not search_filter.startswith("(")
+                                  or search_filter.count("(") != search_filter.count(")")):
+        raise ConfigError("UM2FA_LDAP_USER_FILTER must be a filter in parentheses containing "
+                          "{username} once, e.g. (uid={username})")
+    if settings.ldap_bind_dn and not settings.ldap_bind_password:
+        raise ConfigError("UM2FA_LDAP_BIND_PASSWORD is required with UM2FA_LDAP_BIND_DN")
+    if settings.ldap_ca_file and not os.access(settings.ldap_ca_file, os.R_OK):
+        raise ConfigError(f"UM2FA_LDAP_CA_FILE {settings.ldap_ca_file} cannot be read")
+    if not 1 <= settings.ldap_timeout <= 60:
+        raise ConfigError("UM2FA_LDAP_TIMEOUT must be between 1 and 60 seconds")
+    if not 1 <= settings.ldap_pool_size <= 64:
+        raise ConfigError("UM2FA_LDAP_POOL_SIZE must be between 1 and 64")
+
+
 def load_settings(overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if environ is None else environ)
@@ -221,8 +321,11 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigError("UM2FA_SSO_SECOND_FACTOR must be 'session' or 'always'")
     if settings.new_user not in ("enrol", "deny", "allow"):
         raise ConfigError("UM2FA_NEW_USER must be 'enrol', 'deny' or 'allow'")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError("UM2FA_LOG_FORMAT must be 'text' or 'json'")
     _check_recovery(settings)
     _check_push(settings)
+    _check_ldap(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})

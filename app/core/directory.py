@@ -1,9 +1,16 @@
-"""Primary authentication behind one interface: the local directory today, LDAP and
-upstream RADIUS later. A directory answers only "is this the password of this user"."""
+"""Primary authentication behind one interface: the local directory, LDAP
+(app/core/directory_ldap.py) and upstream RADIUS later. A directory answers "is this the
+password of this user"; one outside our database can also describe a user (`lookup`), for
+app/core/provisioning.py to create or update the local row.
+
+A directory that cannot be asked (server down, TLS refused, timeout) raises
+DirectoryUnavailable instead of answering False: doors answer "temporarily unavailable"
+(web: HTTP 503; RADIUS: the client's fail mode), never "wrong password"."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,12 +20,38 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("um2fa-timing-equaliser")
 
 
+if TYPE_CHECKING:
+    from app.config import Settings
+
+
+class DirectoryUnavailable(Exception):
+    """The directory cannot answer now. The message names the cause, never a password."""
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A user as the directory describes them; None where the directory does not say.
+    `dob` and `id_last4` are raw directory values, normalised by provisioning."""
+
+    username: str
+    display_name: str | None = None
+    email: str | None = None
+    role: str | None = None
+    dob: str | None = field(default=None, repr=False)
+    id_last4: str | None = field(default=None, repr=False)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
 class Directory(Protocol):
     def check_password(self, username: str, password_hash: str | None, password: str) -> bool:
+        """Raises DirectoryUnavailable when the directory cannot be asked."""
+        ...
+
+    def lookup(self, username: str) -> DirectoryUser | None:
+        """The user's attributes, or None (unknown, or a directory that keeps none)."""
         ...
 
 
@@ -30,3 +63,15 @@ class LocalDirectory:
             return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
         except (VerificationError, InvalidHashError):
             return False
+
+    def lookup(self, username: str) -> DirectoryUser | None:
+        return None  # our users are rows already
+
+
+def make_directory(settings: Settings) -> Directory:
+    """The directory that `settings.directory` names."""
+    if settings.directory == "ldap":
+        from app.core.directory_ldap import LdapDirectory
+
+        return LdapDirectory(settings)
+    return LocalDirectory()

@@ -100,6 +100,11 @@ def init_app(app: Flask) -> None:
     from app.web import companion
 
     app.register_blueprint(companion.bp)  # the companion app: off campus too
+    from app import logging_setup
+    from app.web import ops
+
+    app.register_blueprint(ops.bp)  # /healthz, /metrics: no campus gate, CSRF or rate limit
+    logging_setup.init_app(app)  # X-Request-ID
     app.after_request(_commit)
     app.after_request(_security_headers)
     _register_errors(app)

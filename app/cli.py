@@ -246,9 +246,11 @@ def serve(host, port, threads) -> None:
     from waitress import serve as waitress_serve
 
     from app import migrate
+    from app.logging_setup import configure
     from saml import keys as saml_keys
 
     settings = current_app.config["UM2FA"]
+    configure(settings.log_format)
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
     # The IdP's signing key is made on first start, not on the first sign-in.

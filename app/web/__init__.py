@@ -11,6 +11,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.core.directory import DirectoryUnavailable
+
 log = logging.getLogger("um2fa.web")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -67,8 +69,10 @@ def _register_errors(app: Flask) -> None:
                            "Please wait a minute and try again.", 429)
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(DirectoryUnavailable)
     def database_down(exc):
-        log.error("database unavailable: %s", exc.__class__.__name__)
+        log.error("%s unavailable: %s", "directory" if isinstance(exc, DirectoryUnavailable)
+                  else "database", exc.__class__.__name__)
         g.user = None  # the page must not ask the database who is signed in
         return _error_page("Temporarily unavailable",
                            "The 2FA service is temporarily unavailable. "

@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.core import radius_clients
+from radius import DEFAULT_MAX_IN_FLIGHT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STDIN = "-"
@@ -117,20 +118,28 @@ def clients_remove(name) -> None:
 @click.option("--port", default=1812, show_default=True, type=click.IntRange(0, 65535),
               help="UDP port; 0 picks a free one (logged at start).")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Worker threads for core decisions (database, argon2, TOTP).")
-@click.option("--max-in-flight", default=1024, show_default=True,
+              help="Worker threads for decisions that verify a password (argon2). Passcode-only "
+                   "decisions (second-factor mode, challenge answers) run in batches on one "
+                   "decision thread.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port (SO_REUSEPORT, Linux); a NAS's "
+                   "retransmissions keep reaching the same process. Worth it with PostgreSQL "
+                   "and spare cores; see docs/radius.md.")
+@click.option("--max-in-flight", default=DEFAULT_MAX_IN_FLIGHT, show_default=True,
               type=click.IntRange(1, 100000),
-              help="Requests being decided at once; more are dropped (the NAS retransmits).")
+              help="Requests being decided at once, per process; more are dropped (the NAS "
+                   "retransmits). About the server's rate times one second.")
 @click.option("--refresh", default=30.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds between reloads of the client list.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @with_appcontext
-def radius_serve(host, port, threads, max_in_flight, refresh, log_level) -> None:
+def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_level) -> None:
     """Run the RADIUS server (PAP Access-Requests from the VPN)."""
     import asyncio
 
     from app import migrate
     from app.extensions import core
+    from radius import processes as multi
     from radius.server import RadiusServer, serve
 
     logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
@@ -140,12 +149,29 @@ def radius_serve(host, port, threads, max_in_flight, refresh, log_level) -> None
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
     services = core.services()
+    turns = multi.write_turns(settings.database_url) if processes > 1 else None
+
+    def serve_one(port: int, listening=None) -> None:
+        if processes > 1:
+            services.db.engine.dispose(close=False)  # a forked child opens its own connections
+        try:
+            server = RadiusServer(services, host=host, port=port, threads=threads,
+                                  max_in_flight=max_in_flight, refresh_seconds=refresh,
+                                  reuse_port=processes > 1, batch_lock=turns)
+        except ValueError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
+        try:
+            asyncio.run(serve(server, listening))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") \
+                from exc
+
+    if processes == 1:
+        serve_one(port)
+        return
     try:
-        server = RadiusServer(services, host=host, port=port, threads=threads,
-                              max_in_flight=max_in_flight, refresh_seconds=refresh)
-    except ValueError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
-    try:
-        asyncio.run(serve(server))
+        status = multi.run(serve_one, port, processes)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise click.ClickException(f"--processes: {exc}") from exc
+    if status:
+        raise SystemExit(status)

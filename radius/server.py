@@ -1,26 +1,34 @@
-"""The RADIUS server: pyrad's asyncio server, one UDP socket, core decisions in a bounded pool.
+"""The RADIUS server: pyrad's asyncio server, one UDP socket, core decisions off the event loop.
 
-The event loop only decodes, authenticates and answers packets; every core call (database,
-argon2, TOTP) runs in a ThreadPoolExecutor, and at most `max_in_flight` requests are being
-decided at once (more are dropped and the NAS retransmits).
+The event loop only decodes, authenticates and answers packets. Requests that check no password
+(second-factor-only mode, challenge answers: a passcode and a few statements) go to one decision
+thread that takes whatever has queued up and decides it in one transaction (group commit, see
+app.core.radius_auth.decide_many); requests that verify a password (argon2) run in a
+ThreadPoolExecutor, whose threads argon2 keeps busy outside the GIL. At most `max_in_flight`
+requests are being decided at once, and at most 2 password checks per worker thread (more are
+dropped and the NAS retransmits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
 import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyrad import packet as rp
 from pyrad.server_async import DatagramProtocolServer, ServerAsync, ServerType
 
 from app.core import radius_auth, radius_clients
 from app.core.services import CoreServices
-from radius import translate
+from radius import DEFAULT_MAX_IN_FLIGHT, translate
 from radius.cache import PENDING, RetransmitCache
 
 log = logging.getLogger("um2fa.radius")
@@ -28,6 +36,77 @@ log = logging.getLogger("um2fa.radius")
 UNKNOWN_WARNINGS = 1024  # distinct unknown sources logged individually, then only counted
 DROP_LOG_INTERVAL = 60.0
 DROP_LOG_SOURCES = 4096
+MAX_BATCH = 128  # requests decided in one transaction at most
+# Password checks (argon2, about a third of a second of CPU each) waiting or running, per worker
+# thread: beyond that they are dropped rather than queued past the NAS's timeout.
+PASSWORD_QUEUE_ROUNDS = 2
+
+
+class Pending(NamedTuple):
+    """A request on its way through the decision thread, with what its answer needs."""
+
+    protocol: Any
+    pkt: rp.AuthPacket
+    request: radius_auth.AccessRequest
+    key: tuple
+    addr: tuple
+
+
+class Batcher:
+    """One thread deciding queued requests in batches: each batch is what queued up while the
+    previous one was decided (up to MAX_BATCH), so under light load a batch is one request
+    and nothing waits for a batch to fill. `done` is called on the event loop with each batch
+    and its decisions, after the batch's transaction has committed. `lock`, if given, is held
+    around each batch (several processes on one SQLite database take turns with it)."""
+
+    def __init__(self, services: CoreServices, loop: asyncio.AbstractEventLoop,
+                 done: Callable[[list[Pending], list[radius_auth.Decision]], None],
+                 max_batch: int = MAX_BATCH,
+                 lock: contextlib.AbstractContextManager | None = None) -> None:
+        self.services, self.loop, self.done, self.max_batch = services, loop, done, max_batch
+        self.lock = lock
+        self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="radius-batch", daemon=True)
+        self.thread.start()
+
+    def submit(self, item: Pending) -> None:
+        self.queue.put(item)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._decide(batch)
+            if stop:
+                return
+
+    def _decide(self, batch: list[Pending]) -> None:
+        try:
+            with self.lock or contextlib.nullcontext():
+                decisions = radius_auth.decide_many(self.services, [p.request for p in batch])
+        except Exception:  # noqa: BLE001 - decide_many answers its own errors; never die
+            log.exception("error deciding %d Access-Requests", len(batch))
+            decisions = [radius_auth.Decision(radius_auth.Outcome.REJECT,
+                                              radius_auth.UNAVAILABLE, reason="error")
+                         for _ in batch]
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
+            self.loop.call_soon_threadsafe(self.done, batch, decisions)
 
 
 class AuthProtocol(DatagramProtocolServer):
@@ -44,8 +123,10 @@ class AuthProtocol(DatagramProtocolServer):
 
 class RadiusServer(ServerAsync):
     def __init__(self, services: CoreServices, *, host: str = "127.0.0.1", port: int = 1812,
-                 threads: int = 8, max_in_flight: int = 1024, refresh_seconds: float = 30.0,
-                 cache_ttl: float = 30.0) -> None:
+                 threads: int = 8, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 refresh_seconds: float = 30.0,
+                 cache_ttl: float = 30.0, reuse_port: bool = False,
+                 batch_lock: contextlib.AbstractContextManager | None = None) -> None:
         super().__init__(auth_port=port, hosts={}, dictionary=translate.load_dictionary(),
                          logger_name="um2fa.radius", enforce_ma=True)
         self.services = services
@@ -53,11 +134,16 @@ class RadiusServer(ServerAsync):
         self.threads = threads
         self.max_in_flight = max_in_flight
         self.refresh_seconds = refresh_seconds
+        self.reuse_port = reuse_port
+        self.batch_lock = batch_lock
         self.cache = RetransmitCache(ttl=cache_ttl)
         self.table = radius_clients.ClientTable([])
         self.stats: Counter[str] = Counter()
         self.in_flight = 0
+        self.password_in_flight = 0
+        self.batched_in_flight = 0
         self.pool: ThreadPoolExecutor | None = None
+        self.batcher: Batcher | None = None
         self._tasks: set[asyncio.Task] = set()
         self._periodic: list[asyncio.Task] = []
         self._unknown_seen: set[str] = set()
@@ -70,13 +156,15 @@ class RadiusServer(ServerAsync):
     async def start(self) -> tuple[str, int]:
         self.pool = ThreadPoolExecutor(max_workers=self.threads,
                                        thread_name_prefix="radius-core")
+        self.batcher = Batcher(self.services, asyncio.get_running_loop(), self._answer_batch,
+                               lock=self.batch_lock)
         await self.reload_clients()
         protocol = AuthProtocol(self.host, self.auth_port, self.logger, self, ServerType.Auth,
                                 self.hosts, None)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(protocol,
-                                                           local_addr=(self.host,
-                                                                       self.auth_port))
+        transport, _ = await loop.create_datagram_endpoint(
+            protocol, local_addr=(self.host, self.auth_port),
+            reuse_port=self.reuse_port or None)
         self.auth_protocols.append(protocol)
         host, port = transport.get_extra_info("sockname")[:2]
         protocol.port = self.auth_port = port
@@ -95,6 +183,11 @@ class RadiusServer(ServerAsync):
             await asyncio.wait(pending, timeout=grace)
         for task in pending:
             task.cancel()
+        deadline = time.monotonic() + grace
+        while self.batched_in_flight and time.monotonic() < deadline:  # batches being decided
+            await asyncio.sleep(0.01)
+        if self.batcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.batcher.close)
         if self.pool is not None:  # queued decisions are dropped, running ones finish
             self.pool.shutdown(wait=True, cancel_futures=True)
         self._log_stats_now()
@@ -217,8 +310,17 @@ class RadiusServer(ServerAsync):
             return self._drop("malformed", addr, str(exc))
         if self.in_flight >= self.max_in_flight:
             return self._drop("overloaded", addr, f"{self.in_flight} requests being decided")
+        batched = self.batcher is not None and not radius_auth.verifies_password(request)
+        if not batched and self.password_in_flight >= self.threads * PASSWORD_QUEUE_ROUNDS:
+            return self._drop("overloaded", addr,
+                              f"{self.password_in_flight} password checks being decided")
         self.cache.begin(key)
         self.in_flight += 1
+        if batched:
+            self.batched_in_flight += 1
+            self.batcher.submit(Pending(protocol, pkt, request, key, addr))
+            return
+        self.password_in_flight += 1
         task = asyncio.get_running_loop().create_task(
             self._decide(protocol, pkt, request, key, addr))
         self._tasks.add(task)
@@ -228,23 +330,37 @@ class RadiusServer(ServerAsync):
                       request: radius_auth.AccessRequest, key: tuple, addr: tuple) -> None:
         loop = asyncio.get_running_loop()
         try:
-            try:
-                decision = await loop.run_in_executor(self.pool, radius_auth.decide,
-                                                      self.services, request)
-            except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
-                log.exception("error deciding an Access-Request from client %s",
-                              request.client.name)
-                decision = radius_auth.Decision(radius_auth.Outcome.REJECT,
-                                                radius_auth.UNAVAILABLE, reason="error")
-            reply = translate.reply_packet(pkt, decision)
+            decision = await loop.run_in_executor(self.pool, radius_auth.decide,
+                                                  self.services, request)
+        except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
+            log.exception("error deciding an Access-Request from client %s",
+                          request.client.name)
+            decision = radius_auth.Decision(radius_auth.Outcome.REJECT,
+                                            radius_auth.UNAVAILABLE, reason="error")
+        finally:
+            self.password_in_flight -= 1
+        self._answer(Pending(protocol, pkt, request, key, addr), decision)
+
+    def _answer_batch(self, batch: list[Pending],
+                      decisions: list[radius_auth.Decision]) -> None:
+        self.stats["batches"] += 1
+        self.stats["batched"] += len(batch)
+        self.batched_in_flight -= len(batch)
+        for item, decision in zip(batch, decisions, strict=True):
+            self._answer(item, decision)
+
+    def _answer(self, item: Pending, decision: radius_auth.Decision) -> None:
+        """Encode, remember (for retransmissions) and send one decision."""
+        try:
+            reply = translate.reply_packet(item.pkt, decision)
             self.stats[decision.outcome.value] += 1
-            self.cache.complete(key, reply)
-            if protocol.transport is not None:
-                protocol.transport.sendto(reply, addr)
+            self.cache.complete(item.key, reply)
+            if item.protocol.transport is not None:
+                item.protocol.transport.sendto(reply, item.addr)
         except Exception:  # noqa: BLE001
-            self.cache.forget(key)
+            self.cache.forget(item.key)
             self.stats["errors"] += 1
-            log.exception("could not answer an Access-Request from %s", addr[0])
+            log.exception("could not answer an Access-Request from %s", item.addr[0])
         finally:
             self.in_flight -= 1
 
@@ -263,7 +379,8 @@ class RadiusServer(ServerAsync):
         raise NotImplementedError
 
 
-async def serve(server: RadiusServer) -> None:
+async def serve(server: RadiusServer,
+                listening: Callable[[str, int], None] | None = None) -> None:
     """Run until SIGTERM or SIGINT, then finish the requests being decided."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -272,6 +389,8 @@ async def serve(server: RadiusServer) -> None:
     host, port = await server.start()
     log.info("UM 2FA RADIUS listening on %s:%d (UDP), %d worker threads", host, port,
              server.threads)
+    if listening is not None:
+        listening(host, port)
     await stop.wait()
     log.info("stopping")
     await server.stop()

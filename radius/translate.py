@@ -103,6 +103,8 @@ def access_request(pkt: rp.AuthPacket, client: ClientConfig, source: str) -> Acc
 
 def _chunks(message: str, size: int = 253) -> list[str]:
     """Reply-Message values of at most 253 octets each, cut between characters."""
+    if len(message) * 4 <= size:  # short enough whatever its characters
+        return [message] if message else []
     chunks, current = [], ""
     for char in message:
         if len((current + char).encode()) > size:

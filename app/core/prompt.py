@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from app.core import audit, users
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
+from app.core.users import DeviceRef, Subject
 from app.models import Device, User
 
 MESSAGES = {
@@ -31,7 +32,8 @@ class PasscodeOutcome:
     verdict: Verdict
     locked: bool = False
     factor: str = ""
-    device: Device | None = None
+    # The device that verified (or was tried): an ORM Device for an ORM user, else a DeviceRef.
+    device: Device | DeviceRef | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,38 +77,66 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
     return user, matched
 
 
-def _register_failure(ctx: Context, origin: Origin, user: User) -> bool:
+_U = User.__table__
+_FAILED = (update(_U).where(_U.c.id == bindparam("user_id"))
+           .values(failed_factor_count=_U.c.failed_factor_count + 1)
+           .returning(_U.c.failed_factor_count, _U.c.locked_at))
+_LOCK = (update(_U).where(_U.c.id == bindparam("user_id"), _U.c.locked_at.is_(None))
+         .values(locked_at=bindparam("now")))
+_RESET = (update(_U).where(_U.c.id == bindparam("user_id"), _U.c.failed_factor_count != 0)
+          .values(failed_factor_count=0))
+
+
+def _register_failure(ctx: Context, origin: Origin, subject: Subject) -> bool:
     """Count one failed second factor; true when this failure locks the user."""
-    ctx.db.execute(update(User).where(User.id == user.id)
-                   .values(failed_factor_count=User.failed_factor_count + 1)
-                   .execution_options(synchronize_session=False))
-    ctx.db.refresh(user)
-    if user.failed_factor_count < ctx.settings.lockout_threshold or user.locked_at is not None:
+    conn = ctx.db.connection()
+    count, locked_at = conn.execute(_FAILED, {"user_id": subject.id}).one()
+    if count < ctx.settings.lockout_threshold or locked_at is not None:
         return False
-    locked = ctx.db.execute(update(User).where(User.id == user.id, User.locked_at.is_(None))
-                            .values(locked_at=ctx.now())
-                            .execution_options(synchronize_session=False)).rowcount == 1
-    ctx.db.refresh(user)
+    locked = conn.execute(_LOCK, {"user_id": subject.id, "now": ctx.now()}).rowcount == 1
     if locked:
-        audit.record(ctx, origin, "lockout", "locked", username=user.username,
-                     detail=f"{user.failed_factor_count} consecutive second-factor failures")
+        audit.record(ctx, origin, "lockout", "locked", username=subject.username,
+                     detail=f"{count} consecutive second-factor failures")
     return locked
 
 
-def verify_passcode(ctx: Context, origin: Origin, user: User, code: str, *,
+def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: str, *,
                     device_id: int | None = None, allow_recovery: bool = True,
                     action: str = "factor") -> PasscodeOutcome:
     """Check a typed passcode: 6 digits against the chosen device (or any device of the user),
-    9 digits as a recovery passcode."""
+    9 digits as a recovery passcode.
+
+    `user` is an ORM User (the web doors) or a users.Subject (the RADIUS door's hot path, read
+    without the ORM); the checks and writes are the same plain statements for both: one
+    conditional UPDATE claims the TOTP step, one UPDATE counts a failure (or resets the count
+    after a success, when it is not zero), and the audit records go out in one INSERT with the
+    session's others. An ORM user and device get their changed attributes expired, so they
+    read the new values."""
+    if isinstance(user, User):
+        ctx.db.flush()
+        # the ORM user may have been read a while ago: its failure count is cleared regardless
+        outcome = _verify(ctx, origin, Subject.of(user), code, device_id, allow_recovery, action,
+                          reset_always=True)
+        ctx.db.expire(user, ["failed_factor_count", "locked_at"])
+        if outcome.device is not None:
+            device = ctx.db.get(Device, outcome.device.id)
+            if device is not None:
+                ctx.db.expire(device, ["last_step", "last_used_at"])
+            outcome.device = device
+        return outcome
+    return _verify(ctx, origin, user, code, device_id, allow_recovery, action)
+
+
+def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id: int | None,
+            allow_recovery: bool, action: str, reset_always: bool = False) -> PasscodeOutcome:
     code = normalise_passcode(code)
-    if user.is_locked:
-        audit.record(ctx, origin, action, "locked", username=user.username)
+    if subject.is_locked:
+        audit.record(ctx, origin, action, "locked", username=subject.username)
         return PasscodeOutcome(Verdict.WRONG, locked=True)
     device = None
     if device_id is not None:
-        device = ctx.db.get(Device, device_id)
-        if device is None or device.user_id != user.id or not device.active:
-            device = None
+        device = next((d for d in subject.devices if d.id == device_id and d.active), None)
+        if device is None:
             code = ""  # a device that is not the user's never verifies
     names = [n for n in ("totp", "recovery") if allow_recovery or n != "recovery"]
     factor = next((FACTORS[n] for n in names if FACTORS[n].accepts(code)), None)
@@ -114,16 +144,15 @@ def verify_passcode(ctx: Context, origin: Origin, user: User, code: str, *,
     if factor is None or (device_id is not None and device is None):
         check = Check(Verdict.WRONG, device)
     else:
-        check = factor.verify(ctx, user, device if factor_name == "totp" else None, code)
+        check = factor.verify(ctx, subject, device if factor_name == "totp" else None, code)
     used = check.device
     if check.verdict is Verdict.OK:
-        ctx.db.execute(update(User).where(User.id == user.id).values(failed_factor_count=0)
-                       .execution_options(synchronize_session=False))
-        ctx.db.refresh(user)
-        audit.record(ctx, origin, action, "ok", username=user.username,
+        if subject.failed_factor_count or reset_always:  # a Subject was read just now
+            ctx.db.connection().execute(_RESET, {"user_id": subject.id})
+        audit.record(ctx, origin, action, "ok", username=subject.username,
                      device=used.name if used else factor_name, detail=factor_name)
         return PasscodeOutcome(check.verdict, factor=factor_name, device=used)
-    locked = _register_failure(ctx, origin, user)
-    audit.record(ctx, origin, action, "fail", username=user.username,
+    locked = _register_failure(ctx, origin, subject)
+    audit.record(ctx, origin, action, "fail", username=subject.username,
                  device=used.name if used else "", detail=f"{factor_name}:{check.verdict.value}")
     return PasscodeOutcome(check.verdict, locked=locked, factor=factor_name, device=used)

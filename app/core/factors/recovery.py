@@ -13,13 +13,14 @@ from app.models import RecoveryPasscode
 
 if TYPE_CHECKING:
     from app.core.context import Context
+    from app.core.users import Subject
     from app.models import Device, User
 
 DIGITS = 9
 PURPOSE = "recovery-passcode"
 
 
-def _hash(ctx: Context, user: User, code: str) -> bytes:
+def _hash(ctx: Context, user: User | Subject, code: str) -> bytes:
     return ctx.keys.keyed_hash(PURPOSE, f"{user.id}:{code}")
 
 
@@ -50,10 +51,11 @@ class RecoveryFactor:
     def start(self, ctx: Context, user: User, device: Device | None) -> None:
         return None
 
-    def verify(self, ctx: Context, user: User, device: Device | None, response: str) -> Check:
+    def verify(self, ctx: Context, user: User | Subject, device: Device | None,
+               response: str) -> Check:
         return Check(self._verdict(ctx, user, response))
 
-    def _verdict(self, ctx: Context, user: User, response: str) -> Verdict:
+    def _verdict(self, ctx: Context, user: User | Subject, response: str) -> Verdict:
         now = ctx.now()
         rows = ctx.db.scalars(
             select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id,

@@ -27,6 +27,9 @@ DEFAULT_CAMPUS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 LDAP_DEFAULT_ATTRIBUTES = {"username": "uid", "name": "cn", "mail": "mail",
                            "role": "employeeType", "dob": "", "id_last4": ""}
 _LDAP_ATTRIBUTE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}|[0-9]+(\.[0-9]+)+")
+# Our user fields that an upstream IdP's attributes may fill (IdP-proxy mode, docs/saml.md).
+UPSTREAM_ATTRIBUTE_FIELDS = ("name", "mail", "role")
+_SAML_ATTRIBUTE_RE = re.compile(r"[!-~]{1,256}")  # printable, no spaces: a Name or FriendlyName
 
 
 class ConfigError(ValueError):
@@ -89,6 +92,10 @@ class Settings:
     sso_second_factor: str = "session"
     new_user: str = "enrol"
     remember_days: int = 0
+    # IdP-proxy (docs/saml.md): the university's SAML IdP checks the password, we add the 2FA.
+    sso_upstream_metadata: str = ""
+    sso_upstream_username_attribute: str = "NameID"
+    sso_upstream_attributes: dict[str, str] = field(default_factory=dict)
     # Push to the companion app (docs/device-api.md)
     push_timeout: int = 60
     push_max_pending: int = 3
@@ -104,7 +111,8 @@ class Settings:
     metrics_networks: tuple[Network, ...] = parse_networks("127.0.0.0/8,::1/128")
     metrics_token: str = field(default="", repr=False)
     log_format: str = "text"
-    # Primary authentication: "local" (argon2 hashes in our database) or "ldap" (docs/ldap.md)
+    # Primary authentication: "local" (argon2 hashes in our database), "ldap" (docs/ldap.md) or
+    # "radius" (an upstream RADIUS server checks passwords: docs/radius.md)
     directory: str = "local"
     ldap_url: str = ""
     ldap_user_dn_template: str = ""
@@ -117,6 +125,11 @@ class Settings:
     ldap_timeout: int = 5
     ldap_pool_size: int = 4
     ldap_attributes: dict[str, str] = field(default_factory=lambda: dict(LDAP_DEFAULT_ATTRIBUTES))
+    upstream_radius_servers: tuple[str, ...] = ()  # host:port, tried in order
+    upstream_radius_secret: str = field(default="", repr=False)
+    upstream_radius_timeout: int = 3  # seconds to wait after each send
+    upstream_radius_retries: int = 1  # retransmissions per server after the first send
+    upstream_radius_nas_identifier: str = "um2fa"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -170,9 +183,35 @@ def _coerce_ldap_attributes(value: Any) -> dict[str, str]:
     return mapping
 
 
+def _coerce_upstream_attributes(value: Any) -> dict[str, str]:
+    """UM2FA_SSO_UPSTREAM_ATTRIBUTES: a TOML table or JSON object, field -> SAML attribute."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError("UM2FA_SSO_UPSTREAM_ATTRIBUTES must be a JSON object such as "
+                              '{"mail": "urn:oid:0.9.2342.19200300.100.1.3"}') from exc
+    if not isinstance(value, dict):
+        raise ConfigError("UM2FA_SSO_UPSTREAM_ATTRIBUTES must be a table (TOML) or object (JSON)")
+    mapping: dict[str, str] = {}
+    for key, attr in value.items():
+        if key not in UPSTREAM_ATTRIBUTE_FIELDS:
+            raise ConfigError(f"UM2FA_SSO_UPSTREAM_ATTRIBUTES: unknown field {key!r}; the fields "
+                              f"are {', '.join(UPSTREAM_ATTRIBUTE_FIELDS)}")
+        attr = "" if attr is None else str(attr).strip()
+        if attr and not _SAML_ATTRIBUTE_RE.fullmatch(attr):
+            raise ConfigError(f"UM2FA_SSO_UPSTREAM_ATTRIBUTES: {attr!r} (for {key}) is not a "
+                              "SAML attribute name")
+        if attr:
+            mapping[key] = attr
+    return mapping
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name == "ldap_attributes":
         return _coerce_ldap_attributes(value)
+    if name == "sso_upstream_attributes":
+        return _coerce_upstream_attributes(value)
     if name in _NET_FIELDS:
         return parse_networks(value)
     if name == "instance_dir":
@@ -260,8 +299,8 @@ def _check_ldap_url(url: str, starttls: bool) -> None:
 
 
 def _check_ldap(settings: Settings) -> None:
-    if settings.directory not in ("local", "ldap"):
-        raise ConfigError("UM2FA_DIRECTORY must be 'local' or 'ldap'")
+    if settings.directory not in ("local", "ldap", "radius"):
+        raise ConfigError("UM2FA_DIRECTORY must be 'local', 'ldap' or 'radius'")
     if settings.directory != "ldap":
         return
     if not settings.ldap_url:
@@ -287,6 +326,68 @@ def _check_ldap(settings: Settings) -> None:
         raise ConfigError("UM2FA_LDAP_TIMEOUT must be between 1 and 60 seconds")
     if not 1 <= settings.ldap_pool_size <= 64:
         raise ConfigError("UM2FA_LDAP_POOL_SIZE must be between 1 and 64")
+
+
+def _check_upstream(settings: Settings) -> None:
+    path = settings.sso_upstream_metadata
+    if not path:
+        return
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"UM2FA_SSO_UPSTREAM_METADATA {path} cannot be read (the upstream "
+                          "IdP's metadata XML file)")
+    if not settings.base_url.startswith(("https://", "http://")):
+        raise ConfigError("UM2FA_BASE_URL is required with UM2FA_SSO_UPSTREAM_METADATA: our "
+                          "service provider's entity ID and ACS URL are made from it")
+    if not _SAML_ATTRIBUTE_RE.fullmatch(settings.sso_upstream_username_attribute):
+        raise ConfigError("UM2FA_SSO_UPSTREAM_USERNAME_ATTRIBUTE must be NameID or a SAML "
+                          "attribute name (e.g. urn:oid:0.9.2342.19200300.100.1.1 or uid)")
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6-address]` or `[v6-address]:port`. Raises ValueError."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not [address]:port")
+        port_text = rest[1:]
+    elif text.count(":") > 1:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [2001:db8::1]:1812")
+    else:
+        host, _sep, port_text = text.partition(":")
+    if not host or any(c.isspace() or c in "/@[]" for c in host):
+        raise ValueError(f"{text!r} does not name a host")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _check_upstream_radius(settings: Settings) -> None:
+    if settings.directory != "radius":
+        return
+    if not settings.upstream_radius_servers:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_SERVERS is required with UM2FA_DIRECTORY=radius "
+                          "(host:port, comma-separated, tried in order)")
+    for server in settings.upstream_radius_servers:
+        try:
+            split_host_port(server, 1812)
+        except ValueError as exc:
+            raise ConfigError(f"UM2FA_UPSTREAM_RADIUS_SERVERS: {exc}") from None
+    secret = settings.upstream_radius_secret
+    if not secret or len(secret.encode()) > 128 or not secret.isprintable():
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_SECRET is required with UM2FA_DIRECTORY=radius: "
+                          "the shared secret of the upstream server, up to 128 printable "
+                          "characters")
+    if not 1 <= settings.upstream_radius_timeout <= 30:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_TIMEOUT must be between 1 and 30 seconds")
+    if not 0 <= settings.upstream_radius_retries <= 5:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_RETRIES must be between 0 and 5")
+    nas_id = settings.upstream_radius_nas_identifier
+    if not nas_id or len(nas_id.encode()) > 253 or not nas_id.isprintable():
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_NAS_IDENTIFIER must be 1-253 printable "
+                          "characters")
 
 
 def load_settings(overrides: dict[str, Any] | None = None,
@@ -326,6 +427,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
     _check_recovery(settings)
     _check_push(settings)
     _check_ldap(settings)
+    _check_upstream_radius(settings)
+    _check_upstream(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})

@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from app.config import Settings
 from app.core.context import Context
-from app.core.directory import make_directory
+from app.core.directory import Directory, make_directory
 from app.core.keys import Keys
 from app.core.services import CoreServices
 from app.db import Database
@@ -36,8 +36,16 @@ class CoreExtension:
         settings: Settings = app.config["UM2FA"]
         app.extensions["um2fa"] = CoreServices(
             db=Database(settings.database_url), settings=settings,
-            keys=Keys(settings.encryption_key), directory=make_directory(settings))
+            keys=Keys(settings.encryption_key), directory=self._directory(settings))
         app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def _directory(settings: Settings) -> Directory:
+        if settings.directory == "radius":  # it speaks RADIUS (pyrad), so it is not in app/core
+            from radius.upstream import UpstreamRadiusDirectory
+
+            return UpstreamRadiusDirectory(settings)
+        return make_directory(settings)
 
     @staticmethod
     def services(app: Flask | None = None) -> CoreServices:

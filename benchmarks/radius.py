@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.freeradius import FreeRadius, ensure_freeradius
+
 ROOT = Path(__file__).resolve().parent.parent
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
 SECRET = b"bench-secret-0123456789"
@@ -283,21 +285,36 @@ class Proc:
     log: Path
     extra: dict = field(default_factory=dict)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (all its threads) so far."""
+    def pids(self) -> list[int]:
+        """The server process and its children (`um2fa radius --processes N` forks N)."""
+        pid = self.process.pid
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = []
+        return [pid, *map(int, children)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's processes (all their threads) so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return 0.0
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else 0.0
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"VmRSS:\s+(\d+) kB", status)
+            total += int(match.group(1)) if match else 0
+        return total / 1024
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -396,13 +413,15 @@ def setup_um2fa(workdir: Path, database_url: str, users: int) -> dict:
                        "parallelism": _hasher.parallelism}}
 
 
-def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str) -> Proc:
+def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str,
+                processes: int = 1) -> Proc:
     log = workdir / "um2fa-radius.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
     env.update({"UM2FA_INSTANCE_DIR": str(workdir / "instance"),
                 "UM2FA_DATABASE_URL": database_url})
     proc = subprocess.Popen([UM2FA, "radius", "--host", "127.0.0.1", "--port", "0",
-                             "--threads", str(threads), "--log-level", log_level],
+                             "--threads", str(threads), "--processes", str(processes),
+                             "--log-level", log_level],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=ROOT)
 
@@ -517,115 +536,17 @@ def start_bare(workdir: Path, users: int) -> Proc:
 
 # FreeRADIUS ----------------------------------------------------------------------------------
 
-FREERADIUS_CONF = """\
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-name = freeradius
-raddbdir = {raddb}
-confdir = {raddb}
-modconfdir = {raddb}/mods-config
-logdir = {raddb}/log
-run_dir = {raddb}/run
-db_dir = {raddb}
-libdir = /usr/lib/freeradius
-pidfile = {raddb}/run/freeradius.pid
-radacctdir = {raddb}/log/radacct
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 65536
-hostname_lookups = no
-log {{
-    destination = stdout
-    auth = no
-}}
-security {{
-    allow_core_dumps = no
-    max_attributes = 200
-    reject_delay = 0
-    status_server = yes
-}}
-thread pool {{
-    start_servers = 5
-    max_servers = 32
-    min_spare_servers = 3
-    max_spare_servers = 10
-    max_requests_per_server = 0
-    auto_limit_acct = no
-}}
-client bench {{
-    ipaddr = 127.0.0.1
-    secret = {secret}
-    require_message_authenticator = yes
-}}
-modules {{
-    pap {{
-    }}
-    files {{
-        filename = {raddb}/users
-    }}
-}}
-server default {{
-    listen {{
-        type = auth
-        ipaddr = 127.0.0.1
-        port = {port}
-    }}
-    authorize {{
-        files
-        pap
-    }}
-    authenticate {{
-        Auth-Type PAP {{
-            pap
-        }}
-    }}
-}}
-"""
-
-
-def ensure_freeradius() -> str | None:
-    binary = shutil.which("freeradius") or ("/usr/sbin/freeradius"
-                                            if Path("/usr/sbin/freeradius").exists() else None)
-    if binary:
-        return binary
-    print("installing Debian's freeradius (for the comparison only) ...", flush=True)
-    apt = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "freeradius"]
-    if os.geteuid() != 0:
-        apt = ["sudo", "-n", *apt]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(apt, env=env, capture_output=True).returncode != 0:
-        update = ["apt-get", "update", "-qq"] if os.geteuid() == 0 else ["sudo", "-n",
-                                                                          "apt-get", "update"]
-        subprocess.run(update, env=env, capture_output=True)
-        if subprocess.run(apt, env=env, capture_output=True).returncode != 0:
-            return None
-    # Debian starts the system service after installing it where it can; it is not ours.
-    if shutil.which("systemctl") and Path("/run/systemd/system").exists():
-        subprocess.run(["systemctl", "disable", "--now", "freeradius"], capture_output=True)
-    return shutil.which("freeradius") or "/usr/sbin/freeradius"
-
-
 def start_freeradius(binary: str, workdir: Path, users: int) -> Proc:
-    raddb, port = workdir / "raddb", free_udp_port()
-    for sub in ("log", "run", "mods-config"):
-        (raddb / sub).mkdir(parents=True, exist_ok=True)
-    (raddb / "dictionary").write_text("")
-    (raddb / "radiusd.conf").write_text(FREERADIUS_CONF.format(raddb=raddb, port=port,
-                                                               secret=SECRET.decode()))
-    (raddb / "users").write_text("".join(f'u{i:06d} Cleartext-Password := "pw-{i:06d}"\n'
-                                         for i in range(users)))
-    log = workdir / "freeradius.log"
-    proc = subprocess.Popen([binary, "-f", "-d", str(raddb), "-l", "stdout"],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    _wait_for(lambda: port if _status_answered(port) else None, proc, log, "freeradius")
-    version = subprocess.run([binary, "-v"], capture_output=True, text=True).stdout
-    match = re.search(r"Version (\S+)", version)
-    return Proc("FreeRADIUS", proc, port, log,
-                {"version": match.group(1).rstrip(",") if match else "?"})
+    """FreeRADIUS as tests/freeradius.py sets it up for the upstream-RADIUS tests (users file,
+    PAP, Message-Authenticator required and sent), on a free port."""
+    server = FreeRadius(workdir, {f"u{i:06d}": f"pw-{i:06d}" for i in range(users)},
+                        SECRET.decode(), binary=binary)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    return Proc("FreeRADIUS", server.process, server.port, server.log_path,
+                {"version": server.version()})
 
 
 def plain_requests(users: int) -> Iterator[tuple[str, str]]:
@@ -663,6 +584,8 @@ def main() -> None:
                         help="requests in flight in the closed-loop phases (default 64)")
     parser.add_argument("--threads", type=int, default=8,
                         help="`um2fa radius --threads` (default 8)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="`um2fa radius --processes` (default 1)")
     parser.add_argument("--database-url", default="",
                         help="PostgreSQL URL (a fresh schema is made and dropped); default: a "
                              "SQLite file, the embedded default")
@@ -674,6 +597,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.duration <= 60 or not 1 <= args.rate <= 20000:
         parser.error("--duration must be 1-60 s and --rate 1-20000/s (the run is bounded)")
+    if not 1 <= args.processes <= 16:
+        parser.error("--processes must be 1-16")
 
     # enough distinct users that every TOTP request is a fresh user: closed-loop phases of
     # up to 4,000/s plus the fixed-rate phase
@@ -685,6 +610,7 @@ def main() -> None:
     results: list[Result] = []
     info: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                              f"Python {platform.python_version()}",
+                  "um2fa": f"--threads {args.threads} --processes {args.processes}",
                   "load_at_start": os.getloadavg()}
     try:
         database_url = args.database_url
@@ -716,7 +642,8 @@ def main() -> None:
         cleanup.append(bare.stop)
         plan += [(bare, "dict password", kind, "127.0.0.1", plain_requests(1000))
                  for kind in ("closed", "open")]
-        ours = start_um2fa(workdir, database_url, args.threads, args.server_log_level)
+        ours = start_um2fa(workdir, database_url, args.threads, args.server_log_level,
+                           args.processes)
         cleanup.append(ours.stop)
         info["um2fa_rss_mb_at_start"] = round(ours.rss_mb(), 1)
         secrets_by_user = setup["secrets"]
@@ -745,7 +672,8 @@ def main() -> None:
         ours.stop()
         info["decisions_in_database"] = count_decisions(database_url)
         info["um2fa_counters"] = re.findall(r"RADIUS counters: (.*)",
-                                            ours.log.read_text(errors="replace"))[-1:]
+                                            ours.log.read_text(errors="replace"))[
+                                                -args.processes:]
     finally:
         for job in reversed(cleanup):
             try:

@@ -306,7 +306,7 @@ def _settings(tmp_path, environ=None, **values):
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"directory": "ad"}, "UM2FA_DIRECTORY must be 'local' or 'ldap'"),
+    ({"directory": "ad"}, "UM2FA_DIRECTORY must be 'local', 'ldap' or 'radius'"),
     ({"ldap_url": ""}, "UM2FA_LDAP_URL is required"),
     ({"ldap_url": "http://ldap.um.edu.mo"}, "must be ldaps://host"),
     ({"ldap_url": "ldap://ldap.um.edu.mo:x"}, "is not a URL"),

@@ -30,9 +30,13 @@ from app.core import radius_auth, radius_clients
 from app.core.services import CoreServices
 from radius import DEFAULT_MAX_IN_FLIGHT, translate
 from radius.cache import PENDING, RetransmitCache
+from radius.push_wait import PushWaiter
 
 log = logging.getLogger("um2fa.radius")
 
+# Logins waiting for a push answer at once (each is a small task, no thread); beyond this a
+# push login is answered at once with "expired".
+MAX_PUSH_WAITS = 20_000
 UNKNOWN_WARNINGS = 1024  # distinct unknown sources logged individually, then only counted
 DROP_LOG_INTERVAL = 60.0
 DROP_LOG_SOURCES = 4096
@@ -144,6 +148,9 @@ class RadiusServer(ServerAsync):
         self.batched_in_flight = 0
         self.pool: ThreadPoolExecutor | None = None
         self.batcher: Batcher | None = None
+        self.push_waiter: PushWaiter | None = None
+        self.push_waits = 0
+        self.max_push_waits = MAX_PUSH_WAITS
         self._tasks: set[asyncio.Task] = set()
         self._periodic: list[asyncio.Task] = []
         self._unknown_seen: set[str] = set()
@@ -158,6 +165,7 @@ class RadiusServer(ServerAsync):
                                        thread_name_prefix="radius-core")
         self.batcher = Batcher(self.services, asyncio.get_running_loop(), self._answer_batch,
                                lock=self.batch_lock)
+        self.push_waiter = PushWaiter(self._push_statuses)
         await self.reload_clients()
         protocol = AuthProtocol(self.host, self.auth_port, self.logger, self, ServerType.Auth,
                                 self.hosts, None)
@@ -186,6 +194,8 @@ class RadiusServer(ServerAsync):
         deadline = time.monotonic() + grace
         while self.batched_in_flight and time.monotonic() < deadline:  # batches being decided
             await asyncio.sleep(0.01)
+        if self.push_waiter is not None:
+            await self.push_waiter.close()
         if self.batcher is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.batcher.close)
         if self.pool is not None:  # queued decisions are dropped, running ones finish
@@ -350,7 +360,15 @@ class RadiusServer(ServerAsync):
             self._answer(item, decision)
 
     def _answer(self, item: Pending, decision: radius_auth.Decision) -> None:
-        """Encode, remember (for retransmissions) and send one decision."""
+        """Send one decision, or, for a push that was sent, wait for its answer first."""
+        self.in_flight -= 1
+        if decision.outcome is radius_auth.Outcome.PENDING:
+            self._wait_for_push(item, decision)
+        else:
+            self._send(item, decision)
+
+    def _send(self, item: Pending, decision: radius_auth.Decision) -> None:
+        """Encode, remember (for retransmissions) and send."""
         try:
             reply = translate.reply_packet(item.pkt, decision)
             self.stats[decision.outcome.value] += 1
@@ -361,8 +379,44 @@ class RadiusServer(ServerAsync):
             self.cache.forget(item.key)
             self.stats["errors"] += 1
             log.exception("could not answer an Access-Request from %s", item.addr[0])
+
+    # --- push -----------------------------------------------------------------------------
+
+    async def _push_statuses(self, push_ids: list[str]) -> dict[str, str]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, radius_auth.push_statuses, self.services, push_ids)
+
+    def _wait_for_push(self, item: Pending, decision: radius_auth.Decision) -> None:
+        """The login stays unanswered (retransmissions are ignored: the cache says pending)
+        while one task per wait sleeps on the shared waiter; no thread is held."""
+        self.stats["push sent"] += 1
+        timeout = float(decision.push_timeout)
+        if self.push_waits >= self.max_push_waits:
+            self.stats["push waits over the limit"] += 1
+            timeout = 0.0  # answered at once: the push is expired and the login rejected
+        self.push_waits += 1
+        task = asyncio.get_running_loop().create_task(
+            self._finish_push(item, decision.push_id, timeout))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish_push(self, item: Pending, push_id: str, timeout: float) -> None:
+        try:
+            if timeout > 0 and self.push_waiter is not None:
+                await self.push_waiter.wait(push_id, timeout)
+            final = await asyncio.get_running_loop().run_in_executor(
+                self.pool, radius_auth.finish_push, self.services, item.request, push_id)
+        except asyncio.CancelledError:
+            self.cache.forget(item.key)
+            raise
+        except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
+            log.exception("error finishing a push login from client %s",
+                          item.request.client.name)
+            final = radius_auth.Decision(radius_auth.Outcome.REJECT, radius_auth.UNAVAILABLE,
+                                         reason="error")
         finally:
-            self.in_flight -= 1
+            self.push_waits -= 1
+        self._send(item, final)
 
     # pyrad's abstract handlers: we listen on the authentication port only, and receive()
     # handles Access-Requests itself.

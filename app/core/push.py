@@ -206,6 +206,13 @@ def _expire_stale(ctx: Context, user_id: int) -> None:
                    .values(status="expired").execution_options(synchronize_session=False))
 
 
+def expire(ctx: Context, public_id: str) -> None:
+    """End a pending push whose login stopped waiting (the VPN door's wait ran out)."""
+    ctx.db.execute(update(PushRequest)
+                   .where(PushRequest.public_id == public_id, PushRequest.status == "pending")
+                   .values(status="expired").execution_options(synchronize_session=False))
+
+
 def is_blocked(ctx: Context, user: User) -> bool:
     return user.push_blocked_until is not None and user.push_blocked_until > ctx.now()
 

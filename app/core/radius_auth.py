@@ -5,11 +5,11 @@ thread and encodes the `Decision`. Everything about modes, the delimiter, factor
 State, push and fail modes is decided here, with the same sign-in, lockout, replay and audit
 as the web doors (app.core.prompt). Nothing here imports pyrad.
 
-Push: no device can push yet (`PUSH_KINDS` is empty) and `_push` rejects with a message that
-asks for a passcode. The push factor plugs in at `_push`: it starts the push in core (one per
-login: the door answers retransmissions from its cache) and returns a Decision whose outcome is
-`Outcome.PENDING` with the push id; the door then waits for the answer on its event loop, not
-in a thread, up to the client's push timeout, and calls back into core for the final decision.
+Push: `_push` starts the push in core (one per login: the door answers retransmissions from
+its cache) and returns a Decision whose outcome is `Outcome.PENDING` with the push id; the door
+then waits for the answer on its event loop, not in a thread, up to the client's push timeout,
+and calls `finish_push` for the final decision. A VPN client has no screen for a Verified Push
+number, so VPN pushes are plain approve/deny (the phone says it is a VPN login).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.config import ConfigError, Settings
-from app.core import audit, devices, prompt, users
+from app.core import audit, devices, prompt, push, users
 from app.core.context import Context, Origin
+from app.core.directory import DirectoryUnavailable
 from app.core.factors import FACTORS
 from app.core.radius_clients import ClientConfig
 from app.core.services import CoreServices
@@ -43,13 +44,13 @@ ACTION = "radius.access"
 CHALLENGE_TTL_SECONDS = 300
 STATE_PURPOSE = "radius-state"
 PUSH_RE = re.compile(r"push([1-9]?)")
-# Device kinds that can receive a push. Empty until the push factor lands.
-PUSH_KINDS: frozenset[str] = frozenset()
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 PASSCODE_EXAMPLE = "e.g. password{d}123456"
-PUSH_UNAVAILABLE = "Push is not available; append your 6-digit passcode, " + PASSCODE_EXAMPLE
-PUSH_UNAVAILABLE_ALONE = "Push is not available; enter your 6-digit passcode."
+PUSH_UNAVAILABLE = ("You have no device that can receive a push; append your 6-digit "
+                    "passcode, " + PASSCODE_EXAMPLE)
+PUSH_UNAVAILABLE_ALONE = "You have no device that can receive a push; enter your 6-digit passcode."
+PUSH_SENT = "Push sent. Approve it in the UM 2FA app."
 PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
                    + PASSCODE_EXAMPLE)
 NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
@@ -64,6 +65,7 @@ class Outcome(enum.Enum):
     ACCEPT = "accept"
     REJECT = "reject"
     CHALLENGE = "challenge"
+    PENDING = "pending"  # a push was sent: the door waits for the answer (never sent as is)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Decision:
     state: bytes | None = None
     session_class: bytes | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    push_id: str = ""
+    push_timeout: int = 0
 
 
 def origin_of(req: AccessRequest) -> Origin:
@@ -112,6 +116,12 @@ def decide(services: CoreServices, req: AccessRequest) -> Decision:
         log.error("database unavailable for a RADIUS decision: %s: %s", type(cause).__name__,
                   str(cause).splitlines()[0][:200] if str(cause) else "")
         return database_unavailable(services, req)
+    except DirectoryUnavailable as exc:
+        log.error("directory unavailable for a RADIUS decision: %s", exc)
+        audit.log_only(origin_of(req), ACTION, "reject",
+                       username=req.username.strip().lower()[:64],
+                       detail="directory unavailable")
+        return Decision(Outcome.REJECT, UNAVAILABLE, reason="directory unavailable")
 
 
 def verifies_password(req: AccessRequest) -> bool:
@@ -182,7 +192,12 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
     if (req.client.fail_mode == "safe" and req.password is not None
             and req.client.mode != "second-factor"):
         readings = [password for password, _factor in _readings(req)]
-        if any(services.directory.check_password(req.username, None, p) for p in readings):
+        try:
+            correct = any(services.directory.check_password(req.username, None, p)
+                          for p in readings)
+        except DirectoryUnavailable:
+            correct = False
+        if correct:
             audit.log_only(origin, ACTION, "accept", username=username, level=logging.ERROR,
                            detail="FAIL-SAFE: database unreachable, password only, "
                                   "no second factor")
@@ -309,16 +324,69 @@ def _factor(ctx: Context, origin: Origin, req: AccessRequest, user: User | Subje
 
 
 def _push_devices(user: User) -> list[Device]:
-    return [d for d in devices.active_devices(user) if d.kind in PUSH_KINDS]
+    return push.push_devices(user)
 
 
 def _push(ctx: Context, origin: Origin, req: AccessRequest, user: User,
           device: Device | None) -> Decision:
-    """Where the push factor plugs in (see the module docstring)."""
-    message = (PUSH_UNAVAILABLE.format(d=req.client.delimiter)
-               if req.client.mode == "append" else PUSH_UNAVAILABLE_ALONE)
-    return _finish(ctx, origin, req, Outcome.REJECT, message, user=user,
-                   reason="push unavailable")
+    """Send the push; the door waits for its answer and then calls `finish_push`."""
+    if device is None:
+        message = (PUSH_UNAVAILABLE.format(d=req.client.delimiter)
+                   if req.client.mode == "append" else PUSH_UNAVAILABLE_ALONE)
+        return _finish(ctx, origin, req, Outcome.REJECT, message, user=user,
+                       reason="no push device")
+    try:
+        request = push.start(ctx, origin, user, device, service=f"VPN ({req.client.name})",
+                             timeout=req.client.push_timeout, verified=False)
+    except push.PushError as exc:
+        return _finish(ctx, origin, req, Outcome.REJECT, str(exc), user=user,
+                       reason="push refused")
+    return Decision(Outcome.PENDING, PUSH_SENT, reason="push sent", push_id=request.public_id,
+                    push_timeout=req.client.push_timeout)
+
+
+def push_statuses(services: CoreServices, push_ids: list[str]) -> dict[str, str]:
+    """The status of the pushes the door is waiting for (one query)."""
+    with services.context() as ctx:
+        return push.statuses(ctx, push_ids)
+
+
+def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Decision:
+    """The final answer to a login that waited for a push: accept once if it was approved
+    (used up here, so one approval admits one login), else reject with why."""
+    try:
+        with services.context() as ctx:
+            origin = origin_of(req)
+            user = users.find(ctx, req.username)
+            if user is None:
+                return _finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE,
+                               reason="push: user gone")
+            request = push.find(ctx, user, push_id)
+            if push.complete(ctx, origin, user, push_id):
+                device = ctx.db.get(Device, request.device_id) if request else None
+                name = device.name if device else "push"
+                return _finish(ctx, origin, req, Outcome.ACCEPT,
+                               f"Success. Logged in with a push to {name}.", user=user,
+                               reason="push", device=name)
+            status = push.status(ctx, user, push_id)
+            if user.is_locked:
+                message = prompt.LOCKED_MESSAGE
+            elif push.is_blocked(ctx, user) and status != "fraud":
+                message = push.BLOCKED
+            else:
+                message = push.MESSAGES.get(status, push.MESSAGES["expired"])
+            if status == "pending":  # the wait ended first: expire it, it can no longer help
+                message = push.MESSAGES["expired"]
+                push.expire(ctx, push_id)
+                status = "expired"
+            return _finish(ctx, origin, req, Outcome.REJECT, message, user=user,
+                           reason=f"push {status}")
+    except DATABASE_UNAVAILABLE as exc:
+        log.error("database unavailable for a RADIUS push answer: %s", type(exc).__name__)
+        audit.log_only(origin_of(req), ACTION, "reject",
+                       username=req.username.strip().lower()[:64],
+                       detail="database unreachable while finishing a push")
+        return Decision(Outcome.REJECT, UNAVAILABLE, reason="database unavailable")
 
 
 # --- challenge mode -------------------------------------------------------------------------
@@ -332,6 +400,10 @@ def _challenge_prompt(user: User) -> str:
     if not names:
         return ("Enter a 9-digit recovery passcode. (You have no 2FA device yet: add one in the "
                 "2FA portal.)")
+    pushes = [f"{i} to push to {d.name}" for i, d in enumerate(_push_devices(user), 1)]
+    if pushes:
+        return (f"Enter a passcode or {', '.join(pushes)} (6-digit passcode from "
+                f"{', '.join(names)}, or a 9-digit recovery passcode).")
     return (f"Enter a 6-digit passcode from {', '.join(names)}, or a 9-digit recovery "
             "passcode.")
 

@@ -120,18 +120,6 @@ def test_a_configured_delimiter(app, clock):
                            "password, e.g. password+123456"
 
 
-def test_push_is_not_available_yet(app):
-    make_user(app)
-    add_totp_device(app)
-    for word in ("push", "push2", "PUSH"):
-        decision = decide(app, f"{PASSWORD},{word}")
-        assert decision.outcome is Outcome.REJECT
-        assert decision.message == ("Push is not available; append your 6-digit passcode, "
-                                    "e.g. password,123456")
-    assert all(r.detail.startswith("push unavailable") for r in
-               audit_rows(app, radius_auth.ACTION))
-
-
 def test_plain_password_without_a_device_points_to_the_portal(app):
     make_user(app)
     decision = decide(app, PASSWORD)

@@ -176,8 +176,7 @@ def test_push_and_plain_password_are_rejected_with_a_hint(app, radius):
     add_totp_device(app)
     push = radius.ask("alice", f"{PASSWORD},push", secret=LOCAL)
     assert push.code == rp.AccessReject
-    assert reply_message(push) == ("Push is not available; append your 6-digit passcode, "
-                                   "e.g. password,123456")
+    assert reply_message(push) == radius_auth.PUSH_UNAVAILABLE.format(d=",")
     plain = radius.ask("alice", PASSWORD, secret=LOCAL)
     assert plain.code == rp.AccessReject
     assert "append your 6-digit passcode" in reply_message(plain)

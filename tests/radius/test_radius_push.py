@@ -1,0 +1,207 @@
+"""Push at the VPN door: the decision in core, and a real RADIUS client waiting on the live
+server while a phone (tests/push_device.py) answers through the web app's device API."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+from pyrad import packet as rp
+from pyrad.client import Timeout
+from sqlalchemy import func, select
+
+from app.core import radius_auth
+from app.core.radius_auth import AccessRequest, Outcome
+from app.extensions import core
+from app.models import PushRequest
+from tests.conftest import PASSWORD, add_totp_device, audit_rows, committed, make_user
+from tests.push_device import PushDevice, enrol
+from tests.radius.conftest import SECRETS, SOURCE
+from tests.radius.live_radius import reply_message
+from tests.radius.test_radius_core import client as client_config
+from tests.radius.test_radius_core import decide
+
+
+def phone_for(app, web) -> PushDevice:
+    phone = PushDevice.with_client(web)
+    assert phone.activate(enrol(app)).status == 201
+    return phone
+
+
+@pytest.fixture
+def services(app, clock):
+    return dataclasses.replace(core.services(app), clock=clock)
+
+
+def request_for(typed: str, mode: str = "append", **fields) -> AccessRequest:
+    return AccessRequest(client=client_config(mode, **fields), source="127.0.0.1", username="alice",
+                         password=typed, nas_ip="10.1.2.3", calling_station="203.0.113.9")
+
+
+def pushes(app) -> list[PushRequest]:
+    with committed(app) as c:
+        return list(c.db.scalars(select(PushRequest).order_by(PushRequest.id)))
+
+
+# --- core -----------------------------------------------------------------------------------
+
+def test_no_push_device_gets_a_hint(app):
+    make_user(app)
+    add_totp_device(app)
+    for word in ("push", "push2", "PUSH"):
+        decision = decide(app, f"{PASSWORD},{word}")
+        assert decision.outcome is Outcome.REJECT
+        assert decision.message == radius_auth.PUSH_UNAVAILABLE.format(d=",")
+    second = decide(app, "push", cfg=client_config("second-factor"))
+    assert second.message == radius_auth.PUSH_UNAVAILABLE_ALONE
+    assert all(r.detail.startswith("no push device") for r in
+               audit_rows(app, radius_auth.ACTION))
+
+
+def test_password_push_is_approved_once(app, client, services):
+    make_user(app)
+    phone = phone_for(app, client)
+    decision = decide(app, f"{PASSWORD},push")
+    assert decision.outcome is Outcome.PENDING and decision.push_id
+    assert decision.push_timeout == 60
+    [sent] = pushes(app)
+    # no screen on a VPN client for a Verified Push number: a plain approve
+    assert (sent.door, sent.number, sent.service) == ("radius", "", "VPN (vpn)")
+    listed = phone.pending()
+    assert [r["id"] for r in listed] == [decision.push_id]
+    assert listed[0]["verified"] is False
+    assert radius_auth.push_statuses(services, [decision.push_id]) == {
+        decision.push_id: "pending"}
+    assert phone.approve(decision.push_id).status == 200
+    final = radius_auth.finish_push(services, request_for(f"{PASSWORD},push"), decision.push_id)
+    assert final.outcome is Outcome.ACCEPT
+    assert final.message.startswith("Success. Logged in with a push to ")
+    again = radius_auth.finish_push(services, request_for(f"{PASSWORD},push"), decision.push_id)
+    assert again.outcome is Outcome.REJECT
+    assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept", "reject"]
+
+
+def test_plain_password_pushes_to_the_default_device(app, client):
+    make_user(app)
+    phone_for(app, client)
+    assert decide(app, PASSWORD).outcome is Outcome.PENDING
+    assert decide(app, "push", cfg=client_config("second-factor")).outcome is Outcome.PENDING
+    assert decide(app, f"{PASSWORD},push2").outcome is Outcome.REJECT  # only one push device
+
+
+def test_denied_and_unanswered_pushes_are_rejected(app, client, services, clock):
+    make_user(app)
+    phone = phone_for(app, client)
+    denied = decide(app, f"{PASSWORD},push")
+    assert phone.deny(denied.push_id).status == 200
+    answer = radius_auth.finish_push(services, request_for("x"), denied.push_id)
+    assert (answer.outcome, answer.message) == (Outcome.REJECT, "The push was denied.")
+    # the door's wait ran out before the phone answered: the push is expired for good
+    silent = decide(app, f"{PASSWORD},push")
+    late = radius_auth.finish_push(services, request_for("x"), silent.push_id)
+    assert late.outcome is Outcome.REJECT and "expired" in late.message
+    assert phone.approve(silent.push_id).status == 409
+    assert [p.status for p in pushes(app)] == ["denied", "expired"]
+
+
+def test_fraud_blocks_further_vpn_pushes(app, client, services):
+    make_user(app)
+    phone = phone_for(app, client)
+    first = decide(app, f"{PASSWORD},push")
+    assert phone.answer(first.push_id, "fraud").status == 200
+    final = radius_auth.finish_push(services, request_for("x"), first.push_id)
+    assert final.outcome is Outcome.REJECT
+    blocked = decide(app, f"{PASSWORD},push")
+    assert blocked.outcome is Outcome.REJECT and "paused" in blocked.message
+
+
+def test_challenge_mode_offers_and_sends_a_push(app, client, services):
+    make_user(app)
+    phone = phone_for(app, client)
+    cfg = client_config("challenge")
+    challenge = decide(app, PASSWORD, cfg=cfg)
+    assert challenge.outcome is Outcome.CHALLENGE
+    assert "1 to push to" in challenge.message
+    answered = decide(app, "1", cfg=cfg, state=challenge.state)
+    assert answered.outcome is Outcome.PENDING
+    assert phone.approve(answered.push_id).status == 200
+    final = radius_auth.finish_push(services, request_for("1", "challenge"), answered.push_id)
+    assert final.outcome is Outcome.ACCEPT
+
+
+# --- the live server ------------------------------------------------------------------------
+
+def ask_in_background(radius, password: str, *, source: str, secret: str,
+                      timeout: float, retries: int = 1) -> tuple[threading.Thread, list]:
+    """pyrad's client in a thread: it sends, waits `timeout`, and retransmits the same packet
+    (same Identifier and Authenticator) up to `retries` times in all, as a NAS does."""
+    box: list = []
+
+    def run() -> None:
+        nas = radius.client(secret, source, timeout)
+        nas.retries = retries
+        pkt = nas.CreateAuthPacket(User_Name="alice", NAS_IP_Address="127.0.0.1",
+                                   Calling_Station_Id="203.0.113.7")
+        pkt["User-Password"] = pkt.PwCrypt(password)
+        try:
+            box.append(nas.SendPacket(pkt))
+        except Timeout:
+            box.append(None)
+        finally:
+            nas._CloseSocket()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def test_vpn_login_waits_for_the_phone(app, client, radius):
+    make_user(app)
+    phone = phone_for(app, client)
+    # pyrad's client retransmits the same packet after `timeout` (retries=1): the server must
+    # ignore the copy while it waits, so one login sends one push
+    thread, box = ask_in_background(radius, f"{PASSWORD},push", source=SOURCE["local"],
+                                    secret=SECRETS["local"], timeout=1.0, retries=8)
+    request = phone.wait_for_request(timeout=5)
+    time.sleep(2.5)  # let retransmissions arrive while the push is pending
+    assert phone.approve(request["id"]).status == 200
+    thread.join(timeout=10)
+    [reply] = box
+    assert reply is not None and reply.code == rp.AccessAccept
+    assert reply_message(reply).startswith("Success. Logged in with a push to ")
+    with committed(app) as c:
+        assert c.db.scalar(select(func.count()).select_from(PushRequest)) == 1
+    assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept"]
+
+
+def test_second_factor_mode_push_denied(app, client, radius):
+    make_user(app)
+    phone = phone_for(app, client)
+    thread, box = ask_in_background(radius, "push", source=SOURCE["second"],
+                                    secret=SECRETS["second"], timeout=8)
+    request = phone.wait_for_request(timeout=5)
+    assert phone.deny(request["id"]).status == 200
+    thread.join(timeout=10)
+    [reply] = box
+    assert reply is not None and reply.code == rp.AccessReject
+    assert reply_message(reply) == "The push was denied."
+
+
+def test_a_passcode_login_is_answered_while_a_push_waits(app, client, radius):
+    make_user(app)
+    phone = phone_for(app, client)
+    thread, box = ask_in_background(radius, "push", source=SOURCE["second"],
+                                    secret=SECRETS["second"], timeout=8)
+    phone.wait_for_request(timeout=5)
+    started = time.monotonic()
+    passcode = radius.ask("alice", phone.passcode(), secret=SECRETS["second"],
+                          source=SOURCE["second"])
+    assert passcode is not None and passcode.code == rp.AccessAccept
+    assert time.monotonic() - started < 2
+    assert thread.is_alive()  # still waiting: no thread of the server is held by it
+    request = phone.wait_for_request(timeout=5)
+    assert phone.approve(request["id"]).status == 200
+    thread.join(timeout=10)
+    assert box[0] is not None and box[0].code == rp.AccessAccept

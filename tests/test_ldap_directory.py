@@ -367,3 +367,29 @@ def test_nothing_secret_in_logs(make, caplog):
     assert "wrong-but-secret-pw" not in caplog.text
     assert PASSWORDS["alice"] not in caplog.text
     assert SERVICE_PASSWORD not in caplog.text
+
+
+# --- wired into the app: the portal signs in against LDAP -----------------------------------
+
+class TestPortalWithLdap:
+    @pytest.fixture
+    def settings_overrides(self, slapd):
+        return {"directory": "ldap", "ldap_url": slapd.url, "ldap_base_dn": PEOPLE,
+                "ldap_bind_dn": SERVICE_DN, "ldap_bind_password": SERVICE_PASSWORD,
+                "ldap_attributes": {"dob": "umDateOfBirth", "id_last4": "umIdNumber"}}
+
+    def test_sign_in_provisions_and_a_directory_outage_is_a_503(self, app, client, slapd):
+        from tests.conftest import audit_rows, sign_in
+
+        assert sign_in(client, "alice", "wrong").status_code == 401
+        assert sign_in(client, "alice", PASSWORDS["alice"]).status_code == 302
+        assert [r.result for r in audit_rows(app, "user.provision")] == ["created"]
+        client.post("/sign-out")
+        slapd.stop()
+        try:
+            response = sign_in(client, "alice", PASSWORDS["alice"])
+            assert response.status_code == 503
+            assert "temporarily unavailable" in response.get_data(as_text=True)
+        finally:
+            slapd.start()
+        assert sign_in(client, "bob", PASSWORDS["bob"]).status_code == 302

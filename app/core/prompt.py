@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, update
 
-from app.core import audit, users
+from app.core import audit, provisioning, users
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
 from app.core.users import DeviceRef, Subject
@@ -67,6 +67,13 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
             matched = index
             break
     ok = matched >= 0
+    if ok:  # a directory outside our database (LDAP) creates or refreshes the local row
+        found = ctx.directory.lookup(username)
+        if found is not None:
+            try:
+                user = provisioning.sync_user(ctx, origin, found)
+            except users.UserError:
+                user = None  # a directory username we cannot hold: as unknown
     name = user.username if user else username.strip().lower()[:64]
     if user is None or not ok or user.is_locked:
         reason = "unknown user" if user is None else ("locked" if user.is_locked and ok

@@ -251,3 +251,14 @@ class ServiceProvider(Base):
     nameid_formats: Mapped[str] = mapped_column(Text, default="[]")
     metadata_xml: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamAssertion(Base):
+    """An assertion from the upstream IdP (IdP-proxy mode) that has been used, by a hash of its
+    issuer and ID, kept until it expires so that no node accepts it a second time."""
+
+    __tablename__ = "upstream_assertions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assertion_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -104,3 +104,18 @@ def saml_metadata(unsigned) -> None:
         from app.web.sso import metadata
 
         click.echo(metadata().get_data(as_text=True))
+
+
+@saml_group.command("upstream-metadata")
+@with_appcontext
+def saml_upstream_metadata() -> None:
+    """Print our SP metadata for the upstream IdP (IdP-proxy mode, docs/saml.md)."""
+    from saml import upstream
+
+    settings = current_app.config["UM2FA"]
+    keys = saml_keys.load_all(settings.instance_dir, _entity_id())
+    sp = upstream.ServiceProvider(base_url=_entity_id().removesuffix("/saml/metadata"),
+                                  key=keys[-1],
+                                  username_attribute=settings.sso_upstream_username_attribute,
+                                  previous_cert=keys[-2].cert_pem if len(keys) > 1 else "")
+    click.echo(upstream.sp_metadata(sp))

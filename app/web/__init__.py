@@ -95,6 +95,9 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso.bp):
         app.register_blueprint(bp)
+    from app.web import sso_upstream
+
+    sso_upstream.init_app(app)  # IdP-proxy mode (docs/saml.md)
     from app.web import recovery
 
     recovery.init_app(app)  # off campus too: not behind the campus gate

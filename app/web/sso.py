@@ -224,6 +224,8 @@ def _signin_username() -> str:
 @limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_user,
                key_func=_signin_username, methods=["POST"])
 def sign_in():
+    if current_app.config["UM2FA"].sso_upstream_metadata:
+        return redirect(url_for("sso_upstream.login"))  # IdP-proxy: the upstream asks
     pending = _pending()
     if pending is None:
         return error_page("There is no sign-in in progress. Start again from the service you "

@@ -132,20 +132,26 @@ def clients_remove(name) -> None:
 @click.option("--refresh", default=30.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds between reloads of the client list.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve /metrics and /healthz over HTTP on this port (with --processes N, "
+                   "each process takes the first free one of PORT..PORT+N-1).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @with_appcontext
-def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_level) -> None:
+def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_level,
+                 metrics_port, metrics_host) -> None:
     """Run the RADIUS server (PAP Access-Requests from the VPN)."""
     import asyncio
 
     from app import migrate
     from app.extensions import core
+    from app.logging_setup import configure
     from radius import processes as multi
     from radius.server import RadiusServer, serve
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = current_app.config["UM2FA"]
+    configure(settings.log_format, level=getattr(logging, log_level.upper()))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    metrics_at = (metrics_host, metrics_port, processes) if metrics_port else None
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
     services = core.services()
@@ -161,7 +167,7 @@ def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_lev
         except ValueError as exc:
             raise click.ClickException(f"configuration: {exc}") from exc
         try:
-            asyncio.run(serve(server, listening))
+            asyncio.run(serve(server, listening, metrics_at))
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") \
                 from exc

@@ -65,6 +65,8 @@ class RadiusCollector(Collector):
         batcher = getattr(server, "batcher", None)
         yield _gauge("um2fa_radius_batch_queue_depth", "Requests queued for the decision thread",
                      batcher.queue.qsize() if batcher is not None else 0)
+        yield _gauge("um2fa_radius_push_waits", "Logins waiting for a push answer",
+                     getattr(server, "push_waits", 0))
         yield _gauge("um2fa_radius_max_in_flight", "The in-flight limit (more are dropped)",
                      server.max_in_flight)
         yield _gauge("um2fa_radius_retransmit_cache_entries", "Entries in the duplicate cache",

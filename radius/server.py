@@ -434,17 +434,31 @@ class RadiusServer(ServerAsync):
 
 
 async def serve(server: RadiusServer,
-                listening: Callable[[str, int], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then finish the requests being decided."""
+                listening: Callable[[str, int], None] | None = None,
+                metrics_at: tuple[str, int, int] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then finish the requests being decided. `metrics_at`
+    (host, port, ports) also serves /metrics and /healthz (radius/metrics.py)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     host, port = await server.start()
+    metrics = None
+    if metrics_at is not None:
+        from radius.metrics import start_metrics_server
+
+        settings = server.services.settings
+        metrics = await start_metrics_server(server, metrics_at[0], metrics_at[1],
+                                             ports=metrics_at[2],
+                                             networks=settings.metrics_networks,
+                                             token=settings.metrics_token)
     log.info("UM 2FA RADIUS listening on %s:%d (UDP), %d worker threads", host, port,
              server.threads)
     if listening is not None:
         listening(host, port)
     await stop.wait()
     log.info("stopping")
+    if metrics is not None:
+        metrics.close()
+        await metrics.wait_closed()
     await server.stop()

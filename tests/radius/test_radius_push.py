@@ -205,3 +205,33 @@ def test_a_passcode_login_is_answered_while_a_push_waits(app, client, radius):
     assert phone.approve(request["id"]).status == 200
     thread.join(timeout=10)
     assert box[0] is not None and box[0].code == rp.AccessAccept
+
+
+def test_metrics_endpoint_counts_push_waits(app, client, runner, tmp_path, database_url):
+    """`um2fa radius --metrics-port` serves the door's counters, the push waits among them."""
+    import urllib.request
+
+    from tests.live import free_port
+    from tests.radius.live_radius import LiveRadius, make_env
+
+    assert runner.invoke(args=["radius-clients", "add", "second", "--address", "127.0.0.3",
+                               "--secret", SECRETS["second"], "--mode",
+                               "second-factor"]).exit_code == 0
+    make_user(app)
+    phone = phone_for(app, client)
+    port = free_port()
+    radius = LiveRadius(instance_dir=tmp_path / "instance",
+                        env=make_env(tmp_path / "instance", database_url)).start(
+        "--metrics-port", str(port))
+    try:
+        thread, box = ask_in_background(radius, "push", source=SOURCE["second"],
+                                        secret=SECRETS["second"], timeout=8)
+        request = phone.wait_for_request(timeout=5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as got:
+            text = got.read().decode()
+        assert "um2fa_radius_push_waits 1.0" in text
+        assert phone.approve(request["id"]).status == 200
+        thread.join(timeout=10)
+        assert box[0] is not None and box[0].code == rp.AccessAccept
+    finally:
+        radius.stop()

@@ -27,6 +27,15 @@ REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 OFF_CAMPUS = {"REMOTE_ADDR": "203.0.113.7"}
 
 
+def run_apart(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop
+    running in the main thread for the whole session."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=60)
+
+
 def closed_port() -> int:
     return free_port()  # bound and released: nothing listens there
 
@@ -332,7 +341,7 @@ def test_radius_metrics_endpoint(app):
             await endpoint.wait_closed()
             await server.stop()
 
-    results = asyncio.run(scenario())
+    results = run_apart(scenario())
     status, body = results["health"]
     assert status == 200 and json.loads(body)["status"] == "ok"
     assert results["refused"][0] == 403 and results["other"][0] == 404
@@ -378,8 +387,8 @@ def test_radius_metrics_takes_the_next_free_port_for_another_process(app):
             await endpoint.wait_closed()
 
     try:
-        assert asyncio.run(scenario()) == port + 1
+        assert run_apart(scenario()) == port + 1
         with pytest.raises(OSError):
-            asyncio.run(start_metrics_server(None, "127.0.0.1", port, ports=1))
+            run_apart(start_metrics_server(None, "127.0.0.1", port, ports=1))
     finally:
         held.close()

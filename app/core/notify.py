@@ -68,15 +68,20 @@ def recovery_issued(ctx: Context, origin: Origin, user: User, expires_at: dateti
                      detail="no email address")
         return False
     msg = recovery_notice(settings, user, ctx.now(), expires_at, origin.client_addr)
+    return _send_audited(ctx, origin, msg, "recovery.notify", user, f"to {user.email}")
+
+
+def _send_audited(ctx: Context, origin: Origin, msg: EmailMessage, action: str, user: User,
+                  detail: str) -> bool:
+    """Hand `msg` over and audit it; a mail server that fails is logged and audited only."""
     try:
-        send(settings, msg)
+        send(ctx.settings, msg)
     except (OSError, smtplib.SMTPException) as exc:
-        log.warning("recovery notice to %s not sent: %s", user.username, type(exc).__name__)
-        audit.record(ctx, origin, "recovery.notify", "fail", username=user.username,
+        log.warning("%s about %s not sent: %s", action, user.username, type(exc).__name__)
+        audit.record(ctx, origin, action, "fail", username=user.username,
                      detail=type(exc).__name__)
         return False
-    audit.record(ctx, origin, "recovery.notify", "ok", username=user.username,
-                 detail=f"to {user.email}")
+    audit.record(ctx, origin, action, "ok", username=user.username, detail=detail)
     return True
 
 
@@ -106,13 +111,6 @@ def fraud_reported(ctx: Context, origin: Origin, user: User, request: PushReques
     settings = ctx.settings
     if not settings.smtp_host or not settings.admin_emails:
         return False
-    try:
-        send(settings, fraud_notice(settings, settings.admin_emails, user, request, until))
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("fraud notice about %s not sent: %s", user.username, type(exc).__name__)
-        audit.record(ctx, origin, "push.fraud_notify", "fail", username=user.username,
-                     detail=type(exc).__name__)
-        return False
-    audit.record(ctx, origin, "push.fraud_notify", "ok", username=user.username,
-                 detail=f"to {len(settings.admin_emails)} administrator(s)")
-    return True
+    msg = fraud_notice(settings, settings.admin_emails, user, request, until)
+    return _send_audited(ctx, origin, msg, "push.fraud_notify", user,
+                         f"to {len(settings.admin_emails)} administrator(s)")

@@ -2,6 +2,7 @@
 asyncio server (password from a dict), on 127.0.0.1, in one bounded run.
 
     .venv/bin/python -m benchmarks.radius [--duration 10] [--rate 1000] [--database-url URL]
+                                          [--push-waits 1000] [--push-approve 100]
 
 For each server: a closed-loop run (a fixed number of requests in flight, as fast as they are
 answered) for requests/s and latency, and an open-loop run at a fixed rate (default 1,000/s) for
@@ -9,6 +10,13 @@ latency at that load. UM 2FA runs in second-factor-only mode (every request a re
 for a distinct user, its replay record and its audit rows) and in append mode (argon2 password
 verification, then the TOTP check). Every reply's Response Authenticator is verified and the
 decisions are counted in the database afterwards.
+
+Push phase (UM 2FA, right after its fixed-rate phase, which is its baseline): --push-waits users
+with a companion-app device (no Web Push subscription: nothing leaves the machine) each send one
+"push" Access-Request and keep waiting, never retransmitting; once the database shows them all
+pending, the same fixed-rate passcode phase runs again while they wait. Then --push-approve of
+the pushes are approved in the database (as the phone's answer would) and the time to their
+Access-Accept is measured; the rest are denied, so every wait ends with an answer.
 
 FreeRADIUS (Debian's freeradius package) is installed with apt-get if missing and started in the
 foreground from its own configuration in a temporary directory on a free port; the system
@@ -48,7 +56,8 @@ ROOT = Path(__file__).resolve().parent.parent
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
 SECRET = b"bench-secret-0123456789"
 REPLY_TIMEOUT = 5.0
-ACCESS_REQUEST, ACCESS_ACCEPT = 1, 2
+PUSH_SOURCE = "127.0.0.3"  # the RADIUS client (second-factor mode) whose users push
+ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT = 1, 2, 3
 
 
 def free_udp_port() -> int:
@@ -275,6 +284,199 @@ def measure(proc: Proc, mode: str, kind: str, requests: Iterator[tuple[str, str]
     return result
 
 
+class PushHold:
+    """Push logins held open at once, like NASes configured to wait longer than the push
+    timeout: one Access-Request each from its own (socket, Identifier), never retransmitted,
+    and the answer whenever it comes."""
+
+    def __init__(self, port: int, names: list[str], source: str = PUSH_SOURCE) -> None:
+        self.port, self.names = port, names
+        self.selector = selectors.DefaultSelector()
+        self.socks = []
+        for index in range(-(-len(names) // 256)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((source, 0))
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, index)
+            self.socks.append(sock)
+        self.waiting: dict[tuple[int, int], tuple[str, float, bytes]] = {}
+        self.answers: dict[str, tuple[int, float]] = {}  # name -> (code, when received)
+        self.bad = 0
+
+    def close(self) -> None:
+        for sock in self.socks:
+            self.selector.unregister(sock)
+            sock.close()
+        self.selector.close()
+
+    def send_all(self, rate: float) -> float:
+        """One "push" Access-Request per name at `rate`/s; returns when the last was sent."""
+        start = time.perf_counter()
+        for i, name in enumerate(self.names):
+            while (now := time.perf_counter()) < start + i / rate:
+                self.receive(min(start + i / rate - now, 0.01))
+            slot = (i // 256, i % 256)
+            raw, authenticator = access_request(slot[1], name, "push")
+            self.waiting[slot] = (name, time.perf_counter(), authenticator)
+            self.socks[slot[0]].sendto(raw, ("127.0.0.1", self.port))
+        return time.perf_counter()
+
+    def receive(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            while True:
+                try:
+                    reply = key.fileobj.recv(4096)
+                except BlockingIOError:
+                    break
+                entry = self.waiting.get((key.data, reply[1])) if len(reply) > 1 else None
+                if entry is None or not reply_ok(reply, entry[2]):
+                    self.bad += 1
+                    continue
+                del self.waiting[(key.data, reply[1])]
+                self.answers[entry[0]] = (reply[0], time.perf_counter())
+
+    def hold(self, seconds: float) -> None:
+        deadline = time.perf_counter() + seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            self.receive(min(left, 0.05))
+
+    def wait_for(self, names: list[str], deadline: float) -> None:
+        """Until every one of `names` is answered, or the monotonic `deadline`."""
+        while time.monotonic() < deadline and any(n not in self.answers for n in names):
+            self.receive(0.01)
+
+
+def push_counts(database_url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.db import Database
+    from app.models import PushRequest
+
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            return dict(session.execute(select(PushRequest.status, func.count())
+                                        .group_by(PushRequest.status)).all())
+    finally:
+        db.dispose()
+
+
+def answer_pushes(database_url: str, names: list[str], status: str) -> tuple[int, float]:
+    """Answer the pending pushes of `names` in the database, as `app.core.push.answer` would
+    (the status, answered_at), in one transaction; returns (rows, perf_counter at commit)."""
+    from sqlalchemy import select, update
+
+    from app.db import Database
+    from app.models import PushRequest, User
+
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            session.execute(select(1)).all()  # connected before the clock starts
+        with db.session() as session:
+            moved = session.execute(
+                update(PushRequest)
+                .where(PushRequest.status == "pending",
+                       PushRequest.user_id.in_(select(User.id).where(User.username.in_(names))))
+                .values(status=status, answered_at=datetime.now(UTC))
+                .execution_options(synchronize_session=False)).rowcount
+        return moved, time.perf_counter()
+    finally:
+        db.dispose()
+
+
+def _wait_for_pending(database_url: str, count: int, deadline: float) -> int:
+    while True:
+        pending = push_counts(database_url).get("pending", 0)
+        if pending >= count or time.monotonic() >= deadline:
+            return pending
+        time.sleep(0.2)
+
+
+APPROVED_ALONE = 10  # of the approved sample, approved one after the other
+
+
+def _approve(hold: PushHold, database_url: str, names: list[str]) -> list[float]:
+    """Approve these pushes in the database at once; the seconds from the commit to each
+    login's Access-Accept (or its reply of any kind; within 10 s)."""
+    moved, committed_at = answer_pushes(database_url, names, "approved")
+    if moved != len(names):
+        print(f"  approved {moved} of {len(names)} pushes: the rest were not pending",
+              flush=True)
+    hold.wait_for(names, time.monotonic() + 10)
+    return sorted(hold.answers[n][1] - committed_at for n in names if n in hold.answers)
+
+
+def _spread(seconds: list[float]) -> dict[str, float]:
+    values = sorted(seconds)
+    return {"p50": round(_percentile(values, 0.5) * 1000, 1),
+            "p99": round(_percentile(values, 0.99) * 1000, 1),
+            "max": round((values[-1] if values else 0) * 1000, 1)}
+
+
+def push_phase(proc: Proc, database_url: str, push_names: list[str],
+               requests: Iterator[tuple[str, str]], args: argparse.Namespace) -> tuple[Result,
+                                                                                         dict]:
+    """Hold len(push_names) push logins waiting, run the fixed-rate passcode phase meanwhile,
+    then approve a sample of the pushes in the database (their logins must be accepted within
+    about the waiter's polling interval) and deny the rest (rejected): every wait ends."""
+    count = len(push_names)
+    sample = push_names[:min(args.push_approve, count)]
+    rest = push_names[len(sample):]
+    info: dict = {"waits": count, "push_timeout_s": args.push_timeout,
+                  "rss_mb_before": round(proc.rss_mb(), 1), "load_before": os.getloadavg()[0]}
+    hold = PushHold(proc.port, push_names)
+    try:
+        start = time.perf_counter()
+        sent_at = hold.send_all(args.rate)
+        info["pending_in_database"] = _wait_for_pending(database_url, count,
+                                                        time.monotonic() + 60)
+        hold.receive(0)
+        info["seconds_to_seed"] = round(time.perf_counter() - start, 2)
+        info["answered_early"] = len(hold.answers)  # before any push was answered: failures
+        info["rss_mb_held"] = round(proc.rss_mb(), 1)
+        cpu, t0 = proc.cpu_seconds(), time.perf_counter()
+        hold.hold(3.0)  # nothing but the waiter's polling
+        info["idle_cpu_ms_per_s"] = round((proc.cpu_seconds() - cpu) * 1000
+                                          / (time.perf_counter() - t0), 1)
+        result = measure(proc, f"second-factor, {count:,} push waits held", "open", requests,
+                         seconds=args.duration, rate=args.rate)
+        hold.receive(0)
+        info["answered_early"] = len(hold.answers)
+        info["still_waiting"] = len(hold.waiting)
+        info["rss_mb_held_after_phase"] = round(proc.rss_mb(), 1)
+        # a few approvals one at a time (phones answer at different moments), then the rest
+        # of the sample at once (a burst: their logins are finished together)
+        singles, burst = sample[:APPROVED_ALONE], sample[APPROVED_ALONE:]
+        info["held_seconds"] = round(time.perf_counter() - sent_at, 1)  # all of them, at once
+        alone = []
+        for i, name in enumerate(singles):
+            hold.hold(i * 0.07 % 0.25)  # spread over the waiter's polling cycle
+            alone += _approve(hold, database_url, [name])
+        together = _approve(hold, database_url, burst) if burst else []
+        info["approved"] = len(sample)
+        info["approved_accepted"] = sum(1 for n in sample
+                                        if hold.answers.get(n, (0,))[0] == ACCESS_ACCEPT)
+        info["approve_to_accept_ms"] = {f"{len(singles)} one at a time": _spread(alone),
+                                        f"{len(burst)} at once": _spread(together)}
+        denied, _ = answer_pushes(database_url, rest, "denied")
+        hold.wait_for(rest, time.monotonic() + 60)
+        info["denied"] = denied
+        info["denied_rejected"] = sum(1 for n in rest
+                                      if hold.answers.get(n, (0,))[0] == ACCESS_REJECT)
+        info["unanswered"] = len(hold.waiting)
+        info["bad_replies"] = hold.bad
+        info["retransmissions"] = 0  # the load generator never retransmits a push login
+    finally:
+        hold.close()
+    wait_until_idle(database_url)
+    info["rss_mb_after"] = round(proc.rss_mb(), 1)
+    info["load_after"] = os.getloadavg()[0]
+    info["database_after"] = push_counts(database_url)
+    print(f"  push waits: {info}", flush=True)
+    return result, info
+
+
 # --- the servers ----------------------------------------------------------------------------
 
 @dataclass
@@ -357,9 +559,11 @@ def _status_answered(port: int) -> bool:
 
 # UM 2FA ---------------------------------------------------------------------------------------
 
-def setup_um2fa(workdir: Path, database_url: str, users: int) -> dict:
+def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 0,
+                push_timeout: int = 120) -> dict:
     """Users with one TOTP device each (bulk inserted; one shared argon2 hash: the cost is per
-    verification, not per user), and two RADIUS clients selected by source address."""
+    verification, not per user), `push_users` more with a companion-app device each, and three
+    RADIUS clients selected by source address."""
     os.environ["UM2FA_INSTANCE_DIR"] = str(workdir / "instance")
     from sqlalchemy import insert, select
 
@@ -401,16 +605,51 @@ def setup_um2fa(workdir: Path, database_url: str, users: int) -> dict:
                             "is_default": True, "created_at": now})
         for start in range(0, len(devices), 5000):
             session.execute(insert(Device), devices[start:start + 5000])
+    push_names = seed_push_users(db, keys, push_users, shared_hash, now)
     origin = Origin("benchmark", "local")
     with services.context() as ctx:
         radius_clients.add(ctx, origin, "sfa", "127.0.0.1", SECRET.decode(),
                            mode="second-factor")
         radius_clients.add(ctx, origin, "append", "127.0.0.2", SECRET.decode())
+        if push_users:
+            radius_clients.add(ctx, origin, "push", PUSH_SOURCE, SECRET.decode(),
+                               mode="second-factor", push_timeout=push_timeout)
     db.dispose()
-    return {"password": password, "secrets": secrets_by_user,
+    return {"password": password, "secrets": secrets_by_user, "push_names": push_names,
             "argon2": {"type": "argon2id", "time_cost": _hasher.time_cost,
                        "memory_cost_kib": _hasher.memory_cost,
                        "parallelism": _hasher.parallelism}}
+
+
+def seed_push_users(db, keys, count: int, password_hash: str, now: datetime) -> list[str]:
+    """`count` users (p000000, ...) with one active companion-app device each: a real P-256
+    public key (SubjectPublicKeyInfo DER, as activation stores it; one key shared by all) and
+    no Web Push subscription, so a push is recorded in the database and nothing is sent out."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import insert, select
+
+    from app.core.factors.totp import new_secret
+    from app.models import Device, User
+
+    if not count:
+        return []
+    public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    names = [f"p{i:06d}" for i in range(count)]
+    with db.session() as session:
+        session.execute(insert(User), [
+            {"username": name, "display_name": "", "email": "", "role": "student",
+             "password_hash": password_hash, "disabled": False, "failed_factor_count": 0,
+             "created_at": now} for name in names])
+        ids = session.execute(select(User.id).where(User.username.in_(names))).scalars().all()
+        session.execute(insert(Device), [
+            {"user_id": user_id, "name": "Companion app", "kind": "push",
+             "device_type": "mobile", "platform": "other",
+             "secret_enc": keys.encrypt(new_secret().encode()), "active": True,
+             "is_default": True, "public_key": public_key, "created_at": now}
+            for user_id in ids])
+    return names
 
 
 def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str,
@@ -593,16 +832,32 @@ def main() -> None:
                         help="`um2fa radius --log-level` (default info: an audit line per "
                              "decision, as in production)")
     parser.add_argument("--skip-freeradius", action="store_true")
+    parser.add_argument("--push-waits", type=int, default=1000,
+                        help="push logins held waiting during a second fixed-rate passcode "
+                             "phase (default 1000; 0 skips the push phase)")
+    parser.add_argument("--push-approve", type=int, default=100,
+                        help="of those, approved in the database at the end (the rest are "
+                             "denied); default 100")
+    parser.add_argument("--push-timeout", type=int, default=120,
+                        help="the push client's push timeout in s (default 120; it must cover "
+                             "the push phase)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if not 1 <= args.duration <= 60 or not 1 <= args.rate <= 20000:
         parser.error("--duration must be 1-60 s and --rate 1-20000/s (the run is bounded)")
     if not 1 <= args.processes <= 16:
         parser.error("--processes must be 1-16")
+    if not 0 <= args.push_waits <= 10000 or not 0 <= args.push_approve <= args.push_waits:
+        parser.error("--push-waits must be 0-10000 and --push-approve 0-push-waits")
+    if not 2 * args.duration + 40 <= args.push_timeout <= 300:
+        parser.error("--push-timeout must be 300 s at most and cover the push phase "
+                     "(2 x --duration + 40 s)")
 
     # enough distinct users that every TOTP request is a fresh user: closed-loop phases of
-    # up to 4,000/s plus the fixed-rate phase
-    sfa_users = int(min(4000, args.rate * 3) * args.duration + args.rate * args.duration)
+    # up to 4,000/s plus the fixed-rate phase (twice with the push phase)
+    fixed = int(args.rate * args.duration)
+    sfa_users = int(min(4000, args.rate * 3) * args.duration) + fixed * (2 if args.push_waits
+                                                                         else 1)
     append_users = int(300 * args.duration)
     users = sfa_users + append_users
     workdir = Path(tempfile.mkdtemp(prefix="um2fa-bench-"))
@@ -621,7 +876,10 @@ def main() -> None:
             database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
         info["database"] = database_url.split("?")[0].split("@")[-1]
         print(f"setting up {users} users with a TOTP device each ...", flush=True)
-        setup = setup_um2fa(workdir, database_url, users)
+        if args.push_waits:
+            print(f"... and {args.push_waits} users with a companion-app device each",
+                  flush=True)
+        setup = setup_um2fa(workdir, database_url, users, args.push_waits, args.push_timeout)
         info["argon2"] = setup["argon2"]
         names = sorted(setup["secrets"])
         sfa_names, append_names = names[:sfa_users], names[sfa_users:]
@@ -652,7 +910,7 @@ def main() -> None:
             (ours, "second-factor", "closed", "127.0.0.1",
              TotpRequests(sfa_names[:split], secrets_by_user)),
             (ours, "second-factor", "open", "127.0.0.1",
-             TotpRequests(sfa_names[split:], secrets_by_user)),
+             TotpRequests(sfa_names[split:split + fixed], secrets_by_user)),
             # argon2-bound: only the closed loop (a fixed 1,000/s is far out of its reach)
             (ours, "append", "closed", "127.0.0.2",
              TotpRequests(append_names, secrets_by_user, setup["password"] + ",")),
@@ -668,6 +926,18 @@ def main() -> None:
                 # requests the load generator gave up on may still be queued in the server:
                 # let it finish them so that they do not slow the next phase down
                 wait_until_idle(database_url)
+            if proc is ours and (mode, kind) == ("second-factor", "open") and args.push_waits:
+                # right after its baseline, the same fixed-rate phase with the pushes waiting
+                print(f"{proc.name}, second-factor, open, {args.push_waits} push waits held:",
+                      flush=True)
+                baseline = results[-1]
+                result, info["push"] = push_phase(
+                    ours, database_url, setup["push_names"],
+                    TotpRequests(sfa_names[split + fixed:], secrets_by_user), args)
+                results.append(result)
+                info["push"]["baseline"] = {"p50_ms": baseline.p50_ms,
+                                            "p99_ms": baseline.p99_ms,
+                                            "server_cpu_ms": baseline.server_cpu_ms}
         info["um2fa_rss_mb_at_end"] = round(ours.rss_mb(), 1)
         ours.stop()
         info["decisions_in_database"] = count_decisions(database_url)
@@ -718,6 +988,36 @@ def report(results: list[Result], info: dict, args: argparse.Namespace) -> None:
     for key in ("decisions_in_database", "um2fa_counters", "um2fa_rss_mb_at_start",
                 "um2fa_rss_mb_at_end"):
         print(f"{key}: {info.get(key)}")
+    held = next((r for r in results if "push waits held" in r.mode), None)
+    if held and info.get("push"):
+        report_push(held, info["push"])
+
+
+def report_push(held: Result, push: dict) -> None:
+    base, count = push["baseline"], push["waits"]
+    print()
+    print(f"| fixed {held.target_rate:.0f}/s passcode phase | p50 ms | p99 ms | "
+          "server CPU ms/req | lost |")
+    print("|---|---|---|---|---|")
+    print(f"| baseline (no push waits) | {base['p50_ms']:.1f} | {base['p99_ms']:.1f} | "
+          f"{base['server_cpu_ms']:.2f} | |")
+    print(f"| {count:,} push waits held | {held.p50_ms:.1f} | {held.p99_ms:.1f} | "
+          f"{held.server_cpu_ms:.2f} | {held.lost} |")
+    ratio = held.p99_ms / base["p99_ms"] if base["p99_ms"] else float("inf")
+    print()
+    print(f"p99 with the waits held / baseline: {ratio:.2f}x "
+          f"({'within' if ratio <= 2 else 'NOT within'} 2x)")
+    print(f"pending in the database: {push['pending_in_database']}/{count}; answered before "
+          f"any push was: {push['answered_early']}; held {push['held_seconds']} s at once")
+    print(f"server RSS: {push['rss_mb_before']} MB before, {push['rss_mb_held']} MB held, "
+          f"{push['rss_mb_held_after_phase']} MB after the phase, {push['rss_mb_after']} MB "
+          "after every wait ended")
+    print(f"server CPU with only the waits (the poller): {push['idle_cpu_ms_per_s']} ms/s")
+    print(f"approved {push['approved']}: {push['approved_accepted']} accepted, approve -> "
+          f"Access-Accept {push['approve_to_accept_ms']}; denied {push['denied']}: "
+          f"{push['denied_rejected']} rejected; unanswered {push['unanswered']}; "
+          f"bad replies {push['bad_replies']}")
+    print(f"push requests in the database after: {push['database_after']}")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,33 @@ def test_password_push_is_approved_once(app, client, services):
     assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept", "reject"]
 
 
+def test_push_statuses_returns_what_core_says(app, client, services, clock):
+    """The waiter's lookup reads only the pushes that moved, and says what push.statuses says:
+    approved, denied, still pending, expired by time; a push gone from the database is left
+    out (the waiter ends its wait as expired)."""
+    from app.core import push
+
+    make_user(app)
+    phone = phone_for(app, client)
+    approved, denied, waiting = (decide(app, f"{PASSWORD},push").push_id for _ in range(3))
+    assert phone.approve(approved).status == 200
+    assert phone.deny(denied).status == 200
+
+    def core_says(ids: list[str]) -> dict[str, str]:
+        with committed(app) as c:
+            return push.statuses(c, ids)
+
+    ids = [approved, denied, waiting, waiting]  # a duplicate id is counted once
+    expected = {approved: "approved", denied: "denied", waiting: "pending"}
+    assert radius_auth.push_statuses(services, ids) == core_says(ids) == expected
+    gone = [*ids, "no-such-push"]
+    assert radius_auth.push_statuses(services, gone) == core_says(gone) == expected
+    assert radius_auth.push_statuses(services, []) == {}
+    clock.advance(61)
+    assert radius_auth.push_statuses(services, ids) == core_says(ids) == {
+        **expected, waiting: "expired"}
+
+
 def test_plain_password_pushes_to_the_default_device(app, client):
     make_user(app)
     phone_for(app, client)

@@ -165,7 +165,7 @@ class RadiusServer(ServerAsync):
                                        thread_name_prefix="radius-core")
         self.batcher = Batcher(self.services, asyncio.get_running_loop(), self._answer_batch,
                                lock=self.batch_lock)
-        self.push_waiter = PushWaiter(self._push_statuses)
+        self.push_waiter = PushWaiter(self._push_answers)
         await self.reload_clients()
         protocol = AuthProtocol(self.host, self.auth_port, self.logger, self, ServerType.Auth,
                                 self.hosts, None)
@@ -382,9 +382,9 @@ class RadiusServer(ServerAsync):
 
     # --- push -----------------------------------------------------------------------------
 
-    async def _push_statuses(self, push_ids: list[str]) -> dict[str, str]:
+    async def _push_answers(self, since_row: int) -> dict[str, str]:
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, radius_auth.push_statuses, self.services, push_ids)
+            self.pool, radius_auth.push_answers, self.services, since_row)
 
     def _wait_for_push(self, item: Pending, decision: radius_auth.Decision) -> None:
         """The login stays unanswered (retransmissions are ignored: the cache says pending)
@@ -396,14 +396,15 @@ class RadiusServer(ServerAsync):
             timeout = 0.0  # answered at once: the push is expired and the login rejected
         self.push_waits += 1
         task = asyncio.get_running_loop().create_task(
-            self._finish_push(item, decision.push_id, timeout))
+            self._finish_push(item, decision.push_id, decision.push_row, timeout))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _finish_push(self, item: Pending, push_id: str, timeout: float) -> None:
+    async def _finish_push(self, item: Pending, push_id: str, row: int,
+                           timeout: float) -> None:
         try:
             if timeout > 0 and self.push_waiter is not None:
-                await self.push_waiter.wait(push_id, timeout)
+                await self.push_waiter.wait(push_id, row, timeout)
             final = await asyncio.get_running_loop().run_in_executor(
                 self.pool, radius_auth.finish_push, self.services, item.request, push_id)
         except asyncio.CancelledError:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -91,6 +91,7 @@ class Decision:
     session_class: bytes | None = None
     attributes: tuple[tuple[str, str], ...] = ()
     push_id: str = ""
+    push_row: int = 0  # the push request's row id (the door's poller scans from the lowest)
     push_timeout: int = 0
 
 
@@ -342,31 +343,19 @@ def _push(ctx: Context, origin: Origin, req: AccessRequest, user: User,
         return _finish(ctx, origin, req, Outcome.REJECT, str(exc), user=user,
                        reason="push refused")
     return Decision(Outcome.PENDING, PUSH_SENT, reason="push sent", push_id=request.public_id,
-                    push_timeout=req.client.push_timeout)
+                    push_row=request.id, push_timeout=req.client.push_timeout)
 
 
-def push_statuses(services: CoreServices, push_ids: list[str]) -> dict[str, str]:
-    """The status of the pushes the door is waiting for, in one query. Nearly all are still
-    pending at each round (four a second), so they come back as one counted row and only the
-    others one row each: a row per waiting login meant a GIL hand-off per row fetched, which
-    the passcode logins on the decision thread paid for (their p99 x3-5 with 1,000 waits,
-    docs/benchmarks.md). When the count falls short, pushes are gone from the database (their
-    user was deleted): then the full answer is read."""
-    unique = set(push_ids)
-    if not unique:
-        return {}
+def push_answers(services: CoreServices, since_row: int) -> dict[str, str]:
+    """Pushes from row `since_row` on that are no longer pending (answered, expired by a
+    login's wait, used): what the door's poller needs, at a cost that does not grow with the
+    number of logins waiting (the pending rows are skipped inside the database, by a primary
+    key range scan, and never fetched)."""
     with services.context() as ctx:
-        moved = or_(PushRequest.status != "pending", PushRequest.expires_at <= ctx.now())
-        public_id = case((moved, PushRequest.public_id), else_="")
-        rows = ctx.db.execute(select(public_id, PushRequest.status, func.count())
-                              .where(PushRequest.public_id.in_(unique))
-                              .group_by(public_id, PushRequest.status)).all()
-        if sum(count for _pid, _status, count in rows) != len(unique):
-            return push.statuses(ctx, push_ids)
-    found = dict.fromkeys(unique, "pending")
-    found.update((pid, "expired" if status == "pending" else status)
-                 for pid, status, _count in rows if pid)
-    return found
+        rows = ctx.db.execute(select(PushRequest.public_id, PushRequest.status)
+                              .where(PushRequest.id >= since_row,
+                                     PushRequest.status != "pending")).all()
+    return dict(rows)
 
 
 def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Decision:

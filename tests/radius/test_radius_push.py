@@ -72,8 +72,7 @@ def test_password_push_is_approved_once(app, client, services):
     listed = phone.pending()
     assert [r["id"] for r in listed] == [decision.push_id]
     assert listed[0]["verified"] is False
-    assert radius_auth.push_statuses(services, [decision.push_id]) == {
-        decision.push_id: "pending"}
+    assert radius_auth.push_answers(services, decision.push_row) == {}  # still pending
     assert phone.approve(decision.push_id).status == 200
     final = radius_auth.finish_push(services, request_for(f"{PASSWORD},push"), decision.push_id)
     assert final.outcome is Outcome.ACCEPT
@@ -83,31 +82,22 @@ def test_password_push_is_approved_once(app, client, services):
     assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept", "reject"]
 
 
-def test_push_statuses_returns_what_core_says(app, client, services, clock):
-    """The waiter's lookup reads only the pushes that moved, and says what push.statuses says:
-    approved, denied, still pending, expired by time; a push gone from the database is left
-    out (the waiter ends its wait as expired)."""
-    from app.core import push
-
+def test_the_waiters_lookup_returns_only_pushes_that_moved(app, client, services):
+    """The door's poller asks for the pushes answered since the oldest one it waits for; the
+    pending ones are skipped in the database, so its cost does not grow with the waits."""
     make_user(app)
     phone = phone_for(app, client)
-    approved, denied, waiting = (decide(app, f"{PASSWORD},push").push_id for _ in range(3))
-    assert phone.approve(approved).status == 200
-    assert phone.deny(denied).status == 200
-
-    def core_says(ids: list[str]) -> dict[str, str]:
-        with committed(app) as c:
-            return push.statuses(c, ids)
-
-    ids = [approved, denied, waiting, waiting]  # a duplicate id is counted once
-    expected = {approved: "approved", denied: "denied", waiting: "pending"}
-    assert radius_auth.push_statuses(services, ids) == core_says(ids) == expected
-    gone = [*ids, "no-such-push"]
-    assert radius_auth.push_statuses(services, gone) == core_says(gone) == expected
-    assert radius_auth.push_statuses(services, []) == {}
-    clock.advance(61)
-    assert radius_auth.push_statuses(services, ids) == core_says(ids) == {
-        **expected, waiting: "expired"}
+    first, second, third = (decide(app, f"{PASSWORD},push") for _ in range(3))
+    assert first.push_row < second.push_row < third.push_row
+    assert radius_auth.push_answers(services, first.push_row) == {}
+    assert phone.approve(first.push_id).status == 200
+    assert phone.deny(third.push_id).status == 200
+    assert radius_auth.push_answers(services, first.push_row) == {
+        first.push_id: "approved", third.push_id: "denied"}
+    assert radius_auth.push_answers(services, second.push_row) == {third.push_id: "denied"}
+    assert radius_auth.finish_push(services, request_for("x"), first.push_id).outcome \
+        is Outcome.ACCEPT
+    assert radius_auth.push_answers(services, first.push_row)[first.push_id] == "used"
 
 
 def test_plain_password_pushes_to_the_default_device(app, client):

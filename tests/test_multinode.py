@@ -1,0 +1,354 @@
+"""Several nodes on one PostgreSQL and one Redis (issue 7, item 1): two web nodes under gunicorn
+(deploy/gunicorn.conf.py) and two `um2fa radius` nodes, each a process of its own on 127.0.0.1,
+sharing one instance directory for the keys. Nothing another node needs may live in one process:
+a push started on one node is answered on another, a used TOTP code, the lockout counter and a
+RADIUS challenge's State are seen by every node.
+
+Needs UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL (.ci/run sets both).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
+if not (PG_URL and REDIS_URL):
+    pytest.skip("multi-node tests need UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL",
+                allow_module_level=True)
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+from pyrad import packet as rp  # noqa: E402
+from pyrad.client import Timeout  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.core import users  # noqa: E402
+from app.extensions import core  # noqa: E402
+from tests.conftest import CSRF_RE, PASSWORD, add_totp_device, committed, make_user  # noqa: E402
+from tests.live import ROOT, UM2FA, Subprocess, free_port  # noqa: E402
+from tests.push_device import PushDevice, enrol, totp  # noqa: E402
+from tests.radius.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
+
+LOCKOUT_THRESHOLD = 4
+SECRETS = {"append": "append-secret-0123456789", "challenge": "challenge-secret-0123456789"}
+SOURCE = {"append": "127.0.0.1", "challenge": "127.0.0.2"}
+HX = {"HX-Request": "true"}
+NUMBER_RE = re.compile(r'Enter this number in the app:\s*<strong class="passcode-big">(\d{3})<')
+DEVICE_RE = re.compile(r'name="device" value="(\d+)"')
+HIGH_LIMIT = "1000 per minute"
+SETTINGS = {
+    "redis_url": REDIS_URL,
+    "lockout_threshold": str(LOCKOUT_THRESHOLD),
+    **{f"ratelimit_{name}": HIGH_LIMIT for name in (
+        "signin_address", "signin_user", "passcode_address", "passcode_user",
+        "recovery_address", "recovery_user", "activate_address")},
+}
+
+
+@dataclass
+class Cluster:
+    app: object  # an app in the test's process on the same database, for set-up only
+    web: list[str]  # base URLs of web nodes A and B
+    radius: list[LiveRadius]  # RADIUS nodes 1 and 2
+
+
+def fresh_schema() -> tuple[str, str]:
+    """(schema, database URL whose search_path is that schema), as conftest's fixture does."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    return schema, f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_schema(schema: str) -> None:
+    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def run_cli(env: dict[str, str], *args: str) -> None:
+    import subprocess
+
+    result = subprocess.run([UM2FA, *args], env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"um2fa {' '.join(args)}: {result.stderr}"
+
+
+def start_web(env: dict[str, str], name: str, log_dir: Path) -> tuple[Subprocess, str]:
+    port = free_port()
+    node_env = {**env, "UM2FA_BIND": f"127.0.0.1:{port}", "UM2FA_WORKERS": "1",
+                "UM2FA_THREADS": "4"}
+    server = Subprocess()
+    server.spawn([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+                 env=node_env, log_path=log_dir / f"web-{name}.log",
+                 ready_url=f"http://127.0.0.1:{port}/healthz", cwd=ROOT)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def start_radius(env: dict[str, str], instance: Path, name: str) -> LiveRadius:
+    node = LiveRadius(instance_dir=instance, env=env)
+    node.log_path = instance.parent / f"radius-{name}.log"
+    return node.start()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("multinode")
+    instance = base / "instance"
+    instance.mkdir()
+    schema, url = fresh_schema()
+    env = make_env(instance, url, **SETTINGS)
+    started: list = []
+    app = None
+    try:
+        run_cli(env, "db", "upgrade")  # also makes the instance keys, before any node starts
+        for mode in ("append", "challenge"):
+            run_cli(env, "radius-clients", "add", mode, "--address", SOURCE[mode],
+                    "--secret", SECRETS[mode], "--mode", mode)
+        app = create_app({"instance_dir": instance, "database_url": url, **SETTINGS,
+                          "lockout_threshold": LOCKOUT_THRESHOLD})
+        web = []
+        for name in ("a", "b"):
+            server, web_url = start_web(env, name, base)
+            started.append(server)
+            web.append(web_url)
+        radius = []
+        for name in ("1", "2"):
+            node = start_radius(env, instance, name)
+            started.append(node)
+            radius.append(node)
+        for web_url in web:  # each web node reaches the shared database and Redis
+            health = requests.get(web_url + "/healthz", timeout=10)
+            assert health.json() == {"status": "ok", "database": "ok", "redis": "ok"}, health.text
+        yield Cluster(app=app, web=web, radius=radius)
+    finally:
+        for process in reversed(started):
+            process.stop()
+        if app is not None:
+            core.database(app).dispose()
+        drop_schema(schema)
+
+
+# --- a browser on one web node ---------------------------------------------------------------
+
+class Browser:
+    """A cookie-keeping HTTP client against one node (its cookie can move to another)."""
+
+    def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
+        self.base_url = base_url
+        self.session = session or requests.Session()
+
+    def on(self, base_url: str) -> Browser:
+        """The same browser (same cookies) talking to another node."""
+        other = Browser(base_url, requests.Session())
+        other.session.cookies.update(self.session.cookies)
+        return other
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.base_url + path, allow_redirects=False, timeout=10,
+                                **kwargs)
+
+    def token(self, path: str) -> str:
+        page = self.get(path).text
+        match = CSRF_RE.search(page)
+        assert match, f"no CSRF token on {path}: {page[:500]}"
+        return match.group(1) or match.group(2)
+
+    def post(self, path: str, data: dict, *, token_from: str = "/") -> requests.Response:
+        form = {"csrf_token": self.token(token_from), **data}
+        return self.session.post(self.base_url + path, data=form, allow_redirects=False,
+                                 timeout=10)
+
+    def try_sign_in(self, username: str) -> requests.Response:
+        return self.post("/sign-in", {"username": username, "password": PASSWORD})
+
+    def sign_in(self, username: str) -> None:
+        response = self.try_sign_in(username)
+        assert response.status_code == 302, response.text[:500]
+
+    def passcode(self, code: str) -> requests.Response:
+        page = self.get("/prompt?next=done").text
+        device = DEVICE_RE.search(page)
+        assert device, page[:500]
+        return self.post("/prompt", {"next": "done", "device": device.group(1),
+                                     "passcode": code}, token_from="/prompt?next=done")
+
+    def signed_in_fully(self) -> bool:
+        return "You are all set!" in self.get("/prompt/done").text
+
+
+def user_with_phone(cluster: Cluster, username: str, node: str) -> PushDevice:
+    make_user(cluster.app, username)
+    phone = PushDevice.with_url(node)
+    reply = phone.activate(enrol(cluster.app, username))
+    assert reply.status == 201, reply.text
+    return phone
+
+
+def user_with_totp(cluster: Cluster, username: str) -> str:
+    make_user(cluster.app, username)
+    return add_totp_device(cluster.app, username)[1]
+
+
+def current_code(secret: str) -> str:
+    """A code well inside its 30-second step, so every node sees the same one."""
+    if time.time() % 30 > 25:
+        time.sleep(30 - time.time() % 30 + 0.5)
+    return totp(secret, time.time())
+
+
+def wrong_code(secret: str) -> str:
+    now = time.time()
+    valid = {totp(secret, now + 30 * step) for step in (-2, -1, 0, 1, 2)}
+    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555", "666666")
+                if c not in valid)
+
+
+def ask_in_background(node: LiveRadius, username: str, password: str, *, mode: str,
+                      timeout: float) -> tuple[threading.Thread, list]:
+    box: list = []
+
+    def run() -> None:
+        nas = node.client(SECRETS[mode], SOURCE[mode], timeout)
+        nas.retries = 1
+        pkt = nas.CreateAuthPacket(User_Name=username, NAS_IP_Address="127.0.0.1",
+                                   Calling_Station_Id="203.0.113.7")
+        pkt["User-Password"] = pkt.PwCrypt(password)
+        try:
+            box.append(nas.SendPacket(pkt))
+        except Timeout:
+            box.append(None)
+        finally:
+            nas._CloseSocket()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def is_locked(cluster: Cluster, username: str) -> bool:
+    with committed(cluster.app) as c:
+        return users.get(c, username).locked_at is not None
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+def test_push_started_on_a_and_approved_on_b_completes_on_a(cluster):
+    node_a, node_b = cluster.web
+    phone = user_with_phone(cluster, "alice", node_b)
+    browser = Browser(node_a)
+    browser.sign_in("alice")
+    sent = browser.post("/prompt/push", {"next": "done"}, token_from="/prompt?next=done")
+    assert sent.status_code == 303, sent.text[:500]
+    page = browser.get(sent.headers["Location"]).text
+    number = NUMBER_RE.search(page)
+    assert number, page[:500]
+
+    request = phone.wait_for_request(timeout=10)  # through node B
+    assert request["door"] == "portal"
+    assert phone.approve(request["id"], number.group(1)).data["status"] == "approved"
+
+    deadline = time.monotonic() + 10
+    while True:
+        polled = browser.get("/prompt/push?next=done", headers=HX)  # through node A
+        if polled.headers.get("HX-Redirect"):
+            break
+        assert time.monotonic() < deadline, "node A never saw the approval made on node B"
+        time.sleep(0.2)
+    assert polled.status_code == 204 and polled.headers["HX-Redirect"] == "/prompt/done"
+    assert browser.signed_in_fully()
+
+
+def test_radius_push_wait_ends_when_the_answer_reaches_a_web_node(cluster):
+    node_a, _ = cluster.web
+    phone = user_with_phone(cluster, "bob", node_a)
+    for radius in cluster.radius:
+        thread, box = ask_in_background(radius, "bob", f"{PASSWORD},push", mode="append",
+                                        timeout=20)
+        request = phone.wait_for_request(timeout=10)
+        assert request["door"] == "radius"
+        started = time.monotonic()
+        assert phone.approve(request["id"]).status == 200
+        thread.join(timeout=25)
+        assert not thread.is_alive()
+        [reply] = box
+        assert reply is not None and reply.code == rp.AccessAccept, radius.log()
+        assert reply_message(reply).startswith("Success. Logged in with a push to ")
+        assert time.monotonic() - started < 10
+
+
+def test_a_totp_code_used_on_one_node_is_refused_on_the_others(cluster):
+    node_a, node_b = cluster.web
+    secret = user_with_totp(cluster, "carol")
+    code = current_code(secret)
+
+    first = Browser(node_a)
+    first.sign_in("carol")
+    used = first.passcode(code)
+    assert used.headers.get("Location") == "/prompt/done", used.text[:500]
+    assert first.signed_in_fully()
+
+    second = Browser(node_b)
+    second.sign_in("carol")
+    again = second.passcode(code)
+    assert again.headers.get("Location") != "/prompt/done"
+    assert not second.signed_in_fully()
+
+    for radius in cluster.radius:
+        reply = radius.ask("carol", f"{PASSWORD},{code}", secret=SECRETS["append"],
+                           source=SOURCE["append"])
+        assert reply is not None and reply.code == rp.AccessReject, radius.log()
+
+
+def test_the_lockout_counter_is_shared(cluster):
+    node_a, node_b = cluster.web
+    secret = user_with_totp(cluster, "dave")
+    bad = wrong_code(secret)
+    for node in (node_a, node_b):  # one failure on each web node
+        browser = Browser(node)
+        browser.sign_in("dave")
+        assert browser.passcode(bad).headers.get("Location") != "/prompt/done"
+    assert not is_locked(cluster, "dave")
+    for radius in cluster.radius:  # and one on each RADIUS node: four in all
+        reply = radius.ask("dave", f"{PASSWORD},{bad}", secret=SECRETS["append"],
+                           source=SOURCE["append"])
+        assert reply is not None and reply.code == rp.AccessReject, radius.log()
+    assert is_locked(cluster, "dave")
+    # locked everywhere now: no sign-in on either web node, the right code refused by RADIUS
+    for node in (node_a, node_b):
+        refused = Browser(node).try_sign_in("dave")
+        assert refused.status_code == 401 and "cannot sign in" in refused.text
+    code = current_code(secret)
+    reply = cluster.radius[0].ask("dave", f"{PASSWORD},{code}", secret=SECRETS["append"],
+                                  source=SOURCE["append"])
+    assert reply is not None and reply.code == rp.AccessReject
+
+
+def test_a_challenge_state_from_one_radius_node_is_accepted_by_the_other(cluster):
+    secret = user_with_totp(cluster, "erin")
+    first, second = cluster.radius
+    challenge = first.ask("erin", PASSWORD, secret=SECRETS["challenge"],
+                          source=SOURCE["challenge"])
+    assert challenge is not None and challenge.code == rp.AccessChallenge, first.log()
+    [state] = challenge["State"]
+    reply = second.ask("erin", current_code(secret), secret=SECRETS["challenge"],
+                       source=SOURCE["challenge"], state=state)
+    assert reply is not None and reply.code == rp.AccessAccept, second.log()
+    # answered once: the same State is refused on either node now
+    replay = first.ask("erin", current_code(secret), secret=SECRETS["challenge"],
+                       source=SOURCE["challenge"], state=state)
+    assert replay is not None and replay.code == rp.AccessReject

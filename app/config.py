@@ -100,6 +100,9 @@ class Settings:
     push_timeout: int = 60
     push_max_pending: int = 3
     push_fraud_block_minutes: int = 20
+    # With Redis, answers reach the RADIUS door's push waits at once (push fan-out); it still
+    # polls the database this often in case an announcement is lost.
+    push_fanout_poll_seconds: int = 2
     verified_push: bool = True
     activation_ttl_seconds: int = 600
     ratelimit_activate_address: str = "10 per minute"
@@ -272,6 +275,8 @@ def _check_recovery(settings: Settings) -> None:
 def _check_push(settings: Settings) -> None:
     if not 10 <= settings.push_timeout <= 600:
         raise ConfigError("UM2FA_PUSH_TIMEOUT must be between 10 and 600 seconds")
+    if not 1 <= settings.push_fanout_poll_seconds <= 60:
+        raise ConfigError("UM2FA_PUSH_FANOUT_POLL_SECONDS must be between 1 and 60")
     if settings.push_max_pending < 1:
         raise ConfigError("UM2FA_PUSH_MAX_PENDING must be at least 1")
     if settings.push_fraud_block_minutes < 0:

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.core.context import Context
 from app.core.directory import Directory, make_directory
 from app.core.keys import Keys
+from app.core.push_events import make_push_events
 from app.core.services import CoreServices
 from app.db import Database
 
@@ -36,7 +37,8 @@ class CoreExtension:
         settings: Settings = app.config["UM2FA"]
         app.extensions["um2fa"] = CoreServices(
             db=Database(settings.database_url), settings=settings,
-            keys=Keys(settings.encryption_key), directory=self._directory(settings))
+            keys=Keys(settings.encryption_key), directory=self._directory(settings),
+            push_events=make_push_events(settings.redis_url))
         app.teardown_appcontext(self._close)
 
     @staticmethod
@@ -59,7 +61,8 @@ class CoreExtension:
             services = self.services()
             g.core_ctx = Context(db=services.db.sessionmaker(), settings=services.settings,
                                  keys=services.keys, directory=services.directory,
-                                 clock=current_app.config.get("UM2FA_CLOCK", time.time))
+                                 clock=current_app.config.get("UM2FA_CLOCK", time.time),
+                                 push_events=services.push_events)
         return g.core_ctx
 
     @staticmethod

@@ -67,6 +67,12 @@ class RadiusCollector(Collector):
                      batcher.queue.qsize() if batcher is not None else 0)
         yield _gauge("um2fa_radius_push_waits", "Logins waiting for a push answer",
                      getattr(server, "push_waits", 0))
+        waiter = getattr(server, "push_waiter", None)
+        yield _gauge("um2fa_radius_push_fanout_subscribed", "1 while push answers are heard "
+                     "from Redis at once; 0: found by polling the database",
+                     int(bool(waiter is not None and waiter.subscribed)))
+        yield _counter("um2fa_radius_push_lookups", "Database look-ups for push answers",
+                       value=waiter.lookups if waiter is not None else 0)
         yield _gauge("um2fa_radius_max_in_flight", "The in-flight limit (more are dropped)",
                      server.max_in_flight)
         yield _gauge("um2fa_radius_retransmit_cache_entries", "Entries in the duplicate cache",

@@ -1,11 +1,15 @@
 """Waiting for push answers on the event loop, many at once, without a thread each.
 
-One task asks the database, a few times a second, for the pushes answered since the oldest one
-being waited for (`app.core.radius_auth.push_answers`: a primary-key range scan that skips the
-pending rows inside the database), and wakes the waiters whose push has an answer. The answer
-can come through any web node: the database is what they share. A wait that is not answered
-ends at its timeout; the caller then decides from the database (the push may have just been
-answered, or it is expired then).
+One task asks the database for the pushes answered since the oldest one being waited for
+(`app.core.radius_auth.push_answers`: a primary-key range scan that skips the pending rows
+inside the database), and wakes the waiters whose push has an answer. The answer can come
+through any web node: the database is what they share. A wait that is not answered ends at its
+timeout; the caller then decides from the database (the push may have just been answered, or it
+is expired then).
+
+When does it ask? With push fan-out (Redis, `radius.push_fanout`), as soon as a web node
+announces an answer, and otherwise only every `fallback_interval` seconds as a safety net.
+Without fan-out (or while Redis is down) every `interval` seconds.
 """
 
 from __future__ import annotations
@@ -20,16 +24,30 @@ log = logging.getLogger("um2fa.radius")
 
 class PushWaiter:
     def __init__(self, lookup: Callable[[int], Awaitable[dict[str, str]]],
-                 interval: float = 0.25) -> None:
+                 interval: float = 0.25, fallback_interval: float = 2.0) -> None:
         """`lookup(since_row)` maps push ids to their status for the pushes no longer pending
         from that row id on (run off the event loop by the caller)."""
         self.lookup = lookup
         self.interval = interval
+        self.fallback_interval = fallback_interval
+        self.subscribed = False  # set by the fan-out listener while it hears announcements
+        self.lookups = 0
         self._waiting: dict[str, tuple[int, asyncio.Future[str]]] = {}
         self._task: asyncio.Task | None = None
+        self._kick = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+    def announced(self, push_id: str) -> None:
+        """A node says this push was answered: look now, if we are waiting for it."""
+        if push_id in self._waiting:
+            self._kick.set()
+
+    def look_now(self) -> None:
+        """Look at once (e.g. after fan-out reconnects: announcements may have been missed)."""
+        if self._waiting:
+            self._kick.set()
 
     async def wait(self, push_id: str, row: int, timeout: float) -> str:
         """The push's final status, or "pending" when it is still unanswered after `timeout`."""
@@ -49,7 +67,9 @@ class PushWaiter:
 
     async def _poll(self) -> None:
         while self._waiting:
+            self._kick.clear()  # an announcement during the lookup leaves it set: look again
             since = min(row for row, _future in self._waiting.values())
+            self.lookups += 1
             try:
                 answered = await self.lookup(since)
             except Exception as exc:  # noqa: BLE001 - keep waiting; timeouts still end waits
@@ -59,7 +79,9 @@ class PushWaiter:
                 entry = self._waiting.get(push_id)
                 if entry is not None and not entry[1].done():
                     entry[1].set_result(status)
-            await asyncio.sleep(self.interval)
+            pause = self.fallback_interval if self.subscribed else self.interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), pause)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -165,7 +165,9 @@ class RadiusServer(ServerAsync):
                                        thread_name_prefix="radius-core")
         self.batcher = Batcher(self.services, asyncio.get_running_loop(), self._answer_batch,
                                lock=self.batch_lock)
-        self.push_waiter = PushWaiter(self._push_answers)
+        settings = self.services.settings
+        self.push_waiter = PushWaiter(self._push_answers,
+                                      fallback_interval=settings.push_fanout_poll_seconds)
         await self.reload_clients()
         protocol = AuthProtocol(self.host, self.auth_port, self.logger, self, ServerType.Auth,
                                 self.hosts, None)
@@ -180,6 +182,11 @@ class RadiusServer(ServerAsync):
                                                        self.reload_clients)),
                           loop.create_task(self._every(60.0, self._purge)),
                           loop.create_task(self._every(60.0, self._log_stats))]
+        if settings.redis_url:  # push fan-out (needs the redis package, as the limits do)
+            from radius import push_fanout
+
+            self._periodic.append(loop.create_task(
+                push_fanout.listen(settings.redis_url, self.push_waiter)))
         return host, port
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.core.directory import Directory
 from app.core.keys import Keys
+from app.core.push_events import NoPushEvents, PushEvents
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Context:
     keys: Keys
     directory: Directory
     clock: Callable[[], float] = field(default=time.time)
+    push_events: PushEvents = field(default_factory=NoPushEvents)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import audit, device_keys, devices, webpush
+from app.core.after_commit import after_commit
 from app.core.context import Context, Origin
 from app.core.factors import totp as totp_factor
 from app.models import ActivationCode, Device, DeviceNonce, PushRequest, User
@@ -377,6 +378,8 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
                            .execution_options(synchronize_session=False)).rowcount == 1
     if not moved:
         raise AlreadyAnswered("This request was already answered.")
+    events = ctx.push_events
+    after_commit(ctx.db, lambda: events.answered(public_id))
     ctx.db.refresh(request)
     user = device.user
     audit.record(ctx, origin, "push.answer", new, username=user.username, device=device.name,

@@ -1,5 +1,5 @@
 """What a long-running door (the RADIUS server) needs to open a core Context per request,
-without Flask: the database, settings, keys, directory and clock."""
+without Flask: the database, settings, keys, directory, clock and push fan-out."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from app.config import Settings
 from app.core.context import Context
 from app.core.directory import Directory
 from app.core.keys import Keys
+from app.core.push_events import NoPushEvents, PushEvents
 from app.db import Database
 
 
@@ -22,10 +23,12 @@ class CoreServices:
     keys: Keys
     directory: Directory
     clock: Callable[[], float] = field(default=time.time)
+    push_events: PushEvents = field(default_factory=NoPushEvents)
 
     @contextmanager
     def context(self) -> Iterator[Context]:
         """A Context on a fresh session that commits on success and rolls back on error."""
         with self.db.session() as session:
             yield Context(db=session, settings=self.settings, keys=self.keys,
-                          directory=self.directory, clock=self.clock)
+                          directory=self.directory, clock=self.clock,
+                          push_events=self.push_events)

@@ -21,10 +21,9 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import Settings
+from app.core.after_commit import after_commit
 from app.core.context import Context
 
 log = logging.getLogger("um2fa.webpush")
@@ -177,21 +176,5 @@ def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> 
     from a small pool of sender threads (so the login does not wait on the push service)."""
     settings = ctx.settings
     payload = {"type": "push", "id": request_id}
-    # Armed until the current outermost transaction ends. after_commit also fires when a
-    # savepoint is released, and a rolled-back (or closed) transaction must not leave the
-    # wake-up waiting for the session's next commit. The listeners stay as no-ops once
-    # disarmed: removing them while the session dispatches its events is not safe.
-    armed = [True]
-
-    def _after_commit(session: Session) -> None:
-        if armed[0] and not session.in_nested_transaction():
-            armed[0] = False
-            _senders.submit(_send_quietly, settings, subscription_json, payload,
-                            settings.push_timeout)
-
-    def _after_transaction_end(_session: Session, transaction: SessionTransaction) -> None:
-        if transaction.parent is None:
-            armed[0] = False
-
-    event.listen(ctx.db, "after_commit", _after_commit)
-    event.listen(ctx.db, "after_transaction_end", _after_transaction_end)
+    after_commit(ctx.db, lambda: _senders.submit(_send_quietly, settings, subscription_json,
+                                                 payload, settings.push_timeout))

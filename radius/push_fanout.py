@@ -1,0 +1,45 @@
+"""The RADIUS door's ear for push fan-out: a Redis subscription to the channel on which web
+nodes announce answered pushes (`app.core.push_events`). Each announcement makes the push
+waiter look in the database at once. The subscription reconnects by itself; while it is down
+the waiter polls at its short interval, and after a reconnect it looks once at once, for the
+announcements missed meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis
+import redis.asyncio as aioredis
+
+from app.core.push_events import CHANNEL
+from radius.push_wait import PushWaiter
+
+log = logging.getLogger("um2fa.radius")
+
+MAX_BACKOFF = 10.0
+
+
+async def listen(url: str, waiter: PushWaiter, channel: str = CHANNEL) -> None:
+    backoff = 0.5
+    while True:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(channel)
+                waiter.subscribed = True
+                waiter.look_now()
+                log.info("push fan-out: subscribed to Redis")
+                backoff = 0.5
+                async for message in pubsub.listen():
+                    data = message.get("data")
+                    if message.get("type") == "message" and isinstance(data, bytes):
+                        waiter.announced(data.decode("ascii", "replace"))
+        except (redis.RedisError, OSError) as exc:
+            log.warning("push fan-out: Redis unavailable (%s); polling every %.2f s",
+                        type(exc).__name__, waiter.interval)
+        finally:
+            waiter.subscribed = False
+            await client.aclose()
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)

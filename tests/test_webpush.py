@@ -286,7 +286,7 @@ def test_a_failing_push_service_does_not_break_the_login(app, ctx, settings, pus
                                                          senders, caplog, status):
     make_user(app, "alice")
     subscription = push_service.subscribe()
-    activate_push_device(ctx, "alice", subscription)
+    device = activate_push_device(ctx, "alice", subscription)
     push_service.fail(subscription, status)
 
     with caplog.at_level(logging.DEBUG):
@@ -302,6 +302,11 @@ def test_a_failing_push_service_does_not_break_the_login(app, ctx, settings, pus
     refused = [r for r in caplog.records if r.name == "um2fa.webpush"]
     assert refused and f"HTTP {status}" in refused[0].getMessage()
     assert "127.0.0.1" in refused[0].getMessage()
+    # 404 and 410 say the subscription is gone: it is not used again (the app polls, and
+    # subscribes anew when it opens); other failures may pass, so it is kept
+    ctx.db.expire_all()
+    kept = ctx.db.get(type(device), device.id).push_subscription
+    assert (kept is None) == (status in (404, 410))
     token = subscription["endpoint"].rsplit("/", 1)[1]
     for record in caplog.records:
         logged = record.getMessage() + str(record.args or "")
@@ -321,6 +326,29 @@ def test_an_unreachable_push_service_is_logged_quietly(app, ctx, settings, push_
         senders.drain()
     messages = [r.getMessage() for r in caplog.records if r.name == "um2fa.webpush"]
     assert messages == ["web push not delivered: ConnectionError"]
+
+
+def test_wake_ups_past_the_queue_limit_are_dropped(ctx, settings, push_service, senders,
+                                                   monkeypatch, caplog):
+    monkeypatch.setattr(webpush, "MAX_QUEUED", 1)
+    monkeypatch.setattr(webpush, "_queued", threading.BoundedSemaphore(1))
+    stored = webpush.clean_subscription(settings, push_service.subscribe())
+
+    def wake(request_id: str) -> None:
+        ctx.db.execute(text("SELECT 1"))
+        webpush.wake_after_commit(ctx, stored, request_id)
+        ctx.db.commit()
+
+    with caplog.at_level(logging.WARNING, logger="um2fa.webpush"):
+        wake("first")
+        assert senders.drain() == 1  # sent, it frees its place in the queue
+        with webpush._queued:  # noqa: SLF001 - a wake-up still waiting for a sender
+            wake("second")
+        wake("third")
+        assert senders.drain() == 2
+    assert sorted(m.payload["id"] for m in push_service.wait_for(2, WAIT)) == ["first", "third"]
+    assert [r.getMessage() for r in caplog.records if r.name == "um2fa.webpush"] == [
+        "web push not sent: 1 wake-ups already waiting"]
 
 
 # --- the VAPID key -----------------------------------------------------------------------------

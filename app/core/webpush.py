@@ -21,6 +21,9 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.core.after_commit import after_commit
@@ -30,7 +33,12 @@ log = logging.getLogger("um2fa.webpush")
 
 KEY_FILE = "vapid_private.pem"
 SEND_TIMEOUT = 10.0
+GONE = (404, 410)  # RFC 8030 §7.3: the subscription expired or was removed
+# Wake-ups waiting for a sender; past that they are dropped (the app also polls), so a slow
+# push service cannot grow the queue without bound.
+MAX_QUEUED = 1000
 _senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webpush")
+_queued = threading.BoundedSemaphore(MAX_QUEUED)
 _key_lock = threading.Lock()
 _sending = threading.local()
 
@@ -164,11 +172,31 @@ def send(settings: Settings, subscription_json: str, payload: dict, ttl: int) ->
     return response.status_code  # type: ignore[union-attr]
 
 
-def _send_quietly(settings: Settings, subscription_json: str, payload: dict, ttl: int) -> None:
+def _send_quietly(settings: Settings, subscription_json: str, payload: dict, ttl: int,
+                  engine: Engine) -> None:
     try:
-        send(settings, subscription_json, payload, ttl)
+        status = send(settings, subscription_json, payload, ttl)
+        if status in GONE:
+            forget_subscription(engine, subscription_json)
     except Exception as exc:  # noqa: BLE001 - a push service that fails must not break a login
         log.warning("web push not delivered: %s", type(exc).__name__)
+    finally:
+        _queued.release()
+
+
+def forget_subscription(engine: Engine, subscription_json: str) -> None:
+    """The push service says the subscription is gone (the app was removed, or the browser
+    dropped it): stop sending to it. The app still finds its requests by polling, and gives
+    a new subscription the next time it opens."""
+    from app.models import Device
+
+    with Session(engine) as session:
+        cleared = session.execute(
+            update(Device).where(Device.push_subscription == subscription_json)
+            .values(push_subscription=None).execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+    log.info("web push subscription gone: cleared from %d device(s)", cleared)
 
 
 def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> None:
@@ -176,5 +204,13 @@ def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> 
     from a small pool of sender threads (so the login does not wait on the push service)."""
     settings = ctx.settings
     payload = {"type": "push", "id": request_id}
-    after_commit(ctx.db, lambda: _senders.submit(_send_quietly, settings, subscription_json,
-                                                 payload, settings.push_timeout))
+    engine = ctx.db.get_bind()
+
+    def submit() -> None:
+        if not _queued.acquire(blocking=False):  # the push services are not keeping up
+            log.warning("web push not sent: %d wake-ups already waiting", MAX_QUEUED)
+            return
+        _senders.submit(_send_quietly, settings, subscription_json, payload,
+                        settings.push_timeout, engine)
+
+    after_commit(ctx.db, submit)

@@ -3,6 +3,7 @@ asyncio server (password from a dict), on 127.0.0.1, in one bounded run.
 
     .venv/bin/python -m benchmarks.radius [--duration 10] [--rate 1000] [--database-url URL]
                                           [--push-waits 1000] [--push-approve 100]
+                                          [--redis-url redis://127.0.0.1:6379/0]
 
 For each server: a closed-loop run (a fixed number of requests in flight, as fast as they are
 answered) for requests/s and latency, and an open-loop run at a fixed rate (default 1,000/s) for
@@ -361,13 +362,18 @@ def push_counts(database_url: str) -> dict[str, int]:
         db.dispose()
 
 
-def answer_pushes(database_url: str, names: list[str], status: str) -> tuple[int, float]:
+def answer_pushes(database_url: str, names: list[str], status: str,
+                  redis_url: str = "") -> tuple[int, float]:
     """Answer the pending pushes of `names` in the database, as `app.core.push.answer` would
-    (the status, answered_at), in one transaction; returns (rows, perf_counter at commit)."""
+    (the status, answered_at), in one transaction, then (with Redis) announce each one after
+    the commit as it does; returns (rows, perf_counter at commit)."""
     from sqlalchemy import select, update
 
+    from app.core.push_events import make_push_events
     from app.db import Database
     from app.models import PushRequest, User
+
+    events = make_push_events(redis_url)
 
     db = Database(database_url)
     try:
@@ -379,8 +385,12 @@ def answer_pushes(database_url: str, names: list[str], status: str) -> tuple[int
                 .where(PushRequest.status == "pending",
                        PushRequest.user_id.in_(select(User.id).where(User.username.in_(names))))
                 .values(status=status, answered_at=datetime.now(UTC))
-                .execution_options(synchronize_session=False)).rowcount
-        return moved, time.perf_counter()
+                .returning(PushRequest.public_id)
+                .execution_options(synchronize_session=False)).scalars().all()
+        committed_at = time.perf_counter()
+        for public_id in moved:
+            events.answered(public_id)
+        return len(moved), committed_at
     finally:
         db.dispose()
 
@@ -396,10 +406,11 @@ def _wait_for_pending(database_url: str, count: int, deadline: float) -> int:
 APPROVED_ALONE = 10  # of the approved sample, approved one after the other
 
 
-def _approve(hold: PushHold, database_url: str, names: list[str]) -> list[float]:
+def _approve(hold: PushHold, database_url: str, names: list[str],
+             redis_url: str = "") -> list[float]:
     """Approve these pushes in the database at once; the seconds from the commit to each
     login's Access-Accept (or its reply of any kind; within 10 s)."""
-    moved, committed_at = answer_pushes(database_url, names, "approved")
+    moved, committed_at = answer_pushes(database_url, names, "approved", redis_url)
     if moved != len(names):
         print(f"  approved {moved} of {len(names)} pushes: the rest were not pending",
               flush=True)
@@ -452,14 +463,14 @@ def push_phase(proc: Proc, database_url: str, push_names: list[str],
         alone = []
         for i, name in enumerate(singles):
             hold.hold(i * 0.07 % 0.25)  # spread over the waiter's polling cycle
-            alone += _approve(hold, database_url, [name])
-        together = _approve(hold, database_url, burst) if burst else []
+            alone += _approve(hold, database_url, [name], args.redis_url)
+        together = _approve(hold, database_url, burst, args.redis_url) if burst else []
         info["approved"] = len(sample)
         info["approved_accepted"] = sum(1 for n in sample
                                         if hold.answers.get(n, (0,))[0] == ACCESS_ACCEPT)
         info["approve_to_accept_ms"] = {f"{len(singles)} one at a time": _spread(alone),
                                         f"{len(burst)} at once": _spread(together)}
-        denied, _ = answer_pushes(database_url, rest, "denied")
+        denied, _ = answer_pushes(database_url, rest, "denied", args.redis_url)
         hold.wait_for(rest, time.monotonic() + 60)
         info["denied"] = denied
         info["denied_rejected"] = sum(1 for n in rest
@@ -653,11 +664,13 @@ def seed_push_users(db, keys, count: int, password_hash: str, now: datetime) -> 
 
 
 def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str,
-                processes: int = 1) -> Proc:
+                processes: int = 1, redis_url: str = "") -> Proc:
     log = workdir / "um2fa-radius.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
     env.update({"UM2FA_INSTANCE_DIR": str(workdir / "instance"),
                 "UM2FA_DATABASE_URL": database_url})
+    if redis_url:
+        env["UM2FA_REDIS_URL"] = redis_url  # push fan-out
     proc = subprocess.Popen([UM2FA, "radius", "--host", "127.0.0.1", "--port", "0",
                              "--threads", str(threads), "--processes", str(processes),
                              "--log-level", log_level],
@@ -841,6 +854,10 @@ def main() -> None:
     parser.add_argument("--push-timeout", type=int, default=120,
                         help="the push client's push timeout in s (default 120; it must cover "
                              "the push phase)")
+    parser.add_argument("--redis-url", default="",
+                        help="Redis for push fan-out: the server subscribes, and each approval "
+                             "is announced after its commit as a web node does (default: none, "
+                             "the server polls the database every 0.25 s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if not 1 <= args.duration <= 60 or not 1 <= args.rate <= 20000:
@@ -901,7 +918,7 @@ def main() -> None:
         plan += [(bare, "dict password", kind, "127.0.0.1", plain_requests(1000))
                  for kind in ("closed", "open")]
         ours = start_um2fa(workdir, database_url, args.threads, args.server_log_level,
-                           args.processes)
+                           args.processes, args.redis_url)
         cleanup.append(ours.stop)
         info["um2fa_rss_mb_at_start"] = round(ours.rss_mb(), 1)
         secrets_by_user = setup["secrets"]

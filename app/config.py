@@ -68,6 +68,8 @@ class Settings:
     ratelimit_signin_user: str = "10 per minute"
     ratelimit_passcode_address: str = "30 per minute"
     ratelimit_passcode_user: str = "10 per minute"
+    # Prepended to the rate-limit counters' keys: services sharing one Redis keep them apart.
+    ratelimit_key_prefix: str = ""
     base_url: str = ""
     # Recovery portal (docs/recovery.md); list values are comma-separated in env vars.
     recovery_roles: tuple[str, ...] = ("student", "staff")
@@ -252,10 +254,22 @@ def _instance_key(instance_dir: Path, name: str) -> str:
     if path.exists():
         return path.read_text().strip()
     instance_dir.mkdir(parents=True, exist_ok=True)
+    # Written whole under a private name, then linked into place: several processes starting
+    # at once (web and RADIUS units on first boot) end up with the one key that won, and none
+    # reads a half-written file.
     key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
+    scratch = instance_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(scratch, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        scratch.unlink(missing_ok=True)
     return key
 
 

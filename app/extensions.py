@@ -85,4 +85,5 @@ def init_app(app: Flask) -> None:
     htmx.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_uri)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", settings.ratelimit_key_prefix)
     limiter.init_app(app)

@@ -58,6 +58,22 @@ def test_keys_are_generated_once_and_kept(tmp_path):
     assert oct((tmp_path / "encryption_key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monkeypatch):
+    """Web and RADIUS units starting together on a fresh instance directory: the process that
+    loses the race to make a key uses the winner's (it used to die with FileExistsError)."""
+    from pathlib import Path
+
+    instance = tmp_path / "inst"
+    instance.mkdir()
+    (instance / "secret_key").write_text("made-by-the-other-process\n")
+    exists = Path.exists
+    monkeypatch.setattr(Path, "exists",  # as if the other process wrote it just after our look
+                        lambda self: False if self.name == "secret_key" else exists(self))
+    settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(instance)})
+    assert settings.secret_key == "made-by-the-other-process"
+    assert sorted(p.name for p in instance.iterdir()) == ["encryption_key", "secret_key"]
+
+
 @pytest.mark.parametrize("env, message", [
     ({"UM2FA_CAMPUS_NETWORKS": "10.0.0.0/8,banana"}, "CIDR"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "ten"}, "whole number"),

@@ -1,10 +1,42 @@
+import zlib
+
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Connection
 
 from app.models import Base
 
 config = context.config
 url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+# The advisory lock that serialises migration runs: this fixed key with one derived from the
+# schema the migrations go into, so that databases (or schemas) do not wait for each other.
+MIGRATION_LOCK_KEY = 0x756D3266  # "um2f"
+
+
+def _schema_key(connection: Connection) -> int:
+    schema = connection.execute(text("SELECT current_schema()")).scalar() or ""
+    key = zlib.crc32(schema.encode())
+    return key - 2**32 if key >= 2**31 else key  # PostgreSQL's int4
+
+
+def _serialise(connection: Connection) -> None:
+    """PostgreSQL: wait for any other run on this schema, then set lock_timeout for ours.
+
+    A session-level lock, held until the connection closes (NullPool: at the end of the run),
+    also if a migration fails. Committed before Alembic begins its own transactions."""
+    keys = {"a": MIGRATION_LOCK_KEY, "b": _schema_key(connection)}
+    if not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), keys).scalar():
+        on_wait = config.attributes.get("on_wait")
+        if on_wait is not None:
+            on_wait()
+        connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), keys)
+    # Set after the advisory wait, which may be long; from here a statement waiting for a table
+    # lock (e.g. an ALTER TABLE behind a long transaction) fails instead of making the service's
+    # queries queue behind it.
+    timeout = config.attributes.get("lock_timeout") or 0
+    connection.execute(text("SELECT set_config('lock_timeout', :ms, false)"),
+                       {"ms": f"{int(timeout * 1000)}ms"})
+    connection.commit()
 
 
 def run_migrations() -> None:
@@ -15,6 +47,8 @@ def run_migrations() -> None:
         return
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            _serialise(connection)
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=connection.dialect.name == "sqlite",
                           transaction_per_migration=True)

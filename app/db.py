@@ -8,8 +8,14 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
+
+# What a database that cannot be reached raises (down, restarting, a connection dropped, the
+# pool exhausted while it hangs): every door answers "temporarily unavailable" to these.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

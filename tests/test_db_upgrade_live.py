@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-if not (os.environ.get("UM2FA_TEST_DATABASE_URL") and os.environ.get("UM2FA_TEST_REDIS_URL")):
+PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
+if not (PG_URL and os.environ.get("UM2FA_TEST_REDIS_URL")):
     pytest.skip("live upgrade tests need UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL",
                 allow_module_level=True)
 
@@ -36,15 +37,17 @@ from tests.conftest import (  # noqa: E402
     make_user,
 )
 from tests.live import UM2FA  # noqa: E402
-from tests.push_device import totp  # noqa: E402
-from tests.radius.live_radius import make_env  # noqa: E402
-from tests.test_multinode import (  # noqa: E402
-    SETTINGS,
+from tests.nodes import (  # noqa: E402
     Browser,
     drop_schema,
     fresh_schema,
     start_radius,
     start_web,
+)
+from tests.push_device import totp  # noqa: E402
+from tests.radius.live_radius import make_env  # noqa: E402
+from tests.test_multinode import (  # noqa: E402
+    SETTINGS,
 )
 
 RADIUS_SECRET = "upgrade-secret-0123456789"
@@ -57,13 +60,13 @@ LOCK_TIMEOUT = 2  # seconds, for the test that waits on a held lock
 @pytest.fixture
 def schema(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     """A fresh, empty PostgreSQL schema and the environment of a node using it."""
-    name, url = fresh_schema()
+    name, url = fresh_schema(PG_URL)
     instance = tmp_path / "instance"
     instance.mkdir()
     try:
         yield url, make_env(instance, url, **SETTINGS, **KEYS)
     finally:
-        drop_schema(name)
+        drop_schema(PG_URL, name)
 
 
 def um2fa(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -86,7 +89,7 @@ def test_two_upgrades_at_once_on_a_fresh_schema(tmp_path):
     """Both exit 0, the schema is at head with one alembic_version row: the second run waited
     for the first (the advisory lock) and then found nothing to do."""
     for round_ in range(3):
-        name, url = fresh_schema()
+        name, url = fresh_schema(PG_URL)
         instance = tmp_path / f"instance-{round_}"
         instance.mkdir()
         env = make_env(instance, url, **KEYS)
@@ -103,7 +106,7 @@ def test_two_upgrades_at_once_on_a_fresh_schema(tmp_path):
                 versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
             assert [v for (v,) in versions] == sorted(migrate.heads())
         finally:
-            drop_schema(name)
+            drop_schema(PG_URL, name)
 
 
 # --- a migration behind a long transaction -------------------------------------------------------

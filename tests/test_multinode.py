@@ -10,15 +10,10 @@ Needs UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL (.ci/run sets both).
 from __future__ import annotations
 
 import os
-import re
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -28,7 +23,6 @@ if not (PG_URL and REDIS_URL):
     pytest.skip("multi-node tests need UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL",
                 allow_module_level=True)
 
-import psycopg  # noqa: E402
 import requests  # noqa: E402
 from pyrad import packet as rp  # noqa: E402
 from pyrad.client import Timeout  # noqa: E402
@@ -36,17 +30,24 @@ from pyrad.client import Timeout  # noqa: E402
 from app import create_app  # noqa: E402
 from app.core import users  # noqa: E402
 from app.extensions import core  # noqa: E402
-from tests.conftest import CSRF_RE, PASSWORD, add_totp_device, committed, make_user  # noqa: E402
-from tests.live import ROOT, UM2FA, Subprocess, free_port  # noqa: E402
+from tests.conftest import PASSWORD, add_totp_device, committed, make_user  # noqa: E402
+from tests.nodes import (  # noqa: E402
+    HX,
+    NUMBER_RE,
+    Browser,
+    drop_schema,
+    fresh_schema,
+    radius_metric,
+    run_cli,
+    start_radius,
+    start_web,
+)
 from tests.push_device import PushDevice, enrol, totp  # noqa: E402
 from tests.radius.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
 
 LOCKOUT_THRESHOLD = 4
 SECRETS = {"append": "append-secret-0123456789", "challenge": "challenge-secret-0123456789"}
 SOURCE = {"append": "127.0.0.1", "challenge": "127.0.0.2"}
-HX = {"HX-Request": "true"}
-NUMBER_RE = re.compile(r'Enter this number in the app:\s*<strong class="passcode-big">(\d{3})<')
-DEVICE_RE = re.compile(r'name="device" value="(\d+)"')
 HIGH_LIMIT = "1000 per minute"
 # The RADIUS nodes' safety-net poll for push answers is slowed to a minute, so a push wait that
 # ends within seconds was woken by the fan-out over Redis (app/core/push_events.py).
@@ -68,62 +69,12 @@ class Cluster:
     radius: list[LiveRadius]  # RADIUS nodes 1 and 2
 
 
-def fresh_schema() -> tuple[str, str]:
-    """(schema, database URL whose search_path is that schema), as conftest's fixture does."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    return schema, f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-def drop_schema(schema: str) -> None:
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def run_cli(env: dict[str, str], *args: str) -> None:
-    import subprocess
-
-    result = subprocess.run([UM2FA, *args], env=env, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, f"um2fa {' '.join(args)}: {result.stderr}"
-
-
-def start_web(env: dict[str, str], name: str, log_dir: Path) -> tuple[Subprocess, str]:
-    port = free_port()
-    node_env = {**env, "UM2FA_BIND": f"127.0.0.1:{port}", "UM2FA_WORKERS": "1",
-                "UM2FA_THREADS": "4"}
-    server = Subprocess()
-    server.spawn([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-                 env=node_env, log_path=log_dir / f"web-{name}.log",
-                 ready_url=f"http://127.0.0.1:{port}/healthz", cwd=ROOT)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def start_radius(env: dict[str, str], instance: Path, name: str) -> LiveRadius:
-    node = LiveRadius(instance_dir=instance, env=env)
-    node.log_path = instance.parent / f"radius-{name}.log"
-    node.metrics_port = free_port()  # type: ignore[attr-defined]
-    return node.start("--metrics-port", str(node.metrics_port))  # type: ignore[attr-defined]
-
-
-def radius_metric(node: LiveRadius, name: str) -> float:
-    text = requests.get(f"http://127.0.0.1:{node.metrics_port}/metrics",  # type: ignore[attr-defined]
-                        timeout=5).text
-    match = re.search(rf"^{name}(?:_total)? (\S+)$", text, re.M)
-    assert match, f"{name} not in /metrics:\n{text}"
-    return float(match.group(1))
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("multinode")
     instance = base / "instance"
     instance.mkdir()
-    schema, url = fresh_schema()
+    schema, url = fresh_schema(PG_URL)
     env = make_env(instance, url, **SETTINGS)
     started: list = []
     app = None
@@ -153,55 +104,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             process.stop()
         if app is not None:
             core.database(app).dispose()
-        drop_schema(schema)
-
-
-# --- a browser on one web node ---------------------------------------------------------------
-
-class Browser:
-    """A cookie-keeping HTTP client against one node (its cookie can move to another)."""
-
-    def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
-        self.base_url = base_url
-        self.session = session or requests.Session()
-
-    def on(self, base_url: str) -> Browser:
-        """The same browser (same cookies) talking to another node."""
-        other = Browser(base_url, requests.Session())
-        other.session.cookies.update(self.session.cookies)
-        return other
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return self.session.get(self.base_url + path, allow_redirects=False, timeout=10,
-                                **kwargs)
-
-    def token(self, path: str) -> str:
-        page = self.get(path).text
-        match = CSRF_RE.search(page)
-        assert match, f"no CSRF token on {path}: {page[:500]}"
-        return match.group(1) or match.group(2)
-
-    def post(self, path: str, data: dict, *, token_from: str = "/") -> requests.Response:
-        form = {"csrf_token": self.token(token_from), **data}
-        return self.session.post(self.base_url + path, data=form, allow_redirects=False,
-                                 timeout=10)
-
-    def try_sign_in(self, username: str) -> requests.Response:
-        return self.post("/sign-in", {"username": username, "password": PASSWORD})
-
-    def sign_in(self, username: str) -> None:
-        response = self.try_sign_in(username)
-        assert response.status_code == 302, response.text[:500]
-
-    def passcode(self, code: str) -> requests.Response:
-        page = self.get("/prompt?next=done").text
-        device = DEVICE_RE.search(page)
-        assert device, page[:500]
-        return self.post("/prompt", {"next": "done", "device": device.group(1),
-                                     "passcode": code}, token_from="/prompt?next=done")
-
-    def signed_in_fully(self) -> bool:
-        return "You are all set!" in self.get("/prompt/done").text
+        drop_schema(PG_URL, schema)
 
 
 def user_with_phone(cluster: Cluster, username: str, node: str) -> PushDevice:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
-if not (os.environ.get("UM2FA_TEST_DATABASE_URL") and os.environ.get("UM2FA_TEST_REDIS_URL")):
+PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
+if not (PG_URL and os.environ.get("UM2FA_TEST_REDIS_URL")):
     pytest.skip("multi-node tests need UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL",
                 allow_module_level=True)
 
@@ -30,16 +31,18 @@ import requests  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import core  # noqa: E402
-from tests.radius.live_radius import make_env  # noqa: E402
-from tests.test_multinode import (  # noqa: E402
-    REDIS_URL,
-    SETTINGS,
+from tests.nodes import (  # noqa: E402
     Browser,
-    current_code,
     drop_schema,
     fresh_schema,
     run_cli,
     start_web,
+)
+from tests.radius.live_radius import make_env  # noqa: E402
+from tests.test_multinode import (  # noqa: E402
+    REDIS_URL,
+    SETTINGS,
+    current_code,
     user_with_totp,
     wrong_code,
 )
@@ -78,7 +81,7 @@ def nodes(tmp_path_factory) -> Iterator[Nodes]:
     base = tmp_path_factory.mktemp("limits")
     instance = base / "instance"
     instance.mkdir()
-    schema, url = fresh_schema()
+    schema, url = fresh_schema(PG_URL)
     env = make_env(instance, url, **NODE_SETTINGS)
     started: list = []
     app = None
@@ -96,7 +99,7 @@ def nodes(tmp_path_factory) -> Iterator[Nodes]:
             process.stop()
         if app is not None:
             core.database(app).dispose()
-        drop_schema(schema)
+        drop_schema(PG_URL, schema)
         keys = our_keys()
         if keys:
             client = redis.Redis.from_url(REDIS_URL)

@@ -24,8 +24,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.config import ConfigError, Settings
 from app.core import audit, devices, prompt, push, users
@@ -35,6 +33,7 @@ from app.core.factors import FACTORS
 from app.core.radius_clients import ClientConfig
 from app.core.services import CoreServices
 from app.core.users import Subject
+from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from app.models import Device, PushRequest, RadiusChallenge, User
 
 log = logging.getLogger("um2fa.radius")
@@ -44,7 +43,6 @@ ACTION = "radius.access"
 CHALLENGE_TTL_SECONDS = 300
 STATE_PURPOSE = "radius-state"
 PUSH_RE = re.compile(r"push([1-9]?)")
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 PASSCODE_EXAMPLE = "e.g. password{d}123456"
 PUSH_UNAVAILABLE = ("You have no device that can receive a push; append your 6-digit "

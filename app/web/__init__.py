@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from flask import Flask, g, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.core.directory import DirectoryUnavailable
+from app.db import UNAVAILABLE
 
 log = logging.getLogger("um2fa.web")
 
@@ -40,10 +41,22 @@ def _security_headers(response):
 
 
 def _commit(response):
-    """Each request's core work commits once, before the answer leaves."""
+    """Each request's core work commits once, before the answer leaves. When the commit fails
+    (the database went away in between), the answer becomes the "temporarily unavailable"
+    page and the session cookie stays as the request brought it: a sign-in or a second factor
+    that may not have been recorded must not be acknowledged."""
     ctx = g.get("core_ctx")
     if ctx is not None and response.status_code < 500:
-        ctx.db.commit()
+        try:
+            ctx.db.commit()
+        except UNAVAILABLE as exc:
+            with contextlib.suppress(Exception):
+                ctx.db.rollback()
+            app = current_app._get_current_object()
+            brought = app.session_interface.open_session(app, request)  # the cookie as it came
+            session.clear()
+            session.update(brought or {})
+            return _security_headers(app.make_response(_database_down(exc)))
     return response
 
 
@@ -53,6 +66,15 @@ def _error_page(title: str, message: str, status: int):
     if device_api.is_api_request():  # the companion app reads JSON, never a page
         return device_api.error(message or title, status)
     return render_template("error.html", title=title, message=message), status
+
+
+def _database_down(exc: Exception):
+    log.error("%s unavailable: %s", "directory" if isinstance(exc, DirectoryUnavailable)
+              else "database", exc.__class__.__name__)
+    g.user = None  # the page must not ask the database who is signed in
+    return _error_page("Temporarily unavailable",
+                       "The 2FA service is temporarily unavailable. "
+                       "Please try again in a few minutes.", 503)
 
 
 def _register_errors(app: Flask) -> None:
@@ -68,15 +90,8 @@ def _register_errors(app: Flask) -> None:
                            "Too many attempts from here or for this account. "
                            "Please wait a minute and try again.", 429)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(DirectoryUnavailable)
-    def database_down(exc):
-        log.error("%s unavailable: %s", "directory" if isinstance(exc, DirectoryUnavailable)
-                  else "database", exc.__class__.__name__)
-        g.user = None  # the page must not ask the database who is signed in
-        return _error_page("Temporarily unavailable",
-                           "The 2FA service is temporarily unavailable. "
-                           "Please try again in a few minutes.", 503)
+    for unavailable in (*UNAVAILABLE, DirectoryUnavailable):
+        app.register_error_handler(unavailable, _database_down)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -86,4 +86,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_uri)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", settings.ratelimit_key_prefix)
+    if settings.redis_url:
+        # Redis down must not take sign-in down with it: each node then counts in its own
+        # memory (the same limits, per node) and goes back to Redis once it answers again.
+        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS",
+                              {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
     limiter.init_app(app)

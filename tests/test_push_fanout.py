@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -23,40 +22,12 @@ from radius.push_fanout import listen
 from radius.push_wait import PushWaiter
 from tests.conftest import TEST_ORIGIN
 from tests.live import free_port
+from tests.redis_server import RedisServer
 from tests.test_core_push import alice, answer, new_phone  # noqa: F401 - fixture
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs UM2FA_TEST_REDIS_URL")
 SLOW = 60.0  # poll intervals no test waits for: an answer seen in time came by announcement
-
-
-class RedisServer:
-    """A private redis-server on a free port, to stop and start under a listener."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture

@@ -42,22 +42,46 @@ def _security_headers(response):
 
 def _commit(response):
     """Each request's core work commits once, before the answer leaves. When the commit fails
-    (the database went away in between), the answer becomes the "temporarily unavailable"
-    page and the session cookie stays as the request brought it: a sign-in or a second factor
-    that may not have been recorded must not be acknowledged."""
+    (the database went away in between, or any other error), the answer becomes the
+    "temporarily unavailable" page (or the 500 page) and the session cookie stays as the
+    request brought it: a sign-in or a second factor that may not have been recorded must not
+    be acknowledged."""
     ctx = g.get("core_ctx")
     if ctx is not None and response.status_code < 500:
         try:
             ctx.db.commit()
-        except UNAVAILABLE as exc:
+        except Exception as exc:
             with contextlib.suppress(Exception):
                 ctx.db.rollback()
+            _restore_session()
+            if isinstance(exc, UNAVAILABLE):
+                page = _database_down(exc)
+            else:
+                log.exception("the request's commit failed")
+                page = _unexpected_page()
             app = current_app._get_current_object()
-            brought = app.session_interface.open_session(app, request)  # the cookie as it came
-            session.clear()
-            session.update(brought or {})
-            return _security_headers(app.make_response(_database_down(exc)))
+            answer = _security_headers(app.make_response(page))
+            _keep_cookie_deletions(response, answer)
+            return answer
     return response
+
+
+def _keep_cookie_deletions(original, answer) -> None:
+    """A cookie the request meant to delete (e.g. "remember me" at sign-out) stays deleted."""
+    for header in original.headers.getlist("Set-Cookie"):
+        if "Max-Age=0" in header:
+            answer.headers.add("Set-Cookie", header)
+
+
+def _restore_session() -> None:
+    """The session as the request's cookie brought it, unless the request emptied it (signed
+    out): ending a session stands even when its audit record could not be written."""
+    if not session:
+        return
+    app = current_app._get_current_object()
+    brought = app.session_interface.open_session(app, request)
+    session.clear()
+    session.update(brought or {})
 
 
 def _error_page(title: str, message: str, status: int):
@@ -100,8 +124,12 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error")
-        return _error_page("Something went wrong",
-                           "An unexpected error occurred. Please try again.", 500)
+        return _unexpected_page()
+
+
+def _unexpected_page():
+    return _error_page("Something went wrong",
+                       "An unexpected error occurred. Please try again.", 500)
 
 
 def init_app(app: Flask) -> None:

@@ -103,7 +103,10 @@ def _migration_errors(url: str, lock_timeout: float) -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except DBAPIError as exc:
         if migrate.is_lock_timeout(exc):
-            now = ", ".join(sorted(migrate.current(url))) or "empty"
+            try:
+                now = ", ".join(sorted(migrate.current(url))) or "empty"
+            except DBAPIError:
+                now = "unknown (the database cannot be read now)"
             raise click.ClickException(
                 f"a migration waited more than {lock_timeout:g} s for a table lock held by "
                 f"another transaction and was rolled back; the database is at revision {now}. "

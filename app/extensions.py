@@ -38,7 +38,7 @@ class CoreExtension:
         app.extensions["um2fa"] = CoreServices(
             db=Database(settings.database_url), settings=settings,
             keys=Keys(settings.encryption_key), directory=self._directory(settings),
-            push_events=make_push_events(settings.redis_url))
+            push_events=make_push_events(settings.redis_url, settings.ratelimit_key_prefix))
         app.teardown_appcontext(self._close)
 
     @staticmethod

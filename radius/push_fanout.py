@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import redis
 import redis.asyncio as aioredis
@@ -18,12 +19,17 @@ from radius.push_wait import PushWaiter
 log = logging.getLogger("um2fa.radius")
 
 MAX_BACKOFF = 10.0
+KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 
 
 async def listen(url: str, waiter: PushWaiter, channel: str = CHANNEL) -> None:
     backoff = 0.5
     while True:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
+        # TCP keepalive: a connection that dies without a reset (a network cut) is noticed in
+        # about 25 s, and the listener reconnects, instead of waiting on it for ever.
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15,
+                                         socket_keepalive=True,
+                                         socket_keepalive_options=KEEPALIVE)
         try:
             async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(channel)

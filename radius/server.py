@@ -183,10 +183,12 @@ class RadiusServer(ServerAsync):
                           loop.create_task(self._every(60.0, self._purge)),
                           loop.create_task(self._every(60.0, self._log_stats))]
         if settings.redis_url:  # push fan-out (needs the redis package, as the limits do)
+            from app.core.push_events import channel_for
             from radius import push_fanout
 
-            self._periodic.append(loop.create_task(
-                push_fanout.listen(settings.redis_url, self.push_waiter)))
+            self._periodic.append(loop.create_task(push_fanout.listen(
+                settings.redis_url, self.push_waiter,
+                channel_for(settings.ratelimit_key_prefix))))
         return host, port
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -101,25 +101,34 @@ def test_an_announced_answer_ends_the_wait_at_once():
 
 @needs_redis
 def test_announcements_of_other_pushes_cost_no_lookup():
-    async def scenario() -> tuple[str, int]:
+    async def scenario() -> tuple[list[str], int, str]:
         channel = f"test:{uuid.uuid4().hex}"
         answers = Answers()
         waiter = PushWaiter(answers.lookup, interval=SLOW, fallback_interval=SLOW)
+        heard: list[str] = []
+        announced = waiter.announced
+        waiter.announced = lambda push_id: (heard.append(push_id), announced(push_id))
         listener = asyncio.create_task(listen(REDIS_URL, waiter, channel))
         events = RedisPushEvents(REDIS_URL, channel)
         try:
             await until(lambda: waiter.subscribed)
-            waiting = asyncio.create_task(waiter.wait("mine", row=1, timeout=1.5))
+            waiting = asyncio.create_task(waiter.wait("mine", row=1, timeout=10))
             await until(lambda: answers.lookups == 1)
             for other in ("someone-else", "another"):
                 await asyncio.to_thread(events.answered, other)
-            return await waiting, answers.lookups
+            await until(lambda: len(heard) == 2)  # heard, and...
+            await asyncio.sleep(0.3)
+            lookups = answers.lookups  # ...no look for them
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            return heard, lookups, events.channel
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
             await waiter.close()
 
-    assert run(scenario()) == ("pending", 1)
+    heard, lookups, _channel = run(scenario())
+    assert heard == ["someone-else", "another"] and lookups == 1
 
 
 def test_without_redis_the_wait_polls_at_the_short_interval():
@@ -215,3 +224,18 @@ def test_an_answer_reaches_subscribers_on_redis(app, ctx, alice):  # noqa: F811
 def test_the_app_announces_on_redis_only_when_it_has_one():
     assert isinstance(make_push_events(""), NoPushEvents)
     assert isinstance(make_push_events("redis://127.0.0.1:6379/0"), RedisPushEvents)
+    # channels are server-wide in Redis: services sharing one keep apart by their prefix
+    assert make_push_events("redis://127.0.0.1:6379/0", "staging").channel == (  # type: ignore[union-attr]
+        "staging:um2fa:push-answered")
+
+
+def test_a_fraud_report_announces_every_push_it_denies(ctx, alice):  # noqa: F811
+    recorder = Recorder()
+    ctx.push_events = recorder
+    phone, device_id = new_phone(ctx)
+    reported, other = (push.start(ctx, TEST_ORIGIN, alice, None, service=s) for s in ("a", "b"))
+    ctx.db.commit()
+    assert answer(ctx, phone, device_id, reported.public_id, "fraud") == "fraud"
+    ctx.db.commit()
+    # the other pending push is denied with it: a RADIUS wait on it must hear that too
+    assert sorted(recorder.announced) == sorted([reported.public_id, other.public_id])

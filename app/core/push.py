@@ -378,8 +378,7 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
                            .execution_options(synchronize_session=False)).rowcount == 1
     if not moved:
         raise AlreadyAnswered("This request was already answered.")
-    events = ctx.push_events
-    after_commit(ctx.db, lambda: events.answered(public_id))
+    _announce_after_commit(ctx, [public_id])
     ctx.db.refresh(request)
     user = device.user
     audit.record(ctx, origin, "push.answer", new, username=user.username, device=device.name,
@@ -391,6 +390,19 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
     return new
 
 
+def _announce_after_commit(ctx: Context, public_ids: list[str]) -> None:
+    """Push fan-out (app/core/push_events.py): waiting nodes look in the database at once."""
+    if not public_ids:
+        return
+    events = ctx.push_events
+
+    def announce() -> None:
+        for public_id in public_ids:
+            events.answered(public_id)
+
+    after_commit(ctx.db, announce)
+
+
 def _report_fraud(ctx: Context, origin: Origin, user: User, device: Device,
                   request: PushRequest) -> None:
     from app.core import notify
@@ -400,10 +412,13 @@ def _report_fraud(ctx: Context, origin: Origin, user: User, device: Device,
                    .execution_options(synchronize_session=False))
     # The block covers the pushes already waiting (likely the same attacker's): a later tap on
     # "Approve" must not let one of them in.
-    ctx.db.execute(update(PushRequest)
-                   .where(PushRequest.user_id == user.id, PushRequest.status == "pending")
-                   .values(status="denied", answered_at=ctx.now())
-                   .execution_options(synchronize_session=False))
+    denied = ctx.db.execute(update(PushRequest)
+                            .where(PushRequest.user_id == user.id,
+                                   PushRequest.status == "pending")
+                            .values(status="denied", answered_at=ctx.now())
+                            .returning(PushRequest.public_id)
+                            .execution_options(synchronize_session=False)).scalars().all()
+    _announce_after_commit(ctx, denied)
     ctx.db.refresh(user)
     audit.record(ctx, origin, "push.fraud", "blocked", username=user.username,
                  device=device.name,

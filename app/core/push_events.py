@@ -48,5 +48,11 @@ class RedisPushEvents:
                         "polling", type(exc).__name__)
 
 
-def make_push_events(redis_url: str) -> PushEvents:
-    return RedisPushEvents(redis_url) if redis_url else NoPushEvents()
+def channel_for(prefix: str) -> str:
+    """Pub/sub channels are server-wide in Redis (not per database number): services sharing
+    one Redis keep apart by their prefix (UM2FA_RATELIMIT_KEY_PREFIX, as the limits do)."""
+    return f"{prefix}:{CHANNEL}" if prefix else CHANNEL
+
+
+def make_push_events(redis_url: str, prefix: str = "") -> PushEvents:
+    return RedisPushEvents(redis_url, channel_for(prefix)) if redis_url else NoPushEvents()

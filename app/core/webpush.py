@@ -210,7 +210,10 @@ def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> 
         if not _queued.acquire(blocking=False):  # the push services are not keeping up
             log.warning("web push not sent: %d wake-ups already waiting", MAX_QUEUED)
             return
-        _senders.submit(_send_quietly, settings, subscription_json, payload,
-                        settings.push_timeout, engine)
+        try:
+            _senders.submit(_send_quietly, settings, subscription_json, payload,
+                            settings.push_timeout, engine)
+        except RuntimeError:  # the pool is shut down: the process is exiting
+            _queued.release()
 
     after_commit(ctx.db, submit)

@@ -35,7 +35,7 @@ def _serialise(connection: Connection) -> None:
     # queries queue behind it.
     timeout = config.attributes.get("lock_timeout") or 0
     connection.execute(text("SELECT set_config('lock_timeout', :ms, false)"),
-                       {"ms": f"{int(timeout * 1000)}ms"})
+                       {"ms": f"{max(1, round(timeout * 1000)) if timeout > 0 else 0}ms"})
     connection.commit()
 
 

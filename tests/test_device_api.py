@@ -584,7 +584,10 @@ def test_the_subscription_can_be_set_and_removed(app, phone):
     assert "https" in assert_json_error(
         phone.set_subscription({**SUBSCRIPTION, "endpoint": "ftp://x"}), 400)
     assert_json_error(phone.call("PUT", f"{API}/subscription", {}), 400)
+    assert phone.call("GET", f"{API}/requests").data["push_subscribed"] is True
     assert phone.set_subscription(None).data == {"ok": True}
+    # the app learns it has none (e.g. cleared after a 410 from the push service)
+    assert phone.call("GET", f"{API}/requests").data["push_subscribed"] is False
     with committed(app) as c:
         assert c.db.get(Device, int(phone.device_id)).push_subscription is None
     assert [r.detail for r in audit_rows(app, "device.subscription")] == ["set", "removed"]

@@ -191,8 +191,11 @@ def activate():
 def pending():
     device = _device()
     username = device.user.username
+    # push_subscribed: false once a push service said the subscription is gone (404/410), so
+    # the app subscribes anew instead of waiting for the browser to change its endpoint.
     return jsonify(requests=[push.describe(r, username)
-                             for r in push.pending_for(_ctx(), device)])
+                             for r in push.pending_for(_ctx(), device)],
+                   push_subscribed=device.push_subscription is not None)
 
 
 @bp.get("/requests/<public_id>")

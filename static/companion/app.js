@@ -29,6 +29,7 @@ const state = {
   focusId: null,
   polling: false,
   pushUnavailable: false,
+  renewPush: false, // the server dropped our push subscription: make a new one
   config: null,
 };
 
@@ -227,9 +228,9 @@ function sameKey(buffer, base64url) {
   return c.b64url(buffer) === base64url;
 }
 
-async function subscription(registration, key) {
+async function subscription(registration, key, renew) {
   let current = await registration.pushManager.getSubscription();
-  if (current && !sameKey(current.options.applicationServerKey, key)) {
+  if (current && (renew || !sameKey(current.options.applicationServerKey, key))) {
     await current.unsubscribe();
     current = null;
   }
@@ -252,7 +253,9 @@ async function ensureSubscription() {
   let sub = null;
   if (registration && settings && settings.vapid_public_key) {
     try {
-      sub = await withTimeout(subscription(registration, settings.vapid_public_key), 15000);
+      sub = await withTimeout(
+        subscription(registration, settings.vapid_public_key, state.renewPush), 15000);
+      state.renewPush = false;
     } catch {
       sub = null;
     }
@@ -295,6 +298,12 @@ async function poll() {
     for (const account of state.accounts.filter((a) => !a.gone)) {
       const result = await signedCall(account, "GET", `${API}/requests`);
       if (!result.ok) continue;
+      if (result.data.push_subscribed === false && account.endpoint) {
+        // the push service said our subscription is gone: subscribe anew and send it
+        account.endpoint = null;
+        state.renewPush = true;
+        ensureSubscription();
+      }
       for (const data of result.data.requests || []) {
         seen.add(data.id);
         showRequest(account, data);

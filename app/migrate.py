@@ -8,6 +8,7 @@ migration stuck behind a long transaction gives up instead of queueing the servi
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,17 @@ from app.db import normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_LOCK_TIMEOUT = 5.0  # seconds
+# The advisory lock that serialises migration runs: this fixed key with one derived from the
+# schema the migrations go into, so that databases (or schemas) do not wait for each other.
+MIGRATION_LOCK_KEY = 0x756D3266  # "um2f"
+
+
+def lock_keys(schema: str) -> tuple[int, int]:
+    """The two int4 keys of the advisory lock that one schema's migration runs take in turn."""
+    key = zlib.crc32(schema.encode())
+    return MIGRATION_LOCK_KEY, key - 2**32 if key >= 2**31 else key
+
+
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
 
 

@@ -109,6 +109,41 @@ def test_two_upgrades_at_once_on_a_fresh_schema(tmp_path):
             drop_schema(PG_URL, name)
 
 
+def test_an_upgrade_waits_while_another_run_holds_the_migration_lock(tmp_path):
+    """Deterministic: the test is the other run (it holds the advisory lock), so the upgrade
+    must wait, say so, do nothing meanwhile, and finish once the lock is released."""
+    name, url = fresh_schema(PG_URL)
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    env = make_env(instance, url, **KEYS)
+    try:
+        with psycopg.connect(plain(url), autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", migrate.lock_keys(name))
+            run = subprocess.Popen([UM2FA, "db", "upgrade"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while not migrate.current(url) and run.poll() is None and \
+                    time.monotonic() < deadline and not _waiting_in(holder):
+                time.sleep(0.1)
+            time.sleep(1.0)
+            assert run.poll() is None, "the upgrade did not wait for the lock"
+            assert migrate.current(url) == set()  # nothing done while it waits
+            holder.execute("SELECT pg_advisory_unlock(%s, %s)", migrate.lock_keys(name))
+            code = run.wait(timeout=60)
+            _out, err = run.communicate()
+        assert code == 0, err
+        assert "another `um2fa db upgrade` is running on this database: waiting" in err
+        assert migrate.current(url) == migrate.heads()
+    finally:
+        drop_schema(PG_URL, name)
+
+
+def _waiting_in(conn) -> bool:
+    """Whether some session waits on an advisory lock (the upgrade, behind ours)."""
+    return bool(conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND NOT granted").fetchone()[0])
+
+
 # --- a migration behind a long transaction -------------------------------------------------------
 
 def test_a_migration_blocked_by_a_long_transaction_gives_up_and_leaves_the_old_schema(schema):

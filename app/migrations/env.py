@@ -1,22 +1,12 @@
-import zlib
-
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Connection
 
+from app.migrate import lock_keys
 from app.models import Base
 
 config = context.config
 url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
-# The advisory lock that serialises migration runs: this fixed key with one derived from the
-# schema the migrations go into, so that databases (or schemas) do not wait for each other.
-MIGRATION_LOCK_KEY = 0x756D3266  # "um2f"
-
-
-def _schema_key(connection: Connection) -> int:
-    schema = connection.execute(text("SELECT current_schema()")).scalar() or ""
-    key = zlib.crc32(schema.encode())
-    return key - 2**32 if key >= 2**31 else key  # PostgreSQL's int4
 
 
 def _serialise(connection: Connection) -> None:
@@ -24,7 +14,9 @@ def _serialise(connection: Connection) -> None:
 
     A session-level lock, held until the connection closes (NullPool: at the end of the run),
     also if a migration fails. Committed before Alembic begins its own transactions."""
-    keys = {"a": MIGRATION_LOCK_KEY, "b": _schema_key(connection)}
+    schema = connection.execute(text("SELECT current_schema()")).scalar() or ""
+    a, b = lock_keys(schema)
+    keys = {"a": a, "b": b}
     if not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), keys).scalar():
         on_wait = config.attributes.get("on_wait")
         if on_wait is not None:

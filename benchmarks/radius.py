@@ -43,14 +43,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
+from benchmarks.common import fresh_schema, percentile
 from tests.freeradius import FreeRadius, ensure_freeradius
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,12 +134,6 @@ class Result:
                 f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
                 f"{self.accepted}/{self.sent} accepted, {self.lost} lost, "
                 f"server CPU {self.server_cpu_ms:.2f} ms/request")
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 class Load:
@@ -273,8 +266,8 @@ def measure(proc: Proc, mode: str, kind: str, requests: Iterator[tuple[str, str]
     result = Result(server=proc.name, mode=mode, kind=kind, sent=load.sent, answered=len(lat),
                     accepted=load.accepted, lost=load.lost, bad_replies=load.bad,
                     seconds=round(elapsed, 2), rps=round(len(lat) / elapsed, 1),
-                    p50_ms=round(_percentile(lat, 0.50) * 1000, 2),
-                    p99_ms=round(_percentile(lat, 0.99) * 1000, 2),
+                    p50_ms=round(percentile(lat, 0.50) * 1000, 2),
+                    p99_ms=round(percentile(lat, 0.99) * 1000, 2),
                     max_ms=round((lat[-1] if lat else 0) * 1000, 2), target_rate=rate,
                     window=window if kind == "closed" else 0,
                     load_before=round(before, 2), load_after=round(os.getloadavg()[0], 2),
@@ -420,8 +413,8 @@ def _approve(hold: PushHold, database_url: str, names: list[str],
 
 def _spread(seconds: list[float]) -> dict[str, float]:
     values = sorted(seconds)
-    return {"p50": round(_percentile(values, 0.5) * 1000, 1),
-            "p99": round(_percentile(values, 0.99) * 1000, 1),
+    return {"p50": round(percentile(values, 0.5) * 1000, 1),
+            "p99": round(percentile(values, 0.99) * 1000, 1),
             "max": round((values[-1] if values else 0) * 1000, 1)}
 
 
@@ -810,22 +803,6 @@ def plain_requests(users: int) -> Iterator[tuple[str, str]]:
 
 # --- the run --------------------------------------------------------------------------------
 
-def fresh_postgres_schema(url: str) -> tuple[str, Callable[[], None]]:
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}", drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0,
@@ -887,7 +864,7 @@ def main() -> None:
     try:
         database_url = args.database_url
         if database_url:
-            database_url, drop = fresh_postgres_schema(database_url)
+            _schema, database_url, drop = fresh_schema(database_url)
             cleanup.append(drop)
         else:
             database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"

@@ -52,13 +52,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from benchmarks.common import fresh_schema, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -293,23 +294,6 @@ def check_services(database_url: str, redis_url: str) -> None:
     except redis.RedisError as exc:
         raise SystemExit(f"web_nodes benchmark: Redis at {masked(redis_url)} is unreachable "
                          f"({type(exc).__name__}: {exc}); start it or pass --redis-url") from None
-
-
-def fresh_schema(url: str) -> tuple[str, str, Callable[[], None]]:
-    """(schema, URL whose search_path is that schema, drop), as tests/test_multinode.py does."""
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    sep = "&" if "?" in url else "?"
-    return schema, f"{url}{sep}options={quote(f'-csearch_path={schema}')}", drop
 
 
 @dataclass
@@ -620,12 +604,6 @@ def _delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 @dataclass
 class Result:
     config: str
@@ -704,7 +682,7 @@ def measure(config: str, nodes: list[Node], users: list[Prepared], *, concurrenc
     result.per_node, result.connections = load.per_node, load.connections
     result.ran_out = load.exhausted
     result.seconds, result.rps = round(elapsed, 2), round(len(lat) / elapsed, 1)
-    result.p50_ms, result.p95_ms, result.p99_ms = (round(_percentile(lat, q) * 1000, 1)
+    result.p50_ms, result.p95_ms, result.p99_ms = (round(percentile(lat, q) * 1000, 1)
                                                    for q in (0.50, 0.95, 0.99))
     result.max_ms = round((lat[-1] if lat else 0.0) * 1000, 1)
     result.node_cpu_ms = round(sum(node_cpu) * 1000 / ok, 2)

@@ -135,6 +135,12 @@ class Settings:
     upstream_radius_timeout: int = 3  # seconds to wait after each send
     upstream_radius_retries: int = 1  # retransmissions per server after the first send
     upstream_radius_nas_identifier: str = "um2fa"
+    # Reply attributes per role on a VPN Access-Accept (docs/radius.md): a TOML table, or a JSON
+    # object in UM2FA_RADIUS_ROLE_ATTRIBUTES, e.g. {"staff": {"Filter-Id": "staff"}}.
+    radius_role_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The VAPID key that signs Web Push wake-ups (default: made in the instance directory).
+    vapid_private_key: str = ""
+    # Settings this version does not know (kept, not used).
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -212,9 +218,36 @@ def _coerce_upstream_attributes(value: Any) -> dict[str, str]:
     return mapping
 
 
+def _coerce_role_attributes(value: Any) -> dict[str, tuple[tuple[str, str], ...]]:
+    """UM2FA_RADIUS_ROLE_ATTRIBUTES: role -> attribute -> text or number (or a list of them)."""
+    raw: Any = value or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError("UM2FA_RADIUS_ROLE_ATTRIBUTES is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("radius_role_attributes must map roles to attribute tables")
+    table: dict[str, tuple[tuple[str, str], ...]] = {}
+    for role, attrs in raw.items():
+        if not isinstance(attrs, dict):
+            raise ConfigError(f"radius_role_attributes.{role} must be a table of attributes")
+        pairs = []
+        for name, item_or_list in attrs.items():
+            for item in item_or_list if isinstance(item_or_list, list) else [item_or_list]:
+                if not isinstance(item, str | int) or isinstance(item, bool):
+                    raise ConfigError(f"radius_role_attributes.{role}.{name} must be text or a "
+                                      "number (or a list of them)")
+                pairs.append((str(name), str(item)))
+        table[str(role)] = tuple(pairs)
+    return table
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name == "ldap_attributes":
         return _coerce_ldap_attributes(value)
+    if name == "radius_role_attributes":
+        return _coerce_role_attributes(value)
     if name == "sso_upstream_attributes":
         return _coerce_upstream_attributes(value)
     if name in _NET_FIELDS:

@@ -32,10 +32,11 @@ from sqlalchemy.engine import Engine
 from app.models import AuditEvent, PushRequest
 
 # audit_events.action values that are logins or second-factor decisions, by who writes them:
-#   sign_in        app/core/prompt.py: the password step of the portal and SSO doors
-#   factor         app/core/prompt.py, app/core/push.py: a passcode or push decision, any door
-#   lockout        app/core/prompt.py: the failure that locked the user
-#   radius.access  app/core/radius_auth.py: the RADIUS door's answer (accept/reject/challenge)
+#   sign_in        app/core/signin.py: the password step of the portal and SSO doors
+#   factor         app/core/passcodes.py, app/core/push/lifecycle.py: a passcode or push
+#                  decision, any door
+#   lockout        app/core/lockout.py: the failure that locked the user
+#   radius.access  app/core/radius_auth/: the RADIUS door's answer (accept/reject/challenge)
 #   saml.response  app/web/sso.py: an assertion issued to a service provider (SSO login done)
 LOGIN_ACTIONS = ("sign_in", "factor", "lockout", "radius.access", "saml.response")
 PUSH_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)

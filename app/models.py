@@ -62,10 +62,6 @@ class User(Base):
     devices: Mapped[list[Device]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Device.id")
 
-    @property
-    def is_locked(self) -> bool:
-        return self.disabled or self.locked_at is not None
-
 
 class Device(Base):
     """A second-factor device. `secret_enc` holds the TOTP seed encrypted with the instance key.

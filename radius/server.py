@@ -156,7 +156,7 @@ class RadiusServer(ServerAsync):
         self._unknown_seen: set[str] = set()
         self._relaxed_warned: set[str] = set()
         self._drop_logged: dict[tuple[str, str], float] = {}
-        translate.check_attributes(self.dict, radius_auth.role_attributes(services.settings))
+        translate.check_attributes(self.dict, services.settings.radius_role_attributes)
 
     # --- lifecycle ------------------------------------------------------------------------
 

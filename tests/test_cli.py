@@ -7,7 +7,7 @@ import subprocess
 import pyotp
 import pytest
 
-from app.core import prompt, users
+from app.core import passcodes, users
 from tests.conftest import TEST_ORIGIN, committed, make_user
 from tests.live import UM2FA, make_live_server
 
@@ -85,7 +85,7 @@ def test_devices_add_totp_prints_a_working_uri_once(app, runner, clock):
     totp = pyotp.parse_uri(uri)
     assert uri.startswith("otpauth://totp/") and "issuer=UM%202FA" in uri
     with committed(app) as c:
-        assert prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
+        assert passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
                                       totp.at(clock.now)).ok
     listing = invoke(runner, "devices", "list", "alice").output
     assert "Token 1234" in listing and "token/other" in listing and "default" in listing
@@ -100,7 +100,7 @@ def test_devices_import_hardware_tokens(app, runner, tmp_path, clock):
     result = invoke(runner, "devices", "import", str(csv_file))
     assert result.exit_code == 0 and "imported 1 token(s)" in result.output
     with committed(app) as c:
-        assert prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
+        assert passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
                                       pyotp.TOTP(secret).at(clock.now)).ok
     bad = tmp_path / "bad.csv"
     bad.write_text("username,name,secret\nalice,Token B,not!base32\nnobody,Token C,"
@@ -120,8 +120,8 @@ def test_recovery_issue_prints_nine_digits_and_revokes_the_old(app, runner):
     assert "works once" in second.stderr
     with committed(app) as c:
         user = users.get(c, "alice")
-        assert not prompt.verify_passcode(c, TEST_ORIGIN, user, code1).ok
-        assert prompt.verify_passcode(c, TEST_ORIGIN, user, code2).ok
+        assert not passcodes.verify_passcode(c, TEST_ORIGIN, user, code1).ok
+        assert passcodes.verify_passcode(c, TEST_ORIGIN, user, code2).ok
 
 
 def test_recovery_is_refused_for_a_locked_account(app, runner):

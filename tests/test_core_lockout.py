@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import prompt, users
+from app.core import passcodes, users
 from tests.conftest import (
     TEST_ORIGIN,
     add_totp_device,
@@ -15,7 +15,7 @@ from tests.conftest import (
 
 def _verify(app, code):
     with committed(app) as c:
-        return prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"), code)
+        return passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"), code)
 
 
 def test_ten_consecutive_failures_lock_the_user(app, clock):

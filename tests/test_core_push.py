@@ -1,4 +1,4 @@
-"""app/core/push.py where the device API does not reach: starting a push, following it from
+"""app/core/push/ where the device API does not reach: starting a push, following it from
 the login side (status, statuses, complete), device choice and the calls' edge cases."""
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ import pytest
 
 from app.core import devices, push, users
 from app.core.context import Origin
-from app.core.factors import Verdict
-from app.core.factors.push import PushFactor
 from app.models import PushRequest
 from tests.conftest import TEST_ORIGIN, audit_rows, make_user
 from tests.live import free_port
@@ -145,9 +143,9 @@ def test_complete_uses_an_approved_push_once(ctx, alice):
     request = push.start(ctx, TEST_ORIGIN, alice, None, service="myUM")
     public_id, number = request.public_id, request.number
     assert not push.complete(ctx, TEST_ORIGIN, alice, public_id)  # still pending
-    assert PushFactor().verify(ctx, alice, None, public_id).verdict is Verdict.WRONG
+    assert push.status(ctx, alice, public_id) == "pending"  # not a second factor yet
     assert answer(ctx, phone, device_id, public_id, "approve", number) == "approved"
-    assert PushFactor().verify(ctx, alice, None, public_id).verdict is Verdict.OK
+    assert push.status(ctx, alice, public_id) == "approved"
     alice.failed_factor_count = 4
     ctx.db.flush()
     assert push.complete(ctx, TEST_ORIGIN, alice, public_id, action="stepup")
@@ -174,7 +172,7 @@ def test_complete_refuses_other_outcomes_and_other_users(app, ctx, alice, clock)
     assert not push.complete(ctx, TEST_ORIGIN, bob, request.public_id)
     for public_id in outcomes:
         assert not push.complete(ctx, TEST_ORIGIN, alice, public_id)
-    assert PushFactor().verify(ctx, alice, None, "unknown").verdict is Verdict.EXPIRED
+    assert push.status(ctx, alice, "unknown") == "expired"
     assert push.complete(ctx, TEST_ORIGIN, alice, request.public_id)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.core import prompt, recovery, users
+from app.core import passcodes, recovery, users
 from app.core.factors import Verdict
 from app.models import RecoveryPasscode
 from tests.conftest import TEST_ORIGIN, audit_rows, committed, issue_recovery, make_user
@@ -11,7 +11,7 @@ from tests.conftest import TEST_ORIGIN, audit_rows, committed, issue_recovery, m
 
 def _verify(app, code, username="alice"):
     with committed(app) as c:
-        return prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, username), code)
+        return passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, username), code)
 
 
 def test_nine_random_digits(app):

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from app.core import devices, prompt, users
+from app.core import devices, passcodes, signin, users
 from app.core.keys import Keys
 from app.extensions import core
 from app.models import Device, User
@@ -84,11 +84,11 @@ def test_no_secret_reaches_the_audit_or_the_log(app, clock, caplog):
     totp = totp_code(secret, clock.now)
     with committed(app) as c:
         user = users.get(c, "alice")
-        prompt.sign_in(c, TEST_ORIGIN, "alice", PASSWORD)
-        prompt.sign_in(c, TEST_ORIGIN, "alice", "wrong-" + PASSWORD)
-        prompt.verify_passcode(c, TEST_ORIGIN, user, totp, device_id=device_id)
-        prompt.verify_passcode(c, TEST_ORIGIN, user, code)
-        prompt.verify_passcode(c, TEST_ORIGIN, user, "000000")
+        signin.sign_in(c, TEST_ORIGIN, "alice", PASSWORD)
+        signin.sign_in(c, TEST_ORIGIN, "alice", "wrong-" + PASSWORD)
+        passcodes.verify_passcode(c, TEST_ORIGIN, user, totp, device_id=device_id)
+        passcodes.verify_passcode(c, TEST_ORIGIN, user, code)
+        passcodes.verify_passcode(c, TEST_ORIGIN, user, "000000")
         devices.rename(c, TEST_ORIGIN, user, device_id, "My phone")
     records = " ".join(f"{r.action} {r.result} {r.detail} {r.device} {r.username}"
                        for r in audit_rows(app))
@@ -102,7 +102,7 @@ def test_every_step_is_audited_with_time_door_and_address(app, clock):
     make_user(app)
     device_id, secret = add_totp_device(app)
     with committed(app) as c:
-        prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
+        passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
                                totp_code(secret, clock.now), device_id=device_id)
     row = audit_rows(app, "factor")[-1]
     assert row.at is not None and row.door == "test" and row.client_addr == "127.0.0.1"

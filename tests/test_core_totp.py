@@ -6,14 +6,14 @@ import subprocess
 import sys
 import textwrap
 
-from app.core import prompt, users
+from app.core import passcodes, users
 from app.core.factors import Verdict
 from tests.conftest import TEST_ORIGIN, add_totp_device, committed, make_user, totp_code
 
 
 def _verify(app, code, device_id=None, username="alice"):
     with committed(app) as c:
-        return prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, username), code,
+        return passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, username), code,
                                       device_id=device_id)
 
 
@@ -82,13 +82,13 @@ def test_replay_is_refused_across_processes(app, clock, database_url):
     instance = app.config["UM2FA"].instance_dir
     script = textwrap.dedent(f"""
         from app import create_app
-        from app.core import prompt, users
+        from app.core import passcodes, users
         from app.core.context import Origin
         from app.extensions import core
         app = create_app({{"instance_dir": {str(instance)!r}, "database_url": {database_url!r}}})
         with app.app_context():
             c = core.context()
-            out = prompt.verify_passcode(c, Origin("other-node"), users.get(c, "alice"),
+            out = passcodes.verify_passcode(c, Origin("other-node"), users.get(c, "alice"),
                                          {code!r}, device_id={device_id})
             c.db.commit()
             print(out.verdict.value)

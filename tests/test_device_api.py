@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app.core import device_keys, push, users
+from app.core import device_keys, lockout, push, users
 from app.extensions import core
 from app.models import Device, PushRequest, User
 from tests.conftest import TEST_ORIGIN, audit_rows, committed, make_user
@@ -99,7 +99,7 @@ def test_activation_registers_the_key_and_returns_the_totp_seed(app, client, clo
 
 
 def test_the_phones_passcode_signs_in(app, phone, clock):
-    from app.core import prompt
+    from app.core import passcodes
     from app.core.factors import totp as totp_factor
 
     with committed(app) as c:
@@ -108,7 +108,7 @@ def test_the_phones_passcode_signs_in(app, phone, clock):
     now = clock()
     assert totp_factor.matching_step(secret, phone.passcode(), now, 0) == int(now) // 30
     with committed(app) as c:
-        outcome = prompt.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
+        outcome = passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"),
                                          phone.passcode())
         assert outcome.ok and outcome.device.id == int(phone.device_id)
 
@@ -315,7 +315,7 @@ def test_a_wrong_number_is_a_mismatch_and_counts_toward_lockout(app, phone):
         wrong = f"{(int(number) + 1) % 1000:03d}"
         assert phone.approve(public_id, wrong).data == {"status": "mismatch"}
         assert user_row(app).failed_factor_count == attempt + 1
-    assert user_row(app).is_locked
+    assert lockout.is_locked(user_row(app))
     assert [r.result for r in audit_rows(app, "lockout")] == ["locked"]
     with committed(app) as c, pytest.raises(push.PushError, match="locked"):
         push.start(c, TEST_ORIGIN, users.get(c, "alice"), None, service="myUM")

@@ -36,7 +36,7 @@ from pyrad.client import Timeout  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.core import devices, prompt, users  # noqa: E402
+from app.core import devices, passcodes, users  # noqa: E402
 from app.core import radius_auth as ra  # noqa: E402
 from app.extensions import core  # noqa: E402
 from app.models import AuditEvent, Device  # noqa: E402
@@ -219,7 +219,7 @@ def test_radius_under_load_follows_its_fail_mode_while_postgresql_is_down_and_re
         assert len(answers) >= 200, len(answers)
         dropped = [a for a in answers if a.outcome is None]
         assert not dropped, f"{len(dropped)} of {len(answers)} requests got no answer"
-        allowed = {ra.UNAVAILABLE, prompt.MESSAGES[prompt.Verdict.REPLAY]}
+        allowed = {ra.UNAVAILABLE, passcodes.MESSAGES[passcodes.Verdict.REPLAY]}
         odd = [a for a in answers if a.message not in allowed
                and not a.message.startswith("Success. Logged in with ")]
         assert not odd, odd[:5]
@@ -268,7 +268,7 @@ def test_radius_under_load_follows_its_fail_mode_while_postgresql_is_down_and_re
                 pkt["User-Password"] = pkt.PwCrypt(answer.code)
                 reply = replay_nas.SendPacket(pkt)
                 assert (reply.code, reply_message(reply)) == (
-                    rp.AccessReject, prompt.MESSAGES[prompt.Verdict.REPLAY])
+                    rp.AccessReject, passcodes.MESSAGES[passcodes.Verdict.REPLAY])
         finally:
             replay_nas._CloseSocket()
 
@@ -456,7 +456,7 @@ def test_a_commit_cut_off_by_the_outage_is_a_503_and_acknowledges_nothing(pg, we
     again = alice.post("/prompt", {"next": "done", "device": device, "passcode": code},
                        token_from="/prompt?next=done")
     assert again.headers.get("Location") != "/prompt/done"
-    assert prompt.MESSAGES[prompt.Verdict.REPLAY] in again.text
+    assert passcodes.MESSAGES[passcodes.Verdict.REPLAY] in again.text
     assert alice.passcode(totp(secret, time.time() + 30)).headers.get(
         "Location") == "/prompt/done"
     assert alice.signed_in_fully()

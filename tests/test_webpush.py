@@ -392,8 +392,7 @@ def test_vapid_key_from_the_configured_path(settings, tmp_path):
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
-    configured = dataclasses.replace(settings, extra={**settings.extra,
-                                                      "vapid_private_key": str(path)})
+    configured = dataclasses.replace(settings, vapid_private_key=str(path))
     assert webpush.application_server_key(configured) == b64url(key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
     assert not (settings.instance_dir / webpush.KEY_FILE).exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from app.core import users
+from app.core import lockout, users
 from app.core.context import Context
 from app.models import User
 
@@ -49,8 +49,9 @@ def check(ctx: Context, answers: Identity) -> IdentityCheck:
     id_ok = ctx.keys.matches(users.ID_PURPOSE, answers.id_last4,
                              user.id_last4_hash if user else None)
     role_ok = hmac.compare_digest((user.role if user else "").encode(), answers.role.encode())
+    locked = user is not None and lockout.is_locked(user)
     failed = tuple(name for name, good in (
-        ("unknown user", user is not None), ("account locked", not (user and user.is_locked)),
+        ("unknown user", user is not None), ("account locked", not locked),
         ("wrong role", role_ok), ("wrong date of birth", dob_ok), ("wrong ID characters", id_ok),
     ) if not good)
     if user is None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
 
-from app.core import audit, identity, notify, recovery, recovery_lock, users
+from app.core import audit, identity, lockout, notify, recovery, recovery_lock, users
 from app.core.context import Context, Origin
 from app.models import RecoveryFlow, RecoveryGuard
 
@@ -142,7 +142,7 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
         failed.append("unknown user")
     if not password_ok and user is not None:
         failed.append("wrong password")
-    if user is not None and user.is_locked and "account locked" not in failed:
+    if user is not None and lockout.is_locked(user) and "account locked" not in failed:
         failed.append("account locked")
     if user is None or not flow.identity_ok or failed:
         audit.record(ctx, origin, "recovery.verify", "fail", username=flow.username,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
-from app.core import audit, provisioning, users
+from app.core import audit, lockout, provisioning, users
 from app.core.context import Context, Origin
 from app.core.directory import DirectoryUser
 from app.models import UpstreamAssertion, User
@@ -72,7 +72,7 @@ def sign_in(ctx: Context, origin: Origin, found: DirectoryUser, upstream: str) -
                      detail=f"upstream IdP: unusable username ({upstream[:100]})")
         raise UpstreamError("The university sign-in service named a user that cannot have an "
                             "account here. Please contact the IT help desk.") from exc
-    if user.is_locked:
+    if lockout.is_locked(user):
         audit.record(ctx, origin, "sign_in", "fail", username=user.username,
                      detail="locked; upstream IdP")
         raise UpstreamError("Your account is locked. Please contact the IT help desk.")

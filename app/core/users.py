@@ -10,7 +10,7 @@ from typing import IO
 
 from sqlalchemy import bindparam, select
 
-from app.core import audit
+from app.core import audit, lockout
 from app.core.context import Context, Origin
 from app.core.directory import hash_password
 from app.db import Prepared
@@ -86,10 +86,6 @@ class Subject:
     locked_at: datetime | None
     failed_factor_count: int
     devices: tuple[DeviceRef, ...]
-
-    @property
-    def is_locked(self) -> bool:
-        return self.disabled or self.locked_at is not None
 
     @classmethod
     def of(cls, user: User) -> Subject:
@@ -174,7 +170,6 @@ def unlock(ctx: Context, origin: Origin, username: str) -> User:
     """Lifts both an administrator's lock and a second-factor lockout."""
     user = get(ctx, username)
     user.disabled = False
-    user.locked_at = None
-    user.failed_factor_count = 0
+    lockout.unlock(user)
     audit.record(ctx, origin, "user.unlock", "ok", username=user.username)
     return user

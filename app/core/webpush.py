@@ -67,7 +67,7 @@ def _b64url(data: bytes) -> str:
 
 
 def key_path(settings: Settings) -> Path:
-    return Path(settings.extra.get("vapid_private_key") or settings.instance_dir / KEY_FILE)
+    return Path(settings.vapid_private_key or settings.instance_dir / KEY_FILE)
 
 
 def private_key(settings: Settings) -> ec.EllipticCurvePrivateKey:

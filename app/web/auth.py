@@ -8,6 +8,7 @@ from functools import wraps
 
 from flask import abort, current_app, g, redirect, session, url_for
 
+from app.core import lockout
 from app.extensions import core
 from app.models import User
 
@@ -24,7 +25,7 @@ def current_user() -> User | None:
     if "user" not in g:
         uid = session.get("uid")
         user = core.context().db.get(User, uid) if uid else None
-        g.user = user if user is not None and not user.is_locked else None
+        g.user = user if user is not None and not lockout.is_locked(user) else None
     return g.user
 
 

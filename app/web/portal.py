@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices, prompt
+from app.core import devices, signin
 from app.extensions import core, limiter
 from app.web.auth import current_user, start_session
 from app.web.forms import EmptyForm, SignInForm
@@ -36,10 +36,10 @@ def sign_in():
     form = SignInForm()
     if not form.validate():
         return render_template("portal/sign_in.html", form=form), 400
-    user = prompt.sign_in(core.context(), origin(), form.username.data, form.password.data)
+    user = signin.sign_in(core.context(), origin(), form.username.data, form.password.data)
     if user is None:
         return render_template("portal/sign_in.html", form=form,
-                               error=prompt.SIGN_IN_FAILED), 401
+                               error=signin.SIGN_IN_FAILED), 401
     start_session(user, via="portal")
     return redirect(url_for("portal.index"))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices, prompt, push
+from app.core import devices, passcodes, push
 from app.extensions import core, htmx, limiter
 from app.web import push_prompt
 from app.web.auth import (
@@ -94,7 +94,7 @@ def verify():
         error = next(iter(form.errors.values()))[0]
         return _render(form, show_passcode=True, error=error, status=400)
     user = require_user()
-    outcome = prompt.verify_passcode(core.context(), origin(), user, form.passcode.data,
+    outcome = passcodes.verify_passcode(core.context(), origin(), user, form.passcode.data,
                                      device_id=_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)

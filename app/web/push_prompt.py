@@ -11,15 +11,15 @@ from math import ceil
 
 from flask import redirect, render_template, session
 
-from app.core import prompt, push
+from app.core import push
 from app.extensions import core, htmx
 from app.models import Device, PushRequest, User
 from app.web.request_info import origin
 
 SESSION_KEY = "push"
 NO_PUSH = "There is no push waiting. Send one, or enter a passcode."
-# HTTP status for each PushError message; anything else is a 400.
-ERROR_STATUS = {push.BLOCKED: 403, push.TOO_MANY: 429, push.NOT_PUSH: 400}
+# HTTP status for each kind of PushError; any other is a 400.
+ERROR_STATUS: dict[type[push.PushError], int] = {push.PushBlocked: 403, push.TooManyPushes: 429}
 
 
 @dataclass
@@ -27,7 +27,8 @@ class PushView:
     """What the status region shows.
 
     status: pending, done (approved and used for this login now), none (no push in this
-    session) or a final push status: denied, mismatch, fraud, expired, used.
+    session) or why not, as core's push.PushOutcome says: locked, blocked, denied, mismatch,
+    fraud, expired, used.
     """
 
     status: str
@@ -51,7 +52,7 @@ class Links:
 
 
 def error_status(exc: push.PushError) -> int:
-    return ERROR_STATUS.get(str(exc), 400)
+    return next((code for kind, code in ERROR_STATUS.items() if isinstance(exc, kind)), 400)
 
 
 def chosen_device(user: User, raw: str | int | None) -> Device | None:
@@ -80,10 +81,10 @@ def start(door: str, user: User, raw_device: str, service: str, **state) -> Push
     device = None
     if raw_device:
         if not (raw_device.isascii() and raw_device.isdigit() and len(raw_device) <= 9):
-            raise push.PushError(push.NOT_PUSH)
+            raise push.NotPushable()
         device = ctx.db.get(Device, int(raw_device))
         if device is None or device.user_id != user.id:
-            raise push.PushError(push.NOT_PUSH)
+            raise push.NotPushable()
     request = push.start(ctx, origin(door), user, device, service=service)
     session[SESSION_KEY] = {"id": request.public_id, "door": door, **state}
     return _pending(request, session[SESSION_KEY])
@@ -98,27 +99,19 @@ def _pending(request: PushRequest, state: dict) -> PushView:
 
 
 def check(door: str, user: User) -> PushView:
-    """Where this session's push stands. An approved push is used for this login here, once:
-    the view is "done" only for the request that used it."""
+    """Where this session's push stands (core's `push.finish` decides). An approved push is
+    used for this login here, once: the view is "done" only for the request that used it."""
     state = session.get(SESSION_KEY)
     if not state or state.get("door") != door:
         return PushView("none", NO_PUSH)
-    ctx = core.context()
-    request = push.find(ctx, user, state["id"])
-    status = push.status(ctx, user, state["id"]) if request is not None else "expired"
-    if status == "pending" and request is not None:
-        return _pending(request, state)
+    outcome = push.finish(core.context(), origin(door), user, state["id"])
+    if outcome.status == "pending" and outcome.request is not None:
+        return _pending(outcome.request, state)
     session.pop(SESSION_KEY, None)
-    if status == "approved":
-        if push.complete(ctx, origin(door), user, state["id"]):
-            return PushView("done", state=dict(state))
-        status = ("locked" if user.is_locked
-                  else "blocked" if push.is_blocked(ctx, user) else "used")
-    device = ctx.db.get(Device, request.device_id) if request is not None else None
-    message = (prompt.LOCKED_MESSAGE if status == "locked" else push.BLOCKED
-               if status == "blocked" else push.MESSAGES.get(status, push.MESSAGES["expired"]))
-    return PushView(status, message,
-                    device.name if device else "", state=dict(state))
+    if outcome.ok:
+        return PushView("done", state=dict(state))
+    return PushView(outcome.status, outcome.message,
+                    outcome.device.name if outcome.device else "", state=dict(state))
 
 
 def forget() -> None:

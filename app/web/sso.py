@@ -22,7 +22,7 @@ from flask import (
 )
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from app.core import audit, devices, prompt, push, sso
+from app.core import audit, devices, passcodes, push, signin, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf, htmx, limiter
 from app.web import CSP, push_prompt
@@ -235,10 +235,10 @@ def sign_in():
         return render_template("sso/sign_in.html", form=form, sp_name=_sp_name(pending))
     if not form.validate():
         return render_template("sso/sign_in.html", form=form, sp_name=_sp_name(pending)), 400
-    user = prompt.sign_in(core.context(), origin(DOOR), form.username.data, form.password.data)
+    user = signin.sign_in(core.context(), origin(DOOR), form.username.data, form.password.data)
     if user is None:
         return render_template("sso/sign_in.html", form=form, sp_name=_sp_name(pending),
-                               error=prompt.SIGN_IN_FAILED), 401
+                               error=signin.SIGN_IN_FAILED), 401
     start_session(user, via="sso")
     session["saml_req"] = pending
     return redirect(url_for("sso.resume"))
@@ -305,7 +305,7 @@ def prompt_view():
         return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
     raw = form.device.data or ""
     device_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
-    outcome = prompt.verify_passcode(core.context(), origin(DOOR), user, form.passcode.data,
+    outcome = passcodes.verify_passcode(core.context(), origin(DOOR), user, form.passcode.data,
                                      device_id=device_id)
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)

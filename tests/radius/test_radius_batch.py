@@ -13,7 +13,7 @@ import pytest
 from pyrad import packet as rp
 from sqlalchemy.engine import make_url
 
-from app.core import prompt, radius_auth
+from app.core import lockout, passcodes, radius_auth
 from app.core.directory import LocalDirectory
 from app.core.keys import Keys
 from app.core.radius_auth import AccessRequest
@@ -68,7 +68,7 @@ def test_a_code_used_twice_in_one_batch_is_accepted_once(app, clock, services):
     decisions = radius_auth.decide_many(services, [request("alice", code),
                                                    request("alice", code)])
     assert outcomes(decisions) == ["accept", "reject"]
-    assert decisions[1].message == prompt.MESSAGES[prompt.Verdict.REPLAY]
+    assert decisions[1].message == passcodes.MESSAGES[passcodes.Verdict.REPLAY]
     assert [(r.result, r.detail.split(";")[0]) for r in audit_rows(app, "factor")] == [
         ("ok", "totp"), ("fail", "totp:replay")]
     assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept", "reject"]
@@ -89,7 +89,7 @@ def test_a_batch_decides_as_if_one_after_the_other(app, clock, services):
     assert outcomes(decisions) == ["accept"] + ["reject"] * (threshold + 2) + ["accept"]
     # bob's failures were counted in order: the last one locked him, so his right code
     # in the same batch is refused as locked
-    assert decisions[threshold + 1].message == prompt.LOCKED_MESSAGE
+    assert decisions[threshold + 1].message == lockout.LOCKED_MESSAGE
     assert [r.result for r in audit_rows(app, "lockout")] == ["locked"]
     with committed(app) as c:
         from app.core import users
@@ -106,20 +106,20 @@ def test_one_request_failing_does_not_cost_the_others(app, clock, services, monk
     make_user(app, "bob")
     _, alice = add_totp_device(app)
     _, bob = add_totp_device(app, "bob")
-    real = radius_auth._second_factor_only
+    real = radius_auth.modes.second_factor_only
 
     def broken_for_bob(ctx, origin, req):
         if req.username == "bob":
             raise RuntimeError("a bug")
         return real(ctx, origin, req)
 
-    monkeypatch.setattr(radius_auth, "_second_factor_only", broken_for_bob)
+    monkeypatch.setattr(radius_auth.modes, "second_factor_only", broken_for_bob)
     decisions = radius_auth.decide_many(services, [
         request("alice", totp_code(alice, clock.now)), request("bob", totp_code(bob, clock.now)),
         request("alice", totp_code(alice, clock.now))])
     assert outcomes(decisions) == ["accept", "reject", "reject"]
     assert decisions[1].message == radius_auth.UNAVAILABLE
-    assert decisions[2].message == prompt.MESSAGES[prompt.Verdict.REPLAY]
+    assert decisions[2].message == passcodes.MESSAGES[passcodes.Verdict.REPLAY]
     # the batch was rolled back and decided again one by one: alice's login is recorded once
     assert [(r.username, r.result) for r in audit_rows(app, radius_auth.ACTION)] == [
         ("alice", "accept"), ("alice", "reject")]

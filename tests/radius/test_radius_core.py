@@ -12,10 +12,10 @@ from sqlalchemy import select
 from app.core import radius_auth, radius_clients
 from app.core.directory import LocalDirectory
 from app.core.keys import Keys
-from app.core.prompt import SIGN_IN_FAILED
 from app.core.radius_auth import AccessRequest, Outcome
 from app.core.radius_clients import ClientConfig, ClientTable, RadiusClientError
 from app.core.services import CoreServices
+from app.core.signin import SIGN_IN_FAILED
 from app.db import Database
 from app.extensions import core
 from app.models import RadiusChallenge

@@ -9,7 +9,7 @@ import pytest
 from pyrad import packet as rp
 
 from app.core import radius_auth
-from app.core.prompt import SIGN_IN_FAILED
+from app.core.signin import SIGN_IN_FAILED
 from tests.conftest import (
     PASSWORD,
     add_totp_device,

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import replace
 
 import pytest
 from pyrad import packet as rp
 
-from app.config import ConfigError
+from app.config import ConfigError, load_settings
 from app.core import radius_auth
 from app.core.radius_auth import AccessRequest, Decision, Outcome
 from app.core.radius_clients import ClientConfig
@@ -140,9 +139,8 @@ def test_role_attributes_reach_the_reply(app, clock):
                                    '{"staff": {"Filter-Id": {"a": 1}}}',
                                    '{"staff": {"Filter-Id": true}}'])
 def test_bad_role_attributes_are_a_configuration_error(app, value):
-    settings = replace(app.config["UM2FA"], extra={"radius_role_attributes": value})
     with pytest.raises(ConfigError):
-        radius_auth.role_attributes(settings)
+        load_settings({"radius_role_attributes": value, "instance_dir": app.instance_path})
 
 
 class Clock:

@@ -21,7 +21,7 @@ from sqlalchemy import update
 from app.config import ConfigError, load_settings
 from app.core import radius_auth
 from app.core.directory import DirectoryUnavailable
-from app.core.prompt import SIGN_IN_FAILED
+from app.core.signin import SIGN_IN_FAILED
 from app.extensions import core
 from app.models import User
 from radius.upstream import UpstreamRadiusDirectory, parse_server

@@ -23,17 +23,15 @@ class Check:
 
 
 class Factor(Protocol):
-    """A way to prove the second factor.
+    """A typed second factor.
 
-    `accepts` says whether a typed response is for this factor (by its shape), `start` begins
-    an attempt (sends a push, for instance; nothing for passcodes), `verify` decides it.
+    `accepts` says whether a typed response is for this factor (by its shape), `verify`
+    decides it.
     """
 
     name: str
 
     def accepts(self, response: str) -> bool: ...
-
-    def start(self, ctx: Context, user: User, device: Device | None) -> None: ...
 
     def verify(self, ctx: Context, user: User, device: Device | None,
                response: str) -> Check: ...

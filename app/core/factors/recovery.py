@@ -48,8 +48,6 @@ class RecoveryFactor:
     def accepts(self, response: str) -> bool:
         return len(response) == DIGITS and response.isdigit()
 
-    def start(self, ctx: Context, user: User, device: Device | None) -> None:
-        return None
 
     def verify(self, ctx: Context, user: User | Subject, device: Device | None,
                response: str) -> Check:

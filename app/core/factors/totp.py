@@ -86,8 +86,6 @@ class TotpFactor:
     def accepts(self, response: str) -> bool:
         return len(response) == DIGITS and response.isdigit()
 
-    def start(self, ctx: Context, user: User | Subject, device: Device | None) -> None:
-        return None
 
     def verify(self, ctx: Context, user: User | Subject, device: Device | DeviceRef | None,
                response: str) -> Check:

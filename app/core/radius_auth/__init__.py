@@ -1,0 +1,50 @@
+"""VPN logins: what an Access-Request means for the password and the second factor.
+
+The RADIUS door (radius/) decodes a packet into an `AccessRequest`, calls `decide` (or
+`decide_many` for a batch) in a worker thread and encodes the `Decision`. Everything about
+modes, the delimiter, factors, challenge State, push and fail modes is decided here, with the
+same sign-in (app/core/signin.py), passcode check (app/core/passcodes.py), lockout, replay
+and audit as the web doors. Nothing here imports pyrad.
+
+- `entry`: decide one request or a batch; the client's fail mode;
+- `modes`: append, challenge and second-factor-only modes; reading "password,factor";
+- `challenge`: the Access-Challenge State;
+- `pushes`: a push from the VPN, and the final answer once the door's wait has ended;
+- `decision`: the request and decision types, the texts, and the audited answer.
+"""
+
+from app.core.radius_auth.challenge import CHALLENGE_TTL_SECONDS
+from app.core.radius_auth.challenge import purge as purge_challenges
+from app.core.radius_auth.decision import (
+    ACTION,
+    CHALLENGE_GONE,
+    DEGRADED,
+    DOOR,
+    NO_DEVICE,
+    PAP_ONLY,
+    PASSCODE_NEEDED,
+    PUSH_SENT,
+    PUSH_UNAVAILABLE,
+    PUSH_UNAVAILABLE_ALONE,
+    UNAVAILABLE,
+    AccessRequest,
+    Decision,
+    Outcome,
+    origin_of,
+)
+from app.core.radius_auth.entry import (
+    authenticate,
+    database_unavailable,
+    decide,
+    decide_many,
+    verifies_password,
+)
+from app.core.radius_auth.pushes import finish_push, push_answers
+
+__all__ = [
+    "ACTION", "CHALLENGE_GONE", "CHALLENGE_TTL_SECONDS", "DEGRADED", "DOOR", "NO_DEVICE",
+    "PAP_ONLY", "PASSCODE_NEEDED", "PUSH_SENT", "PUSH_UNAVAILABLE", "PUSH_UNAVAILABLE_ALONE",
+    "UNAVAILABLE", "AccessRequest", "Decision", "Outcome", "authenticate",
+    "database_unavailable", "decide", "decide_many", "finish_push", "origin_of",
+    "purge_challenges", "push_answers", "verifies_password",
+]

@@ -1,0 +1,77 @@
+"""Challenge mode: after the password, an Access-Challenge asks for the second factor; its
+State is ours (a keyed hash of it is stored), single use, bound to the user and the client,
+and expires after five minutes."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from app.core import audit, devices, push
+from app.core.context import Context, Origin
+from app.core.radius_auth.decision import ACTION, AccessRequest, Decision, Outcome
+from app.models import RadiusChallenge, User
+
+CHALLENGE_TTL_SECONDS = 300
+STATE_PURPOSE = "radius-state"
+
+
+def _state_hash(ctx: Context, state: bytes) -> bytes:
+    return ctx.keys.keyed_hash(STATE_PURPOSE, state.hex())
+
+
+def _prompt(user: User) -> str:
+    names = [d.name for d in devices.active_devices(user)]
+    if not names:
+        return ("Enter a 9-digit recovery passcode. (You have no 2FA device yet: add one in the "
+                "2FA portal.)")
+    pushes = [f"{i} to push to {d.name}" for i, d in enumerate(push.push_devices(user), 1)]
+    if pushes:
+        return (f"Enter a passcode or {', '.join(pushes)} (6-digit passcode from "
+                f"{', '.join(names)}, or a 9-digit recovery passcode).")
+    return (f"Enter a 6-digit passcode from {', '.join(names)}, or a 9-digit recovery "
+            "passcode.")
+
+
+def ask(ctx: Context, origin: Origin, req: AccessRequest, user: User) -> Decision:
+    """The password was right: ask for the second factor under a fresh State."""
+    state = secrets.token_bytes(16)
+    now = ctx.now()
+    ctx.db.add(RadiusChallenge(state_hash=_state_hash(ctx, state), user_id=user.id,
+                               client_name=req.client.name, created_at=now,
+                               expires_at=now + timedelta(seconds=CHALLENGE_TTL_SECONDS)))
+    audit.record(ctx, origin, ACTION, "challenge", username=user.username,
+                 detail="password ok, second factor asked")
+    return Decision(Outcome.CHALLENGE, _prompt(user), reason="challenge", state=state)
+
+
+def redeem(ctx: Context, req: AccessRequest) -> tuple[User | None, str]:
+    """The user an Access-Challenge was answered for, and the answer as a factor ("1" is
+    "push1"); None when the State is not ours, expired, used, or issued to another user or
+    client. The State is used up whatever the answer."""
+    now = ctx.now()
+    row = ctx.db.scalar(select(RadiusChallenge).where(
+        RadiusChallenge.state_hash == _state_hash(ctx, req.state or b"")))
+    user = ctx.db.get(User, row.user_id) if row is not None else None
+    valid = (row is not None and user is not None and row.client_name == req.client.name
+             and user.username == req.username.strip().lower() and row.expires_at > now)
+    if valid:
+        valid = ctx.db.execute(
+            update(RadiusChallenge)
+            .where(RadiusChallenge.id == row.id, RadiusChallenge.used_at.is_(None))
+            .values(used_at=now).execution_options(synchronize_session=False)).rowcount == 1
+    if not valid or user is None:
+        return None, ""
+    answer = (req.password or "").strip()
+    if answer.isdigit() and len(answer) == 1:
+        answer = f"push{answer}"
+    return user, answer
+
+
+def purge(ctx: Context) -> int:
+    """Delete challenge States that expired a minute ago or more."""
+    cutoff = ctx.now() - timedelta(seconds=60)
+    return ctx.db.execute(delete(RadiusChallenge).where(RadiusChallenge.expires_at < cutoff)
+                          .execution_options(synchronize_session=False)).rowcount or 0

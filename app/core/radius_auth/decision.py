@@ -1,0 +1,96 @@
+"""What the VPN door hands the core (`AccessRequest`) and gets back (`Decision`), the texts a
+VPN user reads, and `finish`: the one way every mode answers (audited, with the reply
+attributes of the user's role on an accept)."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+from app.core import audit
+from app.core.context import Context, Origin
+from app.core.radius_clients import ClientConfig
+from app.core.users import Subject
+from app.models import User
+
+DOOR = "radius"
+ACTION = "radius.access"
+
+PASSCODE_EXAMPLE = "e.g. password{d}123456"
+PUSH_UNAVAILABLE = ("You have no device that can receive a push; append your 6-digit "
+                    "passcode, " + PASSCODE_EXAMPLE)
+PUSH_UNAVAILABLE_ALONE = "You have no device that can receive a push; enter your 6-digit passcode."
+PUSH_SENT = "Push sent. Approve it in the UM 2FA app."
+PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
+                   + PASSCODE_EXAMPLE)
+NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
+             "passcode to your password, e.g. password{d}123456789")
+CHALLENGE_GONE = "This login has expired or was already answered. Please log in again."
+PAP_ONLY = "Only PAP is supported: set the VPN to send the password with PAP."
+UNAVAILABLE = "The 2FA service is temporarily unavailable. Please try again later."
+DEGRADED = "Signed in with your password only: the 2FA service is temporarily unavailable."
+
+
+class Outcome(enum.Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    CHALLENGE = "challenge"
+    PENDING = "pending"  # a push was sent: the door waits for the answer (never sent as is)
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """A decoded PAP Access-Request from a known client whose packet has been authenticated."""
+
+    client: ClientConfig
+    source: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    state: bytes | None = None
+    nas_ip: str = ""
+    nas_identifier: str = ""
+    calling_station: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    message: str
+    reason: str = ""
+    state: bytes | None = None
+    session_class: bytes | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    push_id: str = ""
+    push_row: int = 0  # the push request's row id (the door's poller scans from the lowest)
+    push_timeout: int = 0
+
+
+def origin_of(req: AccessRequest) -> Origin:
+    facts = [f"radius client {req.client.name}"]
+    for label, value in (("NAS-IP-Address", req.nas_ip), ("NAS-Identifier", req.nas_identifier),
+                         ("Calling-Station-Id", req.calling_station)):
+        if value:
+            facts.append(f"{label} {value}")
+    return Origin(door=DOOR, client_addr=req.source, info="; ".join(facts))
+
+
+def typed_username(req: AccessRequest) -> str:
+    """The User-Name as the audit records it when no user row stands behind it."""
+    return req.username.strip().lower()[:64]
+
+
+def session_class() -> bytes:
+    return b"um2fa:" + secrets.token_hex(16).encode()
+
+
+def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, message: str,
+           *, user: User | Subject | None = None, reason: str = "", device: str = "") -> Decision:
+    username = user.username if user else typed_username(req)
+    audit.record(ctx, origin, ACTION, outcome.value, username=username, device=device,
+                 detail=reason)
+    if outcome is not Outcome.ACCEPT:
+        return Decision(outcome, message, reason=reason)
+    attributes = ctx.settings.radius_role_attributes.get(user.role, ()) if user else ()
+    return Decision(outcome, message, reason=reason, session_class=session_class(),
+                    attributes=attributes)

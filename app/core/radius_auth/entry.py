@@ -1,0 +1,132 @@
+"""The VPN door's entry points: decide one Access-Request, or a batch in one transaction, and
+the client's fail mode when the database cannot be reached."""
+
+from __future__ import annotations
+
+import logging
+
+from app.core import audit
+from app.core.context import Context
+from app.core.directory import DirectoryUnavailable
+from app.core.radius_auth import modes
+from app.core.radius_auth.decision import (
+    ACTION,
+    DEGRADED,
+    PAP_ONLY,
+    UNAVAILABLE,
+    AccessRequest,
+    Decision,
+    Outcome,
+    finish,
+    origin_of,
+    session_class,
+    typed_username,
+)
+from app.core.services import CoreServices
+from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
+
+log = logging.getLogger("um2fa.radius")
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.orig if getattr(exc, "orig", None) is not None else exc
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''}"
+
+
+def decide(services: CoreServices, req: AccessRequest) -> Decision:
+    """Decide one Access-Request in its own transaction; the client's fail mode answers when
+    the database cannot be reached."""
+    try:
+        with services.context() as ctx:
+            return authenticate(ctx, req)
+    except DATABASE_UNAVAILABLE as exc:
+        log.error("database unavailable for a RADIUS decision: %s", _cause(exc))
+        return database_unavailable(services, req)
+    except DirectoryUnavailable as exc:
+        log.error("directory unavailable for a RADIUS decision: %s", exc)
+        audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(req),
+                       detail="directory unavailable")
+        return Decision(Outcome.REJECT, UNAVAILABLE, reason="directory unavailable")
+
+
+def verifies_password(req: AccessRequest) -> bool:
+    """Whether deciding `req` checks a password (argon2: a third of a second of CPU) or not
+    (second-factor-only mode, a challenge answer): the door decides the latter in batches."""
+    return req.password is not None and req.state is None and req.client.mode != "second-factor"
+
+
+def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[Decision]:
+    """Decide requests that arrived together in one transaction (group commit): one commit, and
+    the audit records in one INSERT, instead of one of each per request. The door answers only
+    after this returns, so nothing is answered that was not committed.
+
+    The requests see each other's writes in order, as if decided one after the other: a TOTP
+    code used twice in a batch is accepted once and refused as a replay once (the step claim
+    is one conditional UPDATE). If anything fails, the batch is rolled back and every request
+    is decided again in its own transaction (`decide`), so one request's error never costs the
+    others their answer; if the database is unreachable, each gets its client's fail mode."""
+    if len(requests) == 1:
+        return [decide(services, requests[0])]
+    try:
+        with services.context() as ctx:
+            decisions = []
+            for req in requests:
+                decisions.append(authenticate(ctx, req))
+                if ctx.db.identity_map or ctx.db.new:
+                    # the ORM paths (a challenge answer, append mode) must not see another
+                    # request's objects as they were before its plain UPDATEs
+                    ctx.db.flush()
+                    ctx.db.expire_all()
+            return decisions
+    except DATABASE_UNAVAILABLE as exc:
+        log.error("database unavailable for %d RADIUS decisions: %s", len(requests),
+                  _cause(exc))
+        return [database_unavailable(services, req) for req in requests]
+    except Exception:  # noqa: BLE001 - decided again one by one below
+        log.exception("a batch of %d RADIUS decisions failed; deciding them one by one",
+                      len(requests))
+    return [_decide_or_error(services, req) for req in requests]
+
+
+def _decide_or_error(services: CoreServices, req: AccessRequest) -> Decision:
+    try:
+        return decide(services, req)
+    except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
+        log.exception("error deciding an Access-Request from client %s", req.client.name)
+        return Decision(Outcome.REJECT, UNAVAILABLE, reason="error")
+
+
+def authenticate(ctx: Context, req: AccessRequest) -> Decision:
+    origin = origin_of(req)
+    if req.password is None:
+        return finish(ctx, origin, req, Outcome.REJECT, PAP_ONLY, reason="no User-Password")
+    if req.state is not None:
+        return modes.challenge_answer(ctx, origin, req)
+    if req.client.mode == "second-factor":
+        return modes.second_factor_only(ctx, origin, req)
+    return modes.password_first(ctx, origin, req)
+
+
+def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision:
+    """Fail mode. secure: reject. safe: accept a correct password alone, audited loudly to the
+    log (the database cannot take the record). A directory that keeps its passwords in the
+    database (the local one) cannot check them now, so safe mode rejects with it too."""
+    origin = origin_of(req)
+    username = typed_username(req)
+    if (req.client.fail_mode == "safe" and req.password is not None
+            and req.client.mode != "second-factor"):
+        passwords = [password for password, _factor in modes.readings(req)]
+        try:
+            correct = any(services.directory.check_password(req.username, None, p)
+                          for p in passwords)
+        except DirectoryUnavailable:
+            correct = False
+        if correct:
+            audit.log_only(origin, ACTION, "accept", username=username, level=logging.ERROR,
+                           detail="FAIL-SAFE: database unreachable, password only, "
+                                  "no second factor")
+            return Decision(Outcome.ACCEPT, DEGRADED, reason="fail-safe",
+                            session_class=session_class())
+    audit.log_only(origin, ACTION, "reject", username=username,
+                   detail=f"database unreachable (fail mode {req.client.fail_mode})")
+    return Decision(Outcome.REJECT, UNAVAILABLE, reason="database unavailable")

@@ -1,0 +1,118 @@
+"""The VPN modes: what the password field means, and which second factor it carries.
+
+- append (and challenge) mode: the password, optionally followed by the client's delimiter
+  and a factor ("secret,123456", "secret,push2"); without one, challenge mode asks for it and
+  append mode pushes to the default device (or says what to append);
+- second-factor mode: the VPN checked the password itself; the field holds only the factor.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.core import devices, passcodes, push, signin, users
+from app.core.context import Context, Origin
+from app.core.factors import FACTORS
+from app.core.radius_auth import challenge, pushes
+from app.core.radius_auth.decision import (
+    CHALLENGE_GONE,
+    NO_DEVICE,
+    PASSCODE_NEEDED,
+    AccessRequest,
+    Decision,
+    Outcome,
+    finish,
+)
+from app.core.users import Subject
+from app.models import User
+
+PUSH_RE = re.compile(r"push([1-9]?)")
+
+
+def is_push(word: str) -> bool:
+    return PUSH_RE.fullmatch(word.lower()) is not None
+
+
+def _push_index(word: str) -> int:
+    match = PUSH_RE.fullmatch(word.lower())
+    return int(match.group(1) or 1) if match else 1
+
+
+def _is_factor(word: str) -> bool:
+    code = passcodes.normalise_passcode(word)
+    return is_push(code) or any(factor.accepts(code) for factor in FACTORS.values())
+
+
+def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
+    """(password, factor) readings, most specific first: "secret,123456" is first read as the
+    password "secret" with a factor, then as the password "secret,123456" alone."""
+    password = req.password or ""
+    found: list[tuple[str, str | None]] = []
+    delimiter = req.client.delimiter
+    if delimiter and delimiter in password:
+        head, tail = password.rsplit(delimiter, 1)
+        if head and _is_factor(tail):
+            found.append((head, tail.strip()))
+    found.append((password, None))
+    return found
+
+
+def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
+    """append and challenge modes: the password, optionally followed by a factor."""
+    options = readings(req)
+    user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options])
+    if user is None:
+        return finish(ctx, origin, req, Outcome.REJECT, signin.SIGN_IN_FAILED,
+                      reason="password")
+    factor = options[index][1]
+    if factor is not None:
+        return second_factor(ctx, origin, req, user, factor)
+    if req.client.mode == "challenge":
+        return challenge.ask(ctx, origin, req, user)
+    pushable = push.push_devices(user)
+    if pushable:
+        return pushes.send(ctx, origin, req, user, pushable[0])
+    hint = PASSCODE_NEEDED if devices.active_devices(user) else NO_DEVICE
+    return finish(ctx, origin, req, Outcome.REJECT, hint.format(d=req.client.delimiter),
+                  user=user, reason="no second factor given")
+
+
+def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
+    """The VPN has checked the password itself; the password field holds only the factor.
+    A passcode (the hot path) is checked on the user read without the ORM (users.Subject)."""
+    factor = (req.password or "").strip()
+    user = (users.find(ctx, req.username) if is_push(factor)
+            else users.subject(ctx, req.username))
+    if user is None:
+        return finish(ctx, origin, req, Outcome.REJECT,
+                      passcodes.MESSAGES[passcodes.Verdict.WRONG], reason="unknown user")
+    return second_factor(ctx, origin, req, user, factor)
+
+
+def challenge_answer(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
+    """The answer to an Access-Challenge: a factor, for the user the State was issued to."""
+    user, answer = challenge.redeem(ctx, req)
+    if user is None:
+        return finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE,
+                      reason="unknown, expired, used or misbound State")
+    return second_factor(ctx, origin, req, user, answer)
+
+
+def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User | Subject,
+                  factor: str) -> Decision:
+    """A push ("push", "pushN": the Nth push device) or a passcode, for a known user."""
+    if is_push(factor):
+        assert isinstance(user, User)  # pushes are read with the ORM (second_factor_only)
+        pushable = push.push_devices(user)
+        index = _push_index(factor)
+        device = pushable[index - 1] if index <= len(pushable) else None
+        return pushes.send(ctx, origin, req, user, device)
+    outcome = passcodes.verify_passcode(ctx, origin, user, factor)
+    if not outcome.ok:
+        return finish(ctx, origin, req, Outcome.REJECT, outcome.message, user=user,
+                      reason=f"{outcome.factor or 'passcode'} "
+                             f"{'locked' if outcome.locked else outcome.verdict.value}")
+    used = outcome.device.name if outcome.device else "a recovery passcode"
+    return finish(ctx, origin, req, Outcome.ACCEPT, f"Success. Logged in with {used}.",
+                  user=user, reason=outcome.factor,
+                  device=outcome.device.name if outcome.device else "")

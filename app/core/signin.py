@@ -1,0 +1,49 @@
+"""The password step every door drives first: the directory checks the password, a user the
+directory knows is provisioned, and a locked or unknown user fails like a wrong password."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.core import audit, lockout, provisioning, users
+from app.core.context import Context, Origin
+from app.models import User
+
+SIGN_IN_FAILED = "Incorrect UMPASS ID or password, or the account cannot sign in."
+
+
+def sign_in(ctx: Context, origin: Origin, username: str, password: str) -> User | None:
+    """The primary (password) step. Unknown, locked and wrong-password users all get None,
+    after the same amount of work."""
+    return sign_in_first(ctx, origin, username, (password,))[0]
+
+
+def sign_in_first(ctx: Context, origin: Origin, username: str,
+                  readings: Sequence[str]) -> tuple[User | None, int]:
+    """The primary step when what the user typed can be read more than one way (the VPN door
+    tries "password,passcode" split, then whole): the first reading that is the password wins
+    and its index is returned. Every reading is tried for unknown users too; one audit record."""
+    user = users.find(ctx, username)
+    stored = user.password_hash if user else None
+    matched = -1
+    for index, password in enumerate(readings):
+        if ctx.directory.check_password(username, stored, password):
+            matched = index
+            break
+    ok = matched >= 0
+    if ok:  # a directory outside our database (LDAP) creates or refreshes the local row
+        found = ctx.directory.lookup(username)
+        if found is not None:
+            try:
+                user = provisioning.sync_user(ctx, origin, found)
+            except users.UserError:
+                user = None  # a directory username we cannot hold: as unknown
+    name = user.username if user else username.strip().lower()[:64]
+    locked = user is not None and lockout.is_locked(user)
+    if user is None or not ok or locked:
+        reason = "unknown user" if user is None else ("locked" if locked and ok
+                                                       else "wrong password")
+        audit.record(ctx, origin, "sign_in", "fail", username=name, detail=reason)
+        return None, -1
+    audit.record(ctx, origin, "sign_in", "ok", username=name)
+    return user, matched

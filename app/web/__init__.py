@@ -133,7 +133,7 @@ def _unexpected_page():
 
 
 def init_app(app: Flask) -> None:
-    from app.web import devices, portal, prompt, settings, sso
+    from app.web import devices, portal, prompt, settings, sso, sso_prompt
 
     app.session_interface = SessionInterface()
     for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso.bp):
@@ -165,6 +165,6 @@ def init_app(app: Flask) -> None:
         from app.web.auth import current_user
 
         return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
-                "pending_login_url": sso.pending_login_url,
+                "pending_login_url": sso_prompt.pending_login_url,
                 "PLATFORMS": PLATFORMS}
 

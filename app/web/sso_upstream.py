@@ -4,7 +4,8 @@ asks for the password, we ask only for the second factor.
 SP -> /saml/sso (as always) -> /sso/sign-in sends the browser on to /sso/upstream/login ->
 the upstream IdP (HTTP-Redirect AuthnRequest, RelayState a random token kept in the session) ->
 its Response POSTed to /sso/upstream/acs -> the local user signed in -> /sso/continue: the
-usual prompt, new-user policy and our own signed Response to the SP (app/web/sso.py).
+usual prompt (app/web/sso_prompt.py), new-user policy and our own signed Response to the SP
+(app/web/sso.py).
 """
 
 from __future__ import annotations

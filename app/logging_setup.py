@@ -102,11 +102,11 @@ def configure(log_format: str = "text", level: int | str = logging.INFO,
 # --- the request id in the web app --------------------------------------------------------
 
 def _take_request_id() -> None:
-    from app.core import policy
+    from app.web import addresses
 
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    trusted = policy.in_networks(request.remote_addr or "",
-                                 current_app.config["UM2FA"].trusted_proxies)
+    trusted = addresses.in_networks(request.remote_addr or "",
+                                    current_app.config["UM2FA"].trusted_proxies)
     g.request_id = given if trusted and REQUEST_ID_RE.fullmatch(given) else new_request_id()
 
 

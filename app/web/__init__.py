@@ -133,10 +133,18 @@ def _unexpected_page():
 
 
 def init_app(app: Flask) -> None:
-    from app.web import devices, portal, prompt, settings, sso
+    from app.web import (
+        devices,
+        portal,
+        prompt,
+        settings,
+        sso,  # noqa: F401 - its routes (the SAML protocol) join sso_base.bp
+        sso_base,
+        sso_prompt,
+    )
 
     app.session_interface = SessionInterface()
-    for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso.bp):
+    for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso_base.bp):
         app.register_blueprint(bp)
     from app.web import sso_upstream
 
@@ -165,6 +173,6 @@ def init_app(app: Flask) -> None:
         from app.web.auth import current_user
 
         return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
-                "pending_login_url": sso.pending_login_url,
+                "pending_login_url": sso_prompt.pending_login_url,
                 "PLATFORMS": PLATFORMS}
 

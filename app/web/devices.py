@@ -16,7 +16,7 @@ from app.web.auth import login_required, require_user, second_factor_is_fresh
 from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
 from app.web.fresh import fresh_second_factor
 from app.web.gate import campus_only
-from app.web.prompt import _passcode_user_key
+from app.web.limits import passcode_user_key, passcode_user_limit
 from app.web.push_prompt import go_to
 from app.web.request_info import origin
 
@@ -180,8 +180,7 @@ def activation_status():
 
 @bp.route("/activate", methods=["GET", "POST"])
 @fresh_second_factor("add")
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
-               key_func=_passcode_user_key, methods=["POST"])
+@limiter.limit(passcode_user_limit, key_func=passcode_user_key, methods=["POST"])
 def activate():
     if not _reached("activate") or _reached("name"):
         return _back_to_current()

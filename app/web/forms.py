@@ -7,6 +7,12 @@ from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 PASSCODE_PATTERN = r"^\s*(\d\s*){6}$|^\s*(\d[\s-]*){9}$"
 
 
+def parse_device_id(raw: str | None) -> int | None:
+    """A device id as a form or query value carries it (ASCII digits, at most 9), else None."""
+    raw = raw or ""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
 class SignInForm(FlaskForm):
     username = StringField("UMPASS ID", validators=[InputRequired("Enter your UMPASS ID."),
                                                     Length(max=64)])

@@ -16,8 +16,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
-from app.core import policy
 from app.extensions import core, limiter
+from app.web import addresses
 
 log = logging.getLogger("um2fa.ops")
 
@@ -119,7 +119,7 @@ def _metrics_allowed() -> bool:
         given = header[7:].strip().encode()
         if hmac.compare_digest(given, settings.metrics_token.encode()):
             return True
-    return policy.in_networks(client_addr(), settings.metrics_networks)
+    return addresses.in_networks(client_addr(), settings.metrics_networks)
 
 
 def _collector(app: Flask):

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, session, url_for
 
 from app.core import devices, signin
-from app.extensions import core, limiter
+from app.extensions import core
 from app.web.auth import current_user, start_session
 from app.web.forms import EmptyForm, SignInForm
 from app.web.gate import portal_campus_only
+from app.web.limits import signin_limits
 from app.web.request_info import origin
 
 bp = Blueprint("portal", __name__)
 bp.before_request(portal_campus_only)
-
-
-def _signin_username() -> str:
-    return "signin:" + (request.form.get("username") or "").strip().lower()[:64]
 
 
 @bp.get("/")
@@ -29,9 +26,7 @@ def index():
 
 
 @bp.post("/sign-in")
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_address)
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_user,
-               key_func=_signin_username)
+@signin_limits()
 def sign_in():
     form = SignInForm()
     if not form.validate():

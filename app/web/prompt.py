@@ -6,10 +6,10 @@ and "Add a new device" (which also takes a 9-digit recovery passcode).
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from app.core import devices, passcodes, push
-from app.extensions import core, htmx, limiter
+from app.extensions import core, htmx
 from app.web import push_prompt
 from app.web.auth import (
     login_required,
@@ -17,8 +17,9 @@ from app.web.auth import (
     require_user,
     second_factor_is_fresh,
 )
-from app.web.forms import DevicePasscodeForm
+from app.web.forms import DevicePasscodeForm, parse_device_id
 from app.web.gate import campus_only
+from app.web.limits import passcode_limits
 from app.web.request_info import origin
 
 bp = Blueprint("prompt", __name__, url_prefix="/prompt")
@@ -34,17 +35,9 @@ DESTINATIONS = {
 }
 
 
-def _passcode_user_key() -> str:
-    return f"passcode:{session.get('uid', '-')}"
-
-
 def _next() -> str:
     value = request.values.get("next", "done")
     return value if value in DESTINATIONS else "done"
-
-
-def _device_id(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 def _links(next_step: str) -> push_prompt.Links:
@@ -85,9 +78,7 @@ def passcode_form():
 
 @bp.post("")
 @login_required
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_address)
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
-               key_func=_passcode_user_key)
+@passcode_limits()
 def verify():
     form = DevicePasscodeForm()
     if not form.validate():
@@ -95,7 +86,7 @@ def verify():
         return _render(form, show_passcode=True, error=error, status=400)
     user = require_user()
     outcome = passcodes.verify_passcode(core.context(), origin(), user, form.passcode.data,
-                                     device_id=_device_id(form.device.data))
+                                     device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)
     mark_second_factor()
@@ -116,9 +107,7 @@ def methods():
 
 @bp.post("/push")
 @login_required
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_address)
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_passcode_user,
-               key_func=_passcode_user_key)
+@passcode_limits()
 def push_start():
     """ "Send me a Push": start it, then show its status (which the page polls)."""
     user = require_user()

@@ -14,6 +14,7 @@ from flask import redirect, render_template, session
 from app.core import push
 from app.extensions import core, htmx
 from app.models import Device, PushRequest, User
+from app.web.forms import parse_device_id
 from app.web.request_info import origin
 
 SESSION_KEY = "push"
@@ -60,8 +61,8 @@ def chosen_device(user: User, raw: str | int | None) -> Device | None:
     from app.core import devices
 
     raw = str(raw or "")
-    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
-        found = next((d for d in devices.active_devices(user) if d.id == int(raw)), None)
+    if (device_id := parse_device_id(raw)) is not None:
+        found = next((d for d in devices.active_devices(user) if d.id == device_id), None)
         if found is not None:
             return found
     return devices.default_device(user)
@@ -80,9 +81,9 @@ def start(door: str, user: User, raw_device: str, service: str, **state) -> Push
     ctx = core.context()
     device = None
     if raw_device:
-        if not (raw_device.isascii() and raw_device.isdigit() and len(raw_device) <= 9):
+        if (device_id := parse_device_id(raw_device)) is None:
             raise push.NotPushable()
-        device = ctx.db.get(Device, int(raw_device))
+        device = ctx.db.get(Device, device_id)
         if device is None or device.user_id != user.id:
             raise push.NotPushable()
     request = push.start(ctx, origin(door), user, device, service=service)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from app.core import policy
 from app.core.context import Origin
+from app.web import addresses
 
 
 def client_addr() -> str:
     if "client_addr" not in g:
         settings = current_app.config["UM2FA"]
-        g.client_addr = policy.client_address(request.remote_addr or "",
-                                              request.headers.get("X-Forwarded-For"),
-                                              settings.trusted_proxies)
+        g.client_addr = addresses.client_address(request.remote_addr or "",
+                                                 request.headers.get("X-Forwarded-For"),
+                                                 settings.trusted_proxies)
     return g.client_addr
 
 
 def on_campus() -> bool:
-    return policy.is_campus(client_addr(), current_app.config["UM2FA"].campus_networks)
+    return addresses.is_campus(client_addr(), current_app.config["UM2FA"].campus_networks)
 
 
 def origin(door: str = "portal") -> Origin:
@@ -30,5 +30,5 @@ def is_secure() -> bool:
     if request.is_secure:
         return True
     settings = current_app.config["UM2FA"]
-    trusted = policy.in_networks(request.remote_addr or "", settings.trusted_proxies)
+    trusted = addresses.in_networks(request.remote_addr or "", settings.trusted_proxies)
     return trusted and request.headers.get("X-Forwarded-Proto", "").lower() == "https"

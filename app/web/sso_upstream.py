@@ -4,7 +4,8 @@ asks for the password, we ask only for the second factor.
 SP -> /saml/sso (as always) -> /sso/sign-in sends the browser on to /sso/upstream/login ->
 the upstream IdP (HTTP-Redirect AuthnRequest, RelayState a random token kept in the session) ->
 its Response POSTed to /sso/upstream/acs -> the local user signed in -> /sso/continue: the
-usual prompt, new-user policy and our own signed Response to the SP (app/web/sso.py).
+usual prompt (app/web/sso_prompt.py), new-user policy and our own signed Response to the SP
+(app/web/sso.py).
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ from app.config import ConfigError
 from app.core import audit, upstream_idp
 from app.extensions import core, csrf, limiter
 from app.web.auth import start_session
+from app.web.limits import signin_address_limit
 from app.web.request_info import origin
-from app.web.sso import DOOR, error_page, signing_keys
+from app.web.sso_base import DOOR, NO_SIGN_IN, error_page, no_sign_in, signing_keys
 from saml import upstream
 from saml.xml import SamlError
 
 bp = Blueprint("sso_upstream", __name__)
 SESSION_KEY = "upstream_req"
 EXTENSION = "sso_upstream_idp"
-NO_SIGN_IN = ("There is no sign-in in progress. Start again from the service you want to use.")
 
 
 def enabled() -> bool:
@@ -90,7 +91,7 @@ def login():
     if not enabled():
         abort(404)
     if pending is None:
-        return error_page(NO_SIGN_IN)
+        return no_sign_in()
     relay = secrets.token_urlsafe(24)
     url, request_id = upstream.login_url(our_sp(), _idp(), relay_state=relay,
                                          force_authn=bool(pending.get("force")))
@@ -118,7 +119,7 @@ def _refuse(message: str, status: int = 400):
 
 @bp.post(upstream.ACS_PATH)
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_signin_address)
+@limiter.limit(signin_address_limit)
 def acs():
     """The upstream IdP's Response: validated, used once, then our own prompt."""
     if not enabled():

@@ -1,4 +1,5 @@
-"""Network and lockout policy shared by every door."""
+"""Network addresses as the web door sees them: the client behind trusted proxies, campus
+or not, inside a list of networks (the metrics allow-list, trusted proxies)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, load_settings, parse_networks
-from app.core.policy import client_address, is_campus
+from app.web.addresses import client_address, is_campus
 
 CAMPUS = parse_networks("10.0.0.0/8,2001:db8::/32")
 PROXIES = parse_networks("192.0.2.10/32,192.0.2.11/32")

@@ -1,0 +1,60 @@
+"""The SSO door's blueprint and what its endpoints share (the protocol's in app/web/sso.py,
+the sign-in and 2FA prompt's in app/web/sso_prompt.py): the IdP's base URL, entity ID and
+signing keys, the SAML request waiting in the session, the remember-me cookie, error pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request, session
+from itsdangerous import URLSafeTimedSerializer
+
+from app.core import service_providers as sps
+from app.extensions import core
+from saml import keys as saml_keys
+
+bp = Blueprint("sso", __name__)
+REMEMBER_COOKIE = "um2fa_remember"
+DOOR = "sso"
+NO_SIGN_IN = "There is no sign-in in progress. Start again from the service you want to use."
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def base_url() -> str:
+    return (current_app.config["UM2FA"].base_url or request.url_root).rstrip("/")
+
+
+def entity_id() -> str:
+    return base_url() + "/saml/metadata"
+
+
+def signing_keys() -> list[saml_keys.SigningKey]:
+    app = current_app._get_current_object()
+    if "saml_keys" not in app.extensions:
+        instance = app.config["UM2FA"].instance_dir
+        try:
+            app.extensions["saml_keys"] = saml_keys.load_all(instance, entity_id())
+        except FileExistsError:  # another process generated the first key at the same moment
+            app.extensions["saml_keys"] = saml_keys.load_all(instance, entity_id())
+    return app.extensions["saml_keys"]
+
+
+def error_page(message: str, status: int = 400):
+    return render_template("sso/error.html", message=message), status
+
+
+def no_sign_in():
+    """The error page for a step of the SSO door reached with no SAML request pending."""
+    return error_page(NO_SIGN_IN)
+
+
+def remember_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="um2fa-remember")
+
+
+def pending_request() -> dict | None:
+    return session.get("saml_req")
+
+
+def sp_name(pending: dict) -> str:
+    sp = sps.find(core.context(), pending["sp"])
+    return sp.name if sp else pending["sp"]

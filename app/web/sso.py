@@ -25,8 +25,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from app.core import audit, devices, prompt, push, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf, htmx, limiter
-from app.web import CSP, push_prompt
+from app.web import push_prompt
 from app.web.auth import current_user, mark_second_factor, start_session
+from app.web.csp import CSP
 from app.web.forms import DevicePasscodeForm, SignInForm
 from app.web.request_info import origin
 from saml import keys as saml_keys

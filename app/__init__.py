@@ -32,7 +32,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     web.init_app(app)
 
-    from app.cli import register
+    from app.cli.groups import register
 
     register(app)
     return app

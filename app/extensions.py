@@ -9,11 +9,9 @@ from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
+from app.bootstrap import build_services
 from app.config import Settings
 from app.core.context import Context
-from app.core.directory import Directory, make_directory
-from app.core.keys import Keys
-from app.core.push_events import make_push_events
 from app.core.services import CoreServices
 from app.db import Database
 
@@ -35,19 +33,8 @@ class CoreExtension:
 
     def init_app(self, app: Flask) -> None:
         settings: Settings = app.config["UM2FA"]
-        app.extensions["um2fa"] = CoreServices(
-            db=Database(settings.database_url), settings=settings,
-            keys=Keys(settings.encryption_key), directory=self._directory(settings),
-            push_events=make_push_events(settings.redis_url, settings.ratelimit_key_prefix))
+        app.extensions["um2fa"] = build_services(settings)  # app/bootstrap.py
         app.teardown_appcontext(self._close)
-
-    @staticmethod
-    def _directory(settings: Settings) -> Directory:
-        if settings.directory == "radius":  # it speaks RADIUS (pyrad), so it is not in app/core
-            from radius.upstream import UpstreamRadiusDirectory
-
-            return UpstreamRadiusDirectory(settings)
-        return make_directory(settings)
 
     @staticmethod
     def services(app: Flask | None = None) -> CoreServices:

@@ -572,22 +572,19 @@ def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 
     from sqlalchemy import insert, select
 
     from app import migrate
+    from app.bootstrap import build_services
     from app.config import load_settings
     from app.core import radius_clients
     from app.core.context import Origin
-    from app.core.directory import LocalDirectory, _hasher, hash_password
+    from app.core.directory import _hasher, hash_password
     from app.core.factors.totp import new_secret
-    from app.core.keys import Keys
-    from app.core.services import CoreServices
-    from app.db import Database
     from app.models import Device, User
 
     settings = load_settings({"instance_dir": workdir / "instance",
                               "database_url": database_url})
     migrate.upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    keys = Keys(settings.encryption_key)
-    services = CoreServices(db, settings, keys, LocalDirectory())
+    services = build_services(settings)  # the local directory: no UM2FA_DIRECTORY here
+    db, keys = services.db, services.keys
     password = "bench-password-1"  # noqa: S105 - the benchmark users' password
     shared_hash = hash_password(password)
     secrets_by_user: dict[str, str] = {}

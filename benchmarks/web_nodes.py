@@ -308,18 +308,16 @@ def seed_users(database_url: str, prefix: str, count: int) -> list[SeedUser]:
     from argon2 import PasswordHasher
     from sqlalchemy import insert, select
 
+    from app.bootstrap import build_services
     from app.config import load_settings
     from app.core.factors.totp import new_secret
-    from app.core.keys import Keys
-    from app.db import Database
     from app.models import Device, User
 
-    settings = load_settings({"database_url": database_url})
-    keys = Keys(settings.encryption_key)
+    services = build_services(load_settings({"database_url": database_url}))
+    db, keys = services.db, services.keys
     shared_hash = PasswordHasher(**CHEAP_ARGON2).hash(PASSWORD)
     now = datetime.now(UTC)
     names = [f"{prefix}{i:06d}" for i in range(count)]
-    db = Database(database_url)
     try:
         with db.session() as session:
             session.execute(insert(User), [

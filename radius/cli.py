@@ -6,26 +6,14 @@ import logging
 import sys
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
+from app.cli.common import CLI, configuration_errors, core_session
 from app.core import radius_clients
 from radius import DEFAULT_MAX_IN_FLIGHT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STDIN = "-"
-
-
-def _session():
-    from app.cli import core_session
-
-    return core_session()
-
-
-def _origin():
-    from app.cli import CLI
-
-    return CLI
 
 
 @click.group("radius-clients", help="VPN concentrators (NAS) allowed to use the RADIUS server.")
@@ -67,10 +55,10 @@ def clients_add(name, address, secret, mode, delimiter, require_message_authenti
         secret = sys.stdin.readline().strip()
     if generated:
         secret = radius_clients.generate_secret()
-    with _session() as ctx:
+    with core_session() as ctx:
         try:
             client = radius_clients.add(
-                ctx, _origin(), name, address, secret, mode=mode, delimiter=delimiter,
+                ctx, CLI, name, address, secret, mode=mode, delimiter=delimiter,
                 require_message_authenticator=require_message_authenticator,
                 fail_mode=fail_mode, push_timeout=push_timeout)
         except radius_clients.RadiusClientError as exc:
@@ -87,7 +75,7 @@ def clients_add(name, address, secret, mode, delimiter, require_message_authenti
 @with_appcontext
 def clients_list() -> None:
     """The clients by name (secrets are not shown)."""
-    with _session() as ctx:
+    with core_session() as ctx:
         clients = radius_clients.list_all(ctx)
     if not clients:
         click.echo("no RADIUS clients (add one with `um2fa radius-clients add`)", err=True)
@@ -104,9 +92,9 @@ def clients_list() -> None:
 def clients_remove(name) -> None:
     """Stop accepting packets from the NAS NAME (a running server notices within its refresh
     interval)."""
-    with _session() as ctx:
+    with core_session() as ctx:
         try:
-            radius_clients.remove(ctx, _origin(), name)
+            radius_clients.remove(ctx, CLI, name)
         except radius_clients.RadiusClientError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"removed RADIUS client {name}")
@@ -136,25 +124,26 @@ def clients_remove(name) -> None:
               help="Serve /metrics and /healthz over HTTP on this port (with --processes N, "
                    "each process takes the first free one of PORT..PORT+N-1).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
-@with_appcontext
 def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_level,
                  metrics_port, metrics_host) -> None:
     """Run the RADIUS server (PAP Access-Requests from the VPN)."""
     import asyncio
 
     from app import migrate
-    from app.extensions import core
+    from app.bootstrap import build_services
+    from app.config import load_settings
     from app.logging_setup import configure
     from radius import processes as multi
     from radius.server import RadiusServer, serve
 
-    settings = current_app.config["UM2FA"]
+    with configuration_errors():  # no Flask app: the services straight from the settings
+        settings = load_settings()
+        services = build_services(settings)
     configure(settings.log_format, level=getattr(logging, log_level.upper()))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     metrics_at = (metrics_host, metrics_port, processes) if metrics_port else None
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
-    services = core.services()
     turns = multi.write_turns(settings.database_url) if processes > 1 else None
 
     def serve_one(port: int, listening=None) -> None:

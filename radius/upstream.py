@@ -3,7 +3,7 @@
 `UpstreamRadiusDirectory` implements app.core.directory's Directory protocol: the password is
 sent in a PAP Access-Request to the servers of `upstream_radius_servers`, in order, and the
 second factor is then ours as with any directory. It lives here, not in app/core, because it
-speaks RADIUS with pyrad; app/extensions.py builds it when `directory = "radius"`.
+speaks RADIUS with pyrad; app/bootstrap.py builds it when `directory = "radius"`.
 
 - Every request has a random Identifier and Request Authenticator and a Message-Authenticator
   (first attribute). Every reply must match the request (Identifier, Response Authenticator, no

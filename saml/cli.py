@@ -6,13 +6,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app.cli.common import CLI, core_session
 from app.core import service_providers as sps
-from app.core.context import Origin
 from saml import keys as saml_keys
 from saml.sp_metadata import parse_sp_metadata
 from saml.xml import SamlError
-
-CLI = Origin(door="cli", client_addr="local")
 
 
 @click.group("sp", help="SAML service providers allowed to use the SSO door.")
@@ -25,8 +23,6 @@ def sp_group() -> None: ...
 @click.option("--replace", is_flag=True, help="Update an SP that is already registered.")
 @with_appcontext
 def sp_add(metadata_file, replace) -> None:
-    from app.cli import core_session
-
     raw = metadata_file.read()
     try:
         meta = parse_sp_metadata(raw)
@@ -48,8 +44,6 @@ def sp_add(metadata_file, replace) -> None:
 @sp_group.command("list")
 @with_appcontext
 def sp_list() -> None:
-    from app.cli import core_session
-
     with core_session() as ctx:
         for sp in sps.all_providers(ctx):
             signed = "signed requests" if sp.sign_requests else ""
@@ -60,8 +54,6 @@ def sp_list() -> None:
 @click.argument("entity_id")
 @with_appcontext
 def sp_remove(entity_id) -> None:
-    from app.cli import core_session
-
     with core_session() as ctx:
         try:
             sps.remove(ctx, CLI, entity_id)

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from app.bootstrap import make_directory
 from app.config import ConfigError, load_settings
 from app.core import identity, provisioning, users
-from app.core.directory import (
-    DirectoryUnavailable,
-    DirectoryUser,
-    LocalDirectory,
-    make_directory,
-)
+from app.core.directory import DirectoryUnavailable, DirectoryUser, LocalDirectory
 from app.core.directory_ldap import LdapDirectory, dn_for, filter_for
 from tests.conftest import TEST_ORIGIN, audit_rows
 from tests.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer

@@ -1,7 +1,9 @@
-"""Primary authentication behind one interface: the local directory, LDAP
-(app/core/directory_ldap.py) and upstream RADIUS later. A directory answers "is this the
-password of this user"; one outside our database can also describe a user (`lookup`), for
-app/core/provisioning.py to create or update the local row.
+"""Primary authentication behind one interface: the local directory (here), LDAP
+(app/core/directory_ldap.py) and an upstream RADIUS server (radius/upstream.py: it speaks
+RADIUS with pyrad, so it is not in app/core). app/bootstrap.py's `make_directory` picks the one
+that `settings.directory` names. A directory answers "is this the password of this user"; one
+outside our database can also describe a user (`lookup`), for app/core/provisioning.py to create
+or update the local row.
 
 A directory that cannot be asked (server down, TLS refused, timeout) raises
 DirectoryUnavailable instead of answering False: doors answer "temporarily unavailable"
@@ -10,7 +12,7 @@ DirectoryUnavailable instead of answering False: doors answer "temporarily unava
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,10 +20,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 # Verified against when the user is unknown, so both cases cost one argon2 verification.
 _DUMMY_HASH = _hasher.hash("um2fa-timing-equaliser")
-
-
-if TYPE_CHECKING:
-    from app.config import Settings
 
 
 class DirectoryUnavailable(Exception):
@@ -66,12 +64,3 @@ class LocalDirectory:
 
     def lookup(self, username: str) -> DirectoryUser | None:
         return None  # our users are rows already
-
-
-def make_directory(settings: Settings) -> Directory:
-    """The directory that `settings.directory` names."""
-    if settings.directory == "ldap":
-        from app.core.directory_ldap import LdapDirectory
-
-        return LdapDirectory(settings)
-    return LocalDirectory()

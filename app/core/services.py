@@ -1,5 +1,6 @@
 """What a long-running door (the RADIUS server) needs to open a core Context per request,
-without Flask: the database, settings, keys, directory, clock and push fan-out."""
+without Flask: the database, settings, keys, directory, clock and push fan-out. app/bootstrap.py
+builds them from the settings, for every door."""
 
 from __future__ import annotations
 

@@ -13,12 +13,9 @@ from werkzeug.exceptions import HTTPException
 
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
+from app.web.csp import CSP
 
 log = logging.getLogger("um2fa.web")
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-       "object-src 'none'")
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -27,8 +27,8 @@ from itsdangerous import BadSignature
 from app.core import audit, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
-from app.web import CSP
 from app.web.auth import current_user
+from app.web.csp import CSP
 from app.web.request_info import origin
 from app.web.sso_base import (
     DOOR,

@@ -1,0 +1,31 @@
+"""`um2fa serve`: the web app on waitress."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host, port, threads) -> None:
+    """Run the web app (waitress)."""
+    from waitress import serve as waitress_serve
+
+    from app import migrate
+    from app.logging_setup import configure
+    from saml import keys as saml_keys
+
+    settings = current_app.config["UM2FA"]
+    configure(settings.log_format)
+    if migrate.current(settings.database_url) != migrate.heads():
+        raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
+    # The IdP's signing key is made on first start, not on the first sign-in.
+    saml_keys.load_all(settings.instance_dir, settings.base_url or "um2fa")
+    click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)
+    waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads,
+                   ident="um2fa")

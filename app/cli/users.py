@@ -1,0 +1,76 @@
+"""`um2fa users …`: the local directory of users."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from app.cli.common import CLI, core_session
+from app.core import devices as core_devices
+from app.core import users as core_users
+
+
+@click.group("users", help="The local directory of users.")
+def users_group() -> None: ...
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--password", required=True, help="UMPASS password (at least 8 characters).")
+@click.option("--dob", required=True, help="Date of birth, YYYY-MM-DD.")
+@click.option("--id-last4", required=True, help="Last 4 characters of the ID/passport number.")
+@click.option("--role", default="student", show_default=True,
+              type=click.Choice(core_users.ROLES))
+@click.option("--name", default="", help="Display name.")
+@click.option("--email", default="")
+@with_appcontext
+def users_add(username, password, dob, id_last4, role, name, email) -> None:
+    with core_session() as ctx:
+        user = core_users.add(ctx, CLI, core_users.NewUser(username, password, dob, id_last4,
+                                                           role, name, email))
+    click.echo(f"added {user.username}")
+
+
+@users_group.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@with_appcontext
+def users_import(csv_file) -> None:
+    """Add users from CSV with a header line: username,password,dob,id_last4,role,name,email."""
+    with core_session() as ctx:
+        added = core_users.import_csv(ctx, CLI, csv_file)
+    click.echo(f"imported {len(added)} user(s)")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    from sqlalchemy import select
+
+    from app.models import User
+
+    with core_session() as ctx:
+        for user in ctx.db.scalars(select(User).order_by(User.username)):
+            state = "disabled" if user.disabled else ("locked out" if user.locked_at else "active")
+            active = len(core_devices.active_devices(user))
+            click.echo(f"{user.username}\t{user.role}\t{state}\t{active} device(s)\t"
+                       f"{user.display_name}")
+
+
+@users_group.command("lock")
+@click.argument("username")
+@with_appcontext
+def users_lock(username) -> None:
+    """Disable an account: no sign-in, no second factor, no recovery."""
+    with core_session() as ctx:
+        core_users.lock(ctx, CLI, username)
+    click.echo(f"locked {username}")
+
+
+@users_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username) -> None:
+    """Re-enable an account and clear a second-factor lockout."""
+    with core_session() as ctx:
+        core_users.unlock(ctx, CLI, username)
+    click.echo(f"unlocked {username}")

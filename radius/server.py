@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 from pyrad import packet as rp
 from pyrad.server_async import DatagramProtocolServer, ServerAsync, ServerType
@@ -29,6 +27,7 @@ from pyrad.server_async import DatagramProtocolServer, ServerAsync, ServerType
 from app.core import radius_auth, radius_clients
 from app.core.services import CoreServices
 from radius import DEFAULT_MAX_IN_FLIGHT, translate
+from radius.batcher import Batcher, Pending
 from radius.cache import PENDING, RetransmitCache
 from radius.push_wait import PushWaiter
 
@@ -40,77 +39,9 @@ MAX_PUSH_WAITS = 20_000
 UNKNOWN_WARNINGS = 1024  # distinct unknown sources logged individually, then only counted
 DROP_LOG_INTERVAL = 60.0
 DROP_LOG_SOURCES = 4096
-MAX_BATCH = 128  # requests decided in one transaction at most
 # Password checks (argon2, about a third of a second of CPU each) waiting or running, per worker
 # thread: beyond that they are dropped rather than queued past the NAS's timeout.
 PASSWORD_QUEUE_ROUNDS = 2
-
-
-class Pending(NamedTuple):
-    """A request on its way through the decision thread, with what its answer needs."""
-
-    protocol: Any
-    pkt: rp.AuthPacket
-    request: radius_auth.AccessRequest
-    key: tuple
-    addr: tuple
-
-
-class Batcher:
-    """One thread deciding queued requests in batches: each batch is what queued up while the
-    previous one was decided (up to MAX_BATCH), so under light load a batch is one request
-    and nothing waits for a batch to fill. `done` is called on the event loop with each batch
-    and its decisions, after the batch's transaction has committed. `lock`, if given, is held
-    around each batch (several processes on one SQLite database take turns with it)."""
-
-    def __init__(self, services: CoreServices, loop: asyncio.AbstractEventLoop,
-                 done: Callable[[list[Pending], list[radius_auth.Decision]], None],
-                 max_batch: int = MAX_BATCH,
-                 lock: contextlib.AbstractContextManager | None = None) -> None:
-        self.services, self.loop, self.done, self.max_batch = services, loop, done, max_batch
-        self.lock = lock
-        self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="radius-batch", daemon=True)
-        self.thread.start()
-
-    def submit(self, item: Pending) -> None:
-        self.queue.put(item)
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            first = self.queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._decide(batch)
-            if stop:
-                return
-
-    def _decide(self, batch: list[Pending]) -> None:
-        try:
-            with self.lock or contextlib.nullcontext():
-                decisions = radius_auth.decide_many(self.services, [p.request for p in batch])
-        except Exception:  # noqa: BLE001 - decide_many answers its own errors; never die
-            log.exception("error deciding %d Access-Requests", len(batch))
-            decisions = [radius_auth.Decision(radius_auth.Outcome.REJECT,
-                                              radius_auth.UNAVAILABLE, reason="error")
-                         for _ in batch]
-        with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
-            self.loop.call_soon_threadsafe(self.done, batch, decisions)
 
 
 class AuthProtocol(DatagramProtocolServer):

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import fresh_schema, percentile
-from tests.freeradius import FreeRadius, ensure_freeradius
+from tests.peers.freeradius import FreeRadius, ensure_freeradius
 
 ROOT = Path(__file__).resolve().parent.parent
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
@@ -782,7 +782,7 @@ def start_bare(workdir: Path, users: int) -> Proc:
 # FreeRADIUS ----------------------------------------------------------------------------------
 
 def start_freeradius(binary: str, workdir: Path, users: int) -> Proc:
-    """FreeRADIUS as tests/freeradius.py sets it up for the upstream-RADIUS tests (users file,
+    """FreeRADIUS as tests/peers/freeradius.py sets it up for the upstream-RADIUS tests (users file,
     PAP, Message-Authenticator required and sent), on a free port."""
     server = FreeRadius(workdir, {f"u{i:06d}": f"pw-{i:06d}" for i in range(users)},
                         SECRET.decode(), binary=binary)

@@ -9,7 +9,7 @@ import pytest
 
 from app.core import prompt, users
 from tests.conftest import TEST_ORIGIN, committed, make_user
-from tests.live import UM2FA, make_live_server
+from tests.peers.live import UM2FA, make_live_server
 
 
 def invoke(runner, *args, input=None):

@@ -13,8 +13,8 @@ from app.core.factors import Verdict
 from app.core.factors.push import PushFactor
 from app.models import PushRequest
 from tests.conftest import TEST_ORIGIN, audit_rows, make_user
-from tests.live import free_port
-from tests.push_device import PushDevice, activation_string, answer_string, code_from_link
+from tests.peers.live import free_port
+from tests.peers.push_device import PushDevice, activation_string, answer_string, code_from_link
 
 
 def new_phone(ctx, username: str = "alice", name: str = "") -> tuple[PushDevice, int]:

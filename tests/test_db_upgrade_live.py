@@ -36,16 +36,16 @@ from tests.conftest import (  # noqa: E402
     committed,
     make_user,
 )
-from tests.live import UM2FA  # noqa: E402
-from tests.nodes import (  # noqa: E402
+from tests.peers.live import UM2FA  # noqa: E402
+from tests.peers.live_radius import make_env  # noqa: E402
+from tests.peers.nodes import (  # noqa: E402
     Browser,
     drop_schema,
     fresh_schema,
     start_radius,
     start_web,
 )
-from tests.push_device import totp  # noqa: E402
-from tests.radius.live_radius import make_env  # noqa: E402
+from tests.peers.push_device import totp  # noqa: E402
 from tests.test_multinode import (  # noqa: E402
     SETTINGS,
 )

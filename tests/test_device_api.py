@@ -1,4 +1,4 @@
-"""The device API through the Python phone (tests/push_device.py): activation, signed calls,
+"""The device API through the Python phone (tests/peers/push_device.py): activation, signed calls,
 approve / deny / fraud, expiry, replays, Verified Push numbers and the JSON error contract."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from app.core import device_keys, push, users
 from app.extensions import core
 from app.models import Device, PushRequest, User
 from tests.conftest import TEST_ORIGIN, audit_rows, committed, make_user
-from tests.live import free_port, make_live_server
-from tests.push_device import (
+from tests.peers.live import free_port, make_live_server
+from tests.peers.push_device import (
     API,
     PushDevice,
     activation_string,

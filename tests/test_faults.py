@@ -2,9 +2,9 @@
 starts again; the web doors meet a stopped PostgreSQL, also between a request's work and its
 commit; a web node dies in the middle of a push.
 
-PostgreSQL is a private cluster each test owns (tests/pg_cluster.py), never the machine's shared
-one. Redis, where configured (UM2FA_TEST_REDIS_URL), carries the web nodes' rate limits and push
-fan-out in the node-failure test; without it the nodes fall back to memory and polling.
+PostgreSQL is a private cluster each test owns (tests/peers/pg_cluster.py), never the machine's
+shared one. Redis, where configured (UM2FA_TEST_REDIS_URL), carries the web nodes' rate limits
+and push fan-out in the node-failure test; without it the nodes fall back to memory and polling.
 
 What "nothing acknowledged is lost" means here: every Access-Accept the NAS received has its
 audit record and its used TOTP step in the database after PostgreSQL crashed (an immediate stop,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import pg_cluster
+from tests.peers import pg_cluster
 
 if not pg_cluster.PG_ROOT.exists():  # CI installs PostgreSQL; a bare machine may not
     pytest.skip("the fault tests run their own PostgreSQL (/usr/lib/postgresql is missing)",
@@ -47,13 +47,13 @@ from tests.conftest import (  # noqa: E402
     committed,
     make_user,
 )
-from tests.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer  # noqa: E402
-from tests.live import Subprocess, free_port  # noqa: E402
-from tests.nodes import DEVICE_RE, HX, NUMBER_RE, Browser, kill_node, run_cli, start_web  # noqa: E402
-from tests.pg_cluster import PgCluster  # noqa: E402
-from tests.push_device import PushDevice, enrol, totp  # noqa: E402
-from tests.radius.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
-from tests.saml_sp import SAML_RESPONSE_RE, TestSP  # noqa: E402
+from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer  # noqa: E402
+from tests.peers.live import Subprocess, free_port  # noqa: E402
+from tests.peers.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
+from tests.peers.nodes import DEVICE_RE, HX, NUMBER_RE, Browser, kill_node, run_cli, start_web  # noqa: E402
+from tests.peers.pg_cluster import PgCluster  # noqa: E402
+from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
+from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP  # noqa: E402
 from tests.test_sso import register  # noqa: E402
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")

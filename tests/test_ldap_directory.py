@@ -1,4 +1,4 @@
-"""The LDAP directory against a real OpenLDAP (Debian's slapd, tests/ldap_server.py)."""
+"""The LDAP directory against a real OpenLDAP (Debian's slapd, tests/peers/ldap_server.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from app.core.directory import (
 )
 from app.core.directory_ldap import LdapDirectory, dn_for, filter_for
 from tests.conftest import TEST_ORIGIN, audit_rows
-from tests.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer
+from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer
 
 ALICE_DN = f"uid=alice,{PEOPLE}"
 MAPPING = {"dob": "umDateOfBirth", "id_last4": "umIdNumber"}

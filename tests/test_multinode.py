@@ -31,7 +31,8 @@ from app import create_app  # noqa: E402
 from app.core import users  # noqa: E402
 from app.extensions import core  # noqa: E402
 from tests.conftest import PASSWORD, add_totp_device, committed, make_user  # noqa: E402
-from tests.nodes import (  # noqa: E402
+from tests.peers.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
+from tests.peers.nodes import (  # noqa: E402
     HX,
     NUMBER_RE,
     Browser,
@@ -42,8 +43,7 @@ from tests.nodes import (  # noqa: E402
     start_radius,
     start_web,
 )
-from tests.push_device import PushDevice, enrol, totp  # noqa: E402
-from tests.radius.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
+from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
 
 LOCKOUT_THRESHOLD = 4
 SECRETS = {"append": "append-secret-0123456789", "challenge": "challenge-secret-0123456789"}

@@ -31,14 +31,14 @@ import requests  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import core  # noqa: E402
-from tests.nodes import (  # noqa: E402
+from tests.peers.live_radius import make_env  # noqa: E402
+from tests.peers.nodes import (  # noqa: E402
     Browser,
     drop_schema,
     fresh_schema,
     run_cli,
     start_web,
 )
-from tests.radius.live_radius import make_env  # noqa: E402
 from tests.test_multinode import (  # noqa: E402
     REDIS_URL,
     SETTINGS,

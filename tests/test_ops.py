@@ -20,8 +20,8 @@ from app import create_app, migrate
 from app.extensions import core
 from app.logging_setup import REQUEST_ID_HEADER, configure
 from tests.conftest import PASSWORD, add_totp_device, make_user, post, sign_in, totp_code
-from tests.live import ROOT, Subprocess, free_port
-from tests.push_device import PushDevice, enrol
+from tests.peers.live import ROOT, Subprocess, free_port
+from tests.peers.push_device import PushDevice, enrol
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 OFF_CAMPUS = {"REMOTE_ADDR": "203.0.113.7"}

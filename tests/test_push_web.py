@@ -1,6 +1,6 @@
 """The web side of push (issue 6) through Flask's test client: adding the companion app in
 "Add a new device" and "Send me a Push" in the portal and SSO prompts. The phone is the Python
-device of tests/push_device.py (a real P-256 key, the device API), on its own client."""
+device of tests/peers/push_device.py (a real P-256 key, the device API), on its own client."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.conftest import (
     post,
     sign_in,
 )
-from tests.push_device import PushDevice, enrol
+from tests.peers.push_device import PushDevice, enrol
 
 HX = {"HX-Request": "true"}
 BASE = "https://2fa.test"
@@ -384,7 +384,7 @@ def test_odd_device_values_are_refused_cleanly(app, client, clock, odd):
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
 def test_sso_prompt_push_completes_the_saml_response(app, client, clock):
-    from tests.saml_sp import MFA
+    from tests.peers.saml_sp import MFA
     from tests.test_sso import go, make_sp, saml_response
 
     phone = user_with_phone(app, clock)

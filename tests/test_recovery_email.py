@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from tests import recovery_steps as steps
 from tests.conftest import audit_rows, make_user
-from tests.live import free_port
+from tests.peers.live import free_port
 
 SMTP_USER, SMTP_PASSWORD = "um2fa-mailer", "mailer-secret-1"
 

@@ -19,10 +19,10 @@ import requests
 from app import create_app
 from app.extensions import core
 from tests.conftest import PASSWORD, make_user
-from tests.live import Subprocess
-from tests.nodes import Browser, run_cli, start_web
-from tests.radius.live_radius import make_env
-from tests.redis_server import RedisServer
+from tests.peers.live import Subprocess
+from tests.peers.live_radius import make_env
+from tests.peers.nodes import Browser, run_cli, start_web
+from tests.peers.redis_server import RedisServer
 
 if shutil.which("redis-server") is None:
     pytest.skip("redis-server is not installed", allow_module_level=True)

@@ -21,7 +21,7 @@ from tests.conftest import (
     post,
     totp_code,
 )
-from tests.saml_sp import MFA, SAML_RESPONSE_RE, TestSP
+from tests.peers.saml_sp import MFA, SAML_RESPONSE_RE, TestSP
 
 IDP = "http://localhost"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.saml_sp import TestSP
+from tests.peers.saml_sp import TestSP
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Web Push end to end: app.core.webpush sends through pywebpush to a local push service
-(tests/push_service.py) that checks VAPID and decrypts the message as a browser would."""
+(tests/peers/push_service.py) that checks VAPID and decrypts the message as a browser would."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from app.core import device_keys, devices, push, users, webpush
 from app.models import PushRequest
 from tests.conftest import TEST_ORIGIN, make_user
-from tests.push_service import PushService, Refused, b64url, b64url_decode, check_vapid
+from tests.peers.push_service import PushService, Refused, b64url, b64url_decode, check_vapid
 
 WAIT = 5.0
 

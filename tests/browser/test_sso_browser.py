@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.myum_live import MyumServer
 from tests.browser.steps import (
     ALICE,
     Phone,
@@ -28,7 +27,8 @@ from tests.browser.steps import (
     mark_page,
     remove_device,
 )
-from tests.live import LiveServer, make_live_server
+from tests.peers.live import LiveServer, make_live_server
+from tests.peers.myum_live import MyumServer
 
 pytestmark = pytest.mark.browser
 

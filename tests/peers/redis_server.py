@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from tests.live import free_port
+from tests.peers.live import free_port
 
 
 class RedisServer:

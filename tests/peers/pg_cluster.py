@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.live import free_port
+from tests.peers.live import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 RUN_AS = "postgres"

@@ -15,7 +15,7 @@ from pyrad import packet as rp
 from pyrad.client import Client, Timeout
 
 from radius.translate import load_dictionary
-from tests.live import UM2FA
+from tests.peers.live import UM2FA
 
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 DICTIONARY = load_dictionary()

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.live import ROOT, LiveServer, Subprocess, free_port
+from tests.peers.live import ROOT, LiveServer, Subprocess, free_port
 
 
 @dataclass

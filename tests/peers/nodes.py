@@ -24,8 +24,8 @@ from urllib.parse import quote
 import requests
 
 from tests.conftest import CSRF_RE, PASSWORD
-from tests.live import ROOT, UM2FA, Subprocess, free_port
-from tests.radius.live_radius import LiveRadius
+from tests.peers.live import ROOT, UM2FA, Subprocess, free_port
+from tests.peers.live_radius import LiveRadius
 
 HX = {"HX-Request": "true"}
 NUMBER_RE = re.compile(r'Enter this number in the app:\s*<strong class="passcode-big">(\d{3})<')

@@ -13,29 +13,9 @@ from app.core.factors import Verdict
 from app.core.factors.push import PushFactor
 from app.models import PushRequest
 from tests.conftest import TEST_ORIGIN, audit_rows, make_user
+from tests.helpers.push import answer, new_phone
 from tests.peers.live import free_port
-from tests.peers.push_device import PushDevice, activation_string, answer_string, code_from_link
-
-
-def new_phone(ctx, username: str = "alice", name: str = "") -> tuple[PushDevice, int]:
-    """A companion app activated through core (the API's tests go through HTTP)."""
-    user = users.get(ctx, username)
-    device = devices.begin_enrolment(ctx, TEST_ORIGIN, user, "mobile", "android", kind="push")
-    code = push.new_activation(ctx, device)
-    phone = PushDevice(transport=None)  # type: ignore[arg-type] - signs only
-    done = push.activate(ctx, TEST_ORIGIN, code, phone.public_key,
-                         phone.sign(activation_string(code)), None)
-    if name:
-        done.device.name = name
-    ctx.db.commit()
-    return phone, done.device.id
-
-
-def answer(ctx, phone: PushDevice, device_id: int, public_id: str, decision: str,
-           number: str = "") -> str:
-    device = ctx.db.get(devices.Device, device_id)
-    return push.answer(ctx, TEST_ORIGIN, device, public_id, decision, number,
-                       phone.sign(answer_string(public_id, decision, number)))
+from tests.peers.push_device import answer_string, code_from_link
 
 
 @pytest.fixture

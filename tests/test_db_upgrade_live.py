@@ -36,6 +36,9 @@ from tests.conftest import (  # noqa: E402
     committed,
     make_user,
 )
+from tests.helpers.multinode import (  # noqa: E402
+    SETTINGS,
+)
 from tests.peers.live import UM2FA  # noqa: E402
 from tests.peers.live_radius import make_env  # noqa: E402
 from tests.peers.nodes import (  # noqa: E402
@@ -46,9 +49,6 @@ from tests.peers.nodes import (  # noqa: E402
     start_web,
 )
 from tests.peers.push_device import totp  # noqa: E402
-from tests.test_multinode import (  # noqa: E402
-    SETTINGS,
-)
 
 RADIUS_SECRET = "upgrade-secret-0123456789"
 # Set for the test's nodes and CLI runs: they share the instance keys without racing to make them.

@@ -19,6 +19,7 @@ from app.core import device_keys, push, users
 from app.extensions import core
 from app.models import Device, PushRequest, User
 from tests.conftest import TEST_ORIGIN, audit_rows, committed, make_user
+from tests.helpers.mail import Inbox
 from tests.peers.live import free_port, make_live_server
 from tests.peers.push_device import (
     API,
@@ -30,7 +31,6 @@ from tests.peers.push_device import (
     enrol,
     send_push,
 )
-from tests.test_recovery_email import Inbox
 
 
 @pytest.fixture

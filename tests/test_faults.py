@@ -47,6 +47,7 @@ from tests.conftest import (  # noqa: E402
     committed,
     make_user,
 )
+from tests.helpers.sso import register  # noqa: E402
 from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer  # noqa: E402
 from tests.peers.live import Subprocess, free_port  # noqa: E402
 from tests.peers.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
@@ -54,7 +55,6 @@ from tests.peers.nodes import DEVICE_RE, HX, NUMBER_RE, Browser, kill_node, run_
 from tests.peers.pg_cluster import PgCluster  # noqa: E402
 from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
 from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP  # noqa: E402
-from tests.test_sso import register  # noqa: E402
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 HIGH_LIMIT = "1000 per minute"

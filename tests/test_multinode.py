@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -30,7 +29,16 @@ from pyrad.client import Timeout  # noqa: E402
 from app import create_app  # noqa: E402
 from app.core import users  # noqa: E402
 from app.extensions import core  # noqa: E402
-from tests.conftest import PASSWORD, add_totp_device, committed, make_user  # noqa: E402
+from tests.conftest import PASSWORD, committed, make_user  # noqa: E402
+from tests.helpers.multinode import (  # noqa: E402
+    FANOUT_POLL_SECONDS,
+    LOCKOUT_THRESHOLD,
+    SETTINGS,
+    Cluster,
+    current_code,
+    user_with_totp,
+    wrong_code,
+)
 from tests.peers.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
 from tests.peers.nodes import (  # noqa: E402
     HX,
@@ -43,30 +51,10 @@ from tests.peers.nodes import (  # noqa: E402
     start_radius,
     start_web,
 )
-from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
+from tests.peers.push_device import PushDevice, enrol  # noqa: E402
 
-LOCKOUT_THRESHOLD = 4
 SECRETS = {"append": "append-secret-0123456789", "challenge": "challenge-secret-0123456789"}
 SOURCE = {"append": "127.0.0.1", "challenge": "127.0.0.2"}
-HIGH_LIMIT = "1000 per minute"
-# The RADIUS nodes' safety-net poll for push answers is slowed to a minute, so a push wait that
-# ends within seconds was woken by the fan-out over Redis (app/core/push_events.py).
-FANOUT_POLL_SECONDS = 60
-SETTINGS = {
-    "redis_url": REDIS_URL,
-    "lockout_threshold": str(LOCKOUT_THRESHOLD),
-    "push_fanout_poll_seconds": str(FANOUT_POLL_SECONDS),
-    **{f"ratelimit_{name}": HIGH_LIMIT for name in (
-        "signin_address", "signin_user", "passcode_address", "passcode_user",
-        "recovery_address", "recovery_user", "activate_address")},
-}
-
-
-@dataclass
-class Cluster:
-    app: object  # an app in the test's process on the same database, for set-up only
-    web: list[str]  # base URLs of web nodes A and B
-    radius: list[LiveRadius]  # RADIUS nodes 1 and 2
 
 
 @pytest.fixture(scope="module")
@@ -113,25 +101,6 @@ def user_with_phone(cluster: Cluster, username: str, node: str) -> PushDevice:
     reply = phone.activate(enrol(cluster.app, username))
     assert reply.status == 201, reply.text
     return phone
-
-
-def user_with_totp(cluster: Cluster, username: str) -> str:
-    make_user(cluster.app, username)
-    return add_totp_device(cluster.app, username)[1]
-
-
-def current_code(secret: str) -> str:
-    """A code well inside its 30-second step, so every node sees the same one."""
-    if time.time() % 30 > 25:
-        time.sleep(30 - time.time() % 30 + 0.5)
-    return totp(secret, time.time())
-
-
-def wrong_code(secret: str) -> str:
-    now = time.time()
-    valid = {totp(secret, now + 30 * step) for step in (-2, -1, 0, 1, 2)}
-    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555", "666666")
-                if c not in valid)
 
 
 def ask_in_background(node: LiveRadius, username: str, password: str, *, mode: str,

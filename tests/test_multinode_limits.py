@@ -31,6 +31,13 @@ import requests  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import core  # noqa: E402
+from tests.helpers.multinode import (  # noqa: E402
+    REDIS_URL,
+    SETTINGS,
+    current_code,
+    user_with_totp,
+    wrong_code,
+)
 from tests.peers.live_radius import make_env  # noqa: E402
 from tests.peers.nodes import (  # noqa: E402
     Browser,
@@ -38,13 +45,6 @@ from tests.peers.nodes import (  # noqa: E402
     fresh_schema,
     run_cli,
     start_web,
-)
-from tests.test_multinode import (  # noqa: E402
-    REDIS_URL,
-    SETTINGS,
-    current_code,
-    user_with_totp,
-    wrong_code,
 )
 
 SIGNIN_ADDRESS_LIMIT = 4

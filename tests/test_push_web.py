@@ -384,8 +384,8 @@ def test_odd_device_values_are_refused_cleanly(app, client, clock, odd):
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
 def test_sso_prompt_push_completes_the_saml_response(app, client, clock):
+    from tests.helpers.sso import go, make_sp, saml_response
     from tests.peers.saml_sp import MFA
-    from tests.test_sso import go, make_sp, saml_response
 
     phone = user_with_phone(app, clock)
     sp = make_sp(client, app)
@@ -420,7 +420,7 @@ def test_sso_prompt_push_completes_the_saml_response(app, client, clock):
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
 def test_sso_prompt_push_denied_and_blocked(app, client, clock):
-    from tests.test_sso import go, make_sp
+    from tests.helpers.sso import go, make_sp
 
     phone = user_with_phone(app, clock)
     sp = make_sp(client, app)
@@ -440,7 +440,7 @@ def test_sso_prompt_push_denied_and_blocked(app, client, clock):
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost",
                                                  "remember_days": 30}])
 def test_sso_prompt_push_remembers_when_asked(app, client, clock):
-    from tests.test_sso import go, make_sp
+    from tests.helpers.sso import go, make_sp
 
     phone = user_with_phone(app, clock)
     sp = make_sp(client, app)
@@ -459,7 +459,7 @@ def test_sso_prompt_push_remembers_when_asked(app, client, clock):
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": "http://localhost"}])
 def test_sso_prompt_refuses_odd_device_values_cleanly(app, client, clock):
-    from tests.test_sso import go, make_sp
+    from tests.helpers.sso import go, make_sp
 
     user_with_phone(app, clock)
     sp = make_sp(client, app)

@@ -11,36 +11,15 @@ from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests import recovery_steps as steps
 from tests.conftest import audit_rows, make_user
+from tests.helpers import recovery_steps as steps
+from tests.helpers.mail import SMTP_PASSWORD, SMTP_USER, Inbox
 from tests.peers.live import free_port
-
-SMTP_USER, SMTP_PASSWORD = "um2fa-mailer", "mailer-secret-1"
-
-
-class Inbox:
-    """aiosmtpd handler: keeps what it receives, and who logged in."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.logins: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = (auth_data.login.decode(), auth_data.password.decode()) == (SMTP_USER,
-                                                                          SMTP_PASSWORD)
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok)
 
 
 def self_signed(tmp_path) -> tuple[str, str]:

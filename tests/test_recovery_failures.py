@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 
 from app.core import users
 from app.models import RecoveryPasscode, User
-from tests import recovery_steps as steps
 from tests.conftest import TEST_ORIGIN, audit_rows, committed, make_user
+from tests.helpers import recovery_steps as steps
 
 P = steps.PREFIX
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import RecoveryPasscode
-from tests import recovery_steps as steps
 from tests.conftest import (
     PASSWORD,
     add_totp_device,
@@ -16,6 +15,7 @@ from tests.conftest import (
     committed,
     make_user,
 )
+from tests.helpers import recovery_steps as steps
 
 P = steps.PREFIX
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, load_settings
-from tests import recovery_steps as steps
 from tests.conftest import make_user
+from tests.helpers import recovery_steps as steps
 
 HOST = "recovery.example.edu"
 ON_HOST = {"base_url": f"http://{HOST}"}

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests import recovery_steps as steps
 from tests.conftest import audit_rows, make_user
+from tests.helpers import recovery_steps as steps
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 STORAGES = ["memory"] + (["redis"] if REDIS_URL else [])

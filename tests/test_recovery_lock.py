@@ -9,8 +9,8 @@ from app import create_app
 from app.core import recovery_lock
 from app.extensions import core
 from app.models import RecoveryGuard
-from tests import recovery_steps as steps
 from tests.conftest import audit_rows, committed, make_user
+from tests.helpers import recovery_steps as steps
 
 P = steps.PREFIX
 WRONG = {"dob": "1999-09-09"}

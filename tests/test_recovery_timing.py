@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from tests import recovery_steps as steps
 from tests.conftest import PASSWORD, make_user
+from tests.helpers import recovery_steps as steps
 
 P = steps.PREFIX
 SAMPLES = 11

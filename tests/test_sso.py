@@ -8,22 +8,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.core import service_providers as sps
-from saml.sp_metadata import parse_sp_metadata
 from tests.conftest import (
     PASSWORD,
-    TEST_ORIGIN,
     add_totp_device,
     audit_rows,
-    committed,
     issue_recovery,
     make_user,
     post,
     totp_code,
 )
-from tests.peers.saml_sp import MFA, SAML_RESPONSE_RE, TestSP
-
-IDP = "http://localhost"
+from tests.helpers.sso import IDP, go, idp_metadata, make_sp, saml_response
+from tests.peers.saml_sp import MFA, TestSP
 
 
 @pytest.fixture
@@ -31,39 +26,8 @@ def settings_overrides():
     return {"base_url": IDP}
 
 
-def idp_metadata(client) -> str:
-    return client.get("/saml/metadata").get_data(as_text=True)
-
-
-def register(app, sp: TestSP) -> None:
-    meta = parse_sp_metadata(sp.metadata())
-    with committed(app) as c:
-        sps.register(c, TEST_ORIGIN, sps.Registration(
-            entity_id=meta.entity_id, acs_urls=meta.acs_urls, slo_url=meta.slo_url,
-            certs=meta.certs, sign_requests=meta.authn_requests_signed,
-            nameid_formats=meta.nameid_formats, name=meta.name))
-
-
-def make_sp(client, app, **kwargs) -> TestSP:
-    sp = TestSP(idp_metadata=idp_metadata(client), **kwargs)
-    register(app, sp)
-    return sp
-
-
-def go(client, url: str):
-    parts = urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}" == IDP, url
-    return client.get(parts.path + ("?" + parts.query if parts.query else ""))
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
-
-
-def saml_response(page: str) -> str:
-    match = SAML_RESPONSE_RE.search(page)
-    assert match, page[:2000]
-    return match.group(1)
 
 
 def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
@@ -311,7 +275,7 @@ def test_new_user_enrols_inside_the_prompt_then_signs_in(app, client, clock):
     assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
     page = text(client.get("/sso/prompt"))
     assert "Add a new device" in page and "recovery passcode" in page
-    from tests.test_portal_flow import enrol, step_up
+    from tests.helpers.portal import enrol, step_up
 
     assert client.get("/devices/add", environ_base={"REMOTE_ADDR": "203.0.113.9"}) \
         .headers["Location"] == "/prompt?next=add"

@@ -29,6 +29,7 @@ from tests.conftest import (
     make_user,
     totp_code,
 )
+from tests.helpers.radius import DirectoryOutsideTheDatabase
 from tests.peers.live_radius import (
     LiveRadius,
     RawSocket,
@@ -37,7 +38,6 @@ from tests.peers.live_radius import (
     request_packet,
 )
 from tests.radius.conftest import CLIENTS, SECRETS, SOURCE
-from tests.radius.test_radius_core import DirectoryOutsideTheDatabase
 
 NET = ipaddress.ip_network("127.0.0.1/32")
 

@@ -17,11 +17,11 @@ from app.core.radius_auth import AccessRequest, Outcome
 from app.extensions import core
 from app.models import PushRequest
 from tests.conftest import PASSWORD, add_totp_device, audit_rows, committed, make_user
+from tests.helpers.radius import client as client_config
+from tests.helpers.radius import decide
 from tests.peers.live_radius import reply_message
 from tests.peers.push_device import PushDevice, enrol
 from tests.radius.conftest import SECRETS, SOURCE
-from tests.radius.test_radius_core import client as client_config
-from tests.radius.test_radius_core import decide
 
 
 def phone_for(app, web) -> PushDevice:

@@ -1,3 +1,6 @@
+"""Recovery passcodes in core: nine random digits, single use, expiry, a keyed hash at rest, audited
+without the code. (The recovery portal's own core: test_recovery_portal_core.py.)"""
+
 from __future__ import annotations
 
 import pytest

@@ -7,7 +7,7 @@ X-Forwarded-For. The counters' keys carry a prefix of this run's own (UM2FA_RATE
 and only those keys are deleted at the end: other tests share the Redis.
 
 The RADIUS door has no rate limits (nothing of it is in Redis); its shared guard is the lockout
-counter in PostgreSQL (tests/test_multinode.py).
+counter in PostgreSQL (tests/ops/test_multinode.py).
 
 Needs UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL (.ci/run sets both).
 """

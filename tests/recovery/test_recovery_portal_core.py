@@ -1,4 +1,5 @@
-"""Core of the recovery portal without HTTP: identity check, the flow's stages, the lock."""
+"""Core of the recovery portal without HTTP: identity check, the flow's stages, the lock.
+(The recovery passcodes themselves: test_recovery_passcodes.py.)"""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from app.core.push_events import NoPushEvents, RedisPushEvents, make_push_events
 from radius.push_fanout import listen
 from radius.push_wait import PushWaiter
 from tests.conftest import TEST_ORIGIN
+from tests.helpers.push import answer, new_phone
 from tests.peers.live import free_port
 from tests.peers.redis_server import RedisServer
-from tests.test_core_push import alice, answer, new_phone  # noqa: F401 - fixture
 
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs UM2FA_TEST_REDIS_URL")

@@ -63,7 +63,7 @@ def test_a_mangled_activation_link_leaves_the_app_working() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("needs node")
-    source = (Path(__file__).parent.parent / "static/companion/app.js").read_text()
+    source = (Path(__file__).parents[2] / "static/companion/app.js").read_text()
     function = re.search(r"^function activationCode\(text\) \{.*?^\}", source,
                          re.M | re.S).group(0)
     good = "A" * 32

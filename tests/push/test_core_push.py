@@ -18,12 +18,6 @@ from tests.peers.live import free_port
 from tests.peers.push_device import answer_string, code_from_link
 
 
-@pytest.fixture
-def alice(app, ctx):
-    make_user(app)
-    return users.get(ctx, "alice")
-
-
 def test_the_activation_link_carries_the_code_in_the_fragment():
     link = push.activation_link("https://2fa.um.edu.mo/", "abc_DEF-1")
     assert link == "https://2fa.um.edu.mo/app/#activate=abc_DEF-1"

@@ -45,12 +45,13 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import fresh_schema, percentile
-from tests.freeradius import FreeRadius, ensure_freeradius
+from benchmarks.procs import Proc
+from tests.peers.freeradius import FreeRadius, ensure_freeradius
 
 ROOT = Path(__file__).resolve().parent.parent
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
@@ -483,55 +484,6 @@ def push_phase(proc: Proc, database_url: str, push_names: list[str],
 
 # --- the servers ----------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    name: str
-    process: subprocess.Popen
-    port: int
-    log: Path
-    extra: dict = field(default_factory=dict)
-
-    def pids(self) -> list[int]:
-        """The server process and its children (`um2fa radius --processes N` forks N)."""
-        pid = self.process.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return [pid, *map(int, children)]
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server's processes (all their threads) so far."""
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            match = re.search(r"VmRSS:\s+(\d+) kB", status)
-            total += int(match.group(1)) if match else 0
-        return total / 1024
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
 def _wait_for(predicate: Callable[[], int | None], proc: subprocess.Popen, log: Path,
               what: str, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
@@ -730,45 +682,13 @@ class TotpRequests:
         return name, f"{self.prefix}{code}"
 
 
-# the bare pyrad server -----------------------------------------------------------------------
-
-BARE_SERVER = r'''
-import asyncio, sys
-from pyrad import packet
-from pyrad.server import RemoteHost
-from pyrad.server_async import ServerAsync
-from radius.translate import load_dictionary
-
-PASSWORDS = {f"u{i:06d}": f"pw-{i:06d}" for i in range(int(sys.argv[3]))}
-
-class Bare(ServerAsync):
-    def handle_auth_packet(self, protocol, pkt, addr):
-        name = pkt["User-Name"][0]
-        ok = PASSWORDS.get(name) == pkt.PwDecrypt(pkt["User-Password"][0])
-        reply = self.CreateReplyPacket(pkt)
-        reply.code = packet.AccessAccept if ok else packet.AccessReject
-        protocol.send_response(reply, addr)
-    def handle_acct_packet(self, *a): pass
-    def handle_coa_packet(self, *a): pass
-    def handle_disconnect_packet(self, *a): pass
-
-async def main():
-    server = Bare(auth_port=int(sys.argv[1]), dictionary=load_dictionary(), enforce_ma=True,
-                  hosts={"127.0.0.1": RemoteHost("127.0.0.1", sys.argv[2].encode(), "bench")})
-    await server.initialize_transports(enable_auth=True, addresses=["127.0.0.1"])
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-'''
-
+# the bare pyrad server (benchmarks/bare_pyrad.py) --------------------------------------------
 
 def start_bare(workdir: Path, users: int) -> Proc:
     log, port = workdir / "bare-pyrad.log", free_udp_port()
-    script = workdir / "bare_pyrad.py"
-    script.write_text(BARE_SERVER)
-    proc = subprocess.Popen([sys.executable, str(script), str(port), SECRET.decode(),
-                             str(users)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_pyrad", str(port),
+                             SECRET.decode(), str(users)], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     # pyrad's server does not answer Status-Server: wait for its own "ready"
@@ -779,7 +699,7 @@ def start_bare(workdir: Path, users: int) -> Proc:
 # FreeRADIUS ----------------------------------------------------------------------------------
 
 def start_freeradius(binary: str, workdir: Path, users: int) -> Proc:
-    """FreeRADIUS as tests/freeradius.py sets it up for the upstream-RADIUS tests (users file,
+    """FreeRADIUS as tests/peers/freeradius.py sets it up for the upstream-RADIUS tests (users file,
     PAP, Message-Authenticator required and sent), on a free port."""
     server = FreeRadius(workdir, {f"u{i:06d}": f"pw-{i:06d}" for i in range(users)},
                         SECRET.decode(), binary=binary)

@@ -45,7 +45,6 @@ import resource
 import secrets
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +59,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from benchmarks.common import fresh_schema, percentile
+from benchmarks.procs import Proc, proc_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -202,43 +202,14 @@ class Connection:
 
 # --- nodes -------------------------------------------------------------------------------
 
-def proc_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of one process (all its threads), or None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
-class Node:
-    name: str
-    port: int
-    process: subprocess.Popen
-    log: Path
-    application_name: str  # of its PostgreSQL connections
+class Node(Proc):
+    """A gunicorn node: the master and its workers, in a process group of its own."""
 
-    def pids(self) -> list[int]:
-        """The gunicorn master and its workers."""
-        pid = self.process.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return [pid, *map(int, children)]
-
-    def cpu(self) -> dict[int, float]:
-        return {pid: cpu for pid in self.pids() if (cpu := proc_cpu_seconds(pid)) is not None}
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # its own process group
-            try:
-                self.process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+    application_name: str = ""  # of its PostgreSQL connections
+    group: bool = True
+    stop_timeout: float = 25.0
+    kill_timeout: float = 10.0
 
 
 def start_node(name: str, env: dict[str, str], database_url: str, workers: int, threads: int,
@@ -254,7 +225,7 @@ def start_node(name: str, env: dict[str, str], database_url: str, workers: int, 
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
         env=node_env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True)
-    node = Node(name, port, process, log, application_name)
+    node = Node(name, process, port, log, application_name=application_name)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         if process.poll() is not None:

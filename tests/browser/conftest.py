@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT, make_live_server
+from tests.peers.live import ROOT, make_live_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

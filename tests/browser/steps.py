@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 import pyotp
 from playwright.sync_api import Locator, Page, expect
 
+from tests.peers.live import LiveServer
+from tests.peers.myum_live import MyumServer
+
 PASSWORD = "correct-horse-9"
 NAME = "Alice Chan"
 STEP = 30
@@ -220,3 +223,36 @@ def assert_clean_console(page: Page, *, allow: tuple[str, ...] = ()) -> None:
     csp = [e for e in page.console_errors if any(m in e for m in CSP_MARKERS)]
     assert csp == [], f"CSP violations: {csp}"
     assert errors == [], f"console errors: {errors}"
+
+
+@dataclass
+class Servers:
+    idp: LiveServer
+    myum: MyumServer
+
+
+def finish_at_prompt(page: Page, servers: Servers, shots, phone: Phone, device: str,
+                     label: str) -> None:
+    """Choose the device, "Enter a Passcode", and land back on myUM signed in."""
+    expect(page.get_by_role("heading", name="Signing in to myUM")).to_be_visible()
+    remember = page.get_by_role("checkbox", name="Remember me for 7 days")
+    expect(remember).to_be_visible()
+    expect(remember).not_to_be_checked()
+    page.get_by_role("radio", name=device).check()
+    shots(f"{label}-choose-device")
+    # The Response page posts itself to myUM's ACS (static/js/app.js, form[data-autosubmit]).
+    acs = servers.myum.url + "/acs"
+    with page.expect_request(lambda r: r.url == acs and r.method == "POST") as posted:
+        enter_passcode(page, shots, phone.code(device), f"{label}-passcode")
+    assert "SAMLResponse=" in (posted.value.post_data or "")
+    page.wait_for_url(servers.myum.url + "/")
+    welcome = page.locator("#welcome")
+    expect(welcome).to_contain_text(f"Signed in as {NAME}")
+    expect(welcome).to_contain_text("with two-factor authentication")
+    shots(f"{label}-signed-in")
+
+
+def attributes(page: Page) -> dict[str, str]:
+    rows = page.locator("table tr")
+    return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").inner_text()
+            for i in range(rows.count())}

@@ -9,36 +9,31 @@ The campus is 10.0.0.0/8, so this browser (127.0.0.1) is off campus throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.myum_live import MyumServer
 from tests.browser.steps import (
     ALICE,
     Phone,
+    Servers,
     add_alice,
     add_authenticator,
     assert_clean_console,
+    attributes,
     enter_passcode,
     fill_sign_in,
+    finish_at_prompt,
     follow,
     issue_recovery,
     mark_page,
     remove_device,
 )
-from tests.live import LiveServer, make_live_server
+from tests.peers.live import LiveServer, make_live_server
+from tests.peers.myum_live import MyumServer
 
 pytestmark = pytest.mark.browser
 
 USER, NAME, EMAIL = ALICE.user, ALICE.name, "alice@um.edu.mo"
-
-
-@dataclass
-class Servers:
-    idp: LiveServer
-    myum: MyumServer
 
 
 @pytest.fixture
@@ -68,33 +63,6 @@ def sign_in_to_myum(page: Page, servers: Servers, shots, label: str) -> None:
     expect(page.get_by_role("heading", name="Signing in to myUM")).to_be_visible()
     expect(page.get_by_role("link", name="Settings")).to_be_visible()
     shots(f"{label}-prompt")
-
-
-def finish_at_prompt(page: Page, servers: Servers, shots, phone: Phone, device: str,
-                     label: str) -> None:
-    """Choose the device, "Enter a Passcode", and land back on myUM signed in."""
-    expect(page.get_by_role("heading", name="Signing in to myUM")).to_be_visible()
-    remember = page.get_by_role("checkbox", name="Remember me for 7 days")
-    expect(remember).to_be_visible()
-    expect(remember).not_to_be_checked()
-    page.get_by_role("radio", name=device).check()
-    shots(f"{label}-choose-device")
-    # The Response page posts itself to myUM's ACS (static/js/app.js, form[data-autosubmit]).
-    acs = servers.myum.url + "/acs"
-    with page.expect_request(lambda r: r.url == acs and r.method == "POST") as posted:
-        enter_passcode(page, shots, phone.code(device), f"{label}-passcode")
-    assert "SAMLResponse=" in (posted.value.post_data or "")
-    page.wait_for_url(servers.myum.url + "/")
-    welcome = page.locator("#welcome")
-    expect(welcome).to_contain_text(f"Signed in as {NAME}")
-    expect(welcome).to_contain_text("with two-factor authentication")
-    shots(f"{label}-signed-in")
-
-
-def attributes(page: Page) -> dict[str, str]:
-    rows = page.locator("table tr")
-    return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").inner_text()
-            for i in range(rows.count())}
 
 
 def sign_out_of_myum(page: Page, servers: Servers, shots, label: str) -> None:

@@ -13,10 +13,18 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.myum_live import MyumServer
-from tests.browser.steps import ALICE, Phone, add_alice, assert_clean_console, fill_sign_in
-from tests.browser.test_sso_browser import Servers, attributes, finish_at_prompt
-from tests.live import make_live_server
+from tests.browser.steps import (
+    ALICE,
+    Phone,
+    Servers,
+    add_alice,
+    assert_clean_console,
+    attributes,
+    fill_sign_in,
+    finish_at_prompt,
+)
+from tests.peers.live import make_live_server
+from tests.peers.myum_live import MyumServer
 
 pytestmark = pytest.mark.browser
 

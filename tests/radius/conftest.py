@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.radius.live_radius import LiveRadius, make_env
+from tests.peers.live_radius import LiveRadius, make_env
 
 SECRETS = {
     "local": "local-secret-0123456789",

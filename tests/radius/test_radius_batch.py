@@ -29,15 +29,15 @@ from tests.conftest import (
     make_user,
     totp_code,
 )
-from tests.radius.conftest import CLIENTS, SECRETS, SOURCE
-from tests.radius.live_radius import (
+from tests.helpers.radius import DirectoryOutsideTheDatabase
+from tests.peers.live_radius import (
     LiveRadius,
     RawSocket,
     decode_reply,
     make_env,
     request_packet,
 )
-from tests.radius.test_radius_core import DirectoryOutsideTheDatabase
+from tests.radius.conftest import CLIENTS, SECRETS, SOURCE
 
 NET = ipaddress.ip_network("127.0.0.1/32")
 

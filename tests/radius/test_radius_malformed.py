@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from pyrad import packet as rp
 
 from tests.conftest import PASSWORD, add_totp_device, audit_rows, make_user, totp_code
-from tests.radius.conftest import SECRETS, SOURCE
-from tests.radius.live_radius import (
+from tests.peers.live_radius import (
     DICTIONARY,
     RawSocket,
     decode_reply,
     reply_message,
     request_packet,
 )
+from tests.radius.conftest import SECRETS, SOURCE
 
 EXAMPLES = 120
 BOUNDED = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -1,5 +1,5 @@
 """Push at the VPN door: the decision in core, and a real RADIUS client waiting on the live
-server while a phone (tests/push_device.py) answers through the web app's device API."""
+server while a phone (tests/peers/push_device.py) answers through the web app's device API."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from app.core.radius_auth import AccessRequest, Outcome
 from app.extensions import core
 from app.models import PushRequest
 from tests.conftest import PASSWORD, add_totp_device, audit_rows, committed, make_user
-from tests.push_device import PushDevice, enrol
+from tests.helpers.radius import client as client_config
+from tests.helpers.radius import decide
+from tests.peers.live_radius import reply_message
+from tests.peers.push_device import PushDevice, enrol
 from tests.radius.conftest import SECRETS, SOURCE
-from tests.radius.live_radius import reply_message
-from tests.radius.test_radius_core import client as client_config
-from tests.radius.test_radius_core import decide
 
 
 def phone_for(app, web) -> PushDevice:
@@ -228,8 +228,8 @@ def test_metrics_endpoint_counts_push_waits(app, client, runner, tmp_path, datab
     """`um2fa radius --metrics-port` serves the door's counters, the push waits among them."""
     import urllib.request
 
-    from tests.live import free_port
-    from tests.radius.live_radius import LiveRadius, make_env
+    from tests.peers.live import free_port
+    from tests.peers.live_radius import LiveRadius, make_env
 
     assert runner.invoke(args=["radius-clients", "add", "second", "--address", "127.0.0.3",
                                "--secret", SECRETS["second"], "--mode",

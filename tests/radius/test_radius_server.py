@@ -21,8 +21,7 @@ from tests.conftest import (
     sign_in,
     totp_code,
 )
-from tests.radius.conftest import SECRETS, SOURCE, UNKNOWN_SOURCE
-from tests.radius.live_radius import (
+from tests.peers.live_radius import (
     RawSocket,
     decode_reply,
     radclient,
@@ -30,6 +29,7 @@ from tests.radius.live_radius import (
     reply_message,
     request_packet,
 )
+from tests.radius.conftest import SECRETS, SOURCE, UNKNOWN_SOURCE
 
 LOCAL = SECRETS["local"]
 

@@ -16,7 +16,7 @@ from app.core.radius_clients import ClientConfig
 from radius import translate
 from radius.cache import PENDING, RetransmitCache
 from tests.conftest import PASSWORD, add_totp_device, committed, make_user, totp_code
-from tests.radius.live_radius import DICTIONARY, decode_reply, request_packet
+from tests.peers.live_radius import DICTIONARY, decode_reply, request_packet
 
 SECRET = "translate-secret-0123"
 CLIENT = ClientConfig("vpn", ipaddress.ip_network("127.0.0.1/32"), SECRET.encode())

@@ -1,5 +1,5 @@
 """Passwords checked by an upstream RADIUS server (radius/upstream.py) against a real FreeRADIUS
-(Debian's, tests/freeradius.py), a hand-made upstream for forged replies, and the whole path:
+(Debian's, tests/peers/freeradius.py), a hand-made upstream for forged replies, and the whole path:
 our RADIUS door and the portal with UM2FA_DIRECTORY=radius."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from app.extensions import core
 from app.models import User
 from radius.upstream import UpstreamRadiusDirectory, parse_server
 from tests.conftest import add_totp_device, audit_rows, committed, make_user, sign_in, totp_code
-from tests.freeradius import FreeRadius
+from tests.peers.freeradius import FreeRadius
+from tests.peers.live_radius import DICTIONARY, radclient
 from tests.radius.conftest import SECRETS
-from tests.radius.live_radius import DICTIONARY, radclient
 
 UPSTREAM_SECRET = "upstream-secret-0123456789"
 PASSWORDS = {"alice": "alice-upstream-pass", "bob": "bob-upstream-pass"}

@@ -1,0 +1,409 @@
+"""The SSO door against a real python3-saml service provider, with Flask's client as browser."""
+
+from __future__ import annotations
+
+import base64
+import re
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import (
+    PASSWORD,
+    add_totp_device,
+    audit_rows,
+    issue_recovery,
+    make_user,
+    post,
+    totp_code,
+)
+from tests.helpers.sso import IDP, go, idp_metadata, make_sp, saml_response
+from tests.peers.saml_sp import MFA, TestSP
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"base_url": IDP}
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
+    url, request_id = sp.login()
+    assert go(client, url).headers["Location"] == "/sso/continue"
+    assert client.get("/sso/continue").headers["Location"] == "/sso/sign-in"
+    page = text(client.get("/sso/sign-in"))
+    assert "Sign in to Test SP" in page and "UMPASS ID" in page
+    response = post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+                    token_from="/sso/sign-in")
+    assert response.headers["Location"] == "/sso/continue"
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+    prompt = text(client.get("/sso/prompt"))
+    assert "Enter a Passcode" in prompt and "Settings" in prompt
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now, offset),
+                                            "device": str(device_id or "")},
+                    token_from="/sso/prompt")
+    assert response.headers["Location"] == "/sso/continue", text(response)
+    page = text(client.get("/sso/continue"))
+    assert 'action="http://sp.test/acs"' in page
+    return saml_response(page), request_id
+
+
+def test_sign_in_with_a_passcode_gives_a_valid_mfa_response(app, client, clock):
+    make_user(app, email="alice@example.edu", role="staff", name="Alice Chan")
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    response_b64, request_id = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(response_b64, request_id)
+    assert auth.get_errors() == [], auth.get_last_error_reason()
+    assert auth.is_authenticated()
+    assert auth.get_nameid_format() == "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    assert auth.get_nameid() and "alice" not in auth.get_nameid()
+    attrs = auth.get_friendlyname_attributes()
+    assert attrs["uid"] == ["alice"] and attrs["mail"] == ["alice@example.edu"]
+    assert attrs["displayName"] == ["Alice Chan"]
+    assert attrs["eduPersonPrincipalName"] == ["alice@um.edu.mo"]
+    assert attrs["eduPersonAffiliation"] == ["staff", "member"]
+    assert auth.get_last_authn_contexts() == [MFA]
+    xml = base64.b64decode(response_b64).decode()
+    assert len(re.findall(r"<ds:Signature[ >]", xml)) == 2  # response and assertion
+    assert "rsa-sha256" in xml and f'InResponseTo="{request_id}"' in xml
+    assert "<saml:Audience>http://sp.test/metadata</saml:Audience>" in xml
+    rows = audit_rows(app, "saml.response")
+    assert rows[-1].door == "sso" and "mfa" in rows[-1].detail
+
+
+def test_persistent_id_is_stable_per_sp_and_differs_between_sps(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp1 = make_sp(client, app)
+    sp2 = make_sp(client, app, base="http://other.test", name="Other")
+    r1, id1 = sign_in_through_prompt(client, app, sp1, clock, secret, device_id)
+    first = sp1.acs_post(r1, id1).get_nameid()
+    # a second SP in the same browser session: no password, no second prompt (policy: session)
+    url, id2 = sp2.login()
+    go(client, url)
+    page = text(client.get("/sso/continue"))
+    auth2 = sp2.acs_post(saml_response(page), id2)
+    assert auth2.is_authenticated() and auth2.get_last_authn_contexts() == [MFA]
+    assert auth2.get_nameid() != first
+    # and again for the first SP: the same persistent ID
+    url, id3 = sp1.login()
+    go(client, url)
+    assert sp1.acs_post(saml_response(text(client.get("/sso/continue"))), id3).get_nameid() \
+        == first
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP,
+                                                 "sso_second_factor": "always"}])
+def test_policy_always_asks_for_the_second_factor_at_every_sp(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp1 = make_sp(client, app)
+    sp2 = make_sp(client, app, base="http://other.test", name="Other")
+    sign_in_through_prompt(client, app, sp1, clock, secret, device_id)
+    url, _ = sp2.login()
+    go(client, url)
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+
+
+def test_email_nameid_when_the_sp_asks(app, client, clock):
+    make_user(app, email="alice@example.edu")
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app,
+                 nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    assert auth.get_nameid() == "alice@example.edu"
+
+
+def test_signed_authn_requests_are_checked(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app, sign_requests=True)
+    url, _ = sp.login()
+    assert go(client, url).status_code == 302  # the good signature passes
+    tampered = re.sub(r"Signature=[^&]+", "Signature=" + "A" * 40, url)
+    response = go(client, tampered)
+    assert response.status_code == 400 and "signature is not valid" in text(response)
+    unsigned = re.sub(r"&Signature=[^&]+", "", url)
+    response = go(client, unsigned)
+    assert response.status_code == 400 and "not signed" in text(response)
+
+
+def test_unknown_sp_gets_an_error_page_never_a_response(app, client):
+    sp = TestSP(idp_metadata=idp_metadata(client))  # not registered
+    url, _ = sp.login()
+    response = go(client, url)
+    assert response.status_code == 400 and "not registered" in text(response)
+    assert "SAMLResponse" not in text(response)
+    assert audit_rows(app, "saml.request")[-1].result == "refused"
+
+
+def test_foreign_acs_url_is_refused(app, client):
+    sp = make_sp(client, app)
+    other = TestSP(idp_metadata=idp_metadata(client), base="http://evil.test")
+    other_url, _ = other.login()
+    # the registered SP's entity ID with the other's ACS URL
+    xml = _authn_request(sp.entity_id, acs="http://evil.test/acs")
+    response = client.post("/saml/sso", data={"SAMLRequest": base64.b64encode(xml.encode())})
+    assert response.status_code == 400 and "has not registered" in text(response)
+    assert other_url
+
+
+def _authn_request(issuer: str, acs: str = "", extra: str = "", doctype: str = "") -> str:
+    acs_attr = f' AssertionConsumerServiceURL="{acs}"' if acs else ""
+    return (f'{doctype}<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+            f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_abc" Version="2.0" '
+            f'IssueInstant="2026-01-01T00:00:00Z"{acs_attr}><saml:Issuer>{issuer}'
+            f"</saml:Issuer>{extra}</samlp:AuthnRequest>")
+
+
+def test_post_binding_works_for_a_registered_sp(app, client):
+    sp = make_sp(client, app)
+    xml = _authn_request(sp.entity_id, acs=sp.acs)
+    response = client.post("/saml/sso", data={"SAMLRequest": base64.b64encode(xml.encode()),
+                                              "RelayState": "/home"})
+    assert response.headers["Location"] == "/sso/continue"
+
+
+@pytest.mark.parametrize("payload", [
+    _authn_request("http://sp.test/metadata", doctype=(
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">'
+        + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+        + "]>")).replace("<saml:Issuer>", "<saml:Issuer>&lol9;"),
+    _authn_request("http://sp.test/metadata", doctype=(
+        '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>')).replace(
+        "<saml:Issuer>", "<saml:Issuer>&xxe;"),
+    "<not-xml",
+    "",
+])
+def test_entity_bombs_and_garbage_are_refused(app, client, payload):
+    make_sp(client, app)
+    response = client.post("/saml/sso", data={"SAMLRequest": base64.b64encode(
+        payload.encode()).decode()})
+    assert response.status_code == 400
+    assert "root:" not in text(response) and "Traceback" not in text(response)
+
+
+def test_deflate_bomb_is_refused(app, client):
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"<" + b"a" * (50 * 1024 * 1024)) + compressor.flush()
+    response = client.get("/saml/sso", query_string={"SAMLRequest": base64.b64encode(bomb)})
+    assert response.status_code == 400 and "too large" in text(response)
+
+
+def test_tampered_response_is_rejected_by_the_sp(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    xml = base64.b64decode(r).decode().replace(">alice<", ">mallory<")
+    auth = sp.acs_post(base64.b64encode(xml.encode()).decode(), rid)
+    assert not auth.is_authenticated() and auth.get_errors()
+
+
+def test_expired_response_is_rejected_by_the_sp(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    clock.advance(-3600)  # the IdP's clock: the response was made an hour ago
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    assert not auth.is_authenticated()
+    assert "expired" in (auth.get_last_error_reason() or "").lower() or \
+        "NotOnOrAfter" in (auth.get_last_error_reason() or "")
+
+
+def test_response_lifetime_is_a_few_minutes(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, _ = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    xml = base64.b64decode(r).decode()
+    not_before = re.search(r'NotBefore="([^"]+)"', xml).group(1)
+    not_after = re.search(r'Conditions NotBefore="[^"]+" NotOnOrAfter="([^"]+)"', xml).group(1)
+    from datetime import datetime
+
+    span = datetime.fromisoformat(not_after) - datetime.fromisoformat(not_before)
+    assert 0 < span.total_seconds() <= 600
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "new_user": "allow"}])
+def test_sp_that_requires_mfa_never_gets_a_password_only_response(app, client):
+    make_user(app)  # no device; policy would let a password-only login through
+    plain = make_sp(client, app)
+    strict = make_sp(client, app, base="http://strict.test", want_mfa=True)
+    url, rid = plain.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    auth = plain.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
+    assert auth.is_authenticated() and auth.get_last_authn_contexts() != [MFA]
+    url, _ = strict.login()
+    go(client, url)
+    response = client.get("/sso/continue")
+    assert response.headers["Location"] == "/sso/prompt"  # enrolment, never a Response
+    page = text(client.get("/sso/prompt"))
+    assert "SAMLResponse" not in page and "Add a new device" in page
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "new_user": "deny"}])
+def test_new_user_deny(app, client):
+    make_user(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    response = client.get("/sso/continue")
+    assert response.status_code == 403 and "no device" in text(response)
+
+
+def test_new_user_enrols_inside_the_prompt_then_signs_in(app, client, clock):
+    make_user(app)
+    code = issue_recovery(app)
+    sp = make_sp(client, app)
+    url, rid = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+    page = text(client.get("/sso/prompt"))
+    assert "Add a new device" in page and "recovery passcode" in page
+    from tests.helpers.portal import enrol, step_up
+
+    assert client.get("/devices/add", environ_base={"REMOTE_ADDR": "203.0.113.9"}) \
+        .headers["Location"] == "/prompt?next=add"
+    assert step_up(client, code).headers["Location"] == "/devices/add/type"
+    done, secret = enrol(client, clock, "mobile", "android", "Pixel")
+    continue_url = re.search(r'href="([^"]+)">Continue to Login', text(done)).group(1)
+    assert continue_url.startswith("/sso/prompt?device=")
+    clock.advance(30)
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
+                                            "device": continue_url.split("=")[1]},
+                    token_from=continue_url)
+    assert response.headers["Location"] == "/sso/continue"
+    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
+    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+
+
+OFF = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+def test_off_campus_settings_in_the_prompt_reach_the_device_pages(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app, name="Old phone")
+    sp = make_sp(client, app)
+    url, rid = sp.login()
+    parts = urlsplit(url)
+    client.get(parts.path + "?" + parts.query, environ_base=OFF)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in", environ_base=OFF)
+    settings = text(client.get("/sso/settings", environ_base=OFF))
+    assert "Add a new device" in settings and "My Settings &amp; Devices" in settings
+    # the portal's device pages answer off campus within an SSO sign-in
+    assert client.get("/settings", environ_base=OFF).headers["Location"] == \
+        "/prompt?next=settings"
+    response = post(client, "/prompt", {"next": "settings", "device": str(device_id),
+                                        "passcode": totp_code(secret, clock.now)},
+                    token_from="/prompt?next=settings", environ_base=OFF)
+    assert response.headers["Location"] == "/settings"
+    page = text(client.get("/settings", environ_base=OFF))
+    assert "Old phone" in page and "Back to login" in page
+    # but the portal home does not open to this SSO session off campus; signing out does work
+    assert client.get("/", environ_base=OFF).status_code == 403
+    assert post(client, "/sign-out", {}, token_from="/settings",
+                environ_base=OFF).headers["Location"] == "/"
+    assert client.get("/settings", environ_base=OFF).status_code == 403
+    # while the portal itself still refuses this address
+    fresh = app.test_client()
+    assert fresh.get("/", environ_base=OFF).status_code == 403
+    assert fresh.get("/settings", environ_base=OFF).status_code == 403
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7}])
+def test_remember_me_skips_the_prompt_in_a_new_session(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    assert "Remember me for 7 days" in text(client.get("/sso/prompt"))
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
+                                            "device": str(device_id), "remember": "yes"},
+                    token_from="/sso/prompt")
+    cookie = response.headers.getlist("Set-Cookie")
+    assert any(c.startswith("um2fa_remember=") and "HttpOnly" in c for c in cookie)
+    client.delete_cookie("um2fa_session")  # the browser was closed: a new session
+    url, rid = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
+    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+    # someone else signing in on this browser is not remembered
+    make_user(app, "bob")
+    add_totp_device(app, "bob")
+    client.delete_cookie("um2fa_session")
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "bob", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+
+
+def test_key_rotation_publishes_both_keys_and_signs_with_the_new_one(app, client, runner,
+                                                                      clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    before = idp_metadata(client)
+    result = runner.invoke(args=["saml", "rotate-key"])
+    assert result.exit_code == 0 and "2 certificate(s)" in result.output
+    app.extensions.pop("saml_keys", None)  # what a restart does
+    after = idp_metadata(client)
+    assert before.count("<ds:X509Certificate>") == 2  # 1 in KeyDescriptor + 1 in signature
+    assert after.count("<md:KeyDescriptor") == 2
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    assert sp.acs_post(r, rid).is_authenticated()
+
+
+def test_single_logout(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    url, logout_id = sp.logout(auth.get_nameid(), auth.get_session_index())
+    response = go(client, url)
+    assert response.status_code == 302 and response.headers["Location"].startswith(
+        "http://sp.test/sls?SAMLResponse=")
+    result = sp.sls(response.headers["Location"], logout_id)
+    assert result.get_errors() == [], result.get_last_error_reason()
+    # the IdP session is gone: the next login asks for the password again
+    url, _ = sp.login()
+    go(client, url)
+    assert client.get("/sso/continue").headers["Location"] == "/sso/sign-in"
+
+
+def test_metadata_is_signed_and_parsed_by_python3_saml(client):
+    from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+    xml = idp_metadata(client)
+    parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml)
+    assert parsed["idp"]["entityId"] == "http://localhost/saml/metadata"
+    assert parsed["idp"]["singleSignOnService"]["url"] == "http://localhost/saml/sso"
+    cert = parsed["idp"]["x509cert"]
+    assert OneLogin_Saml2_Utils.validate_sign(xml, OneLogin_Saml2_Utils.format_cert(cert),
+                                              xpath="/md:EntityDescriptor/ds:Signature",
+                                              raise_exceptions=True)
+    unsigned = client.get("/saml/metadata?signed=0").get_data(as_text=True)
+    assert "<ds:Signature" not in unsigned and "X509Certificate" in unsigned

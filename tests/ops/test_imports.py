@@ -89,3 +89,22 @@ def test_um2fa_radius_does_not_build_the_flask_app(tmp_path):
                             text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 1, result.stderr
     assert "the database schema is not current: run `um2fa db upgrade`" in result.stderr
+
+
+def test_the_checker_keeps_doors_and_their_libraries_out_of_the_core(tmp_path):
+    write(tmp_path, {
+        "app/__init__.py": "",
+        "app/core/__init__.py": "",
+        "app/core/a.py": "import json\nfrom sqlalchemy import select\n",
+        "app/core/b.py": "def late():\n    from flask import session\n",
+        "app/core/c.py": "from radius import translate\n",
+        "app/web.py": "from flask import Flask\nfrom app.core import a\n",
+        "radius/__init__.py": "",
+        "radius/translate.py": "import pyrad\n",
+        "saml/__init__.py": "",
+    })
+    result = check("--root", str(tmp_path))
+    assert result.returncode == 1
+    assert "app.core.b imports flask (line 2)" in result.stdout
+    assert "app.core.c imports radius" in result.stdout
+    assert "app.core.a" not in result.stdout and "app.web imports" not in result.stdout

@@ -50,13 +50,3 @@ from app.core.push.lifecycle import (
     status,
     statuses,
 )
-
-__all__ = [
-    "ACTIVATION_PURPOSE", "BLOCKED", "CALL_WINDOW_SECONDS", "DECISIONS", "KIND", "MESSAGES",
-    "NOT_PUSH", "TOO_MANY", "Activation", "ActivationError", "AlreadyAnswered",
-    "BadAnswerSignature", "DeviceAuthError", "NotPushable", "PushBlocked", "PushError",
-    "PushLocked", "PushOutcome", "TooManyPushes", "UnknownRequest", "activate",
-    "activation_link", "answer", "authenticate_call", "can_push", "complete", "describe",
-    "expire", "find", "finish", "is_blocked", "new_activation", "pending_for", "push_devices",
-    "request_for_device", "set_subscription", "start", "status", "statuses",
-]

@@ -18,14 +18,7 @@ from app.core.radius_auth.challenge import purge as purge_challenges
 from app.core.radius_auth.decision import (
     ACTION,
     CHALLENGE_GONE,
-    DEGRADED,
     DOOR,
-    NO_DEVICE,
-    PAP_ONLY,
-    PASSCODE_NEEDED,
-    PUSH_SENT,
-    PUSH_UNAVAILABLE,
-    PUSH_UNAVAILABLE_ALONE,
     UNAVAILABLE,
     AccessRequest,
     Decision,
@@ -33,18 +26,19 @@ from app.core.radius_auth.decision import (
     origin_of,
 )
 from app.core.radius_auth.entry import (
+    DEGRADED,
+    PAP_ONLY,
     authenticate,
     database_unavailable,
     decide,
     decide_many,
     verifies_password,
 )
-from app.core.radius_auth.pushes import finish_push, push_answers
-
-__all__ = [
-    "ACTION", "CHALLENGE_GONE", "CHALLENGE_TTL_SECONDS", "DEGRADED", "DOOR", "NO_DEVICE",
-    "PAP_ONLY", "PASSCODE_NEEDED", "PUSH_SENT", "PUSH_UNAVAILABLE", "PUSH_UNAVAILABLE_ALONE",
-    "UNAVAILABLE", "AccessRequest", "Decision", "Outcome", "authenticate",
-    "database_unavailable", "decide", "decide_many", "finish_push", "origin_of",
-    "purge_challenges", "push_answers", "verifies_password",
-]
+from app.core.radius_auth.modes import NO_DEVICE, PASSCODE_NEEDED
+from app.core.radius_auth.pushes import (
+    PUSH_SENT,
+    PUSH_UNAVAILABLE,
+    PUSH_UNAVAILABLE_ALONE,
+    finish_push,
+    push_answers,
+)

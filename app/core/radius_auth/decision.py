@@ -18,18 +18,8 @@ DOOR = "radius"
 ACTION = "radius.access"
 
 PASSCODE_EXAMPLE = "e.g. password{d}123456"
-PUSH_UNAVAILABLE = ("You have no device that can receive a push; append your 6-digit "
-                    "passcode, " + PASSCODE_EXAMPLE)
-PUSH_UNAVAILABLE_ALONE = "You have no device that can receive a push; enter your 6-digit passcode."
-PUSH_SENT = "Push sent. Approve it in the UM 2FA app."
-PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
-                   + PASSCODE_EXAMPLE)
-NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
-             "passcode to your password, e.g. password{d}123456789")
 CHALLENGE_GONE = "This login has expired or was already answered. Please log in again."
-PAP_ONLY = "Only PAP is supported: set the VPN to send the password with PAP."
 UNAVAILABLE = "The 2FA service is temporarily unavailable. Please try again later."
-DEGRADED = "Signed in with your password only: the 2FA service is temporarily unavailable."
 
 
 class Outcome(enum.Enum):
@@ -94,3 +84,10 @@ def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, m
     attributes = ctx.settings.radius_role_attributes.get(user.role, ()) if user else ()
     return Decision(outcome, message, reason=reason, session_class=session_class(),
                     attributes=attributes)
+
+
+def unavailable(req: AccessRequest, detail: str, reason: str) -> Decision:
+    """Reject because the database or the directory cannot be reached: the audit record goes
+    to the log only (the database may not take it)."""
+    audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(req), detail=detail)
+    return Decision(Outcome.REJECT, UNAVAILABLE, reason=reason)

@@ -11,8 +11,6 @@ from app.core.directory import DirectoryUnavailable
 from app.core.radius_auth import modes
 from app.core.radius_auth.decision import (
     ACTION,
-    DEGRADED,
-    PAP_ONLY,
     UNAVAILABLE,
     AccessRequest,
     Decision,
@@ -21,11 +19,15 @@ from app.core.radius_auth.decision import (
     origin_of,
     session_class,
     typed_username,
+    unavailable,
 )
 from app.core.services import CoreServices
 from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 
 log = logging.getLogger("um2fa.radius")
+
+PAP_ONLY = "Only PAP is supported: set the VPN to send the password with PAP."
+DEGRADED = "Signed in with your password only: the 2FA service is temporarily unavailable."
 
 
 def _cause(exc: BaseException) -> str:
@@ -44,9 +46,7 @@ def decide(services: CoreServices, req: AccessRequest) -> Decision:
         return database_unavailable(services, req)
     except DirectoryUnavailable as exc:
         log.error("directory unavailable for a RADIUS decision: %s", exc)
-        audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(req),
-                       detail="directory unavailable")
-        return Decision(Outcome.REJECT, UNAVAILABLE, reason="directory unavailable")
+        return unavailable(req, "directory unavailable", "directory unavailable")
 
 
 def verifies_password(req: AccessRequest) -> bool:
@@ -127,6 +127,5 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
                                   "no second factor")
             return Decision(Outcome.ACCEPT, DEGRADED, reason="fail-safe",
                             session_class=session_class())
-    audit.log_only(origin, ACTION, "reject", username=username,
-                   detail=f"database unreachable (fail mode {req.client.fail_mode})")
-    return Decision(Outcome.REJECT, UNAVAILABLE, reason="database unavailable")
+    return unavailable(req, f"database unreachable (fail mode {req.client.fail_mode})",
+                       "database unavailable")

@@ -16,8 +16,7 @@ from app.core.factors import FACTORS
 from app.core.radius_auth import challenge, pushes
 from app.core.radius_auth.decision import (
     CHALLENGE_GONE,
-    NO_DEVICE,
-    PASSCODE_NEEDED,
+    PASSCODE_EXAMPLE,
     AccessRequest,
     Decision,
     Outcome,
@@ -27,6 +26,11 @@ from app.core.users import Subject
 from app.models import User
 
 PUSH_RE = re.compile(r"push([1-9]?)")
+
+PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
+                   + PASSCODE_EXAMPLE)
+NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
+             "passcode to your password, e.g. password{d}123456789")
 
 
 def is_push(word: str) -> bool:

@@ -12,27 +12,28 @@ import logging
 
 from sqlalchemy import select
 
-from app.core import audit, push, users
+from app.core import push, users
 from app.core.context import Context, Origin
 from app.core.radius_auth.decision import (
-    ACTION,
     CHALLENGE_GONE,
-    PUSH_SENT,
-    PUSH_UNAVAILABLE,
-    PUSH_UNAVAILABLE_ALONE,
-    UNAVAILABLE,
+    PASSCODE_EXAMPLE,
     AccessRequest,
     Decision,
     Outcome,
     finish,
     origin_of,
-    typed_username,
+    unavailable,
 )
 from app.core.services import CoreServices
 from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from app.models import Device, PushRequest, User
 
 log = logging.getLogger("um2fa.radius")
+
+PUSH_UNAVAILABLE = ("You have no device that can receive a push; append your 6-digit "
+                    "passcode, " + PASSCODE_EXAMPLE)
+PUSH_UNAVAILABLE_ALONE = "You have no device that can receive a push; enter your 6-digit passcode."
+PUSH_SENT = "Push sent. Approve it in the UM 2FA app."
 
 
 def send(ctx: Context, origin: Origin, req: AccessRequest, user: User,
@@ -86,6 +87,5 @@ def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Dec
                           reason=f"push {outcome.status}")
     except DATABASE_UNAVAILABLE as exc:
         log.error("database unavailable for a RADIUS push answer: %s", type(exc).__name__)
-        audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(req),
-                       detail="database unreachable while finishing a push")
-        return Decision(Outcome.REJECT, UNAVAILABLE, reason="database unavailable")
+        return unavailable(req, "database unreachable while finishing a push",
+                           "database unavailable")

@@ -1,0 +1,162 @@
+"""Settings that cannot work together, or values out of range: a ConfigError that says which
+setting and what to write instead, at start, never at the first login."""
+
+from __future__ import annotations
+
+import os
+
+from app.config.settings import SAML_ATTRIBUTE_RE, ConfigError, Settings
+
+
+def _check_basics(settings: Settings) -> None:
+    if settings.lockout_threshold < 1:
+        raise ConfigError("UM2FA_LOCKOUT_THRESHOLD must be at least 1")
+    if settings.sso_second_factor not in ("session", "always"):
+        raise ConfigError("UM2FA_SSO_SECOND_FACTOR must be 'session' or 'always'")
+    if settings.new_user not in ("enrol", "deny", "allow"):
+        raise ConfigError("UM2FA_NEW_USER must be 'enrol', 'deny' or 'allow'")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError("UM2FA_LOG_FORMAT must be 'text' or 'json'")
+
+
+def _check_recovery(settings: Settings) -> None:
+    if settings.recovery_prefix == "/" or any(c in settings.recovery_prefix for c in "?#<> "):
+        raise ConfigError("UM2FA_RECOVERY_PREFIX must be a path such as /recovery "
+                          "(with UM2FA_RECOVERY_HOST set, that host serves it at /)")
+    if not settings.recovery_roles:
+        raise ConfigError("UM2FA_RECOVERY_ROLES must name at least one role, e.g. student,staff")
+    if settings.recovery_max_failures < 1 or settings.recovery_lock_seconds < 1:
+        raise ConfigError("UM2FA_RECOVERY_MAX_FAILURES and UM2FA_RECOVERY_LOCK_SECONDS "
+                          "must be at least 1")
+    if settings.smtp_host and not settings.smtp_from:
+        raise ConfigError("UM2FA_SMTP_FROM is required when UM2FA_SMTP_HOST is set")
+
+
+def _check_push(settings: Settings) -> None:
+    if not 10 <= settings.push_timeout <= 600:
+        raise ConfigError("UM2FA_PUSH_TIMEOUT must be between 10 and 600 seconds")
+    if not 1 <= settings.push_fanout_poll_seconds <= 60:
+        raise ConfigError("UM2FA_PUSH_FANOUT_POLL_SECONDS must be between 1 and 60")
+    if settings.push_max_pending < 1:
+        raise ConfigError("UM2FA_PUSH_MAX_PENDING must be at least 1")
+    if settings.push_fraud_block_minutes < 0:
+        raise ConfigError("UM2FA_PUSH_FRAUD_BLOCK_MINUTES cannot be negative")
+    if not 60 <= settings.activation_ttl_seconds <= 3600:
+        raise ConfigError("UM2FA_ACTIVATION_TTL_SECONDS must be between 60 and 3600")
+
+
+def _check_ldap_url(url: str, starttls: bool) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"UM2FA_LDAP_URL {url!r} is not a URL") from exc
+    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError("UM2FA_LDAP_URL must be ldaps://host[:port] or ldap://host[:port]")
+    if parts.scheme == "ldaps" and starttls:
+        raise ConfigError("UM2FA_LDAP_STARTTLS is for ldap:// URLs; ldaps:// is TLS already")
+    if parts.scheme == "ldap" and not starttls and parts.hostname not in (
+            "127.0.0.1", "localhost", "::1"):
+        raise ConfigError("UM2FA_LDAP_URL: passwords would cross the network in clear; use "
+                          "ldaps:// or set UM2FA_LDAP_STARTTLS=true")
+
+
+def _check_ldap(settings: Settings) -> None:
+    if settings.directory not in ("local", "ldap", "radius"):
+        raise ConfigError("UM2FA_DIRECTORY must be 'local', 'ldap' or 'radius'")
+    if settings.directory != "ldap":
+        return
+    if not settings.ldap_url:
+        raise ConfigError("UM2FA_LDAP_URL is required with UM2FA_DIRECTORY=ldap")
+    _check_ldap_url(settings.ldap_url, settings.ldap_starttls)
+    template, search_filter = settings.ldap_user_dn_template, settings.ldap_user_filter
+    if template and template.count("{username}") != 1:
+        raise ConfigError("UM2FA_LDAP_USER_DN_TEMPLATE must contain {username} once, e.g. "
+                          "uid={username},ou=people,dc=um,dc=edu,dc=mo")
+    if not template and not settings.ldap_base_dn:
+        raise ConfigError("with UM2FA_DIRECTORY=ldap set UM2FA_LDAP_USER_DN_TEMPLATE (bind as "
+                          "the user) or UM2FA_LDAP_BASE_DN (search, then bind)")
+    if settings.ldap_base_dn and (search_filter.count("{username}") != 1
+                                  or not search_filter.startswith("(")
+                                  or search_filter.count("(") != search_filter.count(")")):
+        raise ConfigError("UM2FA_LDAP_USER_FILTER must be a filter in parentheses containing "
+                          "{username} once, e.g. (uid={username})")
+    if settings.ldap_bind_dn and not settings.ldap_bind_password:
+        raise ConfigError("UM2FA_LDAP_BIND_PASSWORD is required with UM2FA_LDAP_BIND_DN")
+    if settings.ldap_ca_file and not os.access(settings.ldap_ca_file, os.R_OK):
+        raise ConfigError(f"UM2FA_LDAP_CA_FILE {settings.ldap_ca_file} cannot be read")
+    if not 1 <= settings.ldap_timeout <= 60:
+        raise ConfigError("UM2FA_LDAP_TIMEOUT must be between 1 and 60 seconds")
+    if not 1 <= settings.ldap_pool_size <= 64:
+        raise ConfigError("UM2FA_LDAP_POOL_SIZE must be between 1 and 64")
+
+
+def _check_upstream(settings: Settings) -> None:
+    path = settings.sso_upstream_metadata
+    if not path:
+        return
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"UM2FA_SSO_UPSTREAM_METADATA {path} cannot be read (the upstream "
+                          "IdP's metadata XML file)")
+    if not settings.base_url.startswith(("https://", "http://")):
+        raise ConfigError("UM2FA_BASE_URL is required with UM2FA_SSO_UPSTREAM_METADATA: our "
+                          "service provider's entity ID and ACS URL are made from it")
+    if not SAML_ATTRIBUTE_RE.fullmatch(settings.sso_upstream_username_attribute):
+        raise ConfigError("UM2FA_SSO_UPSTREAM_USERNAME_ATTRIBUTE must be NameID or a SAML "
+                          "attribute name (e.g. urn:oid:0.9.2342.19200300.100.1.1 or uid)")
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6-address]` or `[v6-address]:port`. Raises ValueError."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not [address]:port")
+        port_text = rest[1:]
+    elif text.count(":") > 1:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [2001:db8::1]:1812")
+    else:
+        host, _sep, port_text = text.partition(":")
+    if not host or any(c.isspace() or c in "/@[]" for c in host):
+        raise ValueError(f"{text!r} does not name a host")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _check_upstream_radius(settings: Settings) -> None:
+    if settings.directory != "radius":
+        return
+    if not settings.upstream_radius_servers:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_SERVERS is required with UM2FA_DIRECTORY=radius "
+                          "(host:port, comma-separated, tried in order)")
+    for server in settings.upstream_radius_servers:
+        try:
+            split_host_port(server, 1812)
+        except ValueError as exc:
+            raise ConfigError(f"UM2FA_UPSTREAM_RADIUS_SERVERS: {exc}") from None
+    secret = settings.upstream_radius_secret
+    if not secret or len(secret.encode()) > 128 or not secret.isprintable():
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_SECRET is required with UM2FA_DIRECTORY=radius: "
+                          "the shared secret of the upstream server, up to 128 printable "
+                          "characters")
+    if not 1 <= settings.upstream_radius_timeout <= 30:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_TIMEOUT must be between 1 and 30 seconds")
+    if not 0 <= settings.upstream_radius_retries <= 5:
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_RETRIES must be between 0 and 5")
+    nas_id = settings.upstream_radius_nas_identifier
+    if not nas_id or len(nas_id.encode()) > 253 or not nas_id.isprintable():
+        raise ConfigError("UM2FA_UPSTREAM_RADIUS_NAS_IDENTIFIER must be 1-253 printable "
+                          "characters")
+
+
+def check(settings: Settings) -> None:
+    """Every check; the first that fails raises."""
+    for one in (_check_basics, _check_recovery, _check_push, _check_ldap, _check_upstream_radius,
+                _check_upstream):
+        one(settings)

@@ -1,0 +1,140 @@
+"""The settings object: every setting with its default, and the values it is made of."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_CAMPUS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+# Our user fields and the LDAP attributes they are read from (docs/ldap.md). An empty name: the
+# field is not taken from the directory (date of birth and ID characters then stay ours).
+LDAP_DEFAULT_ATTRIBUTES = {"username": "uid", "name": "cn", "mail": "mail",
+                           "role": "employeeType", "dob": "", "id_last4": ""}
+LDAP_ATTRIBUTE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}|[0-9]+(\.[0-9]+)+")
+# Our user fields that an upstream IdP's attributes may fill (IdP-proxy mode, docs/saml.md).
+UPSTREAM_ATTRIBUTE_FIELDS = ("name", "mail", "role")
+SAML_ATTRIBUTE_RE = re.compile(r"[!-~]{1,256}")  # printable, no spaces: a Name or FriendlyName
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def parse_networks(value: str | list[str]) -> tuple[Network, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    nets = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"not a network in CIDR form: {item!r}") from exc
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    encryption_key: str = ""
+    campus_networks: tuple[Network, ...] = parse_networks(DEFAULT_CAMPUS)
+    trusted_proxies: tuple[Network, ...] = ()
+    issuer: str = "UM 2FA"
+    lockout_threshold: int = 10
+    recovery_ttl_seconds: int = 3600
+    stepup_ttl_seconds: int = 600
+    totp_drift_steps: int = 1
+    ratelimit_signin_address: str = "30 per minute"
+    ratelimit_signin_user: str = "10 per minute"
+    ratelimit_passcode_address: str = "30 per minute"
+    ratelimit_passcode_user: str = "10 per minute"
+    # Prepended to the rate-limit counters' keys: services sharing one Redis keep them apart.
+    ratelimit_key_prefix: str = ""
+    base_url: str = ""
+    # Recovery portal (docs/recovery.md); list values are comma-separated in env vars.
+    recovery_roles: tuple[str, ...] = ("student", "staff")
+    recovery_prefix: str = "/recovery"
+    recovery_host: str = ""
+    recovery_max_failures: int = 5
+    recovery_lock_seconds: int = 3600
+    ratelimit_recovery_address: str = "20 per minute"
+    ratelimit_recovery_user: str = "10 per hour"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_cafile: str = ""
+    smtp_timeout: int = 10
+    # SSO door (docs/saml.md)
+    saml_scope: str = "um.edu.mo"
+    saml_assertion_lifetime: int = 300
+    saml_sign_metadata: bool = True
+    sso_second_factor: str = "session"
+    new_user: str = "enrol"
+    remember_days: int = 0
+    # IdP-proxy (docs/saml.md): the university's SAML IdP checks the password, we add the 2FA.
+    sso_upstream_metadata: str = ""
+    sso_upstream_username_attribute: str = "NameID"
+    sso_upstream_attributes: dict[str, str] = field(default_factory=dict)
+    # Push to the companion app (docs/device-api.md)
+    push_timeout: int = 60
+    push_max_pending: int = 3
+    push_fraud_block_minutes: int = 20
+    # With Redis, answers reach the RADIUS door's push waits at once (push fan-out); it still
+    # polls the database this often in case an announcement is lost.
+    push_fanout_poll_seconds: int = 2
+    verified_push: bool = True
+    activation_ttl_seconds: int = 600
+    ratelimit_activate_address: str = "10 per minute"
+    # Web Push endpoints must be https; tests allow http://127.0.0.1 for the local stub.
+    webpush_allow_http: bool = False
+    webpush_subject: str = "mailto:it-helpdesk@um.edu.mo"
+    admin_emails: tuple[str, ...] = ()
+    # Operators (docs/deploy.md): who may read /metrics, and the log format ("text" | "json").
+    metrics_networks: tuple[Network, ...] = parse_networks("127.0.0.0/8,::1/128")
+    metrics_token: str = field(default="", repr=False)
+    log_format: str = "text"
+    # Primary authentication: "local" (argon2 hashes in our database), "ldap" (docs/ldap.md) or
+    # "radius" (an upstream RADIUS server checks passwords: docs/radius.md)
+    directory: str = "local"
+    ldap_url: str = ""
+    ldap_user_dn_template: str = ""
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = field(default="", repr=False)
+    ldap_base_dn: str = ""
+    ldap_user_filter: str = "(uid={username})"
+    ldap_starttls: bool = False
+    ldap_ca_file: str = ""
+    ldap_timeout: int = 5
+    ldap_pool_size: int = 4
+    ldap_attributes: dict[str, str] = field(default_factory=lambda: dict(LDAP_DEFAULT_ATTRIBUTES))
+    upstream_radius_servers: tuple[str, ...] = ()  # host:port, tried in order
+    upstream_radius_secret: str = field(default="", repr=False)
+    upstream_radius_timeout: int = 3  # seconds to wait after each send
+    upstream_radius_retries: int = 1  # retransmissions per server after the first send
+    upstream_radius_nas_identifier: str = "um2fa"
+    # Reply attributes per role on a VPN Access-Accept (docs/radius.md): a TOML table, or a JSON
+    # object in UM2FA_RADIUS_ROLE_ATTRIBUTES, e.g. {"staff": {"Filter-Id": "staff"}}.
+    radius_role_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The VAPID key that signs Web Push wake-ups (default: made in the instance directory).
+    vapid_private_key: str = ""
+    # Settings this version does not know (kept, not used).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratelimit_storage_uri(self) -> str:
+        return self.redis_url or "memory://"

@@ -92,8 +92,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
         updates["secret_key"] = _instance_key(inst, "secret_key")
     if not settings.encryption_key:
         updates["encryption_key"] = _instance_key(inst, "encryption_key")
-    check(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})
+    check(settings)
     return settings

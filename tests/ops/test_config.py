@@ -35,12 +35,12 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
 
     instance = tmp_path / "inst"
     instance.mkdir()
-    (instance / "secret_key").write_text("made-by-the-other-process\n")
+    (instance / "secret_key").write_text("made-by-the-other-process-0123456789\n")
     exists = Path.exists
     monkeypatch.setattr(Path, "exists",  # as if the other process wrote it just after our look
                         lambda self: False if self.name == "secret_key" else exists(self))
     settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(instance)})
-    assert settings.secret_key == "made-by-the-other-process"
+    assert settings.secret_key == "made-by-the-other-process-0123456789"
     assert sorted(p.name for p in instance.iterdir()) == ["encryption_key", "secret_key"]
 
 
@@ -53,3 +53,46 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), **env})
+
+
+STRONG = "kP3v9QxL2mN8rT5wY7zA1bC4dE6fG0hJ-s_u"  # 36 characters, many distinct
+
+
+@pytest.mark.parametrize("name", ["UM2FA_SECRET_KEY", "UM2FA_ENCRYPTION_KEY"])
+@pytest.mark.parametrize("weak", ["short", "a" * 64, "ab" * 20, "0123456789" * 3])
+def test_weak_keys_are_refused_with_how_to_make_one(tmp_path, name, weak):
+    """Security issue point 13: a guessable key forges sessions or decrypts device secrets."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), name: weak})
+    message = str(raised.value)
+    assert name in message and "um2fa keys generate" in message
+    assert weak not in message  # a secret never reaches an error message
+
+
+def test_strong_keys_are_accepted(tmp_path):
+    import secrets
+
+    settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path),
+                                      "UM2FA_SECRET_KEY": STRONG,
+                                      "UM2FA_ENCRYPTION_KEY": secrets.token_hex(32)})
+    assert settings.secret_key == STRONG
+
+
+def test_keys_generate_needs_no_database_or_app(tmp_path):
+    import subprocess
+    import sys
+
+    from app.config import PROJECT_ROOT
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT),
+           "UM2FA_INSTANCE_DIR": str(tmp_path / "nowhere"),
+           "UM2FA_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = subprocess.run([sys.executable, "-c", "from app.cli import main; main()",
+                             "keys", "generate"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert len(key) >= 43
+    load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), "UM2FA_SECRET_KEY": key,
+                           "UM2FA_ENCRYPTION_KEY": key})
+    assert not (tmp_path / "nowhere").exists()

@@ -7,7 +7,6 @@ metadata so that service providers can move to a new key before the old one goes
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from app.config.files import private_directory, write_private
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,6 @@ def _directory(instance_dir: Path) -> Path:
     return instance_dir / "saml"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def _numbers(directory: Path) -> list[int]:
     found = []
     for path in directory.glob("key-*.pem"):
@@ -52,7 +47,8 @@ def _numbers(directory: Path) -> list[int]:
 def generate(instance_dir: Path, common_name: str) -> SigningKey:
     """A new RSA-3072 key and self-signed certificate (10 years), numbered after the last."""
     directory = _directory(instance_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(instance_dir)
+    private_directory(directory)
     number = (_numbers(directory) or [0])[-1] + 1
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "um2fa")])
@@ -65,8 +61,8 @@ def generate(instance_dir: Path, common_name: str) -> SigningKey:
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    _write_private(directory / f"key-{number:03d}.pem", key_pem)
-    (directory / f"cert-{number:03d}.pem").write_bytes(cert_pem)
+    write_private(directory / f"key-{number:03d}.pem", key_pem)
+    write_private(directory / f"cert-{number:03d}.pem", cert_pem)  # public, but 0600 like all
     return SigningKey(number, key_pem.decode(), cert_pem.decode())
 
 

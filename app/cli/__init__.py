@@ -1,7 +1,7 @@
 """`um2fa`: the operators' and help desk's command line (a Flask CLI group).
 
 common.py holds what the command groups share; one module per group: db.py, users.py,
-devices.py, recovery.py, demo.py, serve.py, and the doors' own in radius/cli.py and
+devices.py, recovery.py, demo.py, serve.py, keys.py, and the doors' own in radius/cli.py and
 saml/cli.py. groups.py puts them all on the Flask app (create_app calls its `register`).
 `um2fa radius` builds its services from the settings (app/bootstrap.py), without the Flask app.
 """
@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup
 
 from app.cli.common import CLI, INPUT_ERRORS, configuration_errors, core_session
 from app.cli.groups import register
+from app.cli.keys import keys_group
 from app.config import ConfigError
 from radius import cli as radius_cli
 
@@ -40,6 +41,7 @@ def main() -> None:
     # A command of the group itself is found without building the Flask app (FlaskGroup looks
     # in the app only for the others): the RADIUS server needs none.
     cli.add_command(radius_cli.radius_serve)
+    cli.add_command(keys_group)  # nor do keys: they are made before anything is configured
     try:
         cli.main(prog_name="um2fa")
     except ConfigError as exc:

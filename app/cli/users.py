@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
 from app.core import devices as core_devices
 from app.core import users as core_users
+
+FROM_STDIN = "-"  # --password -
 
 
 @click.group("users", help="The local directory of users.")
@@ -16,7 +20,9 @@ def users_group() -> None: ...
 
 @users_group.command("add")
 @click.argument("username")
-@click.option("--password", required=True, help="UMPASS password (at least 8 characters).")
+@click.option("--password", required=True,
+              help="UMPASS password (at least 8 characters), or - to read it from one line of "
+                   "standard input (kept out of the process list and the shell's history).")
 @click.option("--dob", required=True, help="Date of birth, YYYY-MM-DD.")
 @click.option("--id-last4", required=True, help="Last 4 characters of the ID/passport number.")
 @click.option("--role", default="student", show_default=True,
@@ -25,10 +31,20 @@ def users_group() -> None: ...
 @click.option("--email", default="")
 @with_appcontext
 def users_add(username, password, dob, id_last4, role, name, email) -> None:
+    if password == FROM_STDIN:
+        password = _password_from_stdin()
     with core_session() as ctx:
         user = core_users.add(ctx, CLI, core_users.NewUser(username, password, dob, id_last4,
                                                            role, name, email))
     click.echo(f"added {user.username}")
+
+
+def _password_from_stdin() -> str:
+    """One line of standard input without its line ending (not echoed: it may be a pipe)."""
+    line = sys.stdin.readline()
+    if not line.strip("\r\n"):
+        raise click.ClickException("--password -: no password on standard input (one line)")
+    return line.rstrip("\r\n")
 
 
 @users_group.command("import")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config.checks import check, split_host_port
+from app.config.files import private_directory, private_file, write_private
 from app.config.settings import (
     DEFAULT_CAMPUS,
     LDAP_DEFAULT_ATTRIBUTES,
@@ -46,7 +47,7 @@ def _instance_key(instance_dir: Path, name: str) -> str:
     path = instance_dir / name
     if path.exists():
         return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(instance_dir)
     # Written whole under a private name, then linked into place: several processes starting
     # at once (web and RADIUS units on first boot) end up with the one key that won, and none
     # reads a half-written file.
@@ -84,16 +85,21 @@ def load_settings(overrides: dict[str, Any] | None = None,
     coerced = {k: coerce(k, v) for k, v in values.items()}
     settings = Settings(**coerced, extra=extra)
     inst = settings.instance_dir
+    if inst.is_dir():  # made looser before (by hand, an old version): ours only again
+        private_directory(inst)
+        if (inst / "saml").is_dir():
+            private_directory(inst / "saml")
     updates: dict[str, Any] = {}
     if not settings.database_url:
-        inst.mkdir(parents=True, exist_ok=True)
-        updates["database_url"] = f"sqlite:///{inst / 'um2fa.sqlite3'}"
+        private_directory(inst)
+        database = private_file(inst / "um2fa.sqlite3")
+        updates["database_url"] = f"sqlite:///{database}"
     if not settings.secret_key:
         updates["secret_key"] = _instance_key(inst, "secret_key")
     if not settings.encryption_key:
         updates["encryption_key"] = _instance_key(inst, "encryption_key")
-    check(settings)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})
+    check(settings)
     return settings

@@ -155,8 +155,27 @@ def _check_upstream_radius(settings: Settings) -> None:
                           "characters")
 
 
+KEY_MIN_LENGTH = 32
+KEY_MIN_DISTINCT = 10
+
+
+def _check_keys(settings: Settings) -> None:
+    """UM2FA_SECRET_KEY and UM2FA_ENCRYPTION_KEY: at least 32 characters, at least 10 of them
+    different (`um2fa keys generate`, `openssl rand -base64 32` or `openssl rand -hex 32`).
+    An empty key is generated into the instance directory by load_settings. The message never
+    quotes the key."""
+    for name in ("secret_key", "encryption_key"):
+        key = getattr(settings, name)
+        if key and (len(key) < KEY_MIN_LENGTH or len(set(key)) < KEY_MIN_DISTINCT):
+            raise ConfigError(
+                f"UM2FA_{name.upper()} is too weak: use at least {KEY_MIN_LENGTH} characters, "
+                f"at least {KEY_MIN_DISTINCT} of them different; make one with "
+                "`um2fa keys generate` (or leave it unset to have one generated in the "
+                "instance directory)")
+
+
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
-    for one in (_check_basics, _check_recovery, _check_push, _check_ldap, _check_upstream_radius,
-                _check_upstream):
+    for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_ldap,
+                _check_upstream_radius, _check_upstream):
         one(settings)

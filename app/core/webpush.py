@@ -85,7 +85,9 @@ def private_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
 def _make_key_file(path: Path) -> None:
     """Written whole to a private temporary file, then linked into place: another process
     (a second worker on this node) racing us either wins the link or reads a complete key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A new directory is ours only; an existing one is left as it is (the instance directory
+    # is tightened at start by load_settings; UM2FA_VAPID_PRIVATE_KEY's is the operator's).
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())

@@ -30,6 +30,28 @@ def test_users_add_list_lock_unlock(app, runner):
     assert "active" in invoke(runner, "users", "list").output
 
 
+def test_users_add_reads_the_password_from_standard_input(app, runner):
+    """Security issue: `--password VALUE` shows in the process list and the shell's history;
+    `--password -` reads one line from standard input instead."""
+    from app.core import signin
+
+    result = invoke(runner, "users", "add", "alice", "--password", "-", "--dob", "2001-02-03",
+                    "--id-last4", "123A", input="a pass from stdin 9\n")
+    assert result.exit_code == 0, result.output
+    assert "a pass from stdin" not in result.output
+    with committed(app) as ctx:
+        assert signin.sign_in(ctx, TEST_ORIGIN, "alice", "a pass from stdin 9") is not None
+        assert signin.sign_in(ctx, TEST_ORIGIN, "alice", "-") is None
+
+
+def test_users_add_password_from_empty_standard_input_is_a_clear_error(app, runner):
+    result = invoke(runner, "users", "add", "alice", "--password", "-", "--dob", "2001-02-03",
+                    "--id-last4", "123A", input="")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "standard input" in result.output
+    assert "alice" not in invoke(runner, "users", "list").output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dob", "2001-13-40"], "not a date"),
     (["--id-last4", "12345"], "4 letters or digits"),

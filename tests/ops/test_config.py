@@ -35,13 +35,14 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
 
     instance = tmp_path / "inst"
     instance.mkdir()
-    (instance / "secret_key").write_text("made-by-the-other-process\n")
+    (instance / "secret_key").write_text("made-by-the-other-process-0123456789\n")
     exists = Path.exists
     monkeypatch.setattr(Path, "exists",  # as if the other process wrote it just after our look
                         lambda self: False if self.name == "secret_key" else exists(self))
     settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(instance)})
-    assert settings.secret_key == "made-by-the-other-process"
-    assert sorted(p.name for p in instance.iterdir()) == ["encryption_key", "secret_key"]
+    assert settings.secret_key == "made-by-the-other-process-0123456789"
+    assert sorted(p.name for p in instance.iterdir()) == ["encryption_key", "secret_key",
+                                                          "um2fa.sqlite3"]  # no scratch file
 
 
 @pytest.mark.parametrize("env, message", [
@@ -53,3 +54,89 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), **env})
+
+
+STRONG = "kP3v9QxL2mN8rT5wY7zA1bC4dE6fG0hJ-s_u"  # 36 characters, many distinct
+
+
+@pytest.mark.parametrize("name", ["UM2FA_SECRET_KEY", "UM2FA_ENCRYPTION_KEY"])
+@pytest.mark.parametrize("weak", ["short", "a" * 64, "ab" * 20, "0123456789" * 3])
+def test_weak_keys_are_refused_with_how_to_make_one(tmp_path, name, weak):
+    """Security issue point 13: a guessable key forges sessions or decrypts device secrets."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), name: weak})
+    message = str(raised.value)
+    assert name in message and "um2fa keys generate" in message
+    assert weak not in message  # a secret never reaches an error message
+
+
+def test_strong_keys_are_accepted(tmp_path):
+    import secrets
+
+    settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path),
+                                      "UM2FA_SECRET_KEY": STRONG,
+                                      "UM2FA_ENCRYPTION_KEY": secrets.token_hex(32)})
+    assert settings.secret_key == STRONG
+
+
+def test_keys_generate_needs_no_database_or_app(tmp_path):
+    import subprocess
+    import sys
+
+    from app.config import PROJECT_ROOT
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT),
+           "UM2FA_INSTANCE_DIR": str(tmp_path / "nowhere"),
+           "UM2FA_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = subprocess.run([sys.executable, "-c", "from app.cli import main; main()",
+                             "keys", "generate"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert len(key) >= 43
+    load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), "UM2FA_SECRET_KEY": key,
+                           "UM2FA_ENCRYPTION_KEY": key})
+    assert not (tmp_path / "nowhere").exists()
+
+
+def _modes(root):
+    return {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777)
+            for p in [root, *sorted(root.rglob("*"))]}
+
+
+def test_the_instance_directory_and_its_files_are_private_whatever_the_umask(tmp_path):
+    """Security issue point 14: keys, the SQLite database, the SAML and VAPID keys are readable
+    by their owner only, made so by the app itself (not only by the systemd units' UMask)."""
+    import os
+
+    from app import create_app, migrate
+    from app.core import webpush
+    from app.web.sso_base import signing_keys
+
+    instance = tmp_path / "inst"
+    old = os.umask(0o022)
+    try:
+        app = create_app({"instance_dir": instance, "base_url": "https://2fa.example.edu"})
+        migrate.upgrade(app.config["UM2FA"].database_url)
+        with app.app_context():
+            signing_keys()
+        webpush.private_key(app.config["UM2FA"])
+    finally:
+        os.umask(old)
+    modes = _modes(instance)
+    assert {"secret_key", "encryption_key", "um2fa.sqlite3", "saml"} <= set(modes)
+    assert any(name.startswith("saml/cert-") for name in modes)
+    assert {name: mode for name, mode in modes.items()
+            if mode != ("0o700" if (instance / name).is_dir() else "0o600")} == {}
+
+
+def test_a_loose_instance_directory_is_tightened_at_start(tmp_path):
+    import os
+
+    instance = tmp_path / "inst"
+    (instance / "saml").mkdir(parents=True)
+    os.chmod(instance, 0o755)  # noqa: S103 - as an older version or a hand left it
+    os.chmod(instance / "saml", 0o755)  # noqa: S103
+    load_settings(environ={"UM2FA_INSTANCE_DIR": str(instance)})
+    assert oct(instance.stat().st_mode & 0o777) == "0o700"
+    assert oct((instance / "saml").stat().st_mode & 0o777) == "0o700"

@@ -407,3 +407,65 @@ def test_metadata_is_signed_and_parsed_by_python3_saml(client):
                                               raise_exceptions=True)
     unsigned = client.get("/saml/metadata?signed=0").get_data(as_text=True)
     assert "<ds:Signature" not in unsigned and "X509Certificate" in unsigned
+
+
+# --- single logout: no logout by link, signed LogoutRequests (security issue, point 10) -----
+
+def signed_in(client) -> bool:
+    with client.session_transaction() as s:
+        return bool(s.get("uid"))
+
+
+def signed_in_at_sp(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    assert signed_in(client)
+    return sp, auth
+
+
+def test_a_link_to_slo_does_not_sign_out(app, client, clock):
+    signed_in_at_sp(app, client, clock)
+    response = client.get("/saml/slo")
+    assert signed_in(client)
+    page = text(response)
+    assert 'method="post"' in page and 'name="csrf_token"' in page
+
+
+def test_local_sign_out_is_a_post_with_a_csrf_token(app, client, clock):
+    signed_in_at_sp(app, client, clock)
+    response = client.post("/saml/slo")
+    assert response.status_code == 400 and signed_in(client)
+    response = post(client, "/saml/slo", token_from="/saml/slo")
+    assert response.status_code == 200 and "You are signed out" in text(response)
+    assert not signed_in(client)
+
+
+def _without(url: str, *names: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if p.split("=", 1)[0] not in names)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{query}"
+
+
+def test_an_unsigned_logout_request_from_an_sp_with_a_certificate_is_refused(app, client,
+                                                                               clock):
+    sp, auth = signed_in_at_sp(app, client, clock)
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    response = go(client, _without(url, "Signature", "SigAlg"))
+    assert response.status_code == 400 and "SAMLResponse" not in response.headers.get(
+        "Location", "")
+    assert signed_in(client)
+
+
+def test_a_badly_signed_logout_request_is_refused(app, client, clock):
+    sp, auth = signed_in_at_sp(app, client, clock)
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    parts = urlsplit(url)
+    forged = "&".join(p if not p.startswith("Signature=") else
+                      "Signature=" + base64.b64encode(b"\0" * 256).decode().replace("=", "%3D")
+                      for p in parts.query.split("&"))
+    response = go(client, f"{parts.scheme}://{parts.netloc}{parts.path}?{forged}")
+    assert response.status_code == 400
+    assert signed_in(client)

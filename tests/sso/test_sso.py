@@ -12,6 +12,7 @@ from tests.conftest import (
     PASSWORD,
     add_totp_device,
     audit_rows,
+    csrf_token,
     issue_recovery,
     make_user,
     post,
@@ -96,7 +97,7 @@ def test_persistent_id_is_stable_per_sp_and_differs_between_sps(app, client, clo
         == first
 
 
-@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP,
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7,
                                                  "sso_second_factor": "always"}])
 def test_policy_always_asks_for_the_second_factor_at_every_sp(app, client, clock):
     make_user(app)
@@ -469,3 +470,24 @@ def test_a_badly_signed_logout_request_is_refused(app, client, clock):
     response = go(client, f"{parts.scheme}://{parts.netloc}{parts.path}?{forged}")
     assert response.status_code == 400
     assert signed_in(client)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7,
+                                                 "trusted_proxies": "127.0.0.1/32"}])
+def test_remember_me_cookie_is_secure_behind_a_trusted_tls_proxy(app, client, clock):
+    """The TLS proxy says https (X-Forwarded-Proto): the remember-me cookie is Secure, like
+    the session cookie (security issue, point 12)."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    # (only this request says https: the test client keeps Secure cookies from http URLs)
+    response = client.post("/sso/prompt", headers={"X-Forwarded-Proto": "https"}, data={
+        "passcode": totp_code(secret, clock.now), "device": str(device_id), "remember": "yes",
+        "csrf_token": csrf_token(client, "/sso/prompt")})
+    cookie = [c for c in response.headers.getlist("Set-Cookie")
+              if c.startswith("um2fa_remember=")]
+    assert cookie and "Secure" in cookie[0], cookie

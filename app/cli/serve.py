@@ -27,5 +27,9 @@ def serve(host, port, threads) -> None:
     # The IdP's signing key is made on first start, not on the first sign-in.
     saml_keys.load_all(settings.instance_dir, settings.base_url or "um2fa")
     click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)
+    # X-Forwarded-For and X-Forwarded-Proto reach the app untouched: it believes them only
+    # from UM2FA_TRUSTED_PROXIES (app/web/request_info.py), as under gunicorn. Waitress would
+    # otherwise drop them (its trusted_proxy is one address, not the networks we allow), and
+    # behind a proxy everyone would look like the proxy, and no cookie would be Secure.
     waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads,
-                   ident="um2fa")
+                   ident="um2fa", clear_untrusted_proxy_headers=False)

@@ -186,20 +186,26 @@ def _answer(pending: dict, user, mfa: bool):
 
 @bp.route("/saml/slo", methods=["GET"])
 def single_logout():
-    """SP-initiated logout over HTTP-Redirect: end our session, answer with a LogoutResponse."""
+    """SP-initiated logout over HTTP-Redirect: end our session, answer with a LogoutResponse.
+
+    Without a SAMLRequest this only shows a "Sign out" button (a POST with a CSRF token): a
+    link or an image on any page must not sign anyone out.
+    """
     ctx = core.context()
     if "SAMLRequest" not in request.args:
-        session.clear()
-        return render_template("sso/signed_out.html")
+        return render_template("sso/sign_out.html")
     try:
         incoming = from_redirect(request.query_string.decode("latin-1"), request.args)
         logout = parse_logout_request(incoming.xml)
         sp = sps.find(ctx, logout.issuer)
         if sp is None or not sp.slo_url:
             raise SamlError("This service is not registered for single logout.")
-        if sp.sign_requests:
+        # An SP with a signing certificate must sign its LogoutRequests (an SP registered
+        # without one is trusted on its word, as before: docs/saml.md).
+        if sp.sign_requests or sps.certs(sp):
             verify_signature(incoming, sps.certs(sp))
     except SamlError as exc:
+        audit.record(ctx, origin(DOOR), "saml.logout", "refused", detail=str(exc)[:200])
         return error_page(str(exc))
     user = current_user()
     audit.record(ctx, origin(DOOR), "saml.logout", "ok",
@@ -212,3 +218,11 @@ def single_logout():
     response.delete_cookie(REMEMBER_COOKIE, path="/sso")
     return response
 
+
+@bp.post("/saml/slo")
+def sign_out():
+    """Local sign-out from the SSO door: a POST with a CSRF token (flask-wtf checks it)."""
+    session.clear()
+    response = current_app.make_response(render_template("sso/signed_out.html"))
+    response.delete_cookie(REMEMBER_COOKIE, path="/sso")
+    return response

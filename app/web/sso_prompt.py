@@ -15,7 +15,7 @@ from app.web import push_prompt
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
 from app.web.limits import passcode_limits, signin_limits
-from app.web.request_info import origin
+from app.web.request_info import is_secure, origin
 from app.web.sso_base import (
     DOOR,
     REMEMBER_COOKIE,
@@ -84,7 +84,7 @@ def _second_factor_done(user, remember: bool):
         response = current_app.make_response(response)
         response.set_cookie(REMEMBER_COOKIE, remember_serializer().dumps({"uid": user.id}),
                             max_age=days * 86400, httponly=True, samesite="Lax",
-                            secure=request.is_secure, path="/sso")
+                            secure=is_secure(), path="/sso")
     return response
 
 

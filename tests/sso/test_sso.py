@@ -12,6 +12,7 @@ from tests.conftest import (
     PASSWORD,
     add_totp_device,
     audit_rows,
+    csrf_token,
     issue_recovery,
     make_user,
     post,
@@ -96,7 +97,7 @@ def test_persistent_id_is_stable_per_sp_and_differs_between_sps(app, client, clo
         == first
 
 
-@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP,
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7,
                                                  "sso_second_factor": "always"}])
 def test_policy_always_asks_for_the_second_factor_at_every_sp(app, client, clock):
     make_user(app)
@@ -407,3 +408,86 @@ def test_metadata_is_signed_and_parsed_by_python3_saml(client):
                                               raise_exceptions=True)
     unsigned = client.get("/saml/metadata?signed=0").get_data(as_text=True)
     assert "<ds:Signature" not in unsigned and "X509Certificate" in unsigned
+
+
+# --- single logout: no logout by link, signed LogoutRequests (security issue, point 10) -----
+
+def signed_in(client) -> bool:
+    with client.session_transaction() as s:
+        return bool(s.get("uid"))
+
+
+def signed_in_at_sp(app, client, clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    assert signed_in(client)
+    return sp, auth
+
+
+def test_a_link_to_slo_does_not_sign_out(app, client, clock):
+    signed_in_at_sp(app, client, clock)
+    response = client.get("/saml/slo")
+    assert signed_in(client)
+    page = text(response)
+    assert 'method="post"' in page and 'name="csrf_token"' in page
+
+
+def test_local_sign_out_is_a_post_with_a_csrf_token(app, client, clock):
+    signed_in_at_sp(app, client, clock)
+    response = client.post("/saml/slo")
+    assert response.status_code == 400 and signed_in(client)
+    response = post(client, "/saml/slo", token_from="/saml/slo")
+    assert response.status_code == 200 and "You are signed out" in text(response)
+    assert not signed_in(client)
+
+
+def _without(url: str, *names: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if p.split("=", 1)[0] not in names)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{query}"
+
+
+def test_an_unsigned_logout_request_from_an_sp_with_a_certificate_is_refused(app, client,
+                                                                               clock):
+    sp, auth = signed_in_at_sp(app, client, clock)
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    response = go(client, _without(url, "Signature", "SigAlg"))
+    assert response.status_code == 400 and "SAMLResponse" not in response.headers.get(
+        "Location", "")
+    assert signed_in(client)
+
+
+def test_a_badly_signed_logout_request_is_refused(app, client, clock):
+    sp, auth = signed_in_at_sp(app, client, clock)
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    parts = urlsplit(url)
+    forged = "&".join(p if not p.startswith("Signature=") else
+                      "Signature=" + base64.b64encode(b"\0" * 256).decode().replace("=", "%3D")
+                      for p in parts.query.split("&"))
+    response = go(client, f"{parts.scheme}://{parts.netloc}{parts.path}?{forged}")
+    assert response.status_code == 400
+    assert signed_in(client)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7,
+                                                 "trusted_proxies": "127.0.0.1/32"}])
+def test_remember_me_cookie_is_secure_behind_a_trusted_tls_proxy(app, client, clock):
+    """The TLS proxy says https (X-Forwarded-Proto): the remember-me cookie is Secure, like
+    the session cookie (security issue, point 12)."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    # (only this request says https: the test client keeps Secure cookies from http URLs)
+    response = client.post("/sso/prompt", headers={"X-Forwarded-Proto": "https"}, data={
+        "passcode": totp_code(secret, clock.now), "device": str(device_id), "remember": "yes",
+        "csrf_token": csrf_token(client, "/sso/prompt")})
+    cookie = [c for c in response.headers.getlist("Set-Cookie")
+              if c.startswith("um2fa_remember=")]
+    assert cookie and "Secure" in cookie[0], cookie

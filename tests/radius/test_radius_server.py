@@ -298,3 +298,20 @@ def test_the_same_request_from_three_source_ports_is_decided_once(app, radius):
         sock.close()
     assert [r.result for r in decisions(app)] == ["accept"]
     assert len(audit_rows(app, "factor")) == 1
+
+
+def test_an_unknown_username_is_not_recorded_as_typed(app, radius):
+    """Security issue point 16: a password typed into the User-Name reaches neither the audit
+    table nor the server's log; a keyed hash stands in for it. A known user keeps theirs."""
+    make_user(app)
+    typed = "MySecretPassw0rd!"
+    for _ in range(2):
+        reply = radius.ask(typed, f"{PASSWORD},123456", secret=LOCAL)
+        assert reply is not None and reply.code == rp.AccessReject
+    assert radius.ask("alice", f"{PASSWORD},123456", secret=LOCAL).code == rp.AccessReject
+    rows = audit_rows(app)
+    assert not [r for r in rows if typed.lower() in f"{r.username} {r.detail}".lower()]
+    assert typed.lower() not in radius.log().lower()
+    first, second, known = [r.username for r in decisions(app)]
+    assert first == second and first.startswith("unknown:") and len(first) == 16
+    assert known == "alice"

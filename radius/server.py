@@ -71,6 +71,7 @@ class RadiusServer(ServerAsync):
         self.refresh_seconds = refresh_seconds
         self.reuse_port = reuse_port
         self.batch_lock = batch_lock
+        self.cache_ttl = cache_ttl
         self.cache = RetransmitCache(ttl=cache_ttl)
         self.table = radius_clients.ClientTable([])
         self.stats: Counter[str] = Counter()
@@ -172,6 +173,8 @@ class RadiusServer(ServerAsync):
                             "(CVE-2024-3596); turn the NAS's Message-Authenticator on",
                             client.name)
         self.table = radius_clients.ClientTable(clients)
+        # a copy of a request is answered from the cache for as long as its push could wait
+        self.cache.ttl = max([self.cache_ttl, *(float(c.push_timeout) for c in clients)])
 
     def _load_clients(self) -> list[radius_clients.ClientConfig]:
         with self.services.context() as ctx:
@@ -239,7 +242,9 @@ class RadiusServer(ServerAsync):
             return self._drop("no Message-Authenticator", addr, f"client {client.name}")
         else:
             self.stats["accepted without Message-Authenticator"] += 1
-        key = (addr[0], addr[1], pkt.id, pkt.authenticator)
+        # the client, not its source port: a copy from another port is the same request
+        # (decided once, one push); RFC 5080 retransmissions from the same port too
+        key = (client.name, pkt.id, pkt.authenticator)
         cached = self.cache.lookup(key)
         if cached is PENDING:
             self.stats["duplicate while deciding"] += 1

@@ -18,11 +18,13 @@ from sqlalchemy import event, insert
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.core.context import Context, Origin
+from app.core.keys import Keys
 from app.models import AuditEvent
 
 log = logging.getLogger("um2fa.audit")
 
 PENDING = "um2fa.audit.pending"
+UNKNOWN_USERNAME = "audit.unknown-username"  # the keyed hash's purpose
 _INSERT = insert(AuditEvent.__table__)
 
 
@@ -37,6 +39,14 @@ def record(ctx: Context, origin: Origin, action: str, result: str, *, username: 
         log.info(json.dumps({"audit": action, "result": result, "user": username,
                              "door": origin.door, "client": origin.client_addr,
                              "device": device, "detail": detail}))
+
+
+def unknown_username(keys: Keys, typed: str) -> str:
+    """What the audit (and its log line) records for a username that matches no user: people
+    type passwords into the username field, so never the text itself, but a keyed hash's first
+    8 hex digits, the same for the same (case-folded) text, so repeated attempts correlate."""
+    digest = keys.keyed_hash(UNKNOWN_USERNAME, typed.strip().lower())
+    return "unknown:" + digest.hex()[:8]
 
 
 def flush(session: Session) -> None:

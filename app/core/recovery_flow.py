@@ -21,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 
 from app.core import audit, identity, lockout, notify, recovery, recovery_lock, users
 from app.core.context import Context, Origin
-from app.models import RecoveryFlow, RecoveryGuard
+from app.models import RecoveryFlow, RecoveryGuard, User
 
 FLOW_SECONDS = 600
 FLOW_PURPOSE = "recovery-flow"
@@ -72,6 +72,12 @@ def abandon(ctx: Context, token: str | None) -> None:
                        .execution_options(synchronize_session=False))
 
 
+def _audit_name(ctx: Context, user: User | None, typed: str) -> str:
+    """The audit's username: a known user's, or a keyed hash of an unknown UMPASS ID (never the
+    typed text). The lock and the flow still key on the typed ID."""
+    return user.username if user is not None else audit.unknown_username(ctx.keys, typed)
+
+
 def start(ctx: Context, origin: Origin, answers: identity.Identity,
           previous_token: str | None = None) -> str | None:
     """Step 2. A new flow's token, or None when recovery for this UMPASS ID is locked.
@@ -82,8 +88,9 @@ def start(ctx: Context, origin: Origin, answers: identity.Identity,
     _prune(ctx, now)
     abandon(ctx, previous_token)
     checked = identity.check(ctx, answers)
+    name = _audit_name(ctx, checked.user, answers.username)
     if recovery_lock.is_locked(ctx, answers.username):
-        audit.record(ctx, origin, "recovery.identify", "locked", username=answers.username)
+        audit.record(ctx, origin, "recovery.identify", "locked", username=name)
         return None
     token = secrets.token_urlsafe(32)
     ctx.db.add(RecoveryFlow(token_hash=_token_hash(ctx, token), username=answers.username,
@@ -91,7 +98,7 @@ def start(ctx: Context, origin: Origin, answers: identity.Identity,
                             identity_detail=", ".join(checked.failed), stage=Stage.IDENTIFIED,
                             created_at=now, expires_at=now + timedelta(seconds=FLOW_SECONDS)))
     audit.record(ctx, origin, "recovery.identify", "ok" if checked.ok else "fail",
-                 username=answers.username, detail=f"role {answers.role}"
+                 username=name, detail=f"role {answers.role}"
                  + (f"; {', '.join(checked.failed)}" if checked.failed else ""))
     return token
 
@@ -134,8 +141,9 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
     # One argon2 verification whatever happened before (unknown users use a dummy hash).
     password_ok = ctx.directory.check_password(flow.username,
                                                user.password_hash if user else None, password)
+    name = _audit_name(ctx, user, flow.username)
     if recovery_lock.is_locked(ctx, flow.username):
-        audit.record(ctx, origin, "recovery.verify", "locked", username=flow.username)
+        audit.record(ctx, origin, "recovery.verify", "locked", username=name)
         return Finish(Result.LOCKED)
     failed = [part for part in flow.identity_detail.split(", ") if part]
     if user is None and "unknown user" not in failed:  # removed since step 2
@@ -145,9 +153,9 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
     if user is not None and lockout.is_locked(user) and "account locked" not in failed:
         failed.append("account locked")
     if user is None or not flow.identity_ok or failed:
-        audit.record(ctx, origin, "recovery.verify", "fail", username=flow.username,
+        audit.record(ctx, origin, "recovery.verify", "fail", username=name,
                      detail=", ".join(failed))
-        locked = recovery_lock.record_failure(ctx, origin, flow.username)
+        locked = recovery_lock.record_failure(ctx, origin, flow.username, audit_name=name)
         return Finish(Result.LOCKED if locked else Result.FAILED)
     audit.record(ctx, origin, "recovery.verify", "ok", username=user.username)
     code, row = recovery.issue(ctx, origin, user)

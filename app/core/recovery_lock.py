@@ -53,8 +53,10 @@ def _ensure_row(ctx: Context, subject: bytes, now: datetime) -> None:
             pass
 
 
-def record_failure(ctx: Context, origin: Origin, username: str) -> bool:
-    """Count one failed verification; true when this failure locks the ID (audited)."""
+def record_failure(ctx: Context, origin: Origin, username: str, *,
+                   audit_name: str | None = None) -> bool:
+    """Count one failed verification; true when this failure locks the ID (audited as
+    `audit_name`: the known user's name; by default the keyed hash of the typed ID)."""
     settings = ctx.settings
     now = ctx.now()
     span = timedelta(seconds=settings.recovery_lock_seconds)
@@ -75,7 +77,9 @@ def record_failure(ctx: Context, origin: Origin, username: str) -> bool:
         .values(locked_until=now + span, failures=0, window_start=now)
         .execution_options(synchronize_session=False)).rowcount == 1
     if locked:
-        audit.record(ctx, origin, "recovery.lock", "locked", username=username[:64],
+        if audit_name is None:
+            audit_name = audit.unknown_username(ctx.keys, username)
+        audit.record(ctx, origin, "recovery.lock", "locked", username=audit_name,
                      detail=f"{settings.recovery_max_failures} failed verifications; locked for "
                             f"{settings.recovery_lock_seconds} s")
     return locked

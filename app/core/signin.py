@@ -38,7 +38,10 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
                 user = provisioning.sync_user(ctx, origin, found)
             except users.UserError:
                 user = None  # a directory username we cannot hold: as unknown
-    name = user.username if user else username.strip().lower()[:64]
+    # A username that matches no user may be a password typed in the wrong field: the audit
+    # keeps a keyed hash of it, unless the directory accepted the password (a real name).
+    name = (user.username if user else username.strip().lower()[:64] if ok
+            else audit.unknown_username(ctx.keys, username))
     locked = user is not None and lockout.is_locked(user)
     if user is None or not ok or locked:
         reason = "unknown user" if user is None else ("locked" if locked and ok

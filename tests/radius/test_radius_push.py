@@ -252,3 +252,30 @@ def test_metrics_endpoint_counts_push_waits(app, client, runner, tmp_path, datab
         assert box[0] is not None and box[0].code == rp.AccessAccept
     finally:
         radius.stop()
+
+
+def test_the_same_push_login_from_three_source_ports_sends_one_push(app, client, radius):
+    """Security issue point 15: the same Access-Request (bytes identical) from three source
+    ports of one client is one login: one push, one decision, the same answer to each port."""
+    from tests.peers.live_radius import RawSocket, decode_reply, request_packet
+
+    make_user(app)
+    phone = phone_for(app, client)
+    pkt = request_packet("alice", f"{PASSWORD},push", SECRETS["local"])
+    raw = pkt.RequestPacket()
+    socks = [RawSocket(radius.port) for _ in range(3)]
+    for sock in socks:
+        sock.send(raw)
+    request = phone.wait_for_request(timeout=5)
+    time.sleep(1.5)  # let every copy reach the server while the push is pending
+    assert phone.approve(request["id"]).status == 200
+    first = socks[0].receive_all(3.0)
+    assert len(first) == 1 and decode_reply(pkt, first[0]).code == rp.AccessAccept
+    for sock in socks[1:]:
+        sock.send(raw)  # the NAS retransmits from the other ports: the same answer
+        assert first[0] in sock.receive_all(1.5)
+    for sock in socks:
+        sock.close()
+    with committed(app) as c:
+        assert c.db.scalar(select(func.count()).select_from(PushRequest)) == 1
+    assert [r.result for r in audit_rows(app, radius_auth.ACTION)] == ["accept"]

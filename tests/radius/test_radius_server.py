@@ -275,3 +275,43 @@ def test_status_server_is_answered(radius):
     result = radclient(radius.port, LOCAL, ["Message-Authenticator = 0x00"], command="status")
     assert result.code == "Access-Accept", result.output
     assert "UM 2FA RADIUS is up" in result.reply_message
+
+
+def test_the_same_request_from_three_source_ports_is_decided_once(app, radius):
+    """Security issue point 15: a copy of one Access-Request (same Identifier and Request
+    Authenticator) sent from other source ports of the same client is the same request: one
+    decision, one audit record, the same answer to every copy."""
+    make_user(app)
+    _device, secret = add_totp_device(app)
+    pkt = request_packet("alice", f"{PASSWORD},{totp_code(secret, time.time())}", LOCAL)
+    raw = pkt.RequestPacket()
+    socks = [RawSocket(radius.port) for _ in range(3)]
+    assert len({s.sock.getsockname()[1] for s in socks}) == 3
+    for sock in socks:
+        sock.send(raw)
+    first = socks[0].receive_all(3.0)
+    assert len(first) == 1 and decode_reply(pkt, first[0]).code == rp.AccessAccept
+    for sock in socks[1:]:  # once decided, each copy gets the same answer from the cache
+        sock.send(raw)
+        assert first[0] in sock.receive_all(1.5)
+    for sock in socks:
+        sock.close()
+    assert [r.result for r in decisions(app)] == ["accept"]
+    assert len(audit_rows(app, "factor")) == 1
+
+
+def test_an_unknown_username_is_not_recorded_as_typed(app, radius):
+    """Security issue point 16: a password typed into the User-Name reaches neither the audit
+    table nor the server's log; a keyed hash stands in for it. A known user keeps theirs."""
+    make_user(app)
+    typed = "MySecretPassw0rd!"
+    for _ in range(2):
+        reply = radius.ask(typed, f"{PASSWORD},123456", secret=LOCAL)
+        assert reply is not None and reply.code == rp.AccessReject
+    assert radius.ask("alice", f"{PASSWORD},123456", secret=LOCAL).code == rp.AccessReject
+    rows = audit_rows(app)
+    assert not [r for r in rows if typed.lower() in f"{r.username} {r.detail}".lower()]
+    assert typed.lower() not in radius.log().lower()
+    first, second, known = [r.username for r in decisions(app)]
+    assert first == second and first.startswith("unknown:") and len(first) == 16
+    assert known == "alice"

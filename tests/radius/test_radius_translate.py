@@ -177,3 +177,20 @@ def test_cache_is_bounded():
     clock.now += 31
     cache.begin("new")
     assert len(cache) == 1
+
+
+def test_the_server_keeps_answers_as_long_as_the_longest_push_wait(app, runner):
+    """Security issue point 15: a copy of a push login must find its answer in the cache for as
+    long as the client's push could wait, however long that is."""
+    import asyncio
+
+    from app.extensions import core
+    from radius.server import RadiusServer
+
+    for name, address, timeout in (("a", "127.0.0.1", "45"), ("b", "127.0.0.2", "120")):
+        result = runner.invoke(args=["radius-clients", "add", name, "--address", address,
+                                     "--secret", "s" * 20, "--push-timeout", timeout])
+        assert result.exit_code == 0, result.output
+    server = RadiusServer(core.services(app), cache_ttl=30.0)
+    asyncio.run(server.reload_clients())
+    assert server.cache.ttl >= 120

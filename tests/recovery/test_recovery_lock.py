@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
-from app.core import recovery_lock
+from app.core import audit, recovery_lock
 from app.extensions import core
 from app.models import RecoveryGuard
 from tests.conftest import audit_rows, committed, make_user
@@ -57,7 +57,10 @@ def test_unknown_ids_lock_exactly_like_real_ones(app):
     real = [(r.status_code, steps.masked(r)) for r in fail(app, 6)]
     unknown = [(r.status_code, steps.masked(r)) for r in fail(app, 6, username="nobody")]
     assert real == unknown
-    assert [r.username for r in audit_rows(app, "recovery.lock")] == ["alice", "nobody"]
+    # an unknown ID is audited as its keyed hash, never as typed (security issue point 16)
+    keys = core.services(app).keys
+    assert [r.username for r in audit_rows(app, "recovery.lock")] == [
+        "alice", audit.unknown_username(keys, "nobody")]
 
 
 def test_failures_inside_the_window_count_and_older_ones_do_not(app, clock):

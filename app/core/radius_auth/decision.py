@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from app.core import audit
 from app.core.context import Context, Origin
+from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
 from app.core.users import Subject
 from app.models import User
@@ -65,9 +66,10 @@ def origin_of(req: AccessRequest) -> Origin:
     return Origin(door=DOOR, client_addr=req.source, info="; ".join(facts))
 
 
-def typed_username(req: AccessRequest) -> str:
-    """The User-Name as the audit records it when no user row stands behind it."""
-    return req.username.strip().lower()[:64]
+def typed_username(keys: Keys, req: AccessRequest) -> str:
+    """The User-Name as the audit records it when no user row stands behind it: a keyed hash,
+    never the text (it may be a password typed in the wrong field)."""
+    return audit.unknown_username(keys, req.username)
 
 
 def session_class() -> bytes:
@@ -76,7 +78,7 @@ def session_class() -> bytes:
 
 def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, message: str,
            *, user: User | Subject | None = None, reason: str = "", device: str = "") -> Decision:
-    username = user.username if user else typed_username(req)
+    username = user.username if user else typed_username(ctx.keys, req)
     audit.record(ctx, origin, ACTION, outcome.value, username=username, device=device,
                  detail=reason)
     if outcome is not Outcome.ACCEPT:
@@ -86,8 +88,10 @@ def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, m
                     attributes=attributes)
 
 
-def unavailable(req: AccessRequest, detail: str, reason: str) -> Decision:
+def unavailable(keys: Keys, req: AccessRequest, detail: str, reason: str) -> Decision:
     """Reject because the database or the directory cannot be reached: the audit record goes
-    to the log only (the database may not take it)."""
-    audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(req), detail=detail)
+    to the log only (the database may not take it). Without the database a known user cannot
+    be told from a mistyped password, so the username is the keyed hash for everyone."""
+    audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(keys, req),
+                   detail=detail)
     return Decision(Outcome.REJECT, UNAVAILABLE, reason=reason)

@@ -18,7 +18,6 @@ from app.core.radius_auth.decision import (
     finish,
     origin_of,
     session_class,
-    typed_username,
     unavailable,
 )
 from app.core.services import CoreServices
@@ -46,7 +45,7 @@ def decide(services: CoreServices, req: AccessRequest) -> Decision:
         return database_unavailable(services, req)
     except DirectoryUnavailable as exc:
         log.error("directory unavailable for a RADIUS decision: %s", exc)
-        return unavailable(req, "directory unavailable", "directory unavailable")
+        return unavailable(services.keys, req, "directory unavailable", "directory unavailable")
 
 
 def verifies_password(req: AccessRequest) -> bool:
@@ -112,7 +111,6 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
     log (the database cannot take the record). A directory that keeps its passwords in the
     database (the local one) cannot check them now, so safe mode rejects with it too."""
     origin = origin_of(req)
-    username = typed_username(req)
     if (req.client.fail_mode == "safe" and req.password is not None
             and req.client.mode != "second-factor"):
         passwords = [password for password, _factor in modes.readings(req)]
@@ -122,10 +120,13 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
         except DirectoryUnavailable:
             correct = False
         if correct:
-            audit.log_only(origin, ACTION, "accept", username=username, level=logging.ERROR,
+            # the directory accepted the password: a real username, recorded as typed
+            audit.log_only(origin, ACTION, "accept", username=req.username.strip().lower()[:64],
+                           level=logging.ERROR,
                            detail="FAIL-SAFE: database unreachable, password only, "
                                   "no second factor")
             return Decision(Outcome.ACCEPT, DEGRADED, reason="fail-safe",
                             session_class=session_class())
-    return unavailable(req, f"database unreachable (fail mode {req.client.fail_mode})",
+    return unavailable(services.keys, req,
+                       f"database unreachable (fail mode {req.client.fail_mode})",
                        "database unavailable")

@@ -87,5 +87,5 @@ def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Dec
                           reason=f"push {outcome.status}")
     except DATABASE_UNAVAILABLE as exc:
         log.error("database unavailable for a RADIUS push answer: %s", type(exc).__name__)
-        return unavailable(req, "database unreachable while finishing a push",
+        return unavailable(services.keys, req, "database unreachable while finishing a push",
                            "database unavailable")

@@ -22,6 +22,19 @@ from tests.helpers.sso import IDP, go, idp_metadata, make_sp, saml_response
 from tests.peers.saml_sp import MFA, TestSP
 
 
+def signed_in_at_the_prompt(app, client):
+    """alice, with a TOTP device, has passed the SSO door's password step for a new SP's login:
+    (the SP, the device id, its secret)."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    return sp, device_id, secret
+
+
 @pytest.fixture
 def settings_overrides():
     return {"base_url": IDP}
@@ -329,13 +342,7 @@ def test_off_campus_settings_in_the_prompt_reach_the_device_pages(app, client, c
 
 @pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "remember_days": 7}])
 def test_remember_me_skips_the_prompt_in_a_new_session(app, client, clock):
-    make_user(app)
-    device_id, secret = add_totp_device(app)
-    sp = make_sp(client, app)
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
+    sp, device_id, secret = signed_in_at_the_prompt(app, client)
     assert "Remember me for 7 days" in text(client.get("/sso/prompt"))
     response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
                                             "device": str(device_id), "remember": "yes"},
@@ -477,13 +484,7 @@ def test_a_badly_signed_logout_request_is_refused(app, client, clock):
 def test_remember_me_cookie_is_secure_behind_a_trusted_tls_proxy(app, client, clock):
     """The TLS proxy says https (X-Forwarded-Proto): the remember-me cookie is Secure, like
     the session cookie (security issue, point 12)."""
-    make_user(app)
-    device_id, secret = add_totp_device(app)
-    sp = make_sp(client, app)
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
+    sp, device_id, secret = signed_in_at_the_prompt(app, client)
     # (only this request says https: the test client keeps Secure cookies from http URLs)
     response = client.post("/sso/prompt", headers={"X-Forwarded-Proto": "https"}, data={
         "passcode": totp_code(secret, clock.now), "device": str(device_id), "remember": "yes",

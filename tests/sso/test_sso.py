@@ -384,11 +384,7 @@ def test_key_rotation_publishes_both_keys_and_signs_with_the_new_one(app, client
 
 
 def test_single_logout(app, client, clock):
-    make_user(app)
-    device_id, secret = add_totp_device(app)
-    sp = make_sp(client, app)
-    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
-    auth = sp.acs_post(r, rid)
+    sp, auth = signed_in_at_sp(app, client, clock)
     url, logout_id = sp.logout(auth.get_nameid(), auth.get_session_index())
     response = go(client, url)
     assert response.status_code == 302 and response.headers["Location"].startswith(

@@ -39,53 +39,45 @@ def _coerce_list(value: Any) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in items if str(item).strip())
 
 
-def _coerce_ldap_attributes(value: Any) -> dict[str, str]:
-    """A TOML table, or JSON text in UM2FA_LDAP_ATTRIBUTES; merged over the defaults."""
+def _attribute_table(value: Any, setting: str, fields: Any, pattern: Any, kind: str,
+                     example: str) -> dict[str, str]:
+    """A TOML table, or JSON text in UM2FA_<SETTING>: our field -> an attribute name of `kind`
+    ("" where the value is empty), every field one of `fields`."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
         except json.JSONDecodeError as exc:
-            raise ConfigError("UM2FA_LDAP_ATTRIBUTES must be a JSON object such as "
-                              '{"dob": "umDateOfBirth"}') from exc
+            raise ConfigError(f"{setting} must be a JSON object such as {example}") from exc
     if not isinstance(value, dict):
-        raise ConfigError("UM2FA_LDAP_ATTRIBUTES must be a table (TOML) or object (JSON)")
-    mapping = dict(LDAP_DEFAULT_ATTRIBUTES)
+        raise ConfigError(f"{setting} must be a table (TOML) or object (JSON)")
+    table: dict[str, str] = {}
     for key, attr in value.items():
-        if key not in LDAP_DEFAULT_ATTRIBUTES:
-            raise ConfigError(f"UM2FA_LDAP_ATTRIBUTES: unknown field {key!r}; the fields are "
-                              f"{', '.join(LDAP_DEFAULT_ATTRIBUTES)}")
+        if key not in fields:
+            raise ConfigError(f"{setting}: unknown field {key!r}; the fields are "
+                              f"{', '.join(fields)}")
         attr = "" if attr is None else str(attr).strip()
-        if attr and not LDAP_ATTRIBUTE_RE.fullmatch(attr):
-            raise ConfigError(f"UM2FA_LDAP_ATTRIBUTES: {attr!r} (for {key}) is not an LDAP "
-                              "attribute name")
-        mapping[key] = attr
+        if attr and not pattern.fullmatch(attr):
+            raise ConfigError(f"{setting}: {attr!r} (for {key}) is not {kind}")
+        table[key] = attr
+    return table
+
+
+def _coerce_ldap_attributes(value: Any) -> dict[str, str]:
+    """UM2FA_LDAP_ATTRIBUTES, merged over the defaults."""
+    mapping = {**LDAP_DEFAULT_ATTRIBUTES, **_attribute_table(
+        value, "UM2FA_LDAP_ATTRIBUTES", LDAP_DEFAULT_ATTRIBUTES, LDAP_ATTRIBUTE_RE,
+        "an LDAP attribute name", '{"dob": "umDateOfBirth"}')}
     if not mapping["username"]:
         raise ConfigError("UM2FA_LDAP_ATTRIBUTES: username must name an attribute (e.g. uid)")
     return mapping
 
 
 def _coerce_upstream_attributes(value: Any) -> dict[str, str]:
-    """UM2FA_SSO_UPSTREAM_ATTRIBUTES: a TOML table or JSON object, field -> SAML attribute."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ConfigError("UM2FA_SSO_UPSTREAM_ATTRIBUTES must be a JSON object such as "
-                              '{"mail": "urn:oid:0.9.2342.19200300.100.1.3"}') from exc
-    if not isinstance(value, dict):
-        raise ConfigError("UM2FA_SSO_UPSTREAM_ATTRIBUTES must be a table (TOML) or object (JSON)")
-    mapping: dict[str, str] = {}
-    for key, attr in value.items():
-        if key not in UPSTREAM_ATTRIBUTE_FIELDS:
-            raise ConfigError(f"UM2FA_SSO_UPSTREAM_ATTRIBUTES: unknown field {key!r}; the fields "
-                              f"are {', '.join(UPSTREAM_ATTRIBUTE_FIELDS)}")
-        attr = "" if attr is None else str(attr).strip()
-        if attr and not SAML_ATTRIBUTE_RE.fullmatch(attr):
-            raise ConfigError(f"UM2FA_SSO_UPSTREAM_ATTRIBUTES: {attr!r} (for {key}) is not a "
-                              "SAML attribute name")
-        if attr:
-            mapping[key] = attr
-    return mapping
+    """UM2FA_SSO_UPSTREAM_ATTRIBUTES: field -> SAML attribute (empty ones left out)."""
+    table = _attribute_table(value, "UM2FA_SSO_UPSTREAM_ATTRIBUTES", UPSTREAM_ATTRIBUTE_FIELDS,
+                             SAML_ATTRIBUTE_RE, "a SAML attribute name",
+                             '{"mail": "urn:oid:0.9.2342.19200300.100.1.3"}')
+    return {key: attr for key, attr in table.items() if attr}
 
 
 def _coerce_role_attributes(value: Any) -> dict[str, tuple[tuple[str, str], ...]]:

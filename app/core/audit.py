@@ -49,6 +49,11 @@ def unknown_username(keys: Keys, typed: str) -> str:
     return "unknown:" + digest.hex()[:8]
 
 
+def username_of(keys: Keys, user: Any, typed: str) -> str:
+    """The audit's username: the user's (`user` has a `username`), else `unknown_username`."""
+    return user.username if user is not None else unknown_username(keys, typed)
+
+
 def flush(session: Session) -> None:
     """Write the session's pending records now (one INSERT)."""
     rows: list[dict[str, Any]] | None = session.info.pop(PENDING, None)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 
 from app.core import audit, identity, lockout, notify, recovery, recovery_lock, users
 from app.core.context import Context, Origin
-from app.models import RecoveryFlow, RecoveryGuard, User
+from app.models import RecoveryFlow, RecoveryGuard
 
 FLOW_SECONDS = 600
 FLOW_PURPOSE = "recovery-flow"
@@ -72,12 +72,6 @@ def abandon(ctx: Context, token: str | None) -> None:
                        .execution_options(synchronize_session=False))
 
 
-def _audit_name(ctx: Context, user: User | None, typed: str) -> str:
-    """The audit's username: a known user's, or a keyed hash of an unknown UMPASS ID (never the
-    typed text). The lock and the flow still key on the typed ID."""
-    return user.username if user is not None else audit.unknown_username(ctx.keys, typed)
-
-
 def start(ctx: Context, origin: Origin, answers: identity.Identity,
           previous_token: str | None = None) -> str | None:
     """Step 2. A new flow's token, or None when recovery for this UMPASS ID is locked.
@@ -88,7 +82,7 @@ def start(ctx: Context, origin: Origin, answers: identity.Identity,
     _prune(ctx, now)
     abandon(ctx, previous_token)
     checked = identity.check(ctx, answers)
-    name = _audit_name(ctx, checked.user, answers.username)
+    name = audit.username_of(ctx.keys, checked.user, answers.username)
     if recovery_lock.is_locked(ctx, answers.username):
         audit.record(ctx, origin, "recovery.identify", "locked", username=name)
         return None
@@ -141,7 +135,7 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
     # One argon2 verification whatever happened before (unknown users use a dummy hash).
     password_ok = ctx.directory.check_password(flow.username,
                                                user.password_hash if user else None, password)
-    name = _audit_name(ctx, user, flow.username)
+    name = audit.username_of(ctx.keys, user, flow.username)
     if recovery_lock.is_locked(ctx, flow.username):
         audit.record(ctx, origin, "recovery.verify", "locked", username=name)
         return Finish(Result.LOCKED)

@@ -40,8 +40,8 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
                 user = None  # a directory username we cannot hold: as unknown
     # A username that matches no user may be a password typed in the wrong field: the audit
     # keeps a keyed hash of it, unless the directory accepted the password (a real name).
-    name = (user.username if user else username.strip().lower()[:64] if ok
-            else audit.unknown_username(ctx.keys, username))
+    name = (username.strip().lower()[:64] if ok and user is None
+            else audit.username_of(ctx.keys, user, username))
     locked = user is not None and lockout.is_locked(user)
     if user is None or not ok or locked:
         reason = "unknown user" if user is None else ("locked" if locked and ok

@@ -78,7 +78,7 @@ def session_class() -> bytes:
 
 def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, message: str,
            *, user: User | Subject | None = None, reason: str = "", device: str = "") -> Decision:
-    username = user.username if user else typed_username(ctx.keys, req)
+    username = audit.username_of(ctx.keys, user, req.username)
     audit.record(ctx, origin, ACTION, outcome.value, username=username, device=device,
                  detail=reason)
     if outcome is not Outcome.ACCEPT:

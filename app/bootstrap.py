@@ -14,6 +14,7 @@ from app.core.directory import Directory, LocalDirectory
 from app.core.keys import Keys
 from app.core.push_events import make_push_events
 from app.core.services import CoreServices
+from app.core.session_store import make_store
 from app.db import Database
 
 
@@ -35,4 +36,6 @@ def build_services(settings: Settings) -> CoreServices:
     return CoreServices(
         db=Database(settings.database_url), settings=settings,
         keys=Keys(settings.encryption_key), directory=make_directory(settings),
-        push_events=make_push_events(settings.redis_url, settings.ratelimit_key_prefix))
+        push_events=make_push_events(settings.redis_url, settings.ratelimit_key_prefix),
+        sessions=make_store(settings.session_store, settings.redis_url,
+                            settings.ratelimit_key_prefix))

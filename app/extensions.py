@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
 
 from app.bootstrap import build_services
 from app.config import Settings
@@ -44,13 +47,24 @@ class CoreExtension:
         return self.services(app).db
 
     def context(self) -> Context:
+        """The request's Context: one database session, committed once before the answer."""
         if "core_ctx" not in g:
-            services = self.services()
-            g.core_ctx = Context(db=services.db.sessionmaker(), settings=services.settings,
-                                 keys=services.keys, directory=services.directory,
-                                 clock=current_app.config.get("UM2FA_CLOCK", time.time),
-                                 push_events=services.push_events)
+            g.core_ctx = self._context(self.services().db.sessionmaker())
         return g.core_ctx
+
+    @contextmanager
+    def own_context(self) -> Iterator[Context]:
+        """A Context on a transaction of its own, committed at the end of the block (the
+        browser session is written this way, after the request's own commit)."""
+        with self.services().db.session() as db:
+            yield self._context(db)
+
+    def _context(self, db: Session) -> Context:
+        services = self.services()
+        return Context(db=db, settings=services.settings, keys=services.keys,
+                       directory=services.directory,
+                       clock=current_app.config.get("UM2FA_CLOCK", time.time),
+                       push_events=services.push_events, sessions=services.sessions)
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:

@@ -17,6 +17,12 @@ def _check_basics(settings: Settings) -> None:
         raise ConfigError("UM2FA_NEW_USER must be 'enrol', 'deny' or 'allow'")
     if settings.log_format not in ("text", "json"):
         raise ConfigError("UM2FA_LOG_FORMAT must be 'text' or 'json'")
+    if settings.session_store not in ("database", "redis"):
+        raise ConfigError("UM2FA_SESSION_STORE must be 'database' or 'redis'")
+    if settings.session_store == "redis" and not settings.redis_url:
+        raise ConfigError("UM2FA_SESSION_STORE=redis needs UM2FA_REDIS_URL")
+    if settings.session_lifetime_seconds < 60:
+        raise ConfigError("UM2FA_SESSION_LIFETIME_SECONDS must be at least 60")
 
 
 def _check_recovery(settings: Settings) -> None:

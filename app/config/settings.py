@@ -55,6 +55,10 @@ class Settings:
     lockout_threshold: int = 10
     recovery_ttl_seconds: int = 3600
     stepup_ttl_seconds: int = 600
+    # Browser sessions (docs/security.md): kept server-side, in "database" or "redis"; a session
+    # lasts this long from sign-in, however busy.
+    session_store: str = "database"
+    session_lifetime_seconds: int = 8 * 3600
     totp_drift_steps: int = 1
     ratelimit_signin_address: str = "30 per minute"
     ratelimit_signin_user: str = "10 per minute"

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.core.directory import Directory
 from app.core.keys import Keys
 from app.core.push_events import NoPushEvents, PushEvents
+from app.core.session_store import DatabaseSessions, SessionStore
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Origin:
     client_addr: str = ""
     # Door-specific facts for the audit detail, e.g. a RADIUS client's name and NAS address.
     info: str = ""
+    # The browser session the step comes from (web doors): actions that end the user's other
+    # sessions keep this one.
+    session_id: str = field(default="", repr=False)
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Context:
     directory: Directory
     clock: Callable[[], float] = field(default=time.time)
     push_events: PushEvents = field(default_factory=NoPushEvents)
+    sessions: SessionStore = field(default_factory=DatabaseSessions)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

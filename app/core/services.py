@@ -14,6 +14,7 @@ from app.core.context import Context
 from app.core.directory import Directory
 from app.core.keys import Keys
 from app.core.push_events import NoPushEvents, PushEvents
+from app.core.session_store import DatabaseSessions, SessionStore
 from app.db import Database
 
 
@@ -25,6 +26,7 @@ class CoreServices:
     directory: Directory
     clock: Callable[[], float] = field(default=time.time)
     push_events: PushEvents = field(default_factory=NoPushEvents)
+    sessions: SessionStore = field(default_factory=DatabaseSessions)
 
     @contextmanager
     def context(self) -> Iterator[Context]:
@@ -32,4 +34,4 @@ class CoreServices:
         with self.db.session() as session:
             yield Context(db=session, settings=self.settings, keys=self.keys,
                           directory=self.directory, clock=self.clock,
-                          push_events=self.push_events)
+                          push_events=self.push_events, sessions=self.sessions)

@@ -6,25 +6,16 @@ import contextlib
 import logging
 
 from flask import Flask, current_app, g, render_template, request, session
-from flask.sessions import SecureCookieSessionInterface
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
+from app.web import server_session
 from app.web.csp import CSP
 
 log = logging.getLogger("um2fa.web")
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """The session cookie is Secure whenever the request came over HTTPS."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        from app.web.request_info import is_secure
-
-        return bool(app.config.get("SESSION_COOKIE_SECURE")) or is_secure()
 
 
 def _security_headers(response):
@@ -50,7 +41,7 @@ def _commit(response):
         except Exception as exc:
             with contextlib.suppress(Exception):
                 ctx.db.rollback()
-            _restore_session()
+            server_session.restore()
             if isinstance(exc, UNAVAILABLE):
                 page = _database_down(exc)
             else:
@@ -68,17 +59,6 @@ def _keep_cookie_deletions(original, answer) -> None:
     for header in original.headers.getlist("Set-Cookie"):
         if "Max-Age=0" in header:
             answer.headers.add("Set-Cookie", header)
-
-
-def _restore_session() -> None:
-    """The session as the request's cookie brought it, unless the request emptied it (signed
-    out): ending a session stands even when its audit record could not be written."""
-    if not session:
-        return
-    app = current_app._get_current_object()
-    brought = app.session_interface.open_session(app, request)
-    session.clear()
-    session.update(brought or {})
 
 
 def _error_page(title: str, message: str, status: int):
@@ -140,7 +120,10 @@ def init_app(app: Flask) -> None:
         sso_prompt,
     )
 
-    app.session_interface = SessionInterface()
+    app.session_interface = server_session.ServerSessionInterface()
+    # First of all hooks (the CSRF check reads the session too): a session store that is down
+    # is the "temporarily unavailable" page.
+    app.before_request_funcs.setdefault(None, []).insert(0, server_session.require_available)
     for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso_base.bp):
         app.register_blueprint(bp)
     from app.web import sso_upstream

@@ -1,4 +1,5 @@
-"""The signed-in user and the freshness of their second factor, kept in the session cookie."""
+"""The signed-in user and the freshness of their second factor, kept in the server-side session
+(app/web/server_session.py): its id changes after the password and after the second factor."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from flask import abort, current_app, g, redirect, session, url_for
 from app.core import lockout
 from app.extensions import core
 from app.models import User
+from app.web import server_session
 
 
 def start_session(user: User, via: str) -> None:
     session.clear()  # a new session on sign-in: nothing from before carries over
-    session.permanent = True
+    server_session.regenerate()
     session["uid"] = user.id
     session["via"] = via
     session["auth_at"] = int(time.time())
@@ -30,6 +32,7 @@ def current_user() -> User | None:
 
 
 def mark_second_factor() -> None:
+    server_session.regenerate()
     session["mfa_at"] = int(time.time())
 
 

@@ -1,0 +1,117 @@
+"""Where browser sessions are kept: the database (the default) or Redis.
+
+Records are opaque here: a keyed hash of the session id, the user's id (to end all of a user's
+sessions at once), an encrypted blob and the two times. app/core/browser_sessions.py makes and
+reads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.core.after_commit import after_commit
+from app.models import WebSession
+
+Found = tuple[int | None, bytes, datetime, datetime]  # user id, blob, created, expires
+
+
+class SessionStore(Protocol):
+    def load(self, db: Session, key: bytes, now: datetime) -> Found | None: ...
+
+    def save(self, db: Session, key: bytes, user_id: int | None, blob: bytes,
+             created_at: datetime, expires_at: datetime, now: datetime) -> None: ...
+
+    def delete(self, db: Session, key: bytes) -> None: ...
+
+    def end_for_user(self, db: Session, user_id: int, keep: bytes | None) -> None: ...
+
+
+class DatabaseSessions:
+    def load(self, db, key, now):
+        row = db.get(WebSession, key)
+        if row is None or row.expires_at <= now:
+            return None
+        return row.user_id, row.data, row.created_at, row.expires_at
+
+    def save(self, db, key, user_id, blob, created_at, expires_at, now):
+        row = db.get(WebSession, key)
+        if row is None:
+            # A new id: a good moment to drop the expired ones (indexed, usually none).
+            db.execute(delete(WebSession).where(WebSession.expires_at <= now))
+            db.add(WebSession(key=key, user_id=user_id, data=blob, created_at=created_at,
+                              expires_at=expires_at))
+        else:
+            row.user_id, row.data, row.expires_at = user_id, blob, expires_at
+
+    def delete(self, db, key):
+        db.execute(delete(WebSession).where(WebSession.key == key))
+
+    def end_for_user(self, db, user_id, keep):
+        query = delete(WebSession).where(WebSession.user_id == user_id)
+        if keep is not None:
+            query = query.where(WebSession.key != keep)
+        db.execute(query)
+
+
+class RedisSessions:
+    """One Redis key per session (expiring with it) and a set of a user's session keys."""
+
+    def __init__(self, url: str, prefix: str = "") -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._prefix = prefix + "um2fa:session:"
+
+    def _key(self, key: bytes) -> str:
+        return self._prefix + key.hex()
+
+    def _user(self, user_id: int) -> str:
+        return f"{self._prefix}user:{user_id}"
+
+    def load(self, db, key, now):
+        raw = self._client.get(self._key(key))
+        if raw is None:
+            return None
+        item = json.loads(raw)
+        expires_at = datetime.fromtimestamp(item["expires"], UTC)
+        if expires_at <= now:
+            return None
+        return (item["user"], base64.b64decode(item["data"]),
+                datetime.fromtimestamp(item["created"], UTC), expires_at)
+
+    def save(self, db, key, user_id, blob, created_at, expires_at, now):
+        ttl = max(1, int((expires_at - now).total_seconds()))
+        item = json.dumps({"user": user_id, "data": base64.b64encode(blob).decode(),
+                           "created": created_at.timestamp(), "expires": expires_at.timestamp()})
+        pipe = self._client.pipeline()
+        pipe.set(self._key(key), item, ex=ttl)
+        if user_id is not None:
+            pipe.sadd(self._user(user_id), key.hex())
+            pipe.expire(self._user(user_id), ttl, gt=True)
+            pipe.expire(self._user(user_id), ttl, nx=True)
+        pipe.execute()
+
+    def delete(self, db, key):
+        self._client.delete(self._key(key))
+
+    def end_for_user(self, db, user_id, keep):
+        def job() -> None:
+            members = {m.decode() for m in self._client.smembers(self._user(user_id))}
+            members.discard(keep.hex() if keep else "")
+            if members:
+                self._client.delete(*(self._prefix + m for m in members))
+                self._client.srem(self._user(user_id), *members)
+
+        after_commit(db, job)
+
+
+def make_store(kind: str, redis_url: str, prefix: str) -> SessionStore:
+    if kind == "redis":
+        return RedisSessions(redis_url, prefix)
+    return DatabaseSessions()

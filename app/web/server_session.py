@@ -1,0 +1,159 @@
+"""Flask's session, kept on the server (app/core/browser_sessions.py decides how).
+
+The cookie holds a random id and is set only when that id is new: after the password and
+after the second factor (`regenerate`), or when an anonymous visitor first needs a session.
+It expires with the session, counted from sign-in, and is never re-issued on a plain GET.
+The session is written after the request's own commit, in a transaction of its own; a request
+that fails (5xx) writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Flask, Request, Response, current_app, request, session
+from flask.globals import request_ctx
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from app.core import browser_sessions
+from app.db import UNAVAILABLE
+from app.extensions import core
+
+log = logging.getLogger("um2fa.web")
+
+MAX_ID_LENGTH = 64
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return UNAVAILABLE
+    return (*UNAVAILABLE, redis.RedisError, OSError)
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, data: dict | None = None, *, sid: str | None = None,
+                 created_at: datetime | None = None) -> None:
+        def on_update(_self: CallbackDict) -> None:
+            self.modified = True
+
+        super().__init__(data or {}, on_update)
+        self.sid = sid                  # the id the browser brought, if its session was found
+        self.created_at = created_at
+        self.modified = False
+        self.renew = False              # a new id (and a new lifetime) at the next save
+        self.unavailable: BaseException | None = None  # the store could not be read
+        self.stale_cookie = False       # the browser brought an id that matches no session
+        self.ended_sid: str | None = None  # the id this request ended (sign-out, sign-in)
+
+    def clear(self) -> None:
+        """End the session: its id is dead even if the request fails afterwards."""
+        if self.sid is not None:
+            self.ended_sid, self.sid = self.sid, None
+        super().clear()
+
+    def regenerate(self) -> None:
+        """A new id for this session from now on: the one a thief may have copied is dead."""
+        self.renew = True
+        self.modified = True
+
+
+class ServerSessionInterface(SessionInterface):
+    def get_cookie_secure(self, app: Flask) -> bool:
+        from app.web.request_info import is_secure
+
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or is_secure()
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        sid = request.cookies.get(self.get_cookie_name(app), "")
+        if not sid:
+            return ServerSession()
+        if len(sid) > MAX_ID_LENGTH:
+            return _stale()
+        try:
+            record = browser_sessions.load(core.context(), sid)
+        except _store_errors() as exc:
+            new = ServerSession()
+            new.unavailable = exc
+            return new
+        if record is None:
+            return _stale()
+        return ServerSession(record.data, sid=sid, created_at=record.created_at)
+
+    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+        if session.unavailable is not None:
+            return
+        gone = session.ended_sid
+        if not session or response.status_code >= 500:
+            # Nothing to keep; an ended session stays ended even when the request failed.
+            if gone is not None:
+                self._end(gone)
+            if gone is not None or (not session and session.stale_cookie):
+                self._delete_cookie(app, response)
+            return
+        if not (session.renew or session.modified):
+            return
+        fresh = session.renew or session.sid is None
+        sid = browser_sessions.new_id() if fresh else session.sid
+        try:
+            with core.own_context() as ctx:
+                created_at = ctx.now() if fresh else session.created_at or ctx.now()
+                record = browser_sessions.save(ctx, sid, dict(session), created_at,
+                                               replaces=gone or (session.sid if fresh else None))
+        except _store_errors() as exc:
+            log.error("the browser session could not be saved: %s", type(exc).__name__)
+            return
+        if fresh:
+            response.set_cookie(
+                self.get_cookie_name(app), sid, expires=record.expires_at,
+                path=self.get_cookie_path(app), domain=self.get_cookie_domain(app),
+                secure=self.get_cookie_secure(app), httponly=self.get_cookie_httponly(app),
+                samesite=self.get_cookie_samesite(app))
+        response.vary.add("Cookie")
+
+    def _delete_cookie(self, app: Flask, response: Response) -> None:
+        response.delete_cookie(self.get_cookie_name(app), path=self.get_cookie_path(app),
+                               domain=self.get_cookie_domain(app))
+
+    @staticmethod
+    def _end(sid: str) -> None:
+        try:
+            with core.own_context() as ctx:
+                browser_sessions.end(ctx, sid)
+        except _store_errors() as exc:
+            log.error("the browser session could not be ended: %s", type(exc).__name__)
+
+
+def _stale() -> ServerSession:
+    new = ServerSession()
+    new.stale_cookie = True
+    return new
+
+
+def current_id() -> str:
+    """The id of the browser's session as it came (empty when it has none yet)."""
+    return getattr(session, "sid", None) or ""
+
+
+def regenerate() -> None:
+    session.regenerate()
+
+
+def require_available() -> None:
+    """before_request: a session that could not be read is the database (or Redis) being down:
+    the error handlers answer "temporarily unavailable"."""
+    if getattr(session, "unavailable", None) is not None:
+        raise session.unavailable
+
+
+def restore() -> None:
+    """The session as the request's cookie brought it, unless the request emptied it (signed
+    out): ending a session stands even when the request's commit failed."""
+    if not session or session.ended_sid is not None:
+        return
+    app = current_app._get_current_object()
+    brought = app.session_interface.open_session(app, request)
+    request_ctx.session = brought

@@ -127,7 +127,8 @@ def _enveloped_signature(root):
     root_id = root.get("ID") or ""
     if signature.getparent() is not root or not root_id:
         raise SamlError("The request's signature does not sign the request itself.")
-    if root.xpath("count(//*[@ID=$id])", id=root_id) != 1:
+    # no other attribute (another ID, an xml:id) may name what the reference resolves to
+    if root.xpath("count(//@*[. = $id])", id=root_id) != 1:
         raise SamlError("The request's ID is not unique.")
     references = xpath(signature, "ds:SignedInfo/ds:Reference")
     if len(references) != 1 or references[0].get("URI") != "#" + root_id:

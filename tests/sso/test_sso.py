@@ -200,6 +200,10 @@ def _wrapped(signed: str, how: str) -> str:
         evil = original
         extensions = etree.SubElement(evil, SAMLP + "Extensions")
         extensions.append(etree.fromstring(etree.tostring(signature)))
+    elif how == "another element claims the root's ID as xml:id":
+        evil = original
+        extensions = etree.SubElement(evil, SAMLP + "Extensions")
+        extensions.set("{http://www.w3.org/XML/1998/namespace}id", evil.get("ID"))
     elif how == "the reference is not the root's ID":
         # the signed element keeps its signature, the root is another request around it
         evil.insert(1, etree.fromstring(etree.tostring(signature)))
@@ -215,6 +219,7 @@ def _wrapped(signed: str, how: str) -> str:
     "the root takes the signed original's ID",
     "two signatures",
     "a second signature deeper down",
+    "another element claims the root's ID as xml:id",
     "the reference is not the root's ID",
 ])
 def test_a_signature_wrapped_authn_request_is_refused(app, client, how):

@@ -3,7 +3,9 @@ setting and what to write instead, at start, never at the first login."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 
 from app.config.settings import SAML_ATTRIBUTE_RE, ConfigError, Settings
 
@@ -49,6 +51,27 @@ def _check_push(settings: Settings) -> None:
         raise ConfigError("UM2FA_PUSH_FRAUD_BLOCK_MINUTES cannot be negative")
     if not 60 <= settings.activation_ttl_seconds <= 3600:
         raise ConfigError("UM2FA_ACTIVATION_TTL_SECONDS must be between 60 and 3600")
+    _check_webpush(settings)
+
+
+_WEBPUSH_HOST = re.compile(r"(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+")
+
+
+def _check_webpush(settings: Settings) -> None:
+    for host in settings.webpush_allowed_hosts:
+        if not _WEBPUSH_HOST.fullmatch(host):
+            raise ConfigError(f"UM2FA_WEBPUSH_ALLOWED_HOSTS: {host!r} is not a host name or "
+                              "*. and a domain (e.g. fcm.googleapis.com, *.push.apple.com)")
+    if settings.webpush_test_service:
+        try:
+            host, port = split_host_port(settings.webpush_test_service, 0)
+            loopback = ipaddress.ip_address(host).is_loopback and port > 0
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError("UM2FA_WEBPUSH_TEST_SERVICE is for the tests' local push service "
+                              "only: a loopback address and port, e.g. 127.0.0.1:8080 "
+                              "(leave it empty in production)")
 
 
 def _check_ldap_url(url: str, starttls: bool) -> None:

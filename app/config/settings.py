@@ -28,6 +28,11 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
 
+# Chrome/Android (FCM), Firefox (Mozilla autopush), Safari (Apple), Edge/Windows (WNS).
+WEBPUSH_DEFAULT_HOSTS = ("fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com",
+                         "*.notify.windows.com")
+
+
 def parse_networks(value: str | list[str]) -> tuple[Network, ...]:
     items = value.split(",") if isinstance(value, str) else value
     nets = []
@@ -104,8 +109,12 @@ class Settings:
     verified_push: bool = True
     activation_ttl_seconds: int = 600
     ratelimit_activate_address: str = "10 per minute"
-    # Web Push endpoints must be https; tests allow http://127.0.0.1 for the local stub.
-    webpush_allow_http: bool = False
+    # Web Push goes only to the public push services (https, port 443, every address the
+    # name resolves to public): host names, or "*." + a domain for any name under it.
+    webpush_allowed_hosts: tuple[str, ...] = WEBPUSH_DEFAULT_HOSTS
+    # Tests only: the host:port (a loopback address) of a local push service reached over plain
+    # http (tests/peers/push_service.py). Empty in production: nothing allows loopback.
+    webpush_test_service: str = ""
     webpush_subject: str = "mailto:it-helpdesk@um.edu.mo"
     admin_emails: tuple[str, ...] = ()
     # Operators (docs/deploy.md): who may read /metrics, and the log format ("text" | "json").

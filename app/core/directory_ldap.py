@@ -47,6 +47,9 @@ _REFUSED = {
 # Result codes that mean the server cannot answer now: busy, unavailable, other.
 _UNWELL = {51, 52, 80}
 _MAX_USERNAME = 256
+# The DN bound as when a username matches no entry (check_password): under the base DN, an
+# entry no directory holds.
+_NO_SUCH_USER_RDN = "cn=um2fa-no-such-user-7f3c9e"
 _GENERALIZED_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{6}(\.\d+)?)?(Z|[+-]\d{4})?")
 
 
@@ -130,7 +133,13 @@ class LdapDirectory:
         if not password or not _usable(username):
             return False  # an empty password would be an unauthenticated bind (RFC 4513 5.1.2)
         dn = self._user_dn(username)
-        return dn is not None and self._bind_as(dn, password)
+        if dn is None:
+            # No such user: bind anyway, as a DN that names no entry, so that an unknown
+            # username costs the same round trips (a connection, StartTLS, a bind) as a known
+            # one with a wrong password, and the answer's time does not tell them apart.
+            self._bind_as(self._no_such_user_dn(), password)
+            return False
+        return self._bind_as(dn, password)
 
     def lookup(self, username: str) -> DirectoryUser | None:
         username = username.strip()
@@ -147,6 +156,9 @@ class LdapDirectory:
             return dn_for(self.settings.ldap_user_dn_template, username)
         entry = self._find(username, [])
         return entry[0] if entry else None
+
+    def _no_such_user_dn(self) -> str:
+        return ",".join(p for p in (_NO_SUCH_USER_RDN, self.settings.ldap_base_dn) if p)
 
     def _find(self, username: str, attributes: list[str]) -> tuple[str, dict[str, Any]] | None:
         """(dn, attributes) of the one entry for this username, or None."""

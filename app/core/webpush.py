@@ -13,9 +13,11 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import ip_address
+from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -118,7 +120,7 @@ def clean_subscription(settings: Settings, subscription: dict) -> str:
     keys = subscription.get("keys")
     if not isinstance(endpoint, str) or not isinstance(keys, dict) or len(endpoint) > 1024:
         raise SubscriptionError("the push subscription needs an endpoint and keys")
-    _check_endpoint(settings, endpoint)
+    _target(settings, endpoint)
     try:
         p256dh = _b64url_decode(str(keys.get("p256dh", "")))
         auth = _b64url_decode(str(keys.get("auth", "")))
@@ -134,40 +136,137 @@ def clean_subscription(settings: Settings, subscription: dict) -> str:
                        "keys": {"p256dh": _b64url(p256dh), "auth": _b64url(auth)}})
 
 
-def _check_endpoint(settings: Settings, endpoint: str) -> None:
-    """https only (the browser vendors' push services); plain http only to a loopback
-    address and only when UM2FA_WEBPUSH_ALLOW_HTTP is set (the tests' local push service)."""
+@dataclass(frozen=True)
+class _Target:
+    """Where a push may go: the URL's scheme, host (lower case) and port."""
+
+    scheme: str
+    host: str
+    port: int
+    netloc: str
+    test_service: bool = False
+
+
+def _refused(settings: Settings) -> SubscriptionError:
+    allowed = ", ".join(settings.webpush_allowed_hosts) or "none (Web Push is off)"
+    return SubscriptionError("the push endpoint must be an https URL of a public push service, "
+                             f"on port 443 (allowed: {allowed})")
+
+
+def _target(settings: Settings, endpoint: str) -> _Target:
+    """The one check of an endpoint, at registration and again before every send: https, port
+    443, a host the allow-list (UM2FA_WEBPUSH_ALLOWED_HOSTS) names, no user or password. Plain
+    http only to the exact host:port that UM2FA_WEBPUSH_TEST_SERVICE names (the tests)."""
     try:
         parts = urlsplit(endpoint)
+        host, port = (parts.hostname or ""), parts.port
     except ValueError as exc:
-        raise SubscriptionError("the push endpoint must be an https URL") from exc
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and settings.webpush_allow_http and parts.hostname:
-        try:
-            if ip_address(parts.hostname).is_loopback:
-                return
-        except ValueError:
-            pass
-    raise SubscriptionError("the push endpoint must be an https URL")
+        raise _refused(settings) from exc
+    if not host or parts.username is not None or parts.password is not None:
+        raise _refused(settings)
+    if (settings.webpush_test_service and parts.scheme == "http"
+            and parts.netloc == settings.webpush_test_service):
+        return _Target("http", host, port or 80, parts.netloc, test_service=True)
+    if parts.scheme != "https" or port not in (None, 443) \
+            or not _allowed_host(host, settings.webpush_allowed_hosts):
+        raise _refused(settings)
+    return _Target("https", host, 443, host)
+
+
+def _allowed_host(host: str, patterns: tuple[str, ...]) -> bool:
+    """`name` matches itself only; `*.domain` any name under the domain, not the domain."""
+    return any(host.endswith(p[1:]) and len(host) > len(p) - 1 if p.startswith("*.")
+               else host == p for p in patterns)
+
+
+def _public(address: str) -> bool:
+    """A global unicast address: not loopback, private, link-local, shared (CGNAT), reserved,
+    multicast or unspecified, also when written as an IPv4-mapped, 6to4 or Teredo address."""
+    ip = ip_address(address.split("%", 1)[0])
+    embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo and ip.teredo[1]] \
+        if isinstance(ip, IPv6Address) else []
+    return all(a.is_global and not (a.is_loopback or a.is_private or a.is_link_local
+                                    or a.is_reserved or a.is_multicast or a.is_unspecified)
+               for a in [ip, *(e for e in embedded if e)])
+
+
+def _address(target: _Target) -> str:
+    """The address to connect to: the name is resolved once, every address it gives must be
+    public, and the connection goes to the first of them (so a second answer from the DNS,
+    rebinding the name to an internal address, is never used)."""
+    if target.test_service:
+        return target.host
+    try:
+        found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SubscriptionError(f"the push service {target.host} has no address") from exc
+    addresses = [str(info[4][0]) for info in found]
+    refused = [a for a in addresses if not _public(a)]
+    if not addresses or refused:
+        raise SubscriptionError(f"the push service {target.host} resolves to an address that "
+                                f"is not public ({', '.join(refused) or 'none'})")
+    return addresses[0]
+
+
+def _session(target: _Target, address: str):
+    """A requests session that sends to `address` only (TLS still checks the certificate for
+    the host name, and SNI names it), never follows a redirect, and ignores proxy settings
+    from the environment (they would resolve the name again)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class Pinned(HTTPAdapter):
+        def build_connection_pool_key_attributes(self, request, verify, cert=None):
+            host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+                request, verify, cert)
+            if ((host_params.get("host") or "").lower() != target.host
+                    or (host_params.get("port") or target.port) != target.port
+                    or host_params.get("scheme") != target.scheme):
+                raise requests.ConnectionError("not the push service that was checked")
+            host_params = {**host_params, "host": address, "port": target.port}
+            if target.scheme == "https":
+                pool_kwargs = {**pool_kwargs, "server_hostname": target.host,
+                               "assert_hostname": target.host}
+            return host_params, pool_kwargs
+
+        def send(self, request, *args, **kwargs):
+            request.headers["Host"] = target.netloc
+            return super().send(request, *args, **kwargs)
+
+    class NoRedirects(requests.Session):
+        def send(self, request, **kwargs):
+            kwargs["allow_redirects"] = False
+            return super().send(request, **kwargs)
+
+    session = NoRedirects()
+    session.trust_env = False
+    adapter = Pinned(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def send(settings: Settings, subscription_json: str, payload: dict, ttl: int) -> int:
-    """Encrypt and deliver one message; returns the push service's HTTP status."""
+    """Encrypt and deliver one message; returns the push service's HTTP status. The endpoint
+    is checked again (the allow-list may have changed; the name may resolve elsewhere now):
+    SubscriptionError when it may not be sent to, and nothing is sent."""
     from py_vapid import Vapid
     from pywebpush import WebPushException, webpush
 
     subscription = json.loads(subscription_json)
+    target = _target(settings, subscription["endpoint"])
+    address = _address(target)
     vapid = Vapid(private_key(settings))
     _sending.active = True
     try:
-        response = webpush(subscription, data=json.dumps(payload), vapid_private_key=vapid,
-                           vapid_claims={"sub": settings.webpush_subject}, ttl=ttl,
-                           timeout=SEND_TIMEOUT, headers={"Urgency": "high"})
+        with _session(target, address) as session:
+            response = webpush(subscription, data=json.dumps(payload), vapid_private_key=vapid,
+                               vapid_claims={"sub": settings.webpush_subject}, ttl=ttl,
+                               timeout=SEND_TIMEOUT, headers={"Urgency": "high"},
+                               requests_session=session)
     except WebPushException as exc:
         status = exc.response.status_code if exc.response is not None else 0
-        log.warning("web push to %s refused: HTTP %s", urlsplit(subscription["endpoint"]).hostname,
-                    status)
+        log.warning("web push to %s refused: HTTP %s", target.host, status)
         return status
     finally:
         _sending.active = False
@@ -180,6 +279,8 @@ def _send_quietly(settings: Settings, subscription_json: str, payload: dict, ttl
         status = send(settings, subscription_json, payload, ttl)
         if status in GONE:
             forget_subscription(engine, subscription_json)
+    except SubscriptionError as exc:  # the endpoint or its address is refused: said why
+        log.warning("web push not sent: %s", exc)
     except Exception as exc:  # noqa: BLE001 - a push service that fails must not break a login
         log.warning("web push not delivered: %s", type(exc).__name__)
     finally:

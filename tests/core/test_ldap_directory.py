@@ -76,6 +76,30 @@ def test_empty_password_never_binds(make, slapd, mode):
     assert slapd.binds_of(ALICE_DN) == before
 
 
+def _cost(slapd, check) -> dict:
+    """What one password check asked of the server (connections, BINDs, SRCHs, StartTLS)."""
+    before = slapd.operations()
+    assert not check()
+    return dict(slapd.operations() - before)
+
+
+@pytest.mark.parametrize("mode,tls", [("bind", False), ("search", False), ("search", True)])
+def test_an_unknown_user_costs_the_directory_what_a_known_one_does(make, slapd, mode, tls):
+    """Without this, the time of a failed sign-in tells whether a username exists (search
+    mode: an unknown user cost one search, a known one a search and a bind)."""
+    extra = {"ldap_starttls": True, "ldap_ca_file": str(slapd.ca_file)} if tls else {}
+    directory = make(mode, **extra)
+    directory.lookup("alice")  # the pool's service connection is open before we count
+    known = _cost(slapd, lambda: directory.check_password("alice", None, "wrong-password"))
+    for username in ("nobody", "alice2", "no such user"):
+        unknown = _cost(slapd, lambda u=username: directory.check_password(
+            u, None, "wrong-password"))
+        assert unknown == known, (username, unknown, known)
+    assert known["BIND"] == 1 and known["ACCEPT"] == 1
+    assert known.get("SRCH", 0) == (1 if mode == "search" else 0)
+    assert known.get("EXT", 0) == (1 if tls else 0)
+
+
 INJECTIONS = [
     "*", "al*", "*ice", "alice)(uid=*", "*)(uid=*", "alice)(|(uid=*)", "*)(|(objectClass=*",
     "alice\\", "alice\x00", "(uid=alice)", "alice,ou=people", f"alice,{PEOPLE}",

@@ -50,10 +50,27 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_LOCKOUT_THRESHOLD": "ten"}, "whole number"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "0"}, "at least 1"),
     ({"UM2FA_CONFIG": "/nonexistent/um2fa.toml"}, "cannot read"),
+    ({"UM2FA_WEBPUSH_ALLOWED_HOSTS": "fcm.googleapis.com,*"}, "WEBPUSH_ALLOWED_HOSTS"),
+    ({"UM2FA_WEBPUSH_ALLOWED_HOSTS": "*.com"}, "WEBPUSH_ALLOWED_HOSTS"),
+    ({"UM2FA_WEBPUSH_ALLOWED_HOSTS": "https://fcm.googleapis.com/"}, "WEBPUSH_ALLOWED_HOSTS"),
+    ({"UM2FA_WEBPUSH_TEST_SERVICE": "10.0.0.1:8080"}, "loopback address and port"),
+    ({"UM2FA_WEBPUSH_TEST_SERVICE": "localhost:8080"}, "loopback address and port"),
+    ({"UM2FA_WEBPUSH_TEST_SERVICE": "127.0.0.1"}, "loopback address and port"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path), **env})
+
+
+def test_web_push_goes_to_the_public_push_services_by_default(tmp_path):
+    settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path)})
+    assert settings.webpush_allowed_hosts == ("fcm.googleapis.com",
+                                              "*.push.services.mozilla.com",
+                                              "*.push.apple.com", "*.notify.windows.com")
+    assert settings.webpush_test_service == ""  # nothing lets Web Push reach loopback
+    narrower = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path),
+                                      "UM2FA_WEBPUSH_ALLOWED_HOSTS": "FCM.googleapis.com, "})
+    assert narrower.webpush_allowed_hosts == ("fcm.googleapis.com",)
 
 
 STRONG = "kP3v9QxL2mN8rT5wY7zA1bC4dE6fG0hJ-s_u"  # 36 characters, many distinct

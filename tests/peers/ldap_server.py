@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,9 @@ olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.2 NAME 'umIdNumber'
 olcObjectClasses: ( 1.3.6.1.4.1.99999.2.1 NAME 'umPerson' AUXILIARY
   MAY ( umDateOfBirth $ umIdNumber ) )
 """
+
+_OPERATION = re.compile(r'conn=\d+ (?:fd=\d+ (ACCEPT) |op=\d+ (?:(BIND) dn="[^"]*" method=|'
+                        r"(SRCH) base=|(EXT) oid=))")
 
 
 def free_port() -> int:
@@ -287,3 +292,10 @@ class SlapdServer:
         line; a success adds a `mech=` line)."""
         needle = f'bind dn="{dn.lower()}" method='
         return sum(needle in line.lower() for line in self.log_path.read_text().splitlines())
+
+    def operations(self) -> Counter:
+        """What slapd has logged so far, by kind: connections (ACCEPT), BIND, SRCH and EXT
+        (StartTLS) requests. Each is logged before it is answered, so a client that has its
+        answer finds it counted."""
+        found = _OPERATION.findall(self.log_path.read_text())
+        return Counter(next(kind for kind in groups if kind) for groups in found)

@@ -103,6 +103,7 @@ class PushService:
     refusals: list[Refusal] = field(default_factory=list)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -161,6 +162,17 @@ class PushService:
         """Answer `status` (404, 410, 500...) to every push to this subscription."""
         with self._changed:
             self.failures[_token_of(subscription)] = status
+
+    def redirect(self, subscription: dict, location: str) -> None:
+        """Answer every push to this subscription with 307 Temporary Redirect to `location`
+        (a hostile push service, or one taken over, pointing the sender elsewhere)."""
+        with self._changed:
+            self.redirects[_token_of(subscription)] = location
+
+    @property
+    def host_port(self) -> str:
+        """host:port, as UM2FA_WEBPUSH_TEST_SERVICE names this service."""
+        return self.origin.split("://", 1)[1]
 
     # --- what the tests look at --------------------------------------------------------------
 
@@ -229,6 +241,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
+        with service._changed:
+            location = service.redirects.get(token)
+        if location is not None:
+            service._record(Refusal(token, 307, "told to redirect"))
+            self.send_response(307)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         try:
             message = service.receive(self.path, headers, body)
         except Refused as refused:

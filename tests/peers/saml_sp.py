@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 MFA = "https://refeds.org/profile/mfa"
 
@@ -108,6 +110,20 @@ class TestSP:
         auth = OneLogin_Saml2_Auth(self._request("/login"), self.settings())
         url = auth.login(return_to=relay_state or None)
         return url, auth.get_last_request_id()
+
+    def login_post(self) -> tuple[str, str]:
+        """An AuthnRequest for the HTTP-POST binding, signed inside the XML (an enveloped
+        signature) when the SP signs its requests: (the XML, its ID)."""
+        settings = self.settings()
+        request = OneLogin_Saml2_Authn_Request(settings)
+        xml = request.get_xml()
+        if self.sign_requests:
+            security = settings.get_security_data()
+            xml = OneLogin_Saml2_Utils.add_sign(xml, settings.get_sp_key(),
+                                                settings.get_sp_cert(),
+                                                sign_algorithm=security["signatureAlgorithm"],
+                                                digest_algorithm=security["digestAlgorithm"])
+        return (xml.decode() if isinstance(xml, bytes) else xml), request.get_id()
 
     def acs_post(self, saml_response: str, request_id: str | None) -> OneLogin_Saml2_Auth:
         auth = OneLogin_Saml2_Auth(self._request("/acs", post={"SAMLResponse": saml_response}),

@@ -183,7 +183,7 @@ def test_a_bad_public_key_is_refused(app, client, clock, bad_key, words):
     assert phone.activate(link).status == 201
 
 
-SUBSCRIPTION = {"endpoint": "https://push.example.net/send/abc",
+SUBSCRIPTION = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc",
                 "keys": {"p256dh": b64url(ec.generate_private_key(ec.SECP256R1()).public_key()
                                           .public_bytes(serialization.Encoding.X962,
                                                         serialization.PublicFormat
@@ -209,6 +209,26 @@ def test_a_bad_subscription_fails_the_activation_without_spending_the_code(app, 
     with committed(app) as c:
         assert not c.db.get(Device, int(code_device(app))).active
     assert phone.activate(link).status == 201
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://127.0.0.1/x", "https://10.0.0.7/x", "https://169.254.169.254/latest/meta-data/",
+    "https://push.example.net/send/abc", "https://fcm.googleapis.com:8443/fcm/send/abc"])
+def test_a_subscription_to_an_internal_or_unknown_host_is_refused(app, client, clock, endpoint):
+    """A companion device may not make the server connect where it likes (issue 13, point
+    11): only the public push services, on port 443, at activation and later."""
+    make_user(app)
+    link = enrol(app)
+    phone = PushDevice.with_client(client, clock=clock)
+    message = assert_json_error(phone.activate(link, subscription={**SUBSCRIPTION,
+                                                                   "endpoint": endpoint}), 400)
+    assert "push service" in message and "fcm.googleapis.com" in message
+    assert phone.activate(link).status == 201
+    message = assert_json_error(phone.set_subscription({**SUBSCRIPTION, "endpoint": endpoint}),
+                                400)
+    assert "push service" in message
+    with committed(app) as c:
+        assert c.db.get(Device, int(phone.device_id)).push_subscription is None
 
 
 def code_device(app) -> int:

@@ -29,14 +29,16 @@ WAIT = 5.0
 
 
 @pytest.fixture
-def settings_overrides() -> dict:
-    return {"webpush_allow_http": True}
-
-
-@pytest.fixture
 def push_service():
     with PushService() as service:
         yield service
+
+
+@pytest.fixture
+def settings_overrides(push_service) -> dict:
+    # The local push service (plain http on 127.0.0.1) is allowed by name, for these tests
+    # only: no default lets Web Push reach a loopback address.
+    return {"webpush_test_service": push_service.host_port}
 
 
 @pytest.fixture
@@ -121,13 +123,13 @@ def test_push_service_checks_what_a_real_one_checks(settings, push_service, monk
     subscription = push_service.subscribe()
     good = webpush.clean_subscription(settings, push_service.subscribe())
     captured: dict = {}
-    original = requests.post
+    original = requests.Session.post
 
-    def capture(url, data=None, headers=None, timeout=None):
+    def capture(session, url, data=None, headers=None, timeout=None):
         captured.update(url=url, data=data, headers={k.lower(): v for k, v in headers.items()})
-        return original(url, data=data, headers=headers, timeout=timeout)
+        return original(session, url, data=data, headers=headers, timeout=timeout)
 
-    monkeypatch.setattr(requests, "post", capture)
+    monkeypatch.setattr(requests.Session, "post", capture)
     assert webpush.send(settings, good, {"type": "push", "id": "y"}, ttl=30) == 201
     monkeypatch.undo()
     headers = captured["headers"]
@@ -416,13 +418,19 @@ def test_clean_subscription_keeps_a_good_one(settings):
                                    "keys": keys}
 
 
-@pytest.mark.parametrize("endpoint", [
-    "http://127.0.0.1:8080/push/x", "http://[::1]:8080/push/x", "http://127.5.6.7/push/x"])
-def test_plain_http_only_to_loopback_and_only_when_allowed(settings, endpoint):
-    webpush.clean_subscription(settings, {"endpoint": endpoint, "keys": _keys()})
-    strict = dataclasses.replace(settings, webpush_allow_http=False)
+def test_plain_http_only_to_the_named_test_service(settings, push_service):
+    """UM2FA_WEBPUSH_TEST_SERVICE allows one host:port (a loopback address) over http, and
+    nothing else: not another port, not https to it, not other loopback addresses."""
+    webpush.clean_subscription(settings, push_service.subscribe())
+    port = int(push_service.host_port.rsplit(":", 1)[1])
+    for endpoint in (f"http://127.0.0.1:{port + 1}/push/x", f"https://127.0.0.1:{port}/push/x",
+                     f"http://[::1]:{port}/push/x", f"http://localhost:{port}/push/x",
+                     "http://127.5.6.7/push/x", f"http://user@127.0.0.1:{port}/push/x"):
+        with pytest.raises(webpush.SubscriptionError, match="https"):
+            webpush.clean_subscription(settings, {"endpoint": endpoint, "keys": _keys()})
+    strict = dataclasses.replace(settings, webpush_test_service="")
     with pytest.raises(webpush.SubscriptionError, match="https"):
-        webpush.clean_subscription(strict, {"endpoint": endpoint, "keys": _keys()})
+        webpush.clean_subscription(strict, push_service.subscribe())
 
 
 @pytest.mark.parametrize("endpoint", [
@@ -441,16 +449,16 @@ def _point_off_curve() -> str:
 @pytest.mark.parametrize("subscription, message", [
     ("not an object", "must be an object"),
     ({}, "endpoint and keys"),
-    ({"endpoint": "https://push.example/x"}, "endpoint and keys"),
-    ({"endpoint": "https://push.example/x", "keys": "k"}, "endpoint and keys"),
+    ({"endpoint": "https://fcm.googleapis.com/x"}, "endpoint and keys"),
+    ({"endpoint": "https://fcm.googleapis.com/x", "keys": "k"}, "endpoint and keys"),
     ({"endpoint": 42, "keys": {}}, "endpoint and keys"),
-    ({"endpoint": "https://push.example/" + "x" * 1100, "keys": {}}, "endpoint and keys"),
-    ({"endpoint": "https://push.example/x", "keys": {}}, "wrong size"),
-    ({"endpoint": "https://push.example/x", "keys": {"p256dh": "AAAA", "auth": "AAAA"}},
+    ({"endpoint": "https://fcm.googleapis.com/" + "x" * 1100, "keys": {}}, "endpoint and keys"),
+    ({"endpoint": "https://fcm.googleapis.com/x", "keys": {}}, "wrong size"),
+    ({"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "AAAA", "auth": "AAAA"}},
      "wrong size"),
-    ({"endpoint": "https://push.example/x", "keys": {"p256dh": "%%%%", "auth": "!!"}},
+    ({"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "%%%%", "auth": "!!"}},
      "wrong size|base64url"),
-    ({"endpoint": "https://push.example/x", "keys": {"p256dh": "é", "auth": "x"}},
+    ({"endpoint": "https://fcm.googleapis.com/x", "keys": {"p256dh": "é", "auth": "x"}},
      "base64url"),
     ("short-auth", "wrong size"),
     ("long-auth", "wrong size"),
@@ -460,18 +468,18 @@ def _point_off_curve() -> str:
 def test_bad_subscriptions_are_refused(settings, subscription, message):
     keys = _keys()
     if subscription == "short-auth":
-        subscription = {"endpoint": "https://p.example/x",
+        subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/x",
                         "keys": {**keys, "auth": b64url(os.urandom(15))}}
     elif subscription == "long-auth":
-        subscription = {"endpoint": "https://p.example/x",
+        subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/x",
                         "keys": {**keys, "auth": b64url(os.urandom(17))}}
     elif subscription == "compressed":
         point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
-        subscription = {"endpoint": "https://p.example/x",
+        subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/x",
                         "keys": {**keys, "p256dh": b64url(point)}}
     elif subscription == "off-curve":
-        subscription = {"endpoint": "https://p.example/x",
+        subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/x",
                         "keys": {**keys, "p256dh": _point_off_curve()}}
     with pytest.raises(webpush.SubscriptionError, match=message):
         webpush.clean_subscription(settings, subscription)
@@ -487,3 +495,183 @@ def test_vapid_key_made_meanwhile_by_another_process_is_used(settings, monkeypat
     assert webpush.application_server_key(settings) == first
     assert sorted(p.name for p in settings.instance_dir.iterdir() if "vapid" in p.name) == [
         webpush.KEY_FILE]
+
+
+
+# --- where Web Push may connect (security issue, point 11) ---------------------------------
+#
+# A companion device chooses its endpoint: without limits the server would POST to any https
+# URL it is given (127.0.0.1, 10.x, the cloud metadata service), and follow redirects.
+
+PUBLIC_SERVICES = [
+    "https://fcm.googleapis.com/fcm/send/abc:def",
+    "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABl",
+    "https://web.push.apple.com/QGuQyavXutnMH",
+    "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB",
+]
+
+
+@pytest.mark.parametrize("endpoint", PUBLIC_SERVICES)
+def test_the_public_push_services_are_accepted(settings, endpoint):
+    stored = webpush.clean_subscription(settings, {"endpoint": endpoint, "keys": _keys()})
+    assert json.loads(stored)["endpoint"] == endpoint
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://127.0.0.1/push/x", "https://10.0.0.1/push/x", "https://[::1]/push/x",
+    "https://169.254.169.254/latest/meta-data/", "https://localhost/push/x",
+    "https://metadata.google.internal/computeMetadata/v1/",
+    "https://push.example.net/send/abc",
+    "https://fcm.googleapis.com.evil.example/x", "https://evilfcm.googleapis.com/x",
+    "https://push.services.mozilla.com.evil.example/x", "https://push.apple.com/x",
+    "https://fcm.googleapis.com:8443/fcm/send/x", "https://fcm.googleapis.com:80/x",
+    "https://user:pass@fcm.googleapis.com/fcm/send/x",
+])
+def test_an_endpoint_off_the_public_push_services_is_refused(settings, endpoint):
+    with pytest.raises(webpush.SubscriptionError, match="https") as refused:
+        webpush.clean_subscription(settings, {"endpoint": endpoint, "keys": _keys()})
+    assert "fcm.googleapis.com" in str(refused.value)  # says which services are allowed
+
+
+class Network:
+    """The machine's network as the sender sees it: names resolve to what the test says, and
+    every connection is recorded and refused (nothing leaves the machine)."""
+
+    def __init__(self, monkeypatch, answers: dict[str, list]) -> None:
+        import socket
+
+        import urllib3.util.connection
+
+        self.answers = {name: list(seq) for name, seq in answers.items()}
+        self.lookups: list[str] = []
+        self.connections: list[tuple] = []
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host in self.answers:
+                self.lookups.append(host)
+                seq = self.answers[host]
+                addresses = seq.pop(0) if len(seq) > 1 else seq[0]
+                return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM,
+                         6, "", (a, port or 443)) for a in addresses]
+            return real(host, port, *args, **kwargs)
+
+        def create_connection(address, *args, **kwargs):
+            self.connections.append(address)
+            raise ConnectionRefusedError("refused by the test")
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+
+
+def _stored(settings, endpoint: str) -> str:
+    """A subscription as it may sit in the database (registered before a setting changed, or
+    before the name moved)."""
+    return json.dumps({"endpoint": endpoint, "keys": _keys()})
+
+
+@pytest.mark.parametrize("addresses", [
+    ["127.0.0.1"], ["10.1.2.3"], ["192.168.0.10"], ["172.16.5.4"], ["169.254.169.254"],
+    ["::1"], ["fe80::1"], ["fd00::1"], ["::ffff:127.0.0.1"], ["0.0.0.0"],  # noqa: S104
+    ["224.0.0.1"], ["100.64.0.1"], ["2002:7f00:1::1"],  # 6to4 around 127.0.0.1
+    ["8.8.8.8", "10.0.0.1"],  # one bad address among good ones is enough
+])
+def test_a_push_service_name_resolving_to_an_internal_address_is_not_contacted(
+        settings, monkeypatch, caplog, addresses):
+    network = Network(monkeypatch, {"fcm.googleapis.com": [addresses]})
+    stored = _stored(settings, "https://fcm.googleapis.com/fcm/send/secret-token")
+    with caplog.at_level(logging.WARNING, logger="um2fa.webpush"), \
+            pytest.raises(webpush.SubscriptionError, match="address"):
+        webpush.send(settings, stored, {"type": "push", "id": "x"}, ttl=30)
+    assert network.connections == []
+    assert "secret-token" not in caplog.text
+
+
+def test_the_sender_connects_to_the_address_it_checked(settings, monkeypatch):
+    """DNS rebinding: the name answers a public address when checked, then 127.0.0.1. The
+    connection goes to the checked address, on port 443, and the name is looked up once."""
+    network = Network(monkeypatch, {"fcm.googleapis.com": [["8.8.8.8"], ["127.0.0.1"]]})
+    stored = _stored(settings, "https://fcm.googleapis.com/fcm/send/abc")
+    with pytest.raises(requests.ConnectionError):
+        webpush.send(settings, stored, {"type": "push", "id": "x"}, ttl=30)
+    assert network.lookups == ["fcm.googleapis.com"]
+    assert network.connections and {c[:2] for c in network.connections} == {("8.8.8.8", 443)}
+
+
+def test_a_stored_subscription_is_checked_again_when_sending(settings, monkeypatch):
+    """An endpoint stored before the allow-list changed (or written to the database by
+    hand) is not sent to."""
+    network = Network(monkeypatch, {"fcm.googleapis.com": [["8.8.8.8"]],
+                                    "push.example.net": [["8.8.8.8"]]})
+    for endpoint, narrower in (
+            ("https://push.example.net/send/abc", settings),
+            ("https://fcm.googleapis.com:8443/fcm/send/abc", settings),
+            ("http://fcm.googleapis.com/fcm/send/abc", settings),
+            ("https://fcm.googleapis.com/fcm/send/abc",
+             dataclasses.replace(settings, webpush_allowed_hosts=("*.push.apple.com",)))):
+        with pytest.raises(webpush.SubscriptionError, match="https"):
+            webpush.send(narrower, _stored(settings, endpoint), {"type": "push", "id": "x"},
+                         ttl=30)
+    assert network.connections == []
+
+
+def test_a_redirect_from_the_push_service_is_not_followed(settings, push_service):
+    subscription = push_service.subscribe()
+    stored = webpush.clean_subscription(settings, subscription)
+    with PushService() as elsewhere:
+        target = elsewhere.subscribe()
+        push_service.redirect(subscription, target["endpoint"])
+        assert webpush.send(settings, stored, {"type": "push", "id": "x"}, ttl=30) == 307
+        assert push_service.wait_for(1, WAIT, refusals=True)[0].status == 307
+        assert elsewhere.messages == [] and elsewhere.refusals == []
+
+
+def test_the_pinned_connection_still_checks_the_certificate_for_the_name(tmp_path):
+    """Connecting to the checked address must not weaken TLS: the certificate is verified
+    for the push service's name (sent as SNI), not for the address."""
+    import http.server
+    import ssl
+
+    from tests.peers.ldap_server import _pem_key, make_ca, make_server_cert
+
+    ca_key, ca_cert = make_ca("Test push CA")
+    key, cert = make_server_cert(ca_key, ca_cert)  # for localhost and 127.0.0.1
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.key").write_bytes(_pem_key(key))
+    names: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            names.append(self.headers["Host"])
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        def post(name: str) -> int:
+            target = webpush._Target("https", name, port, name)
+            with webpush._session(target, "127.0.0.1") as session:
+                session.verify = str(tmp_path / "ca.pem")
+                return session.post(f"https://{name}:{port}/push", data=b"x",
+                                    timeout=WAIT).status_code
+
+        assert post("localhost") == 201 and names == ["localhost"]
+        with pytest.raises(requests.exceptions.SSLError):
+            post("fcm.googleapis.com")  # the address's certificate is not that name's
+        assert names == ["localhost"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -147,6 +147,108 @@ def test_signed_authn_requests_are_checked(app, client, clock):
     assert response.status_code == 400 and "not signed" in text(response)
 
 
+# --- signed AuthnRequests over HTTP-POST, and signature wrapping (security issue, point 9) ---
+
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
+
+
+def post_authn_request(client, xml: str):
+    return client.post("/saml/sso", data={"SAMLRequest": base64.b64encode(xml.encode())})
+
+
+def test_a_signed_authn_request_over_http_post_is_accepted(app, client):
+    sp = make_sp(client, app, sign_requests=True)
+    xml, request_id = sp.login_post()
+    assert "<ds:Signature" in xml
+    response = post_authn_request(client, xml)
+    assert response.headers.get("Location") == "/sso/continue", text(response)
+    with client.session_transaction() as s:
+        assert s["saml_req"]["id"] == request_id
+
+
+def _wrapped(signed: str, how: str) -> str:
+    """The SP's correctly signed AuthnRequest, rearranged by an attacker: another request
+    (ID "_evil", asking to skip the second factor's context and to be passive) is put at the
+    root while the signature still verifies over the original element."""
+    from lxml import etree
+
+    original = etree.fromstring(signed.encode())
+    signature = original.find(DS + "Signature")
+    evil = etree.fromstring(signed.encode())
+    evil.remove(evil.find(DS + "Signature"))
+    evil.set("ID", "_evil")
+    evil.set("IsPassive", "true")
+    extensions = etree.SubElement(evil, SAMLP + "Extensions")
+    evil.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer").addnext(extensions)
+    if how == "signature moved to the root, its reference to the hidden original":
+        original.remove(signature)
+        evil.insert(1, signature)
+        extensions.append(original)
+    elif how == "the signed original hidden inside, signature and all":
+        extensions.append(original)
+    elif how == "the root takes the signed original's ID":
+        original.remove(signature)
+        evil.set("ID", original.get("ID"))
+        evil.insert(1, signature)
+        extensions.append(original)
+    elif how == "two signatures":
+        evil = original
+        copy = etree.fromstring(etree.tostring(signature))
+        evil.append(copy)
+    elif how == "a second signature deeper down":
+        evil = original
+        extensions = etree.SubElement(evil, SAMLP + "Extensions")
+        extensions.append(etree.fromstring(etree.tostring(signature)))
+    elif how == "another element claims the root's ID as xml:id":
+        evil = original
+        extensions = etree.SubElement(evil, SAMLP + "Extensions")
+        extensions.set("{http://www.w3.org/XML/1998/namespace}id", evil.get("ID"))
+    elif how == "the reference is not the root's ID":
+        # the signed element keeps its signature, the root is another request around it
+        evil.insert(1, etree.fromstring(etree.tostring(signature)))
+        evil.set("ID", "_evil")
+    else:
+        raise AssertionError(how)
+    return etree.tostring(evil).decode()
+
+
+@pytest.mark.parametrize("how", [
+    "signature moved to the root, its reference to the hidden original",
+    "the signed original hidden inside, signature and all",
+    "the root takes the signed original's ID",
+    "two signatures",
+    "a second signature deeper down",
+    "another element claims the root's ID as xml:id",
+    "the reference is not the root's ID",
+])
+def test_a_signature_wrapped_authn_request_is_refused(app, client, how):
+    sp = make_sp(client, app, sign_requests=True)
+    signed, _ = sp.login_post()
+    response = post_authn_request(client, _wrapped(signed, how))
+    assert response.status_code == 400, text(response)
+    page = text(response)
+    assert "We could not sign you in" in page and "Traceback" not in page
+    assert "Location" not in response.headers
+    with client.session_transaction() as s:
+        assert "saml_req" not in s
+    assert audit_rows(app, "saml.request")[-1].result == "refused"
+
+
+def test_an_unsigned_or_altered_post_request_from_a_signing_sp_is_refused(app, client):
+    sp = make_sp(client, app, sign_requests=True)
+    unsigned = TestSP(idp_metadata=idp_metadata(client)).login_post()[0]
+    response = post_authn_request(client, unsigned)
+    assert response.status_code == 400 and "not signed" in text(response)
+    signed, _ = sp.login_post()
+    altered = signed.replace('AssertionConsumerServiceURL="http://sp.test/acs"',
+                             'AssertionConsumerServiceURL="http://sp.test/acs" '
+                             'IsPassive="true"')
+    assert altered != signed
+    response = post_authn_request(client, altered)
+    assert response.status_code == 400 and "signature is not valid" in text(response)
+
+
 def test_unknown_sp_gets_an_error_page_never_a_response(app, client):
     sp = TestSP(idp_metadata=idp_metadata(client))  # not registered
     url, _ = sp.login()

@@ -54,7 +54,7 @@ def load(ctx: Context, session_id: str) -> Record | None:
 
 
 def save(ctx: Context, session_id: str, data: dict[str, Any],
-         created_at: datetime, *, replaces: str | None = None) -> Record:
+         created_at: datetime, *, new: bool, replaces: str | None = None) -> Record:
     """Write the session (and drop the one it replaces, when its id was changed)."""
     key = key_of(ctx.keys, session_id)
     if replaces:
@@ -62,7 +62,8 @@ def save(ctx: Context, session_id: str, data: dict[str, Any],
     user_id = data.get("uid") if isinstance(data.get("uid"), int) else None
     expires_at = created_at + timedelta(seconds=ctx.settings.session_lifetime_seconds)
     blob = ctx.keys.encrypt(json.dumps(data, separators=(",", ":")).encode())
-    ctx.sessions.save(ctx.db, key, user_id, blob, created_at, expires_at, ctx.now())
+    ctx.sessions.save(ctx.db, key, user_id, blob, created_at, expires_at, ctx.now(),
+                      new=new)
     return Record(key, user_id, data, created_at, expires_at)
 
 

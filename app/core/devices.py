@@ -10,7 +10,7 @@ from typing import IO
 import pyotp
 from sqlalchemy import delete, select
 
-from app.core import audit, users
+from app.core import audit, browser_sessions, users
 from app.core.context import Context, Origin
 from app.core.factors import Verdict
 from app.core.factors import totp as totp_factor
@@ -136,6 +136,8 @@ def remove(ctx: Context, origin: Origin, user: User, device_id: int) -> None:
     if was_default and remaining:
         remaining[0].is_default = True
     audit.record(ctx, origin, "device.remove", "ok", username=user.username, device=name)
+    # Whoever else holds a session of this user (a thief's copied cookie) is signed out.
+    browser_sessions.end_for_user(ctx, user.id, keep=origin.session_id)
 
 
 def _clean_secret(secret: str) -> str:

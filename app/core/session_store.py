@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import after_commit
@@ -25,7 +25,9 @@ class SessionStore(Protocol):
     def load(self, db: Session, key: bytes, now: datetime) -> Found | None: ...
 
     def save(self, db: Session, key: bytes, user_id: int | None, blob: bytes,
-             created_at: datetime, expires_at: datetime, now: datetime) -> None: ...
+             created_at: datetime, expires_at: datetime, now: datetime, *, new: bool) -> None:
+        """Insert a new session, or update one that still exists (a session ended meanwhile,
+        e.g. by a sign-out in another tab, is not brought back)."""
 
     def delete(self, db: Session, key: bytes) -> None: ...
 
@@ -39,15 +41,15 @@ class DatabaseSessions:
             return None
         return row.user_id, row.data, row.created_at, row.expires_at
 
-    def save(self, db, key, user_id, blob, created_at, expires_at, now):
-        row = db.get(WebSession, key)
-        if row is None:
+    def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
+        if new:
             # A new id: a good moment to drop the expired ones (indexed, usually none).
             db.execute(delete(WebSession).where(WebSession.expires_at <= now))
             db.add(WebSession(key=key, user_id=user_id, data=blob, created_at=created_at,
                               expires_at=expires_at))
         else:
-            row.user_id, row.data, row.expires_at = user_id, blob, expires_at
+            db.execute(update(WebSession).where(WebSession.key == key)
+                       .values(user_id=user_id, data=blob, expires_at=expires_at))
 
     def delete(self, db, key):
         db.execute(delete(WebSession).where(WebSession.key == key))
@@ -85,12 +87,12 @@ class RedisSessions:
         return (item["user"], base64.b64decode(item["data"]),
                 datetime.fromtimestamp(item["created"], UTC), expires_at)
 
-    def save(self, db, key, user_id, blob, created_at, expires_at, now):
+    def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         ttl = max(1, int((expires_at - now).total_seconds()))
         item = json.dumps({"user": user_id, "data": base64.b64encode(blob).decode(),
                            "created": created_at.timestamp(), "expires": expires_at.timestamp()})
         pipe = self._client.pipeline()
-        pipe.set(self._key(key), item, ex=ttl)
+        pipe.set(self._key(key), item, ex=ttl, nx=new, xx=not new)
         if user_id is not None:
             pipe.sadd(self._user(user_id), key.hex())
             pipe.expire(self._user(user_id), ttl, gt=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.core import audit, lockout, provisioning, users
+from app.core import audit, browser_sessions, lockout, provisioning, users
 from app.core.context import Context, Origin
 from app.models import User
 
@@ -16,6 +16,19 @@ def sign_in(ctx: Context, origin: Origin, username: str, password: str) -> User 
     """The primary (password) step. Unknown, locked and wrong-password users all get None,
     after the same amount of work."""
     return sign_in_first(ctx, origin, username, (password,))[0]
+
+
+def sign_out(ctx: Context, origin: Origin, user_id: int | None) -> None:
+    """Sign-out ends every session of the user, in every browser (a copied cookie too)."""
+    if user_id is None:
+        return
+    browser_sessions.end_for_user(ctx, user_id)
+    audit.record(ctx, origin, "sign_out", "ok", username=_username(ctx, user_id))
+
+
+def _username(ctx: Context, user_id: int) -> str:
+    user = ctx.db.get(User, user_id)
+    return user.username if user else ""
 
 
 def sign_in_first(ctx: Context, origin: Origin, username: str,

@@ -10,7 +10,7 @@ from typing import IO
 
 from sqlalchemy import bindparam, select
 
-from app.core import audit, lockout
+from app.core import audit, browser_sessions, lockout
 from app.core.context import Context, Origin
 from app.core.directory import hash_password
 from app.db import Prepared
@@ -171,5 +171,6 @@ def unlock(ctx: Context, origin: Origin, username: str) -> User:
     user = get(ctx, username)
     user.disabled = False
     lockout.unlock(user)
+    browser_sessions.end_for_user(ctx, user.id)  # unlocked: start again from a clean slate
     audit.record(ctx, origin, "user.unlock", "ok", username=user.username)
     return user

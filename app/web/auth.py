@@ -9,10 +9,11 @@ from functools import wraps
 
 from flask import abort, current_app, g, redirect, session, url_for
 
-from app.core import lockout
+from app.core import lockout, signin
 from app.extensions import core
 from app.models import User
 from app.web import server_session
+from app.web.request_info import origin
 
 
 def start_session(user: User, via: str) -> None:
@@ -21,6 +22,13 @@ def start_session(user: User, via: str) -> None:
     session["uid"] = user.id
     session["via"] = via
     session["auth_at"] = int(time.time())
+
+
+def end_session(door: str = "portal") -> None:
+    """Sign out: this session, and every other session of the same user."""
+    user_id = session.get("uid")
+    session.clear()
+    signin.sign_out(core.context(), origin(door), user_id)
 
 
 def current_user() -> User | None:

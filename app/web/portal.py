@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, session, url_for
+from flask import Blueprint, redirect, render_template, url_for
 
 from app.core import devices, signin
 from app.extensions import core
-from app.web.auth import current_user, start_session
+from app.web.auth import current_user, end_session, start_session
 from app.web.forms import EmptyForm, SignInForm
 from app.web.gate import portal_campus_only
 from app.web.limits import signin_limits
@@ -41,5 +41,5 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    session.clear()
+    end_session()
     return redirect(url_for("portal.index"))

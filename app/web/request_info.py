@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, g, request, session
 
 from app.core.context import Origin
 from app.web import addresses
@@ -22,7 +22,8 @@ def on_campus() -> bool:
 
 
 def origin(door: str = "portal") -> Origin:
-    return Origin(door=door, client_addr=client_addr())
+    return Origin(door=door, client_addr=client_addr(),
+                  session_id=getattr(session, "sid", None) or "")
 
 
 def is_secure() -> bool:

@@ -101,7 +101,7 @@ class ServerSessionInterface(SessionInterface):
         try:
             with core.own_context() as ctx:
                 created_at = ctx.now() if fresh else session.created_at or ctx.now()
-                record = browser_sessions.save(ctx, sid, dict(session), created_at,
+                record = browser_sessions.save(ctx, sid, dict(session), created_at, new=fresh,
                                                replaces=gone or (session.sid if fresh else None))
         except _store_errors() as exc:
             log.error("the browser session could not be saved: %s", type(exc).__name__)

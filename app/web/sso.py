@@ -27,7 +27,7 @@ from itsdangerous import BadSignature
 from app.core import audit, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
-from app.web.auth import current_user
+from app.web.auth import current_user, end_session
 from app.web.csp import CSP
 from app.web.request_info import origin
 from app.web.sso_base import (
@@ -210,7 +210,7 @@ def single_logout():
     user = current_user()
     audit.record(ctx, origin(DOOR), "saml.logout", "ok",
                  username=user.username if user else "", detail=sp.entity_id)
-    session.clear()
+    end_session(DOOR)
     url = logout_response_url(issuer=entity_id(), destination=sp.slo_url,
                               in_response_to=logout.id, relay_state=incoming.relay_state,
                               now=ctx.now(), key=signing_keys()[-1])
@@ -222,7 +222,7 @@ def single_logout():
 @bp.post("/saml/slo")
 def sign_out():
     """Local sign-out from the SSO door: a POST with a CSRF token (flask-wtf checks it)."""
-    session.clear()
+    end_session(DOOR)
     response = current_app.make_response(render_template("sso/signed_out.html"))
     response.delete_cookie(REMEMBER_COOKIE, path="/sso")
     return response

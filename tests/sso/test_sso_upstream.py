@@ -245,6 +245,22 @@ def test_a_replayed_upstream_response_is_refused_on_any_node(app, client, clock,
     assert audit_rows(app, "saml.upstream")[-1].result == "refused"
 
 
+def test_an_upstream_assertion_is_claimed_once_whichever_node_sees_it(app):
+    """The database's record of used assertions: a second claim (this node or another, whose
+    session cookie could once be rolled back) is refused until well after the expiry."""
+    from datetime import timedelta
+
+    from app.core import upstream_idp
+    from tests.conftest import committed
+
+    with committed(app) as ctx:
+        expiry = ctx.now() + timedelta(minutes=5)
+        assert upstream_idp.claim_assertion(ctx, UPSTREAM, "_a1", expiry)
+    with committed(app) as ctx:
+        assert not upstream_idp.claim_assertion(ctx, UPSTREAM, "_a1", expiry)
+        assert upstream_idp.claim_assertion(ctx, UPSTREAM, "_a2", expiry)
+
+
 def _crafted(upstream: Upstream, started: Started, **changes) -> dict:
     """A Response signed with the upstream's real key, with chosen fields."""
     from app.web.sso import signing_keys

@@ -1,0 +1,187 @@
+"""Browser sessions kept on the server (security issue, points 7 and 17): what a copied cookie
+could do before, and cannot now."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.models import WebSession
+from tests.conftest import (
+    add_totp_device,
+    committed,
+    csrf_token,
+    make_user,
+    post,
+    sign_in,
+    totp_code,
+)
+from tests.helpers.portal import text
+from tests.push.test_push_web import activation_link, to_app_step
+
+COOKIE = "um2fa_session"
+HX = {"HX-Request": "true"}
+
+
+def cookie(client) -> str:
+    return client.get_cookie(COOKIE).value
+
+
+def thief_with(app, value: str):
+    thief = app.test_client()
+    thief.set_cookie(COOKIE, value)
+    return thief
+
+
+def fully_signed_in(app, client, clock, username: str = "alice") -> int:
+    """Password and passcode done in the portal: "My Settings & Devices" opens."""
+    device_id, secret = add_totp_device(app, username)
+    assert sign_in(client, username).status_code == 302
+    response = post(client, "/prompt", {"next": "settings", "device": str(device_id),
+                                        "passcode": totp_code(secret, clock.now)},
+                    token_from="/prompt?next=settings")
+    assert response.headers["Location"] == "/settings"
+    assert client.get("/settings").status_code == 200
+    return device_id
+
+
+def reaches_settings(client) -> bool:
+    return client.get("/settings").status_code == 200
+
+
+def signed_in(client) -> bool:
+    return "Sign out" in text(client.get("/"))
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(app, client, clock):
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    copied = cookie(client)
+    assert reaches_settings(thief_with(app, copied))  # a copy works while the session lives
+    assert post(client, "/sign-out", token_from="/settings").status_code == 302
+    thief = thief_with(app, copied)
+    assert not reaches_settings(thief) and not signed_in(thief)
+
+
+def test_sign_out_ends_the_users_sessions_in_every_browser(app, client, clock):
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    laptop = app.test_client()
+    assert sign_in(laptop).status_code == 302 and signed_in(laptop)
+    post(client, "/sign-out", token_from="/settings")
+    assert not signed_in(laptop)
+
+
+def test_the_session_id_changes_after_the_password_and_after_the_second_factor(app, client,
+                                                                              clock):
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    csrf_token(client, "/")  # the sign-in page: an anonymous session (its CSRF token)
+    anonymous = cookie(client)
+    assert sign_in(client).status_code == 302
+    after_password = cookie(client)
+    assert after_password != anonymous
+    assert not signed_in(thief_with(app, anonymous))  # fixation: the old id signs in nobody
+    post(client, "/prompt", {"next": "settings", "device": str(device_id),
+                             "passcode": totp_code(secret, clock.now)},
+         token_from="/prompt?next=settings")
+    after_factor = cookie(client)
+    assert after_factor not in (anonymous, after_password)
+    # a copy taken after the password alone is dead: not even signed in with the password
+    assert not signed_in(thief_with(app, after_password))
+    assert reaches_settings(client)
+
+
+def test_a_get_does_not_reissue_the_cookie(app, client, clock):
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    for url in ("/", "/settings"):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert COOKIE not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"session_lifetime_seconds": 3600}])
+def test_a_session_ends_its_lifetime_after_sign_in_however_busy(app, client, clock):
+    make_user(app)
+    sign_in(client)
+    for _ in range(5):  # a request every 11 minutes: 55 minutes in all
+        clock.advance(660)
+        assert signed_in(client)
+    clock.advance(360)  # 61 minutes after sign-in
+    assert not signed_in(client)
+    # the cookie the browser holds expires with the session, set once at sign-in
+    response = sign_in(client)
+    cookie_header = next(h for h in response.headers.getlist("Set-Cookie") if COOKIE in h)
+    assert "Expires=" in cookie_header and "HttpOnly" in cookie_header
+
+
+def test_the_cookie_holds_only_a_random_id_and_the_record_is_encrypted(app, client, clock):
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    value = cookie(client)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value)  # 32 random bytes, nothing else
+    with committed(app) as ctx:
+        rows = ctx.db.scalars(select(WebSession)).all()
+    assert rows and all(b"mfa_at" not in row.data and b"uid" not in row.data for row in rows)
+    assert all(value.encode() not in row.key for row in rows)  # found by a keyed hash
+
+
+def test_a_forged_step_up_cannot_be_written_into_the_cookie(app, client, clock):
+    """Before: the step-up time lived in the signed cookie, so whoever held the secret key
+    (or any cookie-signing slip) could write one. Now a cookie is only an id."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    make_user(app)
+    sign_in(client)
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    forged = serializer.dumps({"uid": 1, "via": "portal", "mfa_at": int(clock.now) + 10**6})
+    assert not reaches_settings(thief_with(app, forged))
+
+
+def test_ending_a_users_sessions_keeps_the_one_that_asks(app, client, clock):
+    """Removing a device signs out every other browser of the user (a thief's copy too)."""
+    make_user(app)
+    first = fully_signed_in(app, client, clock)
+    other_device, _ = add_totp_device(app, name="Spare")
+    elsewhere = app.test_client()
+    assert sign_in(elsewhere).status_code == 302 and signed_in(elsewhere)
+    token = csrf_token(client, "/settings")
+    removed = client.post(f"/settings/devices/{other_device}/remove",
+                          headers={**HX, "X-CSRFToken": token})
+    assert removed.status_code == 200, text(removed)
+    assert reaches_settings(client)  # the browser that removed it stays signed in
+    assert not signed_in(elsewhere)
+    assert first
+
+
+def test_unlock_and_a_new_recovery_passcode_end_the_users_sessions(app, client, clock, runner):
+    from tests.conftest import issue_recovery
+
+    make_user(app)
+    sign_in(client)
+    assert signed_in(client)
+    issue_recovery(app)
+    assert not signed_in(client)
+    sign_in(client)
+    assert signed_in(client)
+    result = runner.invoke(args=["users", "unlock", "alice"])
+    assert result.exit_code == 0, result.output
+    assert not signed_in(client)
+
+
+def test_the_activation_code_stays_on_the_server(app, client, clock):
+    make_user(app)
+    to_app_step(client, app)
+    post(client, "/devices/add/app", {"app": "push"}, token_from="/devices/add/app")
+    link = activation_link(text(client.get("/devices/add/activate"))).replace("&amp;", "&")
+    code = link.rsplit("=", 1)[1]
+    value = cookie(client)
+    decoded = b"".join(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+                       for part in value.split(".") if part)
+    assert code not in value and code.encode() not in decoded
+    with committed(app) as ctx:
+        assert all(code.encode() not in row.data for row in ctx.db.scalars(select(WebSession)))

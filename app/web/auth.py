@@ -24,8 +24,9 @@ def start_session(user: User, via: str) -> None:
 def current_user() -> User | None:
     if "user" not in g:
         uid = session.get("uid")
-        user = core.context().db.get(User, uid) if uid else None
-        g.user = user if user is not None and not lockout.is_locked(user) else None
+        ctx = core.context()
+        user = ctx.db.get(User, uid) if uid else None
+        g.user = user if user is not None and not lockout.is_locked(user, ctx.now()) else None
     return g.user
 
 

@@ -572,7 +572,8 @@ def test_a_removed_device_can_no_longer_call(app, phone):
     from app.core import devices
 
     with committed(app) as c:
-        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), int(phone.device_id))
+        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), int(phone.device_id),
+                       last_confirmed=True)
     assert "unknown or inactive" in assert_json_error(phone.call("GET", f"{API}/requests"), 401)
 
 

@@ -49,6 +49,11 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_CAMPUS_NETWORKS": "10.0.0.0/8,banana"}, "CIDR"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "ten"}, "whole number"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "0"}, "at least 1"),
+    ({"UM2FA_LOCKOUT_SECONDS": "0"}, "UM2FA_LOCKOUT_SECONDS must be at least 1"),
+    ({"UM2FA_LOCKOUT_BACKOFF_FACTOR": "0"}, "1: no backoff"),
+    ({"UM2FA_LOCKOUT_SECONDS": "600", "UM2FA_LOCKOUT_MAX_SECONDS": "300"},
+     "UM2FA_LOCKOUT_MAX_SECONDS must be at least UM2FA_LOCKOUT_SECONDS"),
+    ({"UM2FA_RECOVERY_MAX_FAILURES_PER_ID": "0"}, "at least 1"),
     ({"UM2FA_CONFIG": "/nonexistent/um2fa.toml"}, "cannot read"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):

@@ -109,6 +109,21 @@ def test_a_user_with_a_device_adds_another_with_that_devices_passcode(app, clien
     assert "Old phone" in devices and "New phone" in devices
 
 
+def test_a_device_added_in_the_portal_marks_the_user_as_enrolled(app, client, clock):
+    """Enrolled once, never new again (UM2FA_NEW_USER=allow: tests/sso/test_sso.py)."""
+    from app.core import users
+    from tests.conftest import committed
+
+    make_user(app)
+    with committed(app) as c:
+        assert users.get(c, "alice").enrolled_at is None
+    sign_in(client)
+    step_up(client, issue_recovery(app))
+    enrol(client, clock, "mobile", "android", "Phone")
+    with committed(app) as c:
+        assert users.get(c, "alice").enrolled_at is not None
+
+
 def test_without_a_device_a_six_digit_code_cannot_start_adding(app, client):
     make_user(app)
     sign_in(client)

@@ -55,6 +55,13 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_factor_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the lockout lifts by itself (app/core/lockout.py), and how many locks in a row (the
+    # backoff); a good second factor resets the count.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lockout_level: Mapped[int] = mapped_column(Integer, default=0)
+    # When the user first had an active device: a user who removed every device is not "new"
+    # (UM2FA_NEW_USER=allow lets only never-enrolled users through with a password alone).
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Set by a push reported as fraud: no pushes to this user until then.
     push_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -230,6 +237,8 @@ class RecoveryGuard(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Locks in a row for this key (the backoff: app/core/lockout.py: backoff_seconds).
+    level: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ServiceProvider(Base):

@@ -77,10 +77,13 @@ def app(tmp_path, database_url, settings_overrides, clock):
         "database_url": database_url,
         "ratelimit_signin_address": "1000 per minute",
         "ratelimit_signin_user": "1000 per minute",
+        "ratelimit_signin_user_ceiling": "1000 per minute",
         "ratelimit_passcode_address": "1000 per minute",
         "ratelimit_passcode_user": "1000 per minute",
+        "ratelimit_passcode_user_ceiling": "1000 per minute",
         "ratelimit_recovery_address": "1000 per minute",
         "ratelimit_recovery_user": "1000 per minute",
+        "ratelimit_recovery_user_ceiling": "1000 per minute",
         "testing": True,
         **settings_overrides,
     }

@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
 from app.core import devices as core_devices
+from app.core import lockout as core_lockout
 from app.core import users as core_users
 
 FROM_STDIN = "-"  # --password -
@@ -66,7 +67,10 @@ def users_list() -> None:
 
     with core_session() as ctx:
         for user in ctx.db.scalars(select(User).order_by(User.username)):
-            state = "disabled" if user.disabled else ("locked out" if user.locked_at else "active")
+            until = core_lockout.locked_until(user, ctx.now())
+            state = ("disabled" if user.disabled else "active" if until is None else
+                     "locked out" if until.year == 9999 else
+                     f"locked out until {until:%Y-%m-%d %H:%M} UTC")
             active = len(core_devices.active_devices(user))
             click.echo(f"{user.username}\t{user.role}\t{state}\t{active} device(s)\t"
                        f"{user.display_name}")

@@ -13,6 +13,12 @@ from app.config.settings import SAML_ATTRIBUTE_RE, ConfigError, Settings
 def _check_basics(settings: Settings) -> None:
     if settings.lockout_threshold < 1:
         raise ConfigError("UM2FA_LOCKOUT_THRESHOLD must be at least 1")
+    if settings.lockout_seconds < 1:
+        raise ConfigError("UM2FA_LOCKOUT_SECONDS must be at least 1")
+    if settings.lockout_backoff_factor < 1:
+        raise ConfigError("UM2FA_LOCKOUT_BACKOFF_FACTOR must be at least 1 (1: no backoff)")
+    if settings.lockout_max_seconds < settings.lockout_seconds:
+        raise ConfigError("UM2FA_LOCKOUT_MAX_SECONDS must be at least UM2FA_LOCKOUT_SECONDS")
     if settings.sso_second_factor not in ("session", "always"):
         raise ConfigError("UM2FA_SSO_SECOND_FACTOR must be 'session' or 'always'")
     if settings.new_user not in ("enrol", "deny", "allow"):
@@ -36,6 +42,8 @@ def _check_recovery(settings: Settings) -> None:
     if settings.recovery_max_failures < 1 or settings.recovery_lock_seconds < 1:
         raise ConfigError("UM2FA_RECOVERY_MAX_FAILURES and UM2FA_RECOVERY_LOCK_SECONDS "
                           "must be at least 1")
+    if settings.recovery_max_failures_per_id < 1:
+        raise ConfigError("UM2FA_RECOVERY_MAX_FAILURES_PER_ID must be at least 1")
     if settings.smtp_host and not settings.smtp_from:
         raise ConfigError("UM2FA_SMTP_FROM is required when UM2FA_SMTP_HOST is set")
 

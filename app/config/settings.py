@@ -58,6 +58,12 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     issuer: str = "UM 2FA"
     lockout_threshold: int = 10
+    # A lockout lifts by itself after lockout_seconds; each further lock without a good second
+    # factor in between lasts lockout_backoff_factor times longer, at most lockout_max_seconds.
+    # An administrator's lock (`um2fa users lock`) never lifts by itself.
+    lockout_seconds: int = 900
+    lockout_backoff_factor: int = 2
+    lockout_max_seconds: int = 14400
     recovery_ttl_seconds: int = 3600
     stepup_ttl_seconds: int = 600
     # Browser sessions (docs/security.md): kept server-side, in "database" or "redis"; a session
@@ -66,9 +72,14 @@ class Settings:
     session_lifetime_seconds: int = 8 * 3600
     totp_drift_steps: int = 1
     ratelimit_signin_address: str = "30 per minute"
+    # The per-account limits count per account *and* client address, so that one client's
+    # guesses do not block the person everywhere; the ceilings count per account from every
+    # address (a distributed attack) and are higher.
     ratelimit_signin_user: str = "10 per minute"
+    ratelimit_signin_user_ceiling: str = "50 per minute"
     ratelimit_passcode_address: str = "30 per minute"
     ratelimit_passcode_user: str = "10 per minute"
+    ratelimit_passcode_user_ceiling: str = "30 per minute"
     # Prepended to the rate-limit counters' keys: services sharing one Redis keep them apart.
     ratelimit_key_prefix: str = ""
     base_url: str = ""
@@ -76,10 +87,15 @@ class Settings:
     recovery_roles: tuple[str, ...] = ("student", "staff")
     recovery_prefix: str = "/recovery"
     recovery_host: str = ""
+    # Failed verifications per UMPASS ID and client address that lock recovery for them (the
+    # first lock recovery_lock_seconds, then longer, as the lockout's backoff); per UMPASS ID
+    # from every address, recovery_max_failures_per_id lock it for everyone.
     recovery_max_failures: int = 5
-    recovery_lock_seconds: int = 3600
+    recovery_max_failures_per_id: int = 20
+    recovery_lock_seconds: int = 900
     ratelimit_recovery_address: str = "20 per minute"
     ratelimit_recovery_user: str = "10 per hour"
+    ratelimit_recovery_user_ceiling: str = "50 per hour"
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = ""

@@ -25,6 +25,14 @@ class DeviceError(ValueError):
     """Bad input for a device operation; the message is safe to show."""
 
 
+class LastDeviceError(DeviceError):
+    """Removing the last device needs an explicit confirmation of what follows."""
+
+
+LAST_DEVICE_UNCONFIRMED = ("This is your last device. Tick the box to confirm that you "
+                           "understand what follows, then click Remove.")
+
+
 def active_devices(user: User) -> list[Device]:
     return [d for d in user.devices if d.active]
 
@@ -104,6 +112,7 @@ def activate(ctx: Context, origin: Origin, user: User, device_id: int, code: str
     first = not active_devices(user)
     device.active = True
     device.is_default = first
+    mark_enrolled(ctx, user)
     audit.record(ctx, origin, "device.activate", "ok", username=user.username,
                  device=device.name)
     return Verdict.OK
@@ -126,8 +135,25 @@ def make_default(ctx: Context, origin: Origin, user: User, device_id: int) -> De
     return device
 
 
-def remove(ctx: Context, origin: Origin, user: User, device_id: int) -> None:
+def is_last(user: User, device: Device) -> bool:
+    """The user's only active device."""
+    return [d.id for d in active_devices(user)] == [device.id]
+
+
+def mark_enrolled(ctx: Context, user: User) -> None:
+    """The user has (had) an active device: from now on they are not a new user, even after
+    removing every device (UM2FA_NEW_USER=allow: app/core/sso.py)."""
+    if user.enrolled_at is None:
+        user.enrolled_at = ctx.now()
+
+
+def remove(ctx: Context, origin: Origin, user: User, device_id: int, *,
+           last_confirmed: bool = False) -> None:
+    """Remove a device. The last one only with `last_confirmed`: the person (or the help desk)
+    confirmed that without it they need a recovery passcode to add a device again."""
     device = owned_device(ctx, user, device_id)
+    if is_last(user, device) and not last_confirmed:
+        raise LastDeviceError(LAST_DEVICE_UNCONFIRMED)
     was_default, name = device.is_default, device.name
     ctx.db.delete(device)
     ctx.db.flush()
@@ -159,6 +185,7 @@ def add_totp(ctx: Context, origin: Origin, user: User, name: str, secret: str | 
     first = not active_devices(user)
     device = _new_device(ctx, user, secret, name=name, device_type=device_type,
                          platform="other", active=True, is_default=first)
+    mark_enrolled(ctx, user)
     audit.record(ctx, origin, "device.add", "ok", username=user.username, device=name,
                  detail="help desk")
     return device, secret

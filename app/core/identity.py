@@ -49,7 +49,7 @@ def check(ctx: Context, answers: Identity) -> IdentityCheck:
     id_ok = ctx.keys.matches(users.ID_PURPOSE, answers.id_last4,
                              user.id_last4_hash if user else None)
     role_ok = hmac.compare_digest((user.role if user else "").encode(), answers.role.encode())
-    locked = user is not None and lockout.is_locked(user)
+    locked = user is not None and lockout.is_locked(user, ctx.now())
     failed = tuple(name for name, good in (
         ("unknown user", user is not None), ("account locked", not locked),
         ("wrong role", role_ok), ("wrong date of birth", dob_ok), ("wrong ID characters", id_ok),

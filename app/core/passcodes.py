@@ -30,6 +30,8 @@ class PasscodeOutcome:
     factor: str = ""
     # The device that verified (or was tried): an ORM Device for an ORM user, else a DeviceRef.
     device: Device | DeviceRef | None = None
+    # Failures left before the lock, when this one was counted (for "2 attempts left").
+    attempts_left: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -37,7 +39,12 @@ class PasscodeOutcome:
 
     @property
     def message(self) -> str:
-        return lockout.LOCKED_MESSAGE if self.locked else MESSAGES[self.verdict]
+        """The one text every door shows (the portal, the SSO prompt, the VPN's Reply-Message):
+        with the warning when the lock is near."""
+        if self.locked:
+            return lockout.LOCKED_MESSAGE
+        warning = lockout.attempts_left_warning(self.attempts_left)
+        return f"{MESSAGES[self.verdict]} {warning}" if warning else MESSAGES[self.verdict]
 
 
 def normalise_passcode(code: str) -> str:
@@ -61,7 +68,8 @@ def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: st
         # the ORM user may have been read a while ago: its failure count is cleared regardless
         outcome = _verify(ctx, origin, Subject.of(user), code, device_id, allow_recovery, action,
                           reset_always=True)
-        ctx.db.expire(user, ["failed_factor_count", "locked_at"])
+        ctx.db.expire(user, ["failed_factor_count", "locked_at", "locked_until",
+                             "lockout_level"])
         if outcome.device is not None:
             device = ctx.db.get(Device, outcome.device.id)
             if device is not None:
@@ -74,7 +82,7 @@ def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: st
 def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id: int | None,
             allow_recovery: bool, action: str, reset_always: bool = False) -> PasscodeOutcome:
     code = normalise_passcode(code)
-    if lockout.is_locked(subject):
+    if lockout.is_locked(subject, ctx.now()):
         audit.record(ctx, origin, action, "locked", username=subject.username)
         return PasscodeOutcome(Verdict.WRONG, locked=True)
     device = None
@@ -96,7 +104,8 @@ def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id
         audit.record(ctx, origin, action, "ok", username=subject.username,
                      device=used.name if used else factor_name, detail=factor_name)
         return PasscodeOutcome(check.verdict, factor=factor_name, device=used)
-    locked = lockout.register_failure(ctx, origin, subject)
+    failure = lockout.count_failure(ctx, origin, subject)
     audit.record(ctx, origin, action, "fail", username=subject.username,
                  device=used.name if used else "", detail=f"{factor_name}:{check.verdict.value}")
-    return PasscodeOutcome(check.verdict, locked=locked, factor=factor_name, device=used)
+    return PasscodeOutcome(check.verdict, locked=failure.locked, factor=factor_name, device=used,
+                           attempts_left=failure.attempts_left)

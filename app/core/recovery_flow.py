@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from app.core import audit, identity, lockout, notify, recovery, recovery_lock, users
 from app.core.context import Context, Origin
@@ -46,6 +46,7 @@ class Finish:
     result: Result
     passcode: str = ""
     expires_at: datetime | None = None
+    locked_until: datetime | None = None  # when the result is LOCKED
 
 
 def _token_hash(ctx: Context, token: str) -> bytes:
@@ -54,13 +55,10 @@ def _token_hash(ctx: Context, token: str) -> bytes:
 
 def _prune(ctx: Context, now: datetime) -> None:
     """Drop spent flows and stale guard rows; cheap, and keeps the tables small."""
-    span = timedelta(seconds=ctx.settings.recovery_lock_seconds)
     ctx.db.execute(delete(RecoveryFlow).where(RecoveryFlow.expires_at < now - timedelta(hours=1))
                    .execution_options(synchronize_session=False))
-    ctx.db.execute(delete(RecoveryGuard).where(
-        RecoveryGuard.window_start < now - 2 * span,
-        or_(RecoveryGuard.locked_until.is_(None), RecoveryGuard.locked_until < now))
-        .execution_options(synchronize_session=False))
+    ctx.db.execute(delete(RecoveryGuard).where(recovery_lock.prune_condition(ctx, now))
+                   .execution_options(synchronize_session=False))
 
 
 def abandon(ctx: Context, token: str | None) -> None:
@@ -83,7 +81,7 @@ def start(ctx: Context, origin: Origin, answers: identity.Identity,
     abandon(ctx, previous_token)
     checked = identity.check(ctx, answers)
     name = audit.username_of(ctx.keys, checked.user, answers.username)
-    if recovery_lock.is_locked(ctx, answers.username):
+    if recovery_lock.is_locked(ctx, answers.username, origin.client_addr):
         audit.record(ctx, origin, "recovery.identify", "locked", username=name)
         return None
     token = secrets.token_urlsafe(32)
@@ -136,21 +134,24 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
     password_ok = ctx.directory.check_password(flow.username,
                                                user.password_hash if user else None, password)
     name = audit.username_of(ctx.keys, user, flow.username)
-    if recovery_lock.is_locked(ctx, flow.username):
+    if recovery_lock.is_locked(ctx, flow.username, origin.client_addr):
         audit.record(ctx, origin, "recovery.verify", "locked", username=name)
-        return Finish(Result.LOCKED)
+        return Finish(Result.LOCKED, locked_until=recovery_lock.locked_until(
+            ctx, flow.username, origin.client_addr))
     failed = [part for part in flow.identity_detail.split(", ") if part]
     if user is None and "unknown user" not in failed:  # removed since step 2
         failed.append("unknown user")
     if not password_ok and user is not None:
         failed.append("wrong password")
-    if user is not None and lockout.is_locked(user) and "account locked" not in failed:
+    if user is not None and lockout.is_locked(user, ctx.now()) and "account locked" not in failed:
         failed.append("account locked")
     if user is None or not flow.identity_ok or failed:
         audit.record(ctx, origin, "recovery.verify", "fail", username=name,
                      detail=", ".join(failed))
-        locked = recovery_lock.record_failure(ctx, origin, flow.username, audit_name=name)
-        return Finish(Result.LOCKED if locked else Result.FAILED)
+        if recovery_lock.record_failure(ctx, origin, flow.username, audit_name=name):
+            return Finish(Result.LOCKED, locked_until=recovery_lock.locked_until(
+                ctx, flow.username, origin.client_addr))
+        return Finish(Result.FAILED)
     audit.record(ctx, origin, "recovery.verify", "ok", username=user.username)
     code, row = recovery.issue(ctx, origin, user)
     notify.recovery_issued(ctx, origin, user, row.expires_at)

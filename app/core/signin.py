@@ -55,7 +55,7 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
     # keeps a keyed hash of it, unless the directory accepted the password (a real name).
     name = (username.strip().lower()[:64] if ok and user is None
             else audit.username_of(ctx.keys, user, username))
-    locked = user is not None and lockout.is_locked(user)
+    locked = user is not None and lockout.is_locked(user, ctx.now())
     if user is None or not ok or locked:
         reason = "unknown user" if user is None else ("locked" if locked and ok
                                                        else "wrong password")

@@ -48,10 +48,12 @@ def next_step(ctx: Context, user: User, state: SecondFactorState, *,
         return Step.ISSUE
     if has_devices:
         return Step.PROMPT
-    if ctx.settings.new_user == "allow":
+    if ctx.settings.new_user == "allow" and user.enrolled_at is None:
         # A service that demands MFA cannot take a password-only login: offer enrolment.
+        # Only a user who never had a device is new: one who removed every device (or whose
+        # devices someone with the password removed) enrols again, with a recovery passcode.
         return Step.ENROL if sp_requires_mfa else Step.ISSUE
-    return Step.ENROL if ctx.settings.new_user == "enrol" else Step.DENY
+    return Step.DENY if ctx.settings.new_user == "deny" else Step.ENROL
 
 
 def mfa_done(ctx: Context, state: SecondFactorState, user: User) -> bool:

@@ -72,7 +72,7 @@ def sign_in(ctx: Context, origin: Origin, found: DirectoryUser, upstream: str) -
                      detail=f"upstream IdP: unusable username ({upstream[:100]})")
         raise UpstreamError("The university sign-in service named a user that cannot have an "
                             "account here. Please contact the IT help desk.") from exc
-    if lockout.is_locked(user):
+    if lockout.is_locked(user, ctx.now()):
         audit.record(ctx, origin, "sign_in", "fail", username=user.username,
                      detail="locked; upstream IdP")
         raise UpstreamError("Your account is locked. Please contact the IT help desk.")

@@ -86,20 +86,22 @@ class Subject:
     locked_at: datetime | None
     failed_factor_count: int
     devices: tuple[DeviceRef, ...]
+    locked_until: datetime | None = None
 
     @classmethod
     def of(cls, user: User) -> Subject:
         return cls(user.id, user.username, user.role, user.disabled, user.locked_at,
                    user.failed_factor_count,
                    tuple(DeviceRef(d.id, d.user_id, d.name, d.kind, d.active, d.is_default,
-                                   d.secret_enc) for d in user.devices))
+                                   d.secret_enc) for d in user.devices),
+                   user.locked_until)
 
 
 _U, _D = User.__table__, Device.__table__
 _SUBJECT = Prepared(
     select(_U.c.id, _U.c.username, _U.c.role, _U.c.disabled, _U.c.locked_at,
-           _U.c.failed_factor_count, _D.c.id, _D.c.user_id, _D.c.name, _D.c.kind, _D.c.active,
-           _D.c.is_default, _D.c.secret_enc)
+           _U.c.failed_factor_count, _U.c.locked_until, _D.c.id, _D.c.user_id, _D.c.name,
+           _D.c.kind, _D.c.active, _D.c.is_default, _D.c.secret_enc)
     .select_from(_U.outerjoin(_D, _D.c.user_id == _U.c.id))
     .where(_U.c.username == bindparam("username"))
     .order_by(_D.c.id))
@@ -111,9 +113,9 @@ def subject(ctx: Context, username: str) -> Subject | None:
     if not rows:
         return None
     first = rows[0]
-    devices = tuple(DeviceRef(*row[6:]) for row in rows if row[6] is not None)
+    devices = tuple(DeviceRef(*row[7:]) for row in rows if row[7] is not None)
     return Subject(first[0], first[1], first[2], bool(first[3]), first[4], first[5] or 0,
-                   devices)
+                   devices, first[6])
 
 
 def find(ctx: Context, username: str) -> User | None:

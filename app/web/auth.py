@@ -34,8 +34,9 @@ def end_session(door: str = "portal") -> None:
 def current_user() -> User | None:
     if "user" not in g:
         uid = session.get("uid")
-        user = core.context().db.get(User, uid) if uid else None
-        g.user = user if user is not None and not lockout.is_locked(user) else None
+        ctx = core.context()
+        user = ctx.db.get(User, uid) if uid else None
+        g.user = user if user is not None and not lockout.is_locked(user, ctx.now()) else None
     return g.user
 
 

@@ -10,13 +10,18 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from app.core import devices, push
 from app.core.factors import Verdict
-from app.extensions import core, htmx, limiter
+from app.extensions import core, htmx
 from app.models import Device
 from app.web.auth import login_required, require_user, second_factor_is_fresh
 from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
 from app.web.fresh import fresh_second_factor
 from app.web.gate import campus_only
-from app.web.limits import passcode_user_key, passcode_user_limit
+from app.web.limits import (
+    account_limits,
+    passcode_user_ceiling,
+    passcode_user_key,
+    passcode_user_limit,
+)
 from app.web.push_prompt import go_to
 from app.web.request_info import origin
 
@@ -180,7 +185,7 @@ def activation_status():
 
 @bp.route("/activate", methods=["GET", "POST"])
 @fresh_second_factor("add")
-@limiter.limit(passcode_user_limit, key_func=passcode_user_key, methods=["POST"])
+@account_limits(passcode_user_limit, passcode_user_ceiling, passcode_user_key, methods=["POST"])
 def activate():
     if not _reached("activate") or _reached("name"):
         return _back_to_current()

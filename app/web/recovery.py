@@ -8,7 +8,9 @@ keeps only the flow's random token in the browser's session.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -28,9 +30,10 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 
 from app.config import Settings
-from app.core import identity, recovery_flow, users
+from app.core import identity, recovery_flow, recovery_lock, users
 from app.core.recovery_flow import Result, Stage
 from app.extensions import core, limiter
+from app.web.limits import account_limits, typed_username
 from app.web.request_info import origin
 
 bp = Blueprint("recovery", __name__)
@@ -145,8 +148,12 @@ def _user_limit() -> str:
     return _settings().ratelimit_recovery_user
 
 
+def _user_ceiling() -> str:
+    return _settings().ratelimit_recovery_user_ceiling
+
+
 def _typed_username_key() -> str:
-    return "recovery:" + (request.form.get("username") or "").strip().lower()[:64]
+    return "recovery:" + typed_username()
 
 
 address_limit = limiter.shared_limit(_address_limit, scope="recovery-address",
@@ -183,7 +190,7 @@ def roles():
 
 @bp.route("/identify/<role>", methods=["GET", "POST"])
 @address_limit
-@limiter.limit(_user_limit, key_func=_typed_username_key, methods=["POST"])
+@account_limits(_user_limit, _user_ceiling, _typed_username_key, methods=["POST"])
 def identify(role: str):
     labels = _roles()
     if role not in labels:
@@ -199,10 +206,11 @@ def identify(role: str):
                                      form.id_last4.data)
     except users.UserError as exc:
         return render_template("recovery/identify.html", error=str(exc), **page), 400
-    token = recovery_flow.start(core.context(), origin(DOOR), answers, _token())
+    ctx, where = core.context(), origin(DOOR)
+    token = recovery_flow.start(ctx, where, answers, _token())
     if token is None:
         session.pop(SESSION_KEY, None)
-        return _locked()
+        return _locked(recovery_lock.locked_until(ctx, answers.username, where.client_addr))
     session[SESSION_KEY] = token
     return redirect(rurl("recovery.options"), 303)
 
@@ -239,7 +247,7 @@ def password():
         return _back_to_current(recovery_flow.stage(ctx, token))
     session.pop(SESSION_KEY, None)
     if outcome.result is Result.LOCKED:
-        return _locked()
+        return _locked(outcome.locked_until)
     if outcome.result is Result.FAILED:
         return render_template("recovery/failed.html"), 401
     code = outcome.passcode
@@ -249,8 +257,11 @@ def password():
                            minutes=_settings().recovery_ttl_seconds // 60)
 
 
-def _locked():
-    minutes = max(1, _settings().recovery_lock_seconds // 60)
+def _locked(until: datetime | None):
+    """ "Too many attempts", with how long the lock still holds."""
+    left = (until - core.context().now()).total_seconds() if until is not None else 0
+    minutes = max(1, math.ceil(left / 60)) if left > 0 else \
+        max(1, _settings().recovery_lock_seconds // 60)
     return render_template("recovery/locked.html", minutes=minutes), 429
 
 

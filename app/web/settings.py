@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.core import devices
 from app.extensions import core, htmx
@@ -73,7 +73,10 @@ def confirm_remove(device_id: int):
 @fresh_second_factor("settings")
 def remove(device_id: int):
     try:
-        devices.remove(core.context(), origin(), require_user(), device_id)
+        devices.remove(core.context(), origin(), require_user(), device_id,
+                       last_confirmed=request.form.get("confirm_last") == "yes")
+    except devices.LastDeviceError as exc:
+        return _list(confirm=device_id, error=str(exc), status=400)
     except devices.DeviceError as exc:
         return _list(error=str(exc), status=404)
     return _done("The device was removed.")

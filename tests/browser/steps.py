@@ -211,6 +211,9 @@ def remove_device(page: Page, shots, item: Locator, name: str, *, url: str,
         expect(dialog).to_contain_text(warning)
     assert_in_place(page, url)
     snap(shots, labels, "confirm")
+    last = dialog.get_by_role("checkbox", name="I understand: remove my last device")
+    if last.count():  # the last device: an explicit confirmation first
+        last.check()
     dialog.get_by_role("button", name="Remove").click()
     expect(page.get_by_role("status")).to_have_text("The device was removed.")
     assert_in_place(page, url)

@@ -30,6 +30,22 @@ def test_users_add_list_lock_unlock(app, runner):
     assert "active" in invoke(runner, "users", "list").output
 
 
+def test_users_list_shows_until_when_a_lockout_holds(app, runner, clock):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import add_totp_device
+
+    make_user(app)
+    add_totp_device(app)
+    for _ in range(app.config["UM2FA"].lockout_threshold):
+        with committed(app) as c:
+            passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, "alice"), "000000")
+    until = datetime.fromtimestamp(clock.now, UTC) + timedelta(minutes=15)
+    assert f"locked out until {until:%Y-%m-%d %H:%M} UTC" in invoke(runner, "users", "list").output
+    clock.advance(15 * 60 + 1)
+    assert "alice\tstudent\tactive" in invoke(runner, "users", "list").output
+
+
 def test_users_add_reads_the_password_from_standard_input(app, runner):
     """Security issue: `--password VALUE` shows in the process list and the shell's history;
     `--password -` reads one line from standard input instead."""

@@ -31,3 +31,46 @@ def test_one_linear_history_that_downgrades_and_upgrades(database_url):
     assert migrate.current(database_url) == set()
     migrate.upgrade(database_url)
     assert migrate.current(database_url) == migrate.heads()
+
+
+def test_0008_marks_users_with_devices_as_enrolled_and_lets_old_lockouts_lift(database_url):
+    """Users who have an active device were enrolled (NEW_USER=allow must not treat them as new
+    once they remove it); a lockout from before lifts 15 minutes after it began."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    command.upgrade(migrate.alembic_config(database_url), "0006")
+    engine = create_engine(normalise_url(database_url))
+    added = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    locked = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            for uid, name, locked_at in ((1, "withdevice", None), (2, "nodevice", locked),
+                                         (3, "pending", None)):
+                conn.execute(text(
+                    "INSERT INTO users (id, username, display_name, email, role, disabled, "
+                    "failed_factor_count, locked_at, created_at) VALUES (:id, :name, '', '', "
+                    "'student', false, 0, :locked_at, :now)"),
+                    {"id": uid, "name": name, "locked_at": locked_at, "now": added})
+            for uid, active in ((1, True), (3, False)):
+                conn.execute(text(
+                    "INSERT INTO devices (user_id, name, kind, device_type, platform, "
+                    "secret_enc, active, is_default, created_at) VALUES (:uid, 'Phone', "
+                    "'totp', 'mobile', 'other', :secret, :active, :active, :at)"),
+                    {"uid": uid, "secret": b"x", "active": active, "at": added})
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            rows = {r.username: r for r in conn.execute(text(
+                "SELECT username, enrolled_at, locked_until, lockout_level FROM users"))}
+    finally:
+        engine.dispose()
+
+    def utc(value):
+        value = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    assert utc(rows["withdevice"].enrolled_at) == added
+    assert rows["nodevice"].enrolled_at is None and rows["pending"].enrolled_at is None
+    assert utc(rows["nodevice"].locked_until) == locked + timedelta(minutes=15)
+    assert rows["nodevice"].lockout_level == 1 and rows["withdevice"].locked_until is None

@@ -181,7 +181,7 @@ def test_a_removed_device_cannot_be_pushed_to_or_answer(ctx, alice):
     ctx.db.commit()
     ctx.db.expunge_all()  # a fresh request (devices.remove trips over a loaded collection)
     alice = users.get(ctx, "alice")
-    devices.remove(ctx, TEST_ORIGIN, alice, device_id)
+    devices.remove(ctx, TEST_ORIGIN, alice, device_id, last_confirmed=True)
     ctx.db.commit()
     with pytest.raises(push.PushError, match="cannot receive pushes"):
         push.start(ctx, TEST_ORIGIN, alice, None, service="myUM")

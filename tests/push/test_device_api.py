@@ -588,11 +588,17 @@ def test_unsigned_or_malformed_calls_are_401(phone, client, headers):
     assert reply.get_json()["error"].startswith("Not authenticated")
 
 
+def test_activating_the_companion_app_marks_the_user_as_enrolled(app, phone):
+    """Enrolled once, never new again (UM2FA_NEW_USER=allow: tests/sso/test_sso.py)."""
+    assert user_row(app).enrolled_at is not None
+
+
 def test_a_removed_device_can_no_longer_call(app, phone):
     from app.core import devices
 
     with committed(app) as c:
-        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), int(phone.device_id))
+        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), int(phone.device_id),
+                       last_confirmed=True)
     assert "unknown or inactive" in assert_json_error(phone.call("GET", f"{API}/requests"), 401)
 
 

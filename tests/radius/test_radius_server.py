@@ -127,6 +127,17 @@ def test_lockout_is_shared_with_the_web_door(app, client, radius):
     assert [r.door for r in audit_rows(app, "factor")] == ["portal", "portal", "radius"]
 
 
+def test_the_vpn_reply_message_warns_two_attempts_before_the_lock(app, radius):
+    make_user(app)
+    add_totp_device(app)
+    first = radius.ask("alice", f"{PASSWORD},000000", secret=LOCAL)  # threshold 3 here
+    assert first.code == rp.AccessReject
+    assert reply_message(first) == ("Incorrect passcode. Please try again. 2 attempts left "
+                                    "before your account is temporarily locked.")
+    second = radius.ask("alice", f"{PASSWORD},000001", secret=LOCAL)
+    assert "1 attempt left" in reply_message(second)
+
+
 def test_challenge_mode_round_trip(app, radius):
     make_user(app)
     make_user(app, "bob")

@@ -22,7 +22,8 @@ def settings_overrides(request) -> dict:
     return {"redis_url": REDIS_URL if request.param == "redis" else "",
             "trusted_proxies": "127.0.0.1/32",
             "ratelimit_recovery_address": "4 per minute",
-            "ratelimit_recovery_user": "2 per hour"}
+            "ratelimit_recovery_user": "2 per hour",
+            "ratelimit_recovery_user_ceiling": "4 per hour"}
 
 
 def address() -> dict:
@@ -47,18 +48,23 @@ def test_limit_per_client_address(app, client):
                           **elsewhere).status_code == 303
 
 
-def test_limit_per_umpass_id(app):
+def test_limit_per_umpass_id_and_address(app):
     name = f"carol-{uuid.uuid4().hex[:8]}"  # existing or not, the same limit applies
-    answers = [steps.identify(app.test_client(), username=name, **address()) for _ in range(3)]
+    here = address()
+    answers = [steps.identify(app.test_client(), username=name, **here) for _ in range(3)]
     assert [r.status_code for r in answers] == [303, 303, 429]
     # The same ID in other letter case is the same account.
-    assert steps.identify(app.test_client(), username=name.upper(),
-                          **address()).status_code == 429
+    assert steps.identify(app.test_client(), username=name.upper(), **here).status_code == 429
     other = steps.identify(app.test_client(), username=f"dave-{uuid.uuid4().hex[:8]}",
                            **address())
     assert other.status_code == 303
+    # The same ID from another address is not limited by this address's attempts ...
+    assert steps.identify(app.test_client(), username=name, **address()).status_code == 303
+    # ... up to the per-ID ceiling (4 per hour), from any address.
+    assert steps.identify(app.test_client(), username=name, **address()).status_code == 303
+    assert steps.identify(app.test_client(), username=name, **address()).status_code == 429
     # A rate-limited request never reached core.
-    assert len(audit_rows(app, "recovery.identify")) == 3
+    assert len(audit_rows(app, "recovery.identify")) == 5
 
 
 def test_the_audit_records_the_forwarded_client_address(app, client):

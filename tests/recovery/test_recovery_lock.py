@@ -20,20 +20,21 @@ def fail(app, n: int, **answers) -> list:
     return [steps.walk(app.test_client(), **{**WRONG, **answers})[2] for _ in range(n)]
 
 
-def test_five_failures_lock_recovery_for_the_hour(app, clock):
+def test_five_failures_lock_recovery_from_that_address_for_15_minutes(app, clock):
     make_user(app)
     answers = fail(app, 5)
     assert [r.status_code for r in answers] == [401, 401, 401, 401, 429]
     assert "Too many attempts" in answers[-1].get_data(as_text=True)
     [lock] = audit_rows(app, "recovery.lock")
     assert (lock.username, lock.result, lock.door) == ("alice", "locked", "recovery")
+    assert "from this address" in lock.detail
     # Now even the right answers are refused, at the first step that can tell.
     client = app.test_client()
     refused = steps.identify(client)
-    assert refused.status_code == 429 and "locked for up to 60 minutes" in refused.get_data(
+    assert refused.status_code == 429 and "locked for up to 15 minutes" in refused.get_data(
         as_text=True)
     assert client.get(f"{P}/options").headers["Location"] == f"{P}/"
-    clock.advance(3599)
+    clock.advance(899)
     assert steps.identify(app.test_client()).status_code == 429
     clock.advance(2)
     issued = steps.walk(app.test_client())[2]
@@ -95,8 +96,44 @@ def test_the_counter_lives_in_the_database_shared_by_nodes(app, clock, tmp_path,
         for node in nodes:
             assert steps.identify(node.test_client()).status_code == 429
         with committed(app) as c:
-            guard = c.db.scalar(select(RecoveryGuard))
-            assert guard.locked_until is not None and b"alice" not in guard.subject
-            assert recovery_lock.is_locked(c, "Alice")
+            guards = c.db.scalars(select(RecoveryGuard)).all()
+            assert [g.locked_until is not None for g in guards].count(True) == 1
+            assert not any(b"alice" in g.subject for g in guards)
+            assert recovery_lock.is_locked(c, "Alice", "127.0.0.1")
     finally:
         core.database(other).dispose()
+
+
+ELSEWHERE = {"environ_base": {"REMOTE_ADDR": "198.51.100.7"}}
+
+
+def test_failures_from_one_address_do_not_lock_the_real_person_out_from_another(app):
+    make_user(app)
+    assert fail(app, 5)[-1].status_code == 429  # the attacker, from 127.0.0.1
+    assert steps.identify(app.test_client()).status_code == 429
+    issued = steps.walk(app.test_client(), http=ELSEWHERE)[2]  # the real person, elsewhere
+    assert issued.status_code == 200 and steps.passcode_of(issued)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"recovery_max_failures_per_id": 8}])
+def test_a_per_id_ceiling_stops_an_attack_from_many_addresses(app):
+    make_user(app)
+    for n in range(8):
+        http = {"environ_base": {"REMOTE_ADDR": f"203.0.113.{n + 1}"}}
+        answer = steps.walk(app.test_client(), http=http, **WRONG)[2]
+        assert answer.status_code == (429 if n == 7 else 401)
+    assert steps.identify(app.test_client(), **ELSEWHERE).status_code == 429
+    details = [r.detail for r in audit_rows(app, "recovery.lock")]
+    assert len(details) == 1 and "8 failed verifications from all addresses" in details[0]
+
+
+def test_a_second_recovery_lock_lasts_longer(app, clock):
+    make_user(app)
+    fail(app, 5)
+    clock.advance(15 * 60 + 1)
+    assert fail(app, 5)[-1].status_code == 429
+    assert "up to 30 minutes" in steps.identify(app.test_client()).get_data(as_text=True)
+    clock.advance(30 * 60 - 1)
+    assert steps.identify(app.test_client()).status_code == 429
+    clock.advance(2)
+    assert steps.walk(app.test_client())[2].status_code == 200

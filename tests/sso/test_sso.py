@@ -368,6 +368,36 @@ def test_sp_that_requires_mfa_never_gets_a_password_only_response(app, client):
     assert "SAMLResponse" not in page and "Add a new device" in page
 
 
+@pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "new_user": "allow"}])
+def test_with_new_user_allow_a_user_who_removed_every_device_is_sent_to_enrolment(app,
+                                                                                 client):
+    from app.core import devices, users
+    from tests.conftest import TEST_ORIGIN, committed
+
+    make_user(app)
+    device_id, _ = add_totp_device(app)
+    with committed(app) as c:  # e.g. an attacker with the password removed the victim's phone
+        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), device_id, last_confirmed=True)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in")
+    response = client.get("/sso/continue")
+    assert response.headers.get("Location") == "/sso/prompt"  # not a password-only Response
+    page = text(client.get("/sso/prompt"))
+    assert "SAMLResponse" not in page
+    assert "Add a new device" in page and "recovery passcode" in page
+
+
+def test_the_sso_prompt_warns_two_attempts_before_the_lock(app, client):
+    signed_in_at_the_prompt(app, client)
+    pages = [text(post(client, "/sso/prompt", {"passcode": "000000"},
+                       token_from="/sso/prompt")) for _ in range(8)]
+    assert not any("attempts left" in page for page in pages[:7])
+    assert "2 attempts left before your account is temporarily locked" in pages[7]
+
+
 @pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "new_user": "deny"}])
 def test_new_user_deny(app, client):
     make_user(app)

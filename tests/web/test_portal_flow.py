@@ -109,6 +109,21 @@ def test_a_user_with_a_device_adds_another_with_that_devices_passcode(app, clien
     assert "Old phone" in devices and "New phone" in devices
 
 
+def test_a_device_added_in_the_portal_marks_the_user_as_enrolled(app, client, clock):
+    """Enrolled once, never new again (UM2FA_NEW_USER=allow: tests/sso/test_sso.py)."""
+    from app.core import users
+    from tests.conftest import committed
+
+    make_user(app)
+    with committed(app) as c:
+        assert users.get(c, "alice").enrolled_at is None
+    sign_in(client)
+    step_up(client, issue_recovery(app))
+    enrol(client, clock, "mobile", "android", "Phone")
+    with committed(app) as c:
+        assert users.get(c, "alice").enrolled_at is not None
+
+
 def test_without_a_device_a_six_digit_code_cannot_start_adding(app, client):
     make_user(app)
     sign_in(client)
@@ -176,6 +191,32 @@ def test_ten_failures_in_the_portal_lock_the_account(app, client, clock):
     assert len(audit_rows(app, "lockout")) == 1
 
 
+def test_the_portal_warns_two_attempts_before_the_lock(app, client):
+    make_user(app)
+    add_totp_device(app)
+    sign_in(client)
+    pages = [text(post(client, "/prompt", {"passcode": "000000"}, token_from="/prompt"))
+             for _ in range(8)]
+    assert not any("attempts left" in page for page in pages[:7])
+    assert "2 attempts left before your account is temporarily locked" in pages[7]
+    assert "Incorrect passcode" in pages[7]
+
+
+def test_after_the_lock_period_the_portal_lets_the_user_in_again(app, client, clock):
+    make_user(app)
+    _, secret = add_totp_device(app)
+    sign_in(client)
+    for _ in range(10):
+        post(client, "/prompt", {"passcode": "000000"}, token_from="/prompt")
+    assert sign_in(app.test_client()).status_code == 401  # locked: as a wrong password
+    clock.advance(15 * 60 + 1)
+    again = app.test_client()
+    assert sign_in(again).status_code == 302
+    response = post(again, "/prompt", {"passcode": totp_code(secret, clock.now)},
+                    token_from="/prompt")
+    assert response.status_code == 302
+
+
 def _settings_client(app, client, clock):
     make_user(app)
     device_id, secret = add_totp_device(app, name="Phone")
@@ -222,7 +263,8 @@ def test_my_settings_and_devices_list_rename_default_remove(app, client, clock):
 
     confirm = text(client.get(f"/settings/devices/{second_id}/remove", headers=HX))
     assert "This is your last device" in confirm and "recovery passcode" in confirm
-    removed = text(_hx_post(client, f"/settings/devices/{second_id}/remove"))
+    removed = text(_hx_post(client, f"/settings/devices/{second_id}/remove",
+                            {"confirm_last": "yes"}))
     assert "You have no devices" in removed
     assert [r.device for r in audit_rows(app, "device.remove")] == ["Phone", "Work iPad"]
 
@@ -235,8 +277,29 @@ def test_settings_work_without_javascript(app, client, clock):
                     token_from="/settings")
     assert response.headers["Location"] == "/settings"
     assert "Renamed to “Renamed”" in text(client.get("/settings"))
-    response = post(client, f"/settings/devices/{device_id}/remove", token_from="/settings")
+    response = post(client, f"/settings/devices/{device_id}/remove", {"confirm_last": "yes"},
+                    token_from="/settings")
     assert "The device was removed" in text(client.get(response.headers["Location"]))
+
+
+def test_removing_the_last_device_without_confirming_removes_nothing(app, client, clock):
+    device_id = _settings_client(app, client, clock)
+    confirm = text(client.get(f"/settings/devices/{device_id}/remove", headers=HX))
+    # the dialog says what follows, and asks for an explicit confirmation
+    assert "This is your last device" in confirm
+    assert "9-digit recovery passcode" in confirm and "add a new device" in confirm
+    assert 'name="confirm_last"' in confirm
+    for send in (lambda: _hx_post(client, f"/settings/devices/{device_id}/remove"),
+                 lambda: post(client, f"/settings/devices/{device_id}/remove",
+                              token_from="/settings")):
+        refused = send()
+        assert refused.status_code == 400
+        assert "Tick the box" in text(refused) and "This is your last device" in text(refused)
+    assert ">Phone<" in text(client.get("/settings"))
+    assert audit_rows(app, "device.remove") == []
+    removed = _hx_post(client, f"/settings/devices/{device_id}/remove", {"confirm_last": "yes"})
+    assert "You have no devices" in text(removed)
+    assert [r.device for r in audit_rows(app, "device.remove")] == ["Phone"]
 
 
 def test_another_users_device_cannot_be_touched(app, client, clock):

@@ -112,6 +112,64 @@ def test_sign_in_is_rate_limited_per_user(app, client):
     assert sign_in(client, "bob", PASSWORD).status_code == 302
 
 
+def _from(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def _sign_in_from(app, address: str, password: str):
+    client = app.test_client()
+    return post(client, "/sign-in", {"username": "alice", "password": password},
+                **_from(address))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"ratelimit_signin_user": "3 per minute",
+                                                 "ratelimit_signin_user_ceiling":
+                                                     "6 per minute"}])
+def test_an_attackers_bad_sign_ins_from_one_address_do_not_block_the_user_at_another(app):
+    make_user(app)
+    for _ in range(3):
+        assert _sign_in_from(app, "10.1.1.1", "wrong-password").status_code == 401
+    assert _sign_in_from(app, "10.1.1.1", PASSWORD).status_code == 429
+    assert _sign_in_from(app, "10.2.2.2", PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("settings_overrides", [{"ratelimit_signin_user": "3 per minute",
+                                                 "ratelimit_signin_user_ceiling":
+                                                     "6 per minute"}])
+def test_a_per_user_ceiling_still_stops_a_distributed_sign_in_attack(app):
+    make_user(app)
+    for n in range(6):
+        assert _sign_in_from(app, f"10.3.0.{n + 1}", "wrong-password").status_code == 401
+    limited = _sign_in_from(app, "10.4.4.4", PASSWORD)
+    assert limited.status_code == 429 and "Too many attempts" in text(limited)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"ratelimit_passcode_user": "2 per minute",
+                                                 "ratelimit_passcode_user_ceiling":
+                                                     "4 per minute"}])
+def test_passcode_guesses_from_one_address_do_not_block_the_user_at_another(app):
+    make_user(app)
+    add_totp_device(app)
+    browsers = {}
+    for address in ("10.5.0.1", "10.5.0.2", "10.5.0.3"):
+        browsers[address] = app.test_client()
+        assert _sign_in_from_client(browsers[address], address).status_code == 302
+
+    def guess(address: str):
+        return post(browsers[address], "/prompt", {"passcode": "000000"}, token_from="/prompt",
+                    **_from(address))
+
+    assert [guess("10.5.0.1").status_code for _ in range(3)] == [401, 401, 429]
+    assert guess("10.5.0.2").status_code == 401  # another address: its own budget
+    assert guess("10.5.0.3").status_code == 401
+    assert guess("10.5.0.3").status_code == 429  # the per-user ceiling (4) is reached
+
+
+def _sign_in_from_client(client, address: str):
+    return post(client, "/sign-in", {"username": "alice", "password": PASSWORD},
+                **_from(address))
+
+
 @pytest.mark.parametrize("settings_overrides", [{"ratelimit_signin_address": "4 per minute"}])
 def test_sign_in_is_rate_limited_per_address(app, client):
     for name in ("u1", "u2", "u3", "u4"):

@@ -91,6 +91,7 @@ def activate(ctx: Context, origin: Origin, code: str, public_key_b64: str, proof
     device.is_default = not devices.active_devices(user)
     device.active = True
     device.last_used_at = now
+    devices.mark_enrolled(ctx, user)
     ctx.db.flush()
     ctx.db.refresh(user)
     audit.record(ctx, origin, "device.activate", "ok", username=user.username,

@@ -72,7 +72,7 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
     device = device if device is not None else next(iter(push_devices(user)), None)
     if not can_push(device) or device is None or device.user_id != user.id:
         raise NotPushable()
-    if lockout.is_locked(user):
+    if lockout.is_locked(user, ctx.now()):
         raise PushLocked(lockout.LOCKED_PUSH_MESSAGE)
     if is_blocked(ctx, user):
         audit.record(ctx, origin, "push.start", "blocked", username=user.username,
@@ -157,7 +157,7 @@ def complete(ctx: Context, origin: Origin, user: User, public_id: str, *,
         return False
     ctx.db.flush()
     ctx.db.refresh(user)
-    if lockout.is_locked(user):
+    if lockout.is_locked(user, ctx.now()):
         audit.record(ctx, origin, action, "locked", username=user.username, detail="push")
         return False
     if is_blocked(ctx, user):  # a push was reported as fraud since this one was approved
@@ -200,7 +200,7 @@ def finish(ctx: Context, origin: Origin, user: User, public_id: str, *,
         if complete(ctx, origin, user, public_id, action=action):
             return PushOutcome("done", MESSAGES["approved"], request, device)
         state = "used"
-    if lockout.is_locked(user):
+    if lockout.is_locked(user, ctx.now()):
         return PushOutcome("locked", lockout.LOCKED_MESSAGE, request, device)
     if is_blocked(ctx, user) and state != "fraud":
         return PushOutcome("blocked", BLOCKED, request, device)

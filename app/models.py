@@ -94,6 +94,9 @@ class Device(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     push_subscription: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "recovery" when the enrolment was authenticated by a recovery passcode (such a device may
+    # not remove the others for a while: UM2FA_RECOVERY_DEVICE_HOLD_HOURS), else "".
+    enrolled_via: Mapped[str] = mapped_column(String(16), default="")
 
     user: Mapped[User] = relationship(back_populates="devices")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.core import audit, lockout
+from app.core import audit, browser_sessions, lockout
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
 from app.core.users import DeviceRef, Subject
@@ -103,6 +103,8 @@ def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id
             lockout.reset(ctx, subject)
         audit.record(ctx, origin, action, "ok", username=subject.username,
                      device=used.name if used else factor_name, detail=factor_name)
+        if factor_name == "recovery":  # a recovery: every other session of the user ends
+            browser_sessions.end_for_user(ctx, subject.id, keep=origin.session_id)
         return PasscodeOutcome(check.verdict, factor=factor_name, device=used)
     failure = lockout.count_failure(ctx, origin, subject)
     audit.record(ctx, origin, action, "fail", username=subject.username,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core import audit, browser_sessions
+from app.core import audit
 from app.core.context import Context, Origin
 from app.core.factors import recovery as recovery_factor
 from app.models import RecoveryPasscode, User
@@ -11,8 +11,6 @@ from app.models import RecoveryPasscode, User
 def issue(ctx: Context, origin: Origin, user: User) -> tuple[str, RecoveryPasscode]:
     """A new 9-digit passcode for `user`, revoking the previous one. Audited; the code is not."""
     code, row = recovery_factor.issue(ctx, user)
-    # Someone is recovering this account: no session opened before it goes on.
-    browser_sessions.end_for_user(ctx, user.id)
     audit.record(ctx, origin, "recovery.issue", "ok", username=user.username,
                  detail=f"expires {row.expires_at.isoformat(timespec='seconds')}")
     return code, row

@@ -158,16 +158,19 @@ def test_ending_a_users_sessions_keeps_the_one_that_asks(app, client, clock):
     assert first
 
 
-def test_unlock_and_a_new_recovery_passcode_end_the_users_sessions(app, client, clock, runner):
+def test_unlock_and_a_recovery_end_the_users_other_sessions(app, client, clock, runner):
     from tests.conftest import issue_recovery
 
     make_user(app)
+    elsewhere = app.test_client()
+    sign_in(elsewhere)
     sign_in(client)
-    assert signed_in(client)
-    issue_recovery(app)
-    assert not signed_in(client)
-    sign_in(client)
-    assert signed_in(client)
+    assert signed_in(client) and signed_in(elsewhere)
+    code = issue_recovery(app)
+    assert signed_in(elsewhere)  # issuing a passcode alone signs nobody out (no denial)
+    assert post(client, "/prompt", {"next": "add", "passcode": code},
+                token_from="/prompt?next=add").headers["Location"] == "/devices/add/type"
+    assert signed_in(client) and not signed_in(elsewhere)  # used: the recovering one stays
     result = runner.invoke(args=["users", "unlock", "alice"])
     assert result.exit_code == 0, result.output
     assert not signed_in(client)

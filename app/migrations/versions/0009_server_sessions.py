@@ -1,19 +1,23 @@
-"""Browser sessions kept on the server, and remembered browsers with a server record
+"""Browser sessions kept on the server, remembered browsers with a server record, and how a
+device was enrolled
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("enrolled_via", sa.String(length=16), nullable=False,
+                                      server_default=""))
     op.create_table(
         "web_sessions",
         sa.Column("key", sa.LargeBinary(length=32), nullable=False),
@@ -54,3 +58,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_web_sessions_expires_at"))
         batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
     op.drop_table("web_sessions")
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_column("enrolled_via")

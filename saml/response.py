@@ -56,6 +56,8 @@ class Assertion:
     session_index: str
     now: datetime
     lifetime: int
+    # When the person last authenticated (the factor the assertion rests on); default: now.
+    authn_instant: datetime | None = None
 
 
 def _attributes_xml(attributes: dict[str, list[str]]) -> str:
@@ -86,7 +88,7 @@ def _assertion_xml(a: Assertion, assertion_id: str) -> str:
         f'<saml:Conditions NotBefore="{not_before}" NotOnOrAfter="{not_after}">'
         f"<saml:AudienceRestriction><saml:Audience>{escape(a.audience)}</saml:Audience>"
         f"</saml:AudienceRestriction></saml:Conditions>"
-        f'<saml:AuthnStatement AuthnInstant="{instant(a.now)}" '
+        f'<saml:AuthnStatement AuthnInstant="{instant(a.authn_instant or a.now)}" '
         f'SessionNotOnOrAfter="{instant(a.now + timedelta(hours=8))}" '
         f"SessionIndex={quoteattr(a.session_index)}>"
         f"<saml:AuthnContext><saml:AuthnContextClassRef>{escape(a.authn_context)}"

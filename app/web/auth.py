@@ -12,7 +12,7 @@ from flask import abort, current_app, g, redirect, session, url_for
 from app.core import lockout, signin
 from app.extensions import core
 from app.models import User
-from app.web import server_session
+from app.web import remember, server_session
 from app.web.request_info import origin
 
 
@@ -29,6 +29,7 @@ def end_session(door: str = "portal") -> None:
     user_id = session.get("uid")
     session.clear()
     signin.sign_out(core.context(), origin(door), user_id)
+    remember.forget_this_browser()
 
 
 def current_user() -> User | None:

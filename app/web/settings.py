@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app.core import devices
+from app.core import devices, remembered
 from app.extensions import core, htmx
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
@@ -22,7 +22,8 @@ def _list(*, options: int | None = None, confirm: int | None = None, error: str 
     user = require_user()
     context = {"user": user, "devices": devices.list_for(core.context(), user),
                "options": options, "confirm": confirm, "error": error, "notice": notice,
-               "form": EmptyForm(), "name_form": name_form or NameForm(formdata=None)}
+               "form": EmptyForm(), "name_form": name_form or NameForm(formdata=None),
+               "browsers": remembered.listed(core.context(), user)}
     template = "settings/_device_list.html" if htmx else "settings/index.html"
     return render_template(template, **context), status
 
@@ -80,6 +81,16 @@ def remove(device_id: int):
     except devices.DeviceError as exc:
         return _list(error=str(exc), status=404)
     return _done("The device was removed.")
+
+
+@bp.post("/remembered/<int:browser_id>/forget")
+@fresh_second_factor("settings")
+def forget_browser(browser_id: int):
+    """ "Forget": that browser is asked for a second factor again, wherever its cookie is."""
+    if not remembered.forget(core.context(), origin(), require_user(), browser_id):
+        return _list(error="That browser was not found.", status=404)
+    flash("The browser was forgotten: it will be asked for a second factor again.")
+    return redirect(url_for("settings.index"))
 
 
 def _done(notice: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -22,24 +23,22 @@ from flask import (
     session,
     url_for,
 )
-from itsdangerous import BadSignature
 
 from app.core import audit, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
+from app.web import remember
 from app.web.auth import current_user, end_session
 from app.web.csp import CSP
 from app.web.request_info import origin
 from app.web.sso_base import (
     DOOR,
-    REMEMBER_COOKIE,
     base_url,
     bp,
     entity_id,
     error_page,
     no_sign_in,
     pending_request,
-    remember_serializer,
     signing_keys,
 )
 from saml.requests import (
@@ -53,23 +52,13 @@ from saml.response import Assertion, build_response, idp_metadata, logout_respon
 from saml.xml import SamlError
 
 
-def _remembered(user_id: int) -> bool:
-    days = current_app.config["UM2FA"].remember_days
-    token = request.cookies.get(REMEMBER_COOKIE)
-    if not days or not token:
-        return False
-    try:
-        data = remember_serializer().loads(token, max_age=days * 86400)
-    except BadSignature:
-        return False
-    return data.get("uid") == user_id
-
-
 def _state() -> sso.SecondFactorState:
     pending = session.get("saml_req") or {}
+    # ForceAuthn: the SP wants the person to authenticate now; a remembered browser is not that.
     return sso.SecondFactorState(in_session=bool(session.get("mfa_at")),
                                  for_this_request=bool(pending.get("mfa")),
-                                 remembered=_remembered(session.get("uid", -1)))
+                                 remembered=not pending.get("force")
+                                 and remember.recognised(session.get("uid", -1)))
 
 
 # --- metadata -------------------------------------------------------------------------------
@@ -145,6 +134,16 @@ def resume():
     return _answer(pending, user, mfa)
 
 
+def _authn_instant(mfa: bool) -> datetime | None:
+    """The time of the authentication the answer rests on: the second factor's when it was
+    done in this session, else the password's (a remembered browser did no factor now)."""
+    state = _state()
+    stamp = session.get("auth_at")
+    if mfa and (state.for_this_request or state.in_session) and session.get("mfa_at"):
+        stamp = max(stamp or 0, session["mfa_at"])
+    return datetime.fromtimestamp(stamp, UTC) if stamp else None
+
+
 def _answer(pending: dict, user, mfa: bool):
     ctx = core.context()
     sp = sps.find(ctx, pending["sp"])
@@ -162,7 +161,7 @@ def _answer(pending: dict, user, mfa: bool):
                           in_response_to=pending["id"], nameid_format=fmt, nameid=value,
                           attributes=sso.attributes(ctx, user),
                           authn_context=sso.authn_context(mfa), session_index=session_index,
-                          now=ctx.now(),
+                          now=ctx.now(), authn_instant=_authn_instant(mfa),
                           lifetime=current_app.config["UM2FA"].saml_assertion_lifetime)
     xml = build_response(assertion, signing_keys()[-1])
     audit.record(ctx, origin(DOOR), "saml.response", "ok", username=user.username,
@@ -214,15 +213,11 @@ def single_logout():
     url = logout_response_url(issuer=entity_id(), destination=sp.slo_url,
                               in_response_to=logout.id, relay_state=incoming.relay_state,
                               now=ctx.now(), key=signing_keys()[-1])
-    response = redirect(url)
-    response.delete_cookie(REMEMBER_COOKIE, path="/sso")
-    return response
+    return redirect(url)
 
 
 @bp.post("/saml/slo")
 def sign_out():
     """Local sign-out from the SSO door: a POST with a CSRF token (flask-wtf checks it)."""
     end_session(DOOR)
-    response = current_app.make_response(render_template("sso/signed_out.html"))
-    response.delete_cookie(REMEMBER_COOKIE, path="/sso")
-    return response
+    return render_template("sso/signed_out.html")

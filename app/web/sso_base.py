@@ -1,18 +1,16 @@
 """The SSO door's blueprint and what its endpoints share (the protocol's in app/web/sso.py,
 the sign-in and 2FA prompt's in app/web/sso_prompt.py): the IdP's base URL, entity ID and
-signing keys, the SAML request waiting in the session, the remember-me cookie, error pages."""
+signing keys, the SAML request waiting in the session, error pages."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request, session
-from itsdangerous import URLSafeTimedSerializer
 
 from app.core import service_providers as sps
 from app.extensions import core
 from saml import keys as saml_keys
 
 bp = Blueprint("sso", __name__)
-REMEMBER_COOKIE = "um2fa_remember"
 DOOR = "sso"
 NO_SIGN_IN = "There is no sign-in in progress. Start again from the service you want to use."
 
@@ -45,10 +43,6 @@ def error_page(message: str, status: int = 400):
 def no_sign_in():
     """The error page for a step of the SSO door reached with no SAML request pending."""
     return error_page(NO_SIGN_IN)
-
-
-def remember_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="um2fa-remember")
 
 
 def pending_request() -> dict | None:

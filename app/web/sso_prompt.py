@@ -11,18 +11,16 @@ from flask import current_app, redirect, render_template, request, session, url_
 
 from app.core import devices, passcodes, push, signin
 from app.extensions import core, htmx
-from app.web import push_prompt
+from app.web import push_prompt, remember
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
 from app.web.limits import passcode_limits, signin_limits
-from app.web.request_info import is_secure, origin
+from app.web.request_info import origin
 from app.web.sso_base import (
     DOOR,
-    REMEMBER_COOKIE,
     bp,
     no_sign_in,
     pending_request,
-    remember_serializer,
     sp_name,
 )
 
@@ -71,7 +69,7 @@ def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error
         push_ok=push_prompt.can_push(user, chosen_id), push_links=_push_links()), status
 
 
-def _second_factor_done(user, remember: bool):
+def _second_factor_done(user, wanted: bool):
     """A good second factor (passcode or push) for the pending SAML request: note it and go
     on to answer the SP; "Remember me" sets its cookie."""
     mark_second_factor()
@@ -79,12 +77,8 @@ def _second_factor_done(user, remember: bool):
     pending["mfa"] = True
     session["saml_req"] = pending
     response = push_prompt.go_to(url_for("sso.resume"))
-    days = current_app.config["UM2FA"].remember_days
-    if days and remember:
-        response = current_app.make_response(response)
-        response.set_cookie(REMEMBER_COOKIE, remember_serializer().dumps({"uid": user.id}),
-                            max_age=days * 86400, httponly=True, samesite="Lax",
-                            secure=is_secure(), path="/sso")
+    if wanted and remember.offered():
+        response = remember.remember(current_app.make_response(response), user)
     return response
 
 

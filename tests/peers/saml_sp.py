@@ -105,10 +105,10 @@ class TestSP:
                 "http_host": parts.netloc,
                 "script_name": path, "get_data": get or {}, "post_data": post or {}}
 
-    def login(self, relay_state: str = "") -> tuple[str, str]:
+    def login(self, relay_state: str = "", *, force_authn: bool = False) -> tuple[str, str]:
         """The redirect URL to the IdP and the AuthnRequest ID."""
         auth = OneLogin_Saml2_Auth(self._request("/login"), self.settings())
-        url = auth.login(return_to=relay_state or None)
+        url = auth.login(return_to=relay_state or None, force_authn=force_authn)
         return url, auth.get_last_request_id()
 
     def login_post(self) -> tuple[str, str]:

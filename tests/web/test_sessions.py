@@ -4,7 +4,9 @@ could do before, and cannot now."""
 from __future__ import annotations
 
 import base64
+import os
 import re
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -188,3 +190,50 @@ def test_the_activation_code_stays_on_the_server(app, client, clock):
     assert code not in value and code.encode() not in decoded
     with committed(app) as ctx:
         assert all(code.encode() not in row.data for row in ctx.db.scalars(select(WebSession)))
+
+
+# --- the same with sessions in Redis (UM2FA_SESSION_STORE=redis; runs where Redis is set) -----
+
+REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs UM2FA_TEST_REDIS_URL")
+
+
+def in_redis() -> dict:
+    return {"session_store": "redis", "redis_url": REDIS_URL,
+            "ratelimit_key_prefix": f"t{uuid.uuid4().hex[:8]}:"}
+
+
+@needs_redis
+@pytest.mark.parametrize("settings_overrides", [in_redis()])
+def test_sessions_in_redis_end_at_sign_out_and_device_removal(app, client, clock):
+    import redis
+
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    other_device, _ = add_totp_device(app, name="Spare")
+    copied = cookie(client)
+    elsewhere = app.test_client()
+    sign_in(elsewhere)
+    assert signed_in(elsewhere) and reaches_settings(thief_with(app, copied))
+    prefix = app.config["UM2FA"].ratelimit_key_prefix
+    store = redis.Redis.from_url(REDIS_URL)
+    keys = store.keys(prefix + "um2fa:session:*")
+    assert keys and all(b"mfa_at" not in (store.get(k) or b"") for k in keys
+                        if store.type(k) == b"string")
+    assert copied.encode() not in b"".join(keys)
+    token = csrf_token(client, "/settings")
+    client.post(f"/settings/devices/{other_device}/remove", headers={**HX, "X-CSRFToken": token})
+    assert not signed_in(elsewhere) and reaches_settings(client)
+    post(client, "/sign-out", token_from="/settings")
+    assert not signed_in(thief_with(app, copied))
+
+
+@needs_redis
+@pytest.mark.parametrize("settings_overrides", [{**in_redis(), "session_lifetime_seconds": 600}])
+def test_sessions_in_redis_keep_their_fixed_lifetime(app, client, clock):
+    make_user(app)
+    sign_in(client)
+    clock.advance(590)
+    assert signed_in(client)
+    clock.advance(20)
+    assert not signed_in(client)

@@ -13,7 +13,6 @@ import logging
 from datetime import datetime
 
 from flask import Flask, Request, Response, current_app, request, session
-from flask.globals import request_ctx
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
@@ -54,6 +53,15 @@ class ServerSession(CallbackDict, SessionMixin):
         if self.sid is not None:
             self.ended_sid, self.sid = self.sid, None
         super().clear()
+
+    def take_back(self, brought: ServerSession) -> None:
+        """Become the session as the browser brought it: nothing of this request is saved."""
+        dict.clear(self)
+        dict.update(self, brought)
+        self.sid, self.created_at = brought.sid, brought.created_at
+        self.unavailable, self.stale_cookie = brought.unavailable, brought.stale_cookie
+        self.modified = self.renew = False
+        self.ended_sid = None
 
     def regenerate(self) -> None:
         """A new id for this session from now on: the one a thief may have copied is dead."""
@@ -155,5 +163,4 @@ def restore() -> None:
     if not session or session.ended_sid is not None:
         return
     app = current_app._get_current_object()
-    brought = app.session_interface.open_session(app, request)
-    request_ctx.session = brought
+    session.take_back(app.session_interface.open_session(app, request))

@@ -29,6 +29,11 @@ PUSH_RE = re.compile(r"push([1-9]?)")
 
 PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
                    + PASSCODE_EXAMPLE)
+# Append mode: a wrong password and a wrong or missing factor read the same, so the answer does
+# not tell a guesser that the password was right.
+APPEND_FAILED = ("Incorrect password or passcode. Append a 6-digit passcode to your password, "
+                 "e.g. password{d}123456 (no 2FA device yet? Add one in the 2FA portal, or "
+                 "append a 9-digit recovery passcode).")
 NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
              "passcode to your password, e.g. password{d}123456789")
 

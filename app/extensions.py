@@ -49,7 +49,8 @@ class CoreExtension:
             g.core_ctx = Context(db=services.db.sessionmaker(), settings=services.settings,
                                  keys=services.keys, directory=services.directory,
                                  clock=current_app.config.get("UM2FA_CLOCK", time.time),
-                                 push_events=services.push_events)
+                                 push_events=services.push_events,
+                                 attempts=services.attempts)
         return g.core_ctx
 
     @staticmethod

@@ -6,13 +6,18 @@ wrong or missing factor read the same."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
 import time
 
 import pytest
+import redis
 from pyrad import packet as rp
 
 from app.core import radius_auth
+from app.core.attempts import RedisAttempts
+from app.extensions import core
 from app.core.radius_auth import Outcome
 from tests.conftest import (
     PASSWORD,
@@ -23,6 +28,7 @@ from tests.conftest import (
 )
 from tests.helpers.radius import client, decide
 from tests.peers.live_radius import reply_message
+from tests.peers.redis_server import RedisServer
 from tests.radius.conftest import SECRETS, SOURCE
 
 USER_LIMIT = 3
@@ -160,8 +166,6 @@ def test_the_server_refuses_a_guesser_at_once_and_holds_the_reject_without_block
     assert "Wait" in reply_message(refused)
     assert 0.5 <= held < 3  # held for the bounded delay, not longer
     # while a reject is held, the event loop answers others at once
-    import threading
-
     box: list = []
     thread = threading.Thread(target=lambda: box.append(radius.ask(
         "alice", "another-guess", secret=SECRETS["local"], timeout=5)))
@@ -174,3 +178,31 @@ def test_the_server_refuses_a_guesser_at_once_and_holds_the_reject_without_block
     assert time.monotonic() - started < 0.5
     thread.join(timeout=10)
     assert box[0] is not None and box[0].code == rp.AccessReject
+
+
+# --- shared by the nodes --------------------------------------------------------------------
+
+def test_two_nodes_count_together_through_redis_and_the_database_takes_over_without_it(
+        app, clock, caplog):
+    """Two RADIUS nodes (two CoreServices, each with its own Redis client) share the counts;
+    while Redis is down the database counts, and nobody gets an error."""
+    make_user(app)
+    server = RedisServer()
+    server.start()
+    try:
+        nodes = [dataclasses.replace(core.services(app), clock=clock,
+                                     attempts=RedisAttempts(server.url, "guessing-test"))
+                 for _ in range(2)]
+        req = radius_auth.AccessRequest(client=client(), source="127.0.0.1", username="alice",
+                                        password="guess", calling_station="203.0.113.9")
+        answers = [radius_auth.decide(nodes[n % 2], req) for n in range(USER_LIMIT + 1)]
+        assert [waited(a) for a in answers[USER_LIMIT:]] == [2]
+        assert password_checks(app) == USER_LIMIT
+        stored = redis.Redis.from_url(server.url).keys("guessing-test:um2fa:attempts:*")
+        assert len(stored) == 2 and not any(b"alice" in key for key in stored)
+        server.stop()
+        down = radius_auth.decide(nodes[0], req)  # Redis gone: counted in the database
+        assert down.outcome is Outcome.REJECT
+        assert "Redis unavailable" in caplog.text
+    finally:
+        server.stop()

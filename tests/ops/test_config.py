@@ -49,6 +49,9 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_CAMPUS_NETWORKS": "10.0.0.0/8,banana"}, "CIDR"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "ten"}, "whole number"),
     ({"UM2FA_LOCKOUT_THRESHOLD": "0"}, "at least 1"),
+    ({"UM2FA_RADIUS_GUESS_USER_LIMIT": "0"}, "RADIUS_GUESS_USER_LIMIT must be between 1"),
+    ({"UM2FA_RADIUS_GUESS_MAX_DELAY_SECONDS": "60"}, "between 0 and 10"),
+    ({"UM2FA_RADIUS_PUSH_FATIGUE_WINDOW_SECONDS": "5"}, "between 60 and 86400"),
     ({"UM2FA_CONFIG": "/nonexistent/um2fa.toml"}, "cannot read"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):

@@ -17,8 +17,8 @@ from pyrad import packet as rp
 
 from app.core import radius_auth
 from app.core.attempts import RedisAttempts
-from app.extensions import core
 from app.core.radius_auth import Outcome
+from app.extensions import core
 from tests.conftest import (
     PASSWORD,
     add_totp_device,

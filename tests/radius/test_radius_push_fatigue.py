@@ -190,3 +190,21 @@ def test_the_server_answers_a_fourth_bare_password_at_once_without_a_push(app, c
     assert time.monotonic() - started < 1.5
     assert "Wait" in reply_message(refused)
     assert push_count(app) == LIMIT
+
+
+def test_a_vpn_in_challenge_mode_shows_the_number_and_the_next_request_completes_it(
+        app, client, radius):
+    make_user(app)
+    phone = phone_for(app, client)
+    src, key = SOURCE["challenge"], SECRETS["challenge"]
+    first = radius.ask("alice", PASSWORD, secret=key, source=src)
+    assert first.code == rp.AccessChallenge and "1 to push to" in reply_message(first)
+    second = radius.ask("alice", "1", secret=key, source=src, state=first["State"][0])
+    assert second.code == rp.AccessChallenge
+    number = re.search(r"enter (\d{3}) ", reply_message(second)).group(1)
+    [listed] = phone.pending()
+    assert listed["verified"] is True
+    assert phone.approve(listed["id"], number).status == 200
+    done = radius.ask("alice", "", secret=key, source=src, state=second["State"][0])
+    assert done is not None and done.code == rp.AccessAccept
+    assert reply_message(done).startswith("Success. Logged in with a push to ")

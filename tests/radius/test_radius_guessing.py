@@ -68,7 +68,8 @@ def test_41_wrong_passwords_for_one_user_are_not_all_checked(app):
     right = decide(app, PASSWORD, calling_station="198.51.100.200")
     assert right.outcome is Outcome.REJECT and waited(right) >= 1
     assert password_checks(app) == USER_LIMIT
-    assert "too many failed passwords" in audit_rows(app, radius_auth.ACTION)[-1].detail
+    last = audit_rows(app, radius_auth.ACTION)[-1]
+    assert "too many failed passwords (user)" in last.detail and last.username == "alice"
 
 
 def test_each_failure_past_the_limit_doubles_the_wait(app, clock):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from app.core import users
 from app.core.attempts import Count
 from app.core.context import Context, Origin
 from app.core.radius_auth.decision import AccessRequest, Decision, Outcome, finish
@@ -61,7 +62,9 @@ def refusal(ctx: Context, origin: Origin, req: AccessRequest) -> Decision | None
                       what) for (_key, limit, what), count in zip(keys, counts, strict=True))
     if left <= TOLERANCE:
         return None
+    # the user row only names the audit record (known users by name, others as a keyed hash)
     return finish(ctx, origin, req, Outcome.REJECT, WAIT.format(wait=wait_text(left)),
+                  user=users.find(ctx, req.username),
                   reason=f"too many failed passwords ({what}): password not checked",
                   delay=min(left, ctx.settings.radius_guess_max_delay_seconds))
 

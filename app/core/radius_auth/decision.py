@@ -63,6 +63,14 @@ class Decision:
     delay: float = 0.0  # seconds the door holds this reject (guessing: bounded by the settings)
 
 
+def failure_text(req: AccessRequest, message: str) -> str:
+    """What a failed login reads: in append mode `APPEND_FAILED`, one text for a wrong password
+    and a wrong or missing factor alike; in the other modes `message`."""
+    if req.client.mode == "append" and req.state is None:
+        return APPEND_FAILED.format(d=req.client.delimiter)
+    return message
+
+
 def origin_of(req: AccessRequest) -> Origin:
     facts = [f"radius client {req.client.name}"]
     for label, value in (("NAS-IP-Address", req.nas_ip), ("NAS-Identifier", req.nas_identifier),

@@ -4,7 +4,7 @@
   and a factor ("secret,123456", "secret,push2"); without one, challenge mode asks for it and
   append mode pushes to the default device (or says what to append). Failed passwords are
   limited (`guessing`); in append mode a wrong password and a wrong or missing factor get the
-  same answer (`APPEND_FAILED`), so it does not tell a guesser the password was right;
+  same answer (`decision.failure_text`), so it does not tell a guesser the password was right;
 - second-factor mode: the VPN checked the password itself; the field holds only the factor.
 """
 
@@ -17,18 +17,17 @@ from app.core.context import Context, Origin
 from app.core.factors import FACTORS
 from app.core.radius_auth import challenge, guessing, pushes
 from app.core.radius_auth.decision import (
-    APPEND_FAILED,
     CHALLENGE_GONE,
     AccessRequest,
     Decision,
     Outcome,
+    failure_text,
     finish,
 )
 from app.core.users import Subject
 from app.models import User
 
 PUSH_RE = re.compile(r"push([1-9]?)")
-
 
 
 def is_push(word: str) -> bool:
@@ -59,14 +58,6 @@ def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
     return found
 
 
-def append_failed(req: AccessRequest, message: str) -> str:
-    """What a failed login reads: in append mode one text for a wrong password and a wrong or
-    missing factor alike; elsewhere `message`."""
-    if req.client.mode == "append" and req.state is None:
-        return APPEND_FAILED.format(d=req.client.delimiter)
-    return message
-
-
 def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
     """append and challenge modes: the password, optionally followed by a factor. A username or
     source that has guessed too often waits, and its password is not checked meanwhile."""
@@ -77,7 +68,7 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options])
     if user is None:
         return finish(ctx, origin, req, Outcome.REJECT,
-                      append_failed(req, signin.SIGN_IN_FAILED), reason="password",
+                      failure_text(req, signin.SIGN_IN_FAILED), reason="password",
                       delay=guessing.failed(ctx, req))
     guessing.succeeded(ctx, req)
     factor = options[index][1]
@@ -88,7 +79,8 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     pushable = push.push_devices(user)
     if pushable:
         return pushes.send(ctx, origin, req, user, pushable[0])
-    return finish(ctx, origin, req, Outcome.REJECT, append_failed(req, ""), user=user,
+    # append mode (challenge mode asked above): the same text as a wrong password
+    return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, ""), user=user,
                   reason="no second factor given"
                   + ("" if devices.active_devices(user) else " (no device)"))
 
@@ -129,7 +121,7 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
         return pushes.send(ctx, origin, req, user, device)
     outcome = passcodes.verify_passcode(ctx, origin, user, factor)
     if not outcome.ok:
-        return finish(ctx, origin, req, Outcome.REJECT, append_failed(req, outcome.message),
+        return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, outcome.message),
                       user=user,
                       reason=f"{outcome.factor or 'passcode'} "
                              f"{'locked' if outcome.locked else outcome.verdict.value}")

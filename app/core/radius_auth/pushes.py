@@ -26,11 +26,11 @@ from app.core import push, users
 from app.core.context import Context, Origin
 from app.core.radius_auth import challenge
 from app.core.radius_auth.decision import (
-    APPEND_FAILED,
     CHALLENGE_GONE,
     AccessRequest,
     Decision,
     Outcome,
+    failure_text,
     finish,
     origin_of,
     unavailable,
@@ -67,9 +67,8 @@ def send(ctx: Context, origin: Origin, req: AccessRequest, user: User,
     """Send the push; the door waits for its answer and then calls `finish_push`. In challenge
     mode, a Verified Push whose number a second Access-Challenge shows."""
     if device is None:
-        message = (APPEND_FAILED.format(d=req.client.delimiter)
-                   if req.client.mode == "append" else PUSH_UNAVAILABLE_ALONE)
-        return finish(ctx, origin, req, Outcome.REJECT, message, user=user,
+        return finish(ctx, origin, req, Outcome.REJECT,
+                      failure_text(req, PUSH_UNAVAILABLE_ALONE), user=user,
                       reason="no push device")
     wait = _fatigue_wait(ctx, user)
     if wait > 0:

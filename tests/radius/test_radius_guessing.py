@@ -15,8 +15,9 @@ import pytest
 import redis
 from pyrad import packet as rp
 
+from app.bootstrap import build_services
 from app.core import radius_auth
-from app.core.attempts import RedisAttempts
+from app.core.attempts import DatabaseAttempts, RedisAttempts
 from app.core.radius_auth import Outcome
 from app.extensions import core
 from tests.conftest import (
@@ -182,6 +183,24 @@ def test_the_server_refuses_a_guesser_at_once_and_holds_the_reject_without_block
 
 
 # --- shared by the nodes --------------------------------------------------------------------
+
+def test_two_nodes_without_redis_count_together_in_the_database(app, clock):
+    """Two RADIUS nodes built from the same settings (no Redis): each has its own engine, and
+    the counts add up in the database."""
+    make_user(app)
+    nodes = [dataclasses.replace(build_services(app.config["UM2FA"]), clock=clock)
+             for _ in range(2)]
+    try:
+        assert all(isinstance(node.attempts, DatabaseAttempts) for node in nodes)
+        req = radius_auth.AccessRequest(client=client(), source="127.0.0.1", username="alice",
+                                        password="guess", calling_station="203.0.113.9")
+        answers = [radius_auth.decide(nodes[n % 2], req) for n in range(USER_LIMIT + 1)]
+        assert [waited(a) for a in answers[USER_LIMIT:]] == [2]
+        assert password_checks(app) == USER_LIMIT
+    finally:
+        for node in nodes:
+            node.db.dispose()
+
 
 def test_two_nodes_count_together_through_redis_and_the_database_takes_over_without_it(
         app, clock, caplog):

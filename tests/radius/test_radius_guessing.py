@@ -161,25 +161,30 @@ def test_the_server_refuses_a_guesser_at_once_and_holds_the_reject_without_block
     for n in range(USER_LIMIT):
         reply = radius.ask("alice", f"guess-{n}", secret=SECRETS["local"])
         assert reply is not None and reply.code == rp.AccessReject
-    started = time.monotonic()
-    refused = radius.ask("alice", PASSWORD, secret=SECRETS["local"], timeout=5)
-    held = time.monotonic() - started
-    assert refused is not None and refused.code == rp.AccessReject
-    assert "Wait" in reply_message(refused)
-    assert 0.5 <= held < 3  # held for the bounded delay, not longer
-    # while a reject is held, the event loop answers others at once
+    # alice waits now: even the right password is refused unchecked, and the reject is held
     box: list = []
-    thread = threading.Thread(target=lambda: box.append(radius.ask(
-        "alice", "another-guess", secret=SECRETS["local"], timeout=5)))
+
+    def refused_login() -> None:
+        started = time.monotonic()
+        box.append(radius.ask("alice", PASSWORD, secret=SECRETS["local"], timeout=5))
+        box.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=refused_login)
     thread.start()
-    time.sleep(0.1)
+    time.sleep(0.2)
+    # while that reject is held, the event loop answers others at once
     started = time.monotonic()
     bob = radius.ask("bob", totp_code(secret, time.time()), secret=SECRETS["second"],
                      source=SOURCE["second"])
     assert bob is not None and bob.code == rp.AccessAccept
     assert time.monotonic() - started < 0.5
     thread.join(timeout=10)
-    assert box[0] is not None and box[0].code == rp.AccessReject
+    refused, held = box
+    assert refused is not None and refused.code == rp.AccessReject
+    assert "Wait" in reply_message(refused)
+    assert 0.4 <= held < 3  # held for the bounded delay, not longer
+    assert any("too many failed passwords" in r.detail
+               for r in audit_rows(app, radius_auth.ACTION) if r.username == "alice")
 
 
 # --- shared by the nodes --------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The one place that builds the core services from the settings: the database, the instance
-keys, the directory (local, LDAP or upstream RADIUS) and the push fan-out.
+keys, the directory (local, LDAP or upstream RADIUS), the push fan-out and the failure counters
+(Redis or the database: app/core/attempts.py).
 
 Every door gets its CoreServices here: the web app (app/extensions.py), the RADIUS server
 (`um2fa radius`, radius/cli.py), the command line (through the web app's extension) and the
@@ -10,6 +11,7 @@ which speaks RADIUS with pyrad (radius/upstream.py); app/core imports no Flask, 
 from __future__ import annotations
 
 from app.config import Settings
+from app.core.attempts import make_attempts
 from app.core.directory import Directory, LocalDirectory
 from app.core.keys import Keys
 from app.core.push_events import make_push_events
@@ -38,4 +40,5 @@ def build_services(settings: Settings) -> CoreServices:
         keys=Keys(settings.encryption_key), directory=make_directory(settings),
         push_events=make_push_events(settings.redis_url, settings.ratelimit_key_prefix),
         sessions=make_store(settings.session_store, settings.redis_url,
-                            settings.ratelimit_key_prefix))
+                            settings.ratelimit_key_prefix),
+        attempts=make_attempts(settings.redis_url, settings.ratelimit_key_prefix))

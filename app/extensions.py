@@ -64,7 +64,8 @@ class CoreExtension:
         return Context(db=db, settings=services.settings, keys=services.keys,
                        directory=services.directory,
                        clock=current_app.config.get("UM2FA_CLOCK", time.time),
-                       push_events=services.push_events, sessions=services.sessions)
+                       push_events=services.push_events, sessions=services.sessions,
+                       attempts=services.attempts)
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:

@@ -209,6 +209,22 @@ class RadiusChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A Verified Push sent in answer to an earlier challenge: this State's answer waits for it.
+    push_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AttemptCounter(Base):
+    """A failure counter of app/core/attempts.py when there is no Redis: failed VPN passwords
+    per username or per NAS + Calling-Station-Id, VPN pushes not approved per user. The key is
+    a keyed hash (a typed username may be a password); forgotten after `expires_at`."""
+
+    __tablename__ = "attempt_counters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class RecoveryFlow(Base):

@@ -36,6 +36,8 @@ log = logging.getLogger("um2fa.radius")
 # Logins waiting for a push answer at once (each is a small task, no thread); beyond this a
 # push login is answered at once with "expired".
 MAX_PUSH_WAITS = 20_000
+# The longest a reject is held (core asks for less: UM2FA_RADIUS_GUESS_MAX_DELAY_SECONDS).
+MAX_REPLY_DELAY = 10.0
 UNKNOWN_WARNINGS = 1024  # distinct unknown sources logged individually, then only counted
 DROP_LOG_INTERVAL = 60.0
 DROP_LOG_SOURCES = 4096
@@ -183,12 +185,13 @@ class RadiusServer(ServerAsync):
     async def _purge(self) -> None:
         def purge() -> int:
             with self.services.context() as ctx:
-                return radius_auth.purge_challenges(ctx)
+                return radius_auth.purge_challenges(ctx) + radius_auth.purge_counters(ctx)
 
         try:
             await asyncio.get_running_loop().run_in_executor(self.pool, purge)
         except Exception as exc:  # noqa: BLE001 - retried next minute
-            log.warning("could not purge expired challenge States: %s", type(exc).__name__)
+            log.warning("could not purge expired challenge States and failure counters: %s",
+                        type(exc).__name__)
 
     async def _log_stats(self) -> None:
         self._log_stats_now()
@@ -313,7 +316,17 @@ class RadiusServer(ServerAsync):
             self._send(item, decision)
 
     def _send(self, item: Pending, decision: radius_auth.Decision) -> None:
-        """Encode, remember (for retransmissions) and send."""
+        """Encode, remember (for retransmissions) and send; a reject that core asks to hold
+        (password guessing) is sent after its delay by a timer on the event loop (bounded by
+        MAX_REPLY_DELAY; copies of the request are ignored meanwhile: the cache says pending)."""
+        if decision.delay > 0:
+            self.stats["rejects held"] += 1
+            asyncio.get_running_loop().call_later(min(decision.delay, MAX_REPLY_DELAY),
+                                                  self._send_now, item, decision)
+            return
+        self._send_now(item, decision)
+
+    def _send_now(self, item: Pending, decision: radius_auth.Decision) -> None:
         try:
             reply = translate.reply_packet(item.pkt, decision)
             self.stats[decision.outcome.value] += 1

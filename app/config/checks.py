@@ -82,6 +82,18 @@ def _check_webpush(settings: Settings) -> None:
                               "(leave it empty in production)")
 
 
+def _check_radius_limits(settings: Settings) -> None:
+    for name, low, high in (("radius_guess_user_limit", 1, 1000),
+                            ("radius_guess_source_limit", 1, 100_000),
+                            ("radius_guess_window_seconds", 60, 86_400),
+                            ("radius_guess_backoff_seconds", 1, 3600),
+                            ("radius_guess_max_delay_seconds", 0, 10),
+                            ("radius_push_fatigue_limit", 1, 100),
+                            ("radius_push_fatigue_window_seconds", 60, 86_400)):
+        if not low <= getattr(settings, name) <= high:
+            raise ConfigError(f"UM2FA_{name.upper()} must be between {low} and {high}")
+
+
 def _check_ldap_url(url: str, starttls: bool) -> None:
     from urllib.parse import urlsplit
 
@@ -213,6 +225,7 @@ def _check_keys(settings: Settings) -> None:
 
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
-    for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_ldap,
+    for one in (_check_basics, _check_keys, _check_recovery, _check_push,
+                _check_radius_limits, _check_ldap,
                 _check_upstream_radius, _check_upstream):
         one(settings)

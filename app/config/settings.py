@@ -159,6 +159,20 @@ class Settings:
     # Reply attributes per role on a VPN Access-Accept (docs/radius.md): a TOML table, or a JSON
     # object in UM2FA_RADIUS_ROLE_ATTRIBUTES, e.g. {"staff": {"Filter-Id": "staff"}}.
     radius_role_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Password guessing at the VPN door (docs/radius.md): failed passwords per typed username and
+    # per NAS + Calling-Station-Id, forgotten `window` seconds after the last one; past the limit
+    # the key waits backoff, 2 x backoff, 4 x ... seconds (at most the window) between checks, and
+    # an Access-Reject is held up to `max_delay` seconds. Shared through Redis when
+    # UM2FA_REDIS_URL is set, else through the database.
+    radius_guess_user_limit: int = 5
+    radius_guess_source_limit: int = 20
+    radius_guess_window_seconds: int = 900
+    radius_guess_backoff_seconds: int = 1
+    radius_guess_max_delay_seconds: int = 2
+    # Push fatigue at the VPN door: after this many VPN pushes in a row that were not approved,
+    # no push is sent until `window` seconds after the last one (an approval resets the count).
+    radius_push_fatigue_limit: int = 3
+    radius_push_fatigue_window_seconds: int = 600
     # The VAPID key that signs Web Push wake-ups (default: made in the instance directory).
     vapid_private_key: str = ""
     # Settings this version does not know (kept, not used).

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.core.attempts import Attempts, DatabaseAttempts
 from app.core.directory import Directory
 from app.core.keys import Keys
 from app.core.push_events import NoPushEvents, PushEvents
@@ -38,6 +39,8 @@ class Context:
     clock: Callable[[], float] = field(default=time.time)
     push_events: PushEvents = field(default_factory=NoPushEvents)
     sessions: SessionStore = field(default_factory=DatabaseSessions)
+    # Failure counters shared by every node (app/core/attempts.py)
+    attempts: Attempts = field(default_factory=DatabaseAttempts)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from app.config import Settings
+from app.core.attempts import Attempts, DatabaseAttempts
 from app.core.context import Context
 from app.core.directory import Directory
 from app.core.keys import Keys
@@ -27,6 +28,7 @@ class CoreServices:
     clock: Callable[[], float] = field(default=time.time)
     push_events: PushEvents = field(default_factory=NoPushEvents)
     sessions: SessionStore = field(default_factory=DatabaseSessions)
+    attempts: Attempts = field(default_factory=DatabaseAttempts)
 
     @contextmanager
     def context(self) -> Iterator[Context]:
@@ -34,4 +36,5 @@ class CoreServices:
         with self.db.session() as session:
             yield Context(db=session, settings=self.settings, keys=self.keys,
                           directory=self.directory, clock=self.clock,
-                          push_events=self.push_events, sessions=self.sessions)
+                          push_events=self.push_events, sessions=self.sessions,
+                          attempts=self.attempts)

@@ -18,10 +18,11 @@ def client(mode: str = "append", **fields) -> ClientConfig:
 
 
 def decide(app, typed: str | None, *, username: str = "alice", state: bytes | None = None,
-           cfg: ClientConfig | None = None) -> radius_auth.Decision:
+           cfg: ClientConfig | None = None,
+           calling_station: str = "203.0.113.9") -> radius_auth.Decision:
     req = AccessRequest(client=cfg or client(), source="127.0.0.1", username=username,
                         password=typed, state=state, nas_ip="10.1.2.3",
-                        calling_station="203.0.113.9")
+                        calling_station=calling_station)
     with committed(app) as c:
         return radius_auth.authenticate(c, req)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.bootstrap import build_services, make_directory
 from app.config import load_settings
+from app.core.attempts import DatabaseAttempts, RedisAttempts
 from app.core.directory import LocalDirectory
 from app.core.push_events import NoPushEvents, RedisPushEvents
 from radius.upstream import UpstreamRadiusDirectory
@@ -29,6 +30,7 @@ def test_build_services(tmp_path):
         assert services.db.url == plain.database_url
         assert isinstance(services.directory, LocalDirectory)
         assert isinstance(services.push_events, NoPushEvents)
+        assert isinstance(services.attempts, DatabaseAttempts)
         assert services.keys.keyed_hash("x", "y") == build_services(plain).keys.keyed_hash(
             "x", "y")
     finally:
@@ -37,3 +39,4 @@ def test_build_services(tmp_path):
                                          ratelimit_key_prefix="staging"))
     assert isinstance(with_redis.push_events, RedisPushEvents)
     assert with_redis.push_events.channel.startswith("staging:")
+    assert isinstance(with_redis.attempts, RedisAttempts)  # the VPN door's failure counters

@@ -6,8 +6,9 @@ The nodes trust 127.0.0.1 as their proxy, so each test picks its client addresse
 X-Forwarded-For. The counters' keys carry a prefix of this run's own (UM2FA_RATELIMIT_KEY_PREFIX),
 and only those keys are deleted at the end: other tests share the Redis.
 
-The RADIUS door has no rate limits (nothing of it is in Redis); its shared guard is the lockout
-counter in PostgreSQL (tests/ops/test_multinode.py).
+The RADIUS door's limits on guessing (app/core/attempts.py: Redis, else the database) are shown
+shared by two nodes in tests/radius/test_radius_guessing.py; its lockout counter in PostgreSQL
+in tests/ops/test_multinode.py.
 
 Needs UM2FA_TEST_DATABASE_URL and UM2FA_TEST_REDIS_URL (.ci/run sets both).
 """

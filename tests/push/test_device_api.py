@@ -317,7 +317,8 @@ def test_deny(app, phone):
         assert push.status(c, alice, public_id) == "denied"
         assert not push.complete(c, TEST_ORIGIN, alice, public_id)
         assert alice.push_blocked_until is None
-    assert user_row(app).failed_factor_count == 0
+    # a denial is a failed second factor: consecutive denials lock (issue 13, point 4)
+    assert user_row(app).failed_factor_count == 1
 
 
 @pytest.mark.parametrize("settings_overrides", [{"verified_push": False}])

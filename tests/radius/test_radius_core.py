@@ -15,7 +15,6 @@ from app.core.keys import Keys
 from app.core.radius_auth import AccessRequest, Outcome
 from app.core.radius_clients import ClientConfig, ClientTable, RadiusClientError
 from app.core.services import CoreServices
-from app.core.signin import SIGN_IN_FAILED
 from app.db import Database
 from app.extensions import core
 from app.models import RadiusChallenge
@@ -30,6 +29,9 @@ from tests.conftest import (
     totp_code,
 )
 from tests.helpers.radius import DirectoryOutsideTheDatabase, client, decide
+
+# append mode: one text for a wrong password and a wrong or missing factor (issue 13, point 5)
+APPEND_FAILED = radius_auth.APPEND_FAILED.format(d=",")
 
 
 def results(app) -> list[str]:
@@ -57,14 +59,16 @@ def test_append_rejects_and_counts_like_the_web(app, clock):
     make_user(app)
     _, secret = add_totp_device(app)
     code = totp_code(secret, clock.now)
-    assert decide(app, f"wrong-password,{code}").message == SIGN_IN_FAILED
-    assert decide(app, f"{PASSWORD},{code}", username="nobody").message == SIGN_IN_FAILED
+    assert decide(app, f"wrong-password,{code}").message == APPEND_FAILED
+    assert decide(app, f"{PASSWORD},{code}", username="nobody").message == APPEND_FAILED
     wrong = decide(app, f"{PASSWORD},{(int(code) + 1) % 10**6:06d}")
-    assert wrong.outcome is Outcome.REJECT and "Incorrect passcode" in wrong.message
+    assert wrong.outcome is Outcome.REJECT and wrong.message == APPEND_FAILED
     assert decide(app, f"{PASSWORD},{code}").outcome is Outcome.ACCEPT
     replay = decide(app, f"{PASSWORD},{code}")
-    assert replay.outcome is Outcome.REJECT and "already been used" in replay.message
+    assert replay.outcome is Outcome.REJECT and replay.message == APPEND_FAILED
     assert results(app) == ["reject", "reject", "reject", "accept", "reject"]
+    details = [r.detail.split(";")[0] for r in audit_rows(app, radius_auth.ACTION)]
+    assert details == ["password", "password", "totp wrong", "totp", "totp replay"]
     fails = [r.detail for r in audit_rows(app, "sign_in") if r.result == "fail"]
     assert [d.split(";")[0] for d in fails] == ["wrong password", "unknown user"]
 
@@ -74,7 +78,8 @@ def test_recovery_passcode_once(app):
     code = issue_recovery(app)
     assert decide(app, f"{PASSWORD},{code}").outcome is Outcome.ACCEPT
     again = decide(app, f"{PASSWORD},{code}")
-    assert again.outcome is Outcome.REJECT and "already been used" in again.message
+    assert again.outcome is Outcome.REJECT and again.message == APPEND_FAILED
+    assert audit_rows(app, radius_auth.ACTION)[-1].detail.startswith("recovery replay")
 
 
 def test_passwords_containing_the_delimiter_still_work(app, clock):
@@ -85,10 +90,11 @@ def test_passwords_containing_the_delimiter_still_work(app, clock):
     ok = decide(app, f"se,cret-pass,{totp_code(alice_secret, clock.now)}")
     assert ok.outcome is Outcome.ACCEPT
     # bob's whole password looks like "password,passcode": the split reading fails, the whole
-    # string is his password, and he is asked for a passcode; one sign-in record only
+    # string is his password, and he is told to append a passcode; one sign-in record only
     plain = decide(app, "secret,999999", username="bob")
     assert plain.outcome is Outcome.REJECT
-    assert plain.message == radius_auth.PASSCODE_NEEDED.format(d=",")
+    assert plain.message == APPEND_FAILED
+    assert audit_rows(app, radius_auth.ACTION)[-1].detail.startswith("no second factor given")
     assert [r.result for r in audit_rows(app, "sign_in") if r.username == "bob"] == ["ok"]
     bob = decide(app, f"secret,999999,{totp_code(bob_secret, clock.now)}", username="bob")
     assert bob.outcome is Outcome.ACCEPT
@@ -101,15 +107,19 @@ def test_a_configured_delimiter(app, clock):
     assert decide(app, f"with,comma+{totp_code(secret, clock.now)}",
                   cfg=cfg).outcome is Outcome.ACCEPT
     hint = decide(app, "with,comma", cfg=cfg)
-    assert hint.message == "A second factor is needed: append your 6-digit passcode to your " \
-                           "password, e.g. password+123456"
+    assert hint.message == radius_auth.APPEND_FAILED.format(d="+")
+    assert "e.g. password+123456" in hint.message
 
 
 def test_plain_password_without_a_device_points_to_the_portal(app):
     make_user(app)
     decision = decide(app, PASSWORD)
     assert decision.outcome is Outcome.REJECT
-    assert "no 2FA device" in decision.message and "password,123456789" in decision.message
+    # the append-mode text for every failure points to the portal and the recovery passcode
+    assert decision.message == APPEND_FAILED
+    assert "no 2FA device yet" in decision.message and "recovery passcode" in decision.message
+    assert audit_rows(app, radius_auth.ACTION)[-1].detail.startswith(
+        "no second factor given (no device)")
 
 
 def test_only_pap_is_supported(app):

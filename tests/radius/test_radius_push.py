@@ -53,7 +53,8 @@ def test_no_push_device_gets_a_hint(app):
     for word in ("push", "push2", "PUSH"):
         decision = decide(app, f"{PASSWORD},{word}")
         assert decision.outcome is Outcome.REJECT
-        assert decision.message == radius_auth.PUSH_UNAVAILABLE.format(d=",")
+        # append mode: the same text as a wrong password (issue 13, point 5)
+        assert decision.message == radius_auth.APPEND_FAILED.format(d=",")
     second = decide(app, "push", cfg=client_config("second-factor"))
     assert second.message == radius_auth.PUSH_UNAVAILABLE_ALONE
     assert all(r.detail.startswith("no push device") for r in
@@ -135,6 +136,8 @@ def test_fraud_blocks_further_vpn_pushes(app, client, services):
 
 
 def test_challenge_mode_offers_and_sends_a_push(app, client, services):
+    """Challenge mode sends a Verified Push: the whole round trip is in
+    tests/radius/test_radius_push_fatigue.py (issue 13, point 4)."""
     make_user(app)
     phone = phone_for(app, client)
     cfg = client_config("challenge")
@@ -142,10 +145,14 @@ def test_challenge_mode_offers_and_sends_a_push(app, client, services):
     assert challenge.outcome is Outcome.CHALLENGE
     assert "1 to push to" in challenge.message
     answered = decide(app, "1", cfg=cfg, state=challenge.state)
-    assert answered.outcome is Outcome.PENDING
-    assert phone.approve(answered.push_id).status == 200
-    final = radius_auth.finish_push(services, request_for("1", "challenge"), answered.push_id)
-    assert final.outcome is Outcome.ACCEPT
+    assert answered.outcome is Outcome.CHALLENGE  # its Reply-Message shows the number
+    [sent] = pushes(app)
+    assert sent.number and f"enter {sent.number} " in answered.message
+    assert phone.approve(sent.public_id, sent.number).status == 200
+    final = decide(app, "", cfg=cfg, state=answered.state)
+    assert final.outcome is Outcome.PENDING and final.push_id == sent.public_id
+    done = radius_auth.finish_push(services, request_for("", "challenge"), final.push_id)
+    assert done.outcome is Outcome.ACCEPT
 
 
 # --- the live server ------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from pyrad import packet as rp
 
 from app.core import radius_auth
-from app.core.signin import SIGN_IN_FAILED
 from tests.conftest import (
     PASSWORD,
     add_totp_device,
@@ -32,6 +31,8 @@ from tests.peers.live_radius import (
 from tests.radius.conftest import SECRETS, SOURCE, UNKNOWN_SOURCE
 
 LOCAL = SECRETS["local"]
+# append mode: one text for a wrong password and a wrong or missing factor (issue 13, point 5)
+APPEND_FAILED = radius_auth.APPEND_FAILED.format(d=",")
 
 
 def decisions(app) -> list:
@@ -64,7 +65,7 @@ def test_radtest_accepts_then_rejects_the_replayed_passcode(app, radius):
     assert first.returncode == 0
     again = radtest(radius.port, LOCAL, "alice", typed)
     assert again.code == "Access-Reject", again.output
-    assert "already been used" in again.reply_message
+    assert again.reply_message == APPEND_FAILED
     assert [r.result for r in decisions(app)] == ["accept", "reject"]
     assert "totp replay" in decisions(app)[1].detail
 
@@ -74,16 +75,19 @@ def test_radclient_wrong_password_wrong_passcode_unknown_user(app, radius):
     _device, secret = add_totp_device(app)
     good = totp_code(secret, time.time())
     wrong = f"{(int(good) + 1) % 1_000_000:06d}"
-    cases = [("alice", f"not-the-password,{good}", SIGN_IN_FAILED),
-             ("alice", f"{PASSWORD},{wrong}", "Incorrect passcode"),
-             ("nobody", f"{PASSWORD},{good}", SIGN_IN_FAILED)]
+    # append mode: the three read the same (the audit record says which)
+    cases = [("alice", f"not-the-password,{good}", APPEND_FAILED),
+             ("alice", f"{PASSWORD},{wrong}", APPEND_FAILED),
+             ("nobody", f"{PASSWORD},{good}", APPEND_FAILED)]
     for username, typed, message in cases:
         result = radclient(radius.port, LOCAL, [f'User-Name = "{username}"',
                                                 f'User-Password = "{typed}"',
                                                 "Message-Authenticator = 0x00"])
         assert result.code == "Access-Reject", result.output
-        assert message in result.reply_message
+        assert message == result.reply_message
     assert [r.result for r in decisions(app)] == ["reject"] * 3
+    assert [r.detail.split(";")[0] for r in decisions(app)] == ["password", "totp wrong",
+                                                                 "password"]
     # the good code was never spent: it still works
     assert radius.ask("alice", f"{PASSWORD},{good}", secret=LOCAL).code == rp.AccessAccept
 
@@ -96,7 +100,8 @@ def test_recovery_passcode_works_once(app, radius):
     assert reply_message(first) == "Success. Logged in with a recovery passcode."
     second = radius.ask("alice", f"{PASSWORD},{code}", secret=LOCAL)
     assert second.code == rp.AccessReject
-    assert "already been used" in reply_message(second)
+    assert reply_message(second) == APPEND_FAILED
+    assert "recovery replay" in decisions(app)[-1].detail
 
 
 @pytest.fixture
@@ -122,7 +127,7 @@ def test_lockout_is_shared_with_the_web_door(app, client, radius):
     # locked: even the right password and passcode are refused, by both doors
     locked = radius.ask("alice", f"{PASSWORD},{totp_code(secret, time.time())}", secret=LOCAL)
     assert locked.code == rp.AccessReject
-    assert reply_message(locked) == SIGN_IN_FAILED
+    assert reply_message(locked) == APPEND_FAILED
     assert [r.result for r in audit_rows(app, "lockout")] == ["locked"]
     assert [r.door for r in audit_rows(app, "factor")] == ["portal", "portal", "radius"]
 
@@ -182,15 +187,18 @@ def test_second_factor_only_mode(app, radius):
     assert password.code == rp.AccessReject
 
 
-def test_push_and_plain_password_are_rejected_with_a_hint(app, radius):
+def test_push_and_plain_password_are_rejected_with_the_append_mode_hint(app, radius):
+    """Without a push device, ",push" and a bare password read like a wrong password: the hint
+    says to append a passcode, and does not tell that the password was right."""
     make_user(app)
     add_totp_device(app)
     push = radius.ask("alice", f"{PASSWORD},push", secret=LOCAL)
     assert push.code == rp.AccessReject
-    assert reply_message(push) == radius_auth.PUSH_UNAVAILABLE.format(d=",")
+    assert reply_message(push) == APPEND_FAILED
     plain = radius.ask("alice", PASSWORD, secret=LOCAL)
     assert plain.code == rp.AccessReject
-    assert "append your 6-digit passcode" in reply_message(plain)
+    assert reply_message(plain) == APPEND_FAILED
+    assert "password,123456" in APPEND_FAILED
 
 
 def test_no_message_authenticator_gets_no_answer(app, radius):

@@ -21,7 +21,6 @@ from sqlalchemy import update
 from app.config import ConfigError, load_settings
 from app.core import radius_auth
 from app.core.directory import DirectoryUnavailable
-from app.core.signin import SIGN_IN_FAILED
 from app.extensions import core
 from app.models import User
 from radius.upstream import UpstreamRadiusDirectory, parse_server
@@ -351,7 +350,8 @@ def test_the_vpn_door_checks_the_password_upstream(app, radius, upstream, restar
     code = totp_code(secret, time.time())
     wrong = ask(radius.port, "alice", f"not-the-password,{code}")
     assert wrong.code == "Access-Reject", wrong.output
-    assert SIGN_IN_FAILED in wrong.reply_message
+    # append mode: a wrong password reads like a wrong passcode (issue 13, point 5)
+    assert radius_auth.APPEND_FAILED.format(d=",") in wrong.reply_message
     local = ask(radius.port, "alice", f"a-local-password-never-used,{code}")
     assert local.code == "Access-Reject", local.output
     right = ask(radius.port, "alice", f"{PASSWORDS['alice']},{code}")

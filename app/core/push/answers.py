@@ -46,7 +46,8 @@ def request_for_device(ctx: Context, device: Device, public_id: str) -> PushRequ
 def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decision: str,
            number: str, signature: str) -> str:
     """The phone's answer, signed over the request id, the decision and the typed number.
-    Returns the push's new status. A wrong Verified Push number counts toward lockout."""
+    Returns the push's new status. A wrong Verified Push number and a denial count toward
+    lockout (consecutive denials lock, like wrong passcodes; an approval that is used resets)."""
     if decision not in DECISIONS:
         raise PushError("The decision must be approve, deny or fraud.")
     request = request_for_device(ctx, device, public_id)
@@ -77,7 +78,7 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
     user = device.user
     audit.record(ctx, origin, "push.answer", new, username=user.username, device=device.name,
                  detail=f"push for {request.door}")
-    if new == "mismatch":
+    if new in ("mismatch", "denied"):  # a denial is a failed second factor too (issue 13)
         lockout.register_failure(ctx, origin, user)
     if new == "fraud":
         _report_fraud(ctx, origin, user, device, request)

@@ -10,13 +10,16 @@ and audit as the web doors. Nothing here imports pyrad.
 - `modes`: append, challenge and second-factor-only modes; reading "password,factor";
 - `challenge`: the Access-Challenge State;
 - `pushes`: a push from the VPN, and the final answer once the door's wait has ended;
+- `guessing`: the limit on failed passwords (per username, per NAS + Calling-Station-Id);
 - `decision`: the request and decision types, the texts, and the audited answer.
 """
 
-from app.core.radius_auth.challenge import CHALLENGE_TTL_SECONDS
+from app.core.attempts import purge as purge_counters
+from app.core.radius_auth.challenge import CHALLENGE_TTL_SECONDS, PUSH_NUMBER
 from app.core.radius_auth.challenge import purge as purge_challenges
 from app.core.radius_auth.decision import (
     ACTION,
+    APPEND_FAILED,
     CHALLENGE_GONE,
     DOOR,
     UNAVAILABLE,
@@ -34,10 +37,10 @@ from app.core.radius_auth.entry import (
     decide_many,
     verifies_password,
 )
-from app.core.radius_auth.modes import NO_DEVICE, PASSCODE_NEEDED
+from app.core.radius_auth.guessing import WAIT as GUESSING_WAIT
 from app.core.radius_auth.pushes import (
+    PUSH_FATIGUE,
     PUSH_SENT,
-    PUSH_UNAVAILABLE,
     PUSH_UNAVAILABLE_ALONE,
     finish_push,
     push_answers,

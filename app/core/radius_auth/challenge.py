@@ -1,6 +1,10 @@
 """Challenge mode: after the password, an Access-Challenge asks for the second factor; its
 State is ours (a keyed hash of it is stored), single use, bound to the user and the client,
-and expires after five minutes."""
+and expires after five minutes.
+
+A push chosen in challenge mode is a Verified Push: a second Access-Challenge shows its number
+(`ask_number`), its State remembers the push, and the NAS's next Access-Request with that State
+waits for the phone's answer (the person types the number in the app, then OK on the VPN)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sqlalchemy import delete, select, update
 from app.core import audit, devices, push
 from app.core.context import Context, Origin
 from app.core.radius_auth.decision import ACTION, AccessRequest, Decision, Outcome
-from app.models import RadiusChallenge, User
+from app.models import Device, PushRequest, RadiusChallenge, User
 
 CHALLENGE_TTL_SECONDS = 300
 STATE_PURPOSE = "radius-state"
@@ -35,22 +39,43 @@ def _prompt(user: User) -> str:
             "passcode.")
 
 
-def ask(ctx: Context, origin: Origin, req: AccessRequest, user: User) -> Decision:
-    """The password was right: ask for the second factor under a fresh State."""
+PUSH_NUMBER = ("Push sent to {device}. In the UM 2FA app, enter {number} and approve, then "
+               "press OK here (or enter a passcode instead).")
+
+
+def _new_state(ctx: Context, req: AccessRequest, user: User, push_id: str | None = None) -> bytes:
     state = secrets.token_bytes(16)
     now = ctx.now()
     ctx.db.add(RadiusChallenge(state_hash=_state_hash(ctx, state), user_id=user.id,
                                client_name=req.client.name, created_at=now,
-                               expires_at=now + timedelta(seconds=CHALLENGE_TTL_SECONDS)))
+                               expires_at=now + timedelta(seconds=CHALLENGE_TTL_SECONDS),
+                               push_id=push_id))
+    return state
+
+
+def ask(ctx: Context, origin: Origin, req: AccessRequest, user: User) -> Decision:
+    """The password was right: ask for the second factor under a fresh State."""
+    state = _new_state(ctx, req, user)
     audit.record(ctx, origin, ACTION, "challenge", username=user.username,
                  detail="password ok, second factor asked")
     return Decision(Outcome.CHALLENGE, _prompt(user), reason="challenge", state=state)
 
 
-def redeem(ctx: Context, req: AccessRequest) -> tuple[User | None, str]:
-    """The user an Access-Challenge was answered for, and the answer as a factor ("1" is
-    "push1"); None when the State is not ours, expired, used, or issued to another user or
-    client. The State is used up whatever the answer."""
+def ask_number(ctx: Context, origin: Origin, req: AccessRequest, user: User,
+               request: PushRequest, device: Device) -> Decision:
+    """A Verified Push was sent: show its number under a fresh State that waits for it."""
+    state = _new_state(ctx, req, user, push_id=request.public_id)
+    audit.record(ctx, origin, ACTION, "challenge", username=user.username, device=device.name,
+                 detail="Verified Push sent, its number shown")
+    return Decision(Outcome.CHALLENGE,
+                    PUSH_NUMBER.format(device=device.name, number=request.number),
+                    reason="verified push", state=state)
+
+
+def redeem(ctx: Context, req: AccessRequest) -> tuple[User | None, str, str]:
+    """The user an Access-Challenge was answered for, the answer as a factor ("1" is "push1")
+    and the push the State waits for (""); None when the State is not ours, expired, used, or
+    issued to another user or client. The State is used up whatever the answer."""
     now = ctx.now()
     row = ctx.db.scalar(select(RadiusChallenge).where(
         RadiusChallenge.state_hash == _state_hash(ctx, req.state or b"")))
@@ -62,12 +87,12 @@ def redeem(ctx: Context, req: AccessRequest) -> tuple[User | None, str]:
             update(RadiusChallenge)
             .where(RadiusChallenge.id == row.id, RadiusChallenge.used_at.is_(None))
             .values(used_at=now).execution_options(synchronize_session=False)).rowcount == 1
-    if not valid or user is None:
-        return None, ""
+    if not valid or user is None or row is None:
+        return None, "", ""
     answer = (req.password or "").strip()
     if answer.isdigit() and len(answer) == 1:
         answer = f"push{answer}"
-    return user, answer
+    return user, answer, row.push_id or ""
 
 
 def purge(ctx: Context) -> int:

@@ -19,6 +19,11 @@ DOOR = "radius"
 ACTION = "radius.access"
 
 PASSCODE_EXAMPLE = "e.g. password{d}123456"
+# Append mode: a wrong password and a wrong or missing factor read the same, so the answer does
+# not tell a guesser that the password was right (the audit record says which).
+APPEND_FAILED = ("Incorrect password or passcode. Append a 6-digit passcode to your password, "
+                 "e.g. password{d}123456 (no 2FA device yet? Add one in the 2FA portal, or "
+                 "append a 9-digit recovery passcode).")
 CHALLENGE_GONE = "This login has expired or was already answered. Please log in again."
 UNAVAILABLE = "The 2FA service is temporarily unavailable. Please try again later."
 
@@ -55,6 +60,15 @@ class Decision:
     push_id: str = ""
     push_row: int = 0  # the push request's row id (the door's poller scans from the lowest)
     push_timeout: int = 0
+    delay: float = 0.0  # seconds the door holds this reject (guessing: bounded by the settings)
+
+
+def failure_text(req: AccessRequest, message: str) -> str:
+    """What a failed login reads: in append mode `APPEND_FAILED`, one text for a wrong password
+    and a wrong or missing factor alike; in the other modes `message`."""
+    if req.client.mode == "append" and req.state is None:
+        return APPEND_FAILED.format(d=req.client.delimiter)
+    return message
 
 
 def origin_of(req: AccessRequest) -> Origin:
@@ -77,12 +91,13 @@ def session_class() -> bytes:
 
 
 def finish(ctx: Context, origin: Origin, req: AccessRequest, outcome: Outcome, message: str,
-           *, user: User | Subject | None = None, reason: str = "", device: str = "") -> Decision:
+           *, user: User | Subject | None = None, reason: str = "", device: str = "",
+           delay: float = 0.0) -> Decision:
     username = audit.username_of(ctx.keys, user, req.username)
     audit.record(ctx, origin, ACTION, outcome.value, username=username, device=device,
                  detail=reason)
     if outcome is not Outcome.ACCEPT:
-        return Decision(outcome, message, reason=reason)
+        return Decision(outcome, message, reason=reason, delay=delay)
     attributes = ctx.settings.radius_role_attributes.get(user.role, ()) if user else ()
     return Decision(outcome, message, reason=reason, session_class=session_class(),
                     attributes=attributes)

@@ -2,7 +2,9 @@
 
 - append (and challenge) mode: the password, optionally followed by the client's delimiter
   and a factor ("secret,123456", "secret,push2"); without one, challenge mode asks for it and
-  append mode pushes to the default device (or says what to append);
+  append mode pushes to the default device (or says what to append). Failed passwords are
+  limited (`guessing`); in append mode a wrong password and a wrong or missing factor get the
+  same answer (`decision.failure_text`), so it does not tell a guesser the password was right;
 - second-factor mode: the VPN checked the password itself; the field holds only the factor.
 """
 
@@ -13,24 +15,19 @@ import re
 from app.core import devices, passcodes, push, signin, users
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS
-from app.core.radius_auth import challenge, pushes
+from app.core.radius_auth import challenge, guessing, pushes
 from app.core.radius_auth.decision import (
     CHALLENGE_GONE,
-    PASSCODE_EXAMPLE,
     AccessRequest,
     Decision,
     Outcome,
+    failure_text,
     finish,
 )
 from app.core.users import Subject
 from app.models import User
 
 PUSH_RE = re.compile(r"push([1-9]?)")
-
-PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
-                   + PASSCODE_EXAMPLE)
-NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
-             "passcode to your password, e.g. password{d}123456789")
 
 
 def is_push(word: str) -> bool:
@@ -62,12 +59,18 @@ def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
 
 
 def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
-    """append and challenge modes: the password, optionally followed by a factor."""
+    """append and challenge modes: the password, optionally followed by a factor. A username or
+    source that has guessed too often waits, and its password is not checked meanwhile."""
+    refused = guessing.refusal(ctx, origin, req)
+    if refused is not None:
+        return refused
     options = readings(req)
     user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options])
     if user is None:
-        return finish(ctx, origin, req, Outcome.REJECT, signin.SIGN_IN_FAILED,
-                      reason="password")
+        return finish(ctx, origin, req, Outcome.REJECT,
+                      failure_text(req, signin.SIGN_IN_FAILED), reason="password",
+                      delay=guessing.failed(ctx, req))
+    guessing.succeeded(ctx, req)
     factor = options[index][1]
     if factor is not None:
         return second_factor(ctx, origin, req, user, factor)
@@ -76,9 +79,10 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     pushable = push.push_devices(user)
     if pushable:
         return pushes.send(ctx, origin, req, user, pushable[0])
-    hint = PASSCODE_NEEDED if devices.active_devices(user) else NO_DEVICE
-    return finish(ctx, origin, req, Outcome.REJECT, hint.format(d=req.client.delimiter),
-                  user=user, reason="no second factor given")
+    # append mode (challenge mode asked above): the same text as a wrong password
+    return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, ""), user=user,
+                  reason="no second factor given"
+                  + ("" if devices.active_devices(user) else " (no device)"))
 
 
 def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
@@ -94,11 +98,15 @@ def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Deci
 
 
 def challenge_answer(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
-    """The answer to an Access-Challenge: a factor, for the user the State was issued to."""
-    user, answer = challenge.redeem(ctx, req)
+    """The answer to an Access-Challenge: a factor, for the user the State was issued to. The
+    answer to a Verified Push's challenge (its number shown) waits for the phone, unless it is
+    a passcode."""
+    user, answer, push_id = challenge.redeem(ctx, req)
     if user is None:
         return finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE,
                       reason="unknown, expired, used or misbound State")
+    if push_id and (not answer or is_push(answer) or not _is_factor(answer)):
+        return pushes.follow(ctx, origin, req, user, push_id)
     return second_factor(ctx, origin, req, user, answer)
 
 
@@ -113,7 +121,8 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
         return pushes.send(ctx, origin, req, user, device)
     outcome = passcodes.verify_passcode(ctx, origin, user, factor)
     if not outcome.ok:
-        return finish(ctx, origin, req, Outcome.REJECT, outcome.message, user=user,
+        return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, outcome.message),
+                      user=user,
                       reason=f"{outcome.factor or 'passcode'} "
                              f"{'locked' if outcome.locked else outcome.verdict.value}")
     used = outcome.device.name if outcome.device else "a recovery passcode"

@@ -7,7 +7,7 @@ users.enrolled_at: when the user first had an active device, set for users who h
 (the earliest device's creation time), so that removing every device does not make them "new".
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06
 """
 from datetime import timedelta
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

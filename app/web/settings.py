@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from app.core import devices
 from app.extensions import core, htmx
@@ -74,7 +74,10 @@ def confirm_remove(device_id: int):
 def remove(device_id: int):
     try:
         devices.remove(core.context(), origin(), require_user(), device_id,
-                       last_confirmed=request.form.get("confirm_last") == "yes")
+                       last_confirmed=request.form.get("confirm_last") == "yes",
+                       by_device_id=session.get("mfa_device"))
+    except devices.HeldError as exc:  # said why and until when
+        return _list(confirm=device_id, error=str(exc), status=403)
     except devices.LastDeviceError as exc:
         return _list(confirm=device_id, error=str(exc), status=400)
     except devices.DeviceError as exc:

@@ -101,6 +101,8 @@ def tell(ctx: Context, origin: Origin, user: User, event: str, *, device: Device
     ctx.db.flush()
     _email(ctx, origin, user, notice, token)
     for phone in _companion_apps(ctx, user):
+        if event == DEVICE_ADDED and device is not None and phone.id == device.id:
+            continue  # the device just added is not told of itself (it may be the thief's)
         webpush.send_after_commit(ctx, phone.push_subscription or "",
                                   {"type": "notice", "id": str(notice.id)},
                                   ctx.settings.notice_link_days * 86400)

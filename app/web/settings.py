@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from app.core import devices
 from app.extensions import core, htmx
+from app.models import Device
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
 from app.web.fresh import fresh_second_factor
@@ -66,7 +67,12 @@ def make_default(device_id: int):
 @bp.get("/devices/<int:device_id>/remove")
 @fresh_second_factor("settings")
 def confirm_remove(device_id: int):
-    return _list(confirm=device_id)
+    """ "Remove?" — or, while this session's device is held back, why not and until when."""
+    ctx, user = core.context(), require_user()
+    acting = ctx.db.get(Device, session.get("mfa_device") or 0)
+    until = devices.hold_until(ctx, user, acting) if acting is not None \
+        and acting.id != device_id else None
+    return _list(confirm=device_id, error=devices.held_message(ctx, until) if until else "")
 
 
 @bp.post("/devices/<int:device_id>/remove")

@@ -331,6 +331,7 @@ def test_a_recovery_device_cannot_remove_the_others_during_the_hold(app, client,
                                                                     two_devices):
     own, new, secret = two_devices
     second_factor_with(app, client, clock, new, secret)
+    assert "added with a recovery passcode" in text(client.get(f"/settings/devices/{own}/remove"))
     response = post(client, f"/settings/devices/{own}/remove", token_from="/settings")
     assert response.status_code == 403
     page = text(response)

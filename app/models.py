@@ -315,3 +315,26 @@ class RememberedBrowser(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Notice(Base):
+    """What the user was told about a change to their second factor (app/core/notices.py): by
+    email and in the companion app, with a "This wasn't me" link whose token is kept here only
+    as a keyed hash; it works once (`used_at`) until `expires_at`. `device_id` is the device
+    just added, `passcode_id` the recovery passcode just issued (what "This wasn't me" undoes);
+    plain ids, not foreign keys: the device may be gone by then."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_name: Mapped[str] = mapped_column(String(64), default="")
+    passcode_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    door: Mapped[str] = mapped_column(String(16), default="")
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

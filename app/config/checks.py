@@ -46,6 +46,16 @@ def _check_recovery(settings: Settings) -> None:
         raise ConfigError("UM2FA_RECOVERY_MAX_FAILURES_PER_ID must be at least 1")
     if settings.smtp_host and not settings.smtp_from:
         raise ConfigError("UM2FA_SMTP_FROM is required when UM2FA_SMTP_HOST is set")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError("UM2FA_TIMEZONE must be an IANA time zone such as Asia/Macau") from exc
+    if not 1 <= settings.notice_link_days <= 90:
+        raise ConfigError("UM2FA_NOTICE_LINK_DAYS must be between 1 and 90")
+    if not 0 <= settings.recovery_device_hold_hours <= 24 * 30:
+        raise ConfigError("UM2FA_RECOVERY_DEVICE_HOLD_HOURS must be between 0 and 720")
 
 
 def _check_push(settings: Settings) -> None:

@@ -104,6 +104,13 @@ class Settings:
     smtp_password: str = ""
     smtp_cafile: str = ""
     smtp_timeout: int = 10
+    # Notices of changes to the second factor (app/core/notices.py): times in this time zone
+    # (IANA name); "This wasn't me" links work once, for this many days.
+    timezone: str = "Asia/Macau"
+    notice_link_days: int = 7
+    # A device enrolled with a recovery passcode may not remove the user's other devices for
+    # this many hours (0: no hold).
+    recovery_device_hold_hours: int = 24
     # SSO door (docs/saml.md)
     saml_scope: str = "um.edu.mo"
     saml_assertion_lifetime: int = 300

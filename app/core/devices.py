@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+from datetime import datetime, timedelta
 from typing import IO
 
 import pyotp
 from sqlalchemy import delete, select
 
-from app.core import audit, browser_sessions, users
+from app.core import audit, browser_sessions, notices, users
 from app.core.context import Context, Origin
 from app.core.factors import Verdict
 from app.core.factors import totp as totp_factor
@@ -27,6 +28,14 @@ class DeviceError(ValueError):
 
 class LastDeviceError(DeviceError):
     """Removing the last device needs an explicit confirmation of what follows."""
+
+
+class HeldError(DeviceError):
+    """A device enrolled with a recovery passcode may not remove the others yet."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 LAST_DEVICE_UNCONFIRMED = ("This is your last device. Tick the box to confirm that you "
@@ -115,6 +124,7 @@ def activate(ctx: Context, origin: Origin, user: User, device_id: int, code: str
     mark_enrolled(ctx, user)
     audit.record(ctx, origin, "device.activate", "ok", username=user.username,
                  device=device.name)
+    notices.tell(ctx, origin, user, notices.DEVICE_ADDED, device=device)
     return Verdict.OK
 
 
@@ -147,11 +157,45 @@ def mark_enrolled(ctx: Context, user: User) -> None:
         user.enrolled_at = ctx.now()
 
 
+def hold_until(ctx: Context, user: User, acting: Device | None) -> datetime | None:
+    """Until when `acting` (the device that gave this session's second factor) may not remove
+    the user's other devices: it was enrolled with a recovery passcode less than
+    UM2FA_RECOVERY_DEVICE_HOLD_HOURS ago, and the user has other active devices (the ones a
+    thief holding only a recovery passcode would want gone). None when no hold applies."""
+    hours = ctx.settings.recovery_device_hold_hours
+    if (acting is None or hours <= 0 or acting.user_id != user.id or not acting.active
+            or acting.enrolled_via != "recovery"):
+        return None
+    until = acting.created_at + timedelta(hours=hours)
+    others = [d for d in active_devices(user) if d.id != acting.id]
+    return until if until > ctx.now() and others else None
+
+
+def held_message(ctx: Context, until: datetime) -> str:
+    return ("This device was added with a recovery passcode, so for your protection it cannot "
+            "remove your other devices until "
+            f"{notices.local_time(ctx.settings, until)}. If you no longer have your other "
+            "device, contact the IT help desk; if you did not add this device, use the "
+            "\"This wasn't me\" link in the email we sent you.")
+
+
 def remove(ctx: Context, origin: Origin, user: User, device_id: int, *,
-           last_confirmed: bool = False) -> None:
+           last_confirmed: bool = False, by_device_id: int | None = None,
+           notify: bool = True) -> None:
     """Remove a device. The last one only with `last_confirmed`: the person (or the help desk)
-    confirmed that without it they need a recovery passcode to add a device again."""
+    confirmed that without it they need a recovery passcode to add a device again.
+    `by_device_id`: the device that gave the session's second factor (the web doors); while it
+    is held (`hold_until`) it may remove only itself. `notify`: tell the user (not when "This
+    wasn't me" removes the device it was told about)."""
     device = owned_device(ctx, user, device_id)
+    acting = ctx.db.get(Device, by_device_id) if by_device_id is not None else None
+    until = hold_until(ctx, user, acting) if acting is not None and acting.id != device.id \
+        else None
+    if until is not None:
+        audit.record(ctx, origin, "device.remove", "held", username=user.username,
+                     device=device.name, detail=f"by {acting.name} (recovery) until "
+                     f"{until.isoformat(timespec='minutes')}")
+        raise HeldError(held_message(ctx, until), until)
     if is_last(user, device) and not last_confirmed:
         raise LastDeviceError(LAST_DEVICE_UNCONFIRMED)
     was_default, name = device.is_default, device.name
@@ -164,6 +208,8 @@ def remove(ctx: Context, origin: Origin, user: User, device_id: int, *,
     audit.record(ctx, origin, "device.remove", "ok", username=user.username, device=name)
     # Whoever else holds a session of this user (a thief's copied cookie) is signed out.
     browser_sessions.end_for_user(ctx, user.id, keep=origin.session_id)
+    if notify:
+        notices.tell(ctx, origin, user, notices.DEVICE_REMOVED, device_name=name)
 
 
 def _clean_secret(secret: str) -> str:
@@ -188,6 +234,7 @@ def add_totp(ctx: Context, origin: Origin, user: User, name: str, secret: str | 
     mark_enrolled(ctx, user)
     audit.record(ctx, origin, "device.add", "ok", username=user.username, device=name,
                  detail="help desk")
+    notices.tell(ctx, origin, user, notices.DEVICE_ADDED, device=device)
     return device, secret
 
 

@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy import and_, bindparam, case, or_, update
 
 from app.config import Settings
-from app.core import audit
+from app.core import audit, notices
 from app.core.context import Context, Origin
 from app.models import User
 
@@ -132,7 +132,15 @@ def count_failure(ctx: Context, origin: Origin, user: Lockable) -> Failure:
         audit.record(ctx, origin, "lockout", "locked", username=user.username,
                      detail=f"{count} consecutive second-factor failures; locked for "
                             f"{seconds} s (lock {level + 1} in a row)")
+        _tell_locked(ctx, origin, user)
     return Failure(locked=locked, attempts_left=0)
+
+
+def _tell_locked(ctx: Context, origin: Origin, user: Lockable) -> None:
+    """The user hears of the lock (email, companion app) once the failure is committed."""
+    row = user if isinstance(user, User) else ctx.db.get(User, user.id)
+    if row is not None:
+        notices.tell(ctx, origin, row, notices.ACCOUNT_LOCKED)
 
 
 def reset(ctx: Context, user: Lockable) -> None:

@@ -1,4 +1,6 @@
-"""Email to users about security events on their account (SMTP, when configured).
+"""Email (SMTP, when configured): the one mailer. What to tell whom is decided by the callers
+(app/core/notices.py: the user's notices and the help desk's alerts; app/core/push/answers.py:
+fraud reports).
 
 A message never carries a passcode or any other secret. A mail server that is down or refuses
 the message does not stop the event itself: the failure is logged and audited.
@@ -9,41 +11,30 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
 from app.config import Settings
 from app.core import audit
+from app.core.after_commit import after_commit
 from app.core.context import Context, Origin
 from app.models import PushRequest, User
 
 log = logging.getLogger("um2fa.notify")
 
-RECOVERY_SUBJECT = "UM 2FA: a recovery passcode was issued for your account"
-
-
-def recovery_notice(settings: Settings, user: User, when: datetime, expires_at: datetime,
-                    client_addr: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Subject"] = RECOVERY_SUBJECT
-    msg["From"] = settings.smtp_from
-    msg["To"] = user.email
-    msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain=settings.smtp_from.rpartition("@")[2] or None)
-    name = user.display_name or user.username
-    msg.set_content(
-        f"Dear {name},\n\n"
-        f"a recovery passcode was issued for your account ({user.username}) in the recovery "
-        f"portal on {when:%Y-%m-%d %H:%M} UTC, from the address {client_addr or 'unknown'}.\n"
-        f"It works once and expires at {expires_at:%Y-%m-%d %H:%M} UTC. Any earlier recovery "
-        f"passcode no longer works.\n\n"
-        f"If it was you, there is nothing more to do.\n\n"
-        f"If it was not you, someone knows your UMPASS password and personal details: change "
-        f"your UMPASS password now and contact the IT help desk at once, so that they can lock "
-        f"the account and check which devices were added to it.\n\n"
-        f"This message was sent automatically by {settings.issuer}; please do not reply.\n")
-    return msg
+# Messages waiting for a mail thread; past that they are dropped with a warning.
+MAX_QUEUED = 1000
+_mailer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail")
+_queued = threading.BoundedSemaphore(MAX_QUEUED)
+_lock = threading.Lock()
+_inflight: set[Future] = set()
 
 
 def send(settings: Settings, msg: EmailMessage) -> None:
@@ -58,17 +49,76 @@ def send(settings: Settings, msg: EmailMessage) -> None:
         smtp.send_message(msg)
 
 
-def recovery_issued(ctx: Context, origin: Origin, user: User, expires_at: datetime) -> bool:
-    """Tell the user a recovery passcode was issued; true when a message was handed over."""
-    settings = ctx.settings
-    if not settings.smtp_host:
-        return False
-    if not user.email:
-        audit.record(ctx, origin, "recovery.notify", "skipped", username=user.username,
-                     detail="no email address")
-        return False
-    msg = recovery_notice(settings, user, ctx.now(), expires_at, origin.client_addr)
-    return _send_audited(ctx, origin, msg, "recovery.notify", user, f"to {user.email}")
+def message(settings: Settings, to: str | tuple[str, ...], subject: str, when: datetime,
+            text: str) -> EmailMessage:
+    """A plain-text message from UM2FA_SMTP_FROM."""
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = settings.smtp_from
+    msg["To"] = to if isinstance(to, str) else ", ".join(to)
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=settings.smtp_from.rpartition("@")[2] or None)
+    msg.set_content(text)
+    return msg
+
+
+def send_after_commit(ctx: Context, origin: Origin, msg: EmailMessage, action: str,
+                      username: str, detail: str) -> None:
+    """Hand `msg` to the mail server once the transaction commits (a rolled-back action tells
+    nobody), from a small pool of mail threads: a slow or absent mail server never delays or
+    fails the action (a RADIUS batch, a web request). The outcome is audited (`action`: ok or
+    fail, in a transaction of its own) and a failure logged, without the message's text."""
+    engine = ctx.db.get_bind()
+
+    def submit() -> None:
+        if not _queued.acquire(blocking=False):
+            log.warning("%s about %s not sent: %d messages already waiting", action, username,
+                        MAX_QUEUED)
+            return
+        try:
+            future = _mailer.submit(_deliver, ctx, engine, origin, msg, action, username,
+                                    detail)
+        except RuntimeError:  # the pool is shut down: the process is exiting
+            _queued.release()
+            return
+        with _lock:
+            _inflight.add(future)
+        future.add_done_callback(_done)
+
+    after_commit(ctx.db, submit)
+
+
+def _done(future: Future) -> None:
+    with _lock:
+        _inflight.discard(future)
+
+
+def _deliver(ctx: Context, engine: Engine, origin: Origin, msg: EmailMessage, action: str,
+             username: str, detail: str) -> None:
+    try:
+        try:
+            send(ctx.settings, msg)
+            result = "ok"
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("%s about %s not sent: %s", action, username, type(exc).__name__)
+            result, detail = "fail", type(exc).__name__
+        with Session(engine) as session:
+            audit.record(replace(ctx, db=session), origin, action, result, username=username,
+                         detail=detail)
+            session.commit()
+    except Exception:  # noqa: BLE001 - a mail thread must not die silently
+        log.exception("%s about %s: unexpected error", action, username)
+    finally:
+        _queued.release()
+
+
+def wait_idle(timeout: float = 10.0) -> bool:
+    """Wait (at most `timeout` seconds) until every message handed to the mail threads is
+    sent or failed; true when none is left (tests, orderly shutdown)."""
+    with _lock:
+        pending = list(_inflight)
+    done, not_done = wait(pending, timeout=timeout)
+    return not not_done
 
 
 def _send_audited(ctx: Context, origin: Origin, msg: EmailMessage, action: str, user: User,

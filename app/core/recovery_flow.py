@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from app.core import audit, identity, lockout, notify, recovery, recovery_lock, users
+from app.core import audit, identity, lockout, recovery, recovery_lock, users
 from app.core.context import Context, Origin
 from app.models import RecoveryFlow, RecoveryGuard
 
@@ -154,5 +154,4 @@ def finish(ctx: Context, origin: Origin, token: str | None, password: str) -> Fi
         return Finish(Result.FAILED)
     audit.record(ctx, origin, "recovery.verify", "ok", username=user.username)
     code, row = recovery.issue(ctx, origin, user)
-    notify.recovery_issued(ctx, origin, user, row.expires_at)
     return Finish(Result.ISSUED, passcode=code, expires_at=row.expires_at)

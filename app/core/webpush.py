@@ -305,8 +305,13 @@ def forget_subscription(engine: Engine, subscription_json: str) -> None:
 def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> None:
     """Send the wake-up once the push request is committed (so the app, woken, finds it),
     from a small pool of sender threads (so the login does not wait on the push service)."""
+    send_after_commit(ctx, subscription_json, {"type": "push", "id": request_id},
+                      ctx.settings.push_timeout)
+
+
+def send_after_commit(ctx: Context, subscription_json: str, payload: dict, ttl: int) -> None:
+    """Any wake-up (a push request, a notice): sent after the commit by the sender pool."""
     settings = ctx.settings
-    payload = {"type": "push", "id": request_id}
     engine = ctx.db.get_bind()
 
     def submit() -> None:
@@ -314,8 +319,8 @@ def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> 
             log.warning("web push not sent: %d wake-ups already waiting", MAX_QUEUED)
             return
         try:
-            _senders.submit(_send_quietly, settings, subscription_json, payload,
-                            settings.push_timeout, engine)
+            _senders.submit(_send_quietly, settings, subscription_json, payload, ttl,
+                            engine)
         except RuntimeError:  # the pool is shut down: the process is exiting
             _queued.release()
 

@@ -132,6 +132,9 @@ def init_app(app: Flask) -> None:
     from app.web import recovery
 
     recovery.init_app(app)  # off campus too: not behind the campus gate
+    from app.web import wasnt_me
+
+    app.register_blueprint(wasnt_me.bp)  # "This wasn't me": off campus too, no sign-in
     from app.web import device_api
 
     app.register_blueprint(device_api.bp)  # signed JSON, off campus too, no CSRF token

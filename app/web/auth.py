@@ -41,9 +41,12 @@ def current_user() -> User | None:
     return g.user
 
 
-def mark_second_factor() -> None:
+def mark_second_factor(device_id: int | None = None) -> None:
+    """A good second factor: a new session id, the time, and which device gave it (core's
+    devices.remove holds back a device enrolled with a recovery passcode: hold_until)."""
     server_session.regenerate()
     session["mfa_at"] = int(time.time())
+    session["mfa_device"] = device_id
 
 
 def second_factor_is_fresh() -> bool:

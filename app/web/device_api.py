@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.config import Settings
-from app.core import push, webpush
+from app.core import notices, push, wasnt_me, webpush
 from app.core.context import Context
 from app.extensions import core, csrf, limiter
 from app.models import Device
@@ -226,3 +226,26 @@ def subscription():
     value = _subscription(_body(), required=True)
     push.set_subscription(_ctx(), origin(DOOR), _device(), value)
     return jsonify(ok=True)
+
+
+@bp.get("/notices")
+@signed
+def notices_list():
+    """The user's recent notices (a device added or removed, a recovery passcode issued, the
+    account locked), newest first; a Web Push {"type": "notice"} says there is a new one."""
+    ctx = _ctx()
+    return jsonify(notices=[notices.describe(ctx, n) for n in notices.recent_for(ctx, _device())])
+
+
+@bp.post("/notices/<notice_id>/wasnt-me")
+@signed
+def notice_wasnt_me(notice_id: str):
+    """ "This wasn't me" from the app: the same as the email's link (once per notice)."""
+    known = notice_id.isascii() and notice_id.isdigit() and len(notice_id) <= 18
+    result = wasnt_me.by_device(_ctx(), origin(DOOR), _device(), int(notice_id) if known else 0)
+    if result.status == wasnt_me.UNKNOWN:
+        return error("No such notice for this device.", 404)
+    if result.status != wasnt_me.DONE:
+        return error(f"Nothing was done: this notice's \"This wasn't me\" was {result.status}"
+                     f"{' already' if result.status == wasnt_me.USED else ''}.", 409)
+    return jsonify(status="locked")

@@ -89,7 +89,7 @@ def verify():
                                      device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)
-    mark_second_factor()
+    mark_second_factor(outcome.device.id if outcome.device is not None else None)
     if _next() == "add":
         session["enrol"] = {"stage": "type"}
     return redirect(url_for(DESTINATIONS[_next()][0]))
@@ -128,7 +128,7 @@ def push_status():
     user = require_user()
     view = push_prompt.check(DOOR, user)
     if view.status == "done":
-        mark_second_factor()
+        mark_second_factor(view.state.get("device_id"))
         target = view.state.get("next", "done")
         target = target if target in DESTINATIONS else "done"
         if target == "add":

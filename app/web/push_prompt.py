@@ -110,7 +110,8 @@ def check(door: str, user: User) -> PushView:
         return _pending(outcome.request, state)
     session.pop(SESSION_KEY, None)
     if outcome.ok:
-        return PushView("done", state=dict(state))
+        return PushView("done", state={**state, "device_id": getattr(outcome.device, "id",
+                                                                      None)})
     return PushView(outcome.status, outcome.message,
                     outcome.device.name if outcome.device else "", state=dict(state))
 

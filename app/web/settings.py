@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from app.core import devices, remembered
 from app.extensions import core, htmx
+from app.models import Device
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
 from app.web.fresh import fresh_second_factor
@@ -67,7 +68,12 @@ def make_default(device_id: int):
 @bp.get("/devices/<int:device_id>/remove")
 @fresh_second_factor("settings")
 def confirm_remove(device_id: int):
-    return _list(confirm=device_id)
+    """ "Remove?" — or, while this session's device is held back, why not and until when."""
+    ctx, user = core.context(), require_user()
+    acting = ctx.db.get(Device, session.get("mfa_device") or 0)
+    until = devices.hold_until(ctx, user, acting) if acting is not None \
+        and acting.id != device_id else None
+    return _list(confirm=device_id, error=devices.held_message(ctx, until) if until else "")
 
 
 @bp.post("/devices/<int:device_id>/remove")
@@ -75,7 +81,10 @@ def confirm_remove(device_id: int):
 def remove(device_id: int):
     try:
         devices.remove(core.context(), origin(), require_user(), device_id,
-                       last_confirmed=request.form.get("confirm_last") == "yes")
+                       last_confirmed=request.form.get("confirm_last") == "yes",
+                       by_device_id=session.get("mfa_device"))
+    except devices.HeldError as exc:  # said why and until when
+        return _list(confirm=device_id, error=str(exc), status=403)
     except devices.LastDeviceError as exc:
         return _list(confirm=device_id, error=str(exc), status=400)
     except devices.DeviceError as exc:

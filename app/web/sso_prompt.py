@@ -69,10 +69,10 @@ def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error
         push_ok=push_prompt.can_push(user, chosen_id), push_links=_push_links()), status
 
 
-def _second_factor_done(user, wanted: bool):
+def _second_factor_done(user, wanted: bool, device_id: int | None):
     """A good second factor (passcode or push) for the pending SAML request: note it and go
     on to answer the SP; "Remember me" sets its cookie."""
-    mark_second_factor()
+    mark_second_factor(device_id)
     pending = dict(pending_request() or {})
     pending["mfa"] = True
     session["saml_req"] = pending
@@ -99,7 +99,8 @@ def prompt_view():
                                      device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
-    return _second_factor_done(user, request.form.get("remember") == "yes")
+    return _second_factor_done(user, request.form.get("remember") == "yes",
+                               outcome.device.id if outcome.device is not None else None)
 
 
 def _prompt_gate():
@@ -149,7 +150,8 @@ def push_status():
         push_prompt.forget()  # sent for another sign-in than the one now pending
     view = push_prompt.check(DOOR, user)
     if view.status == "done":
-        return _second_factor_done(user, request.args.get("remember") == "yes")
+        return _second_factor_done(user, request.args.get("remember") == "yes",
+                                   view.state.get("device_id"))
     if htmx:
         return push_prompt.poll_response(view, _push_links())
     form = DevicePasscodeForm(formdata=None, device=view.state.get("device", ""))

@@ -313,10 +313,66 @@ async function poll() {
       if (!card.done && !card.busy && !seen.has(id)) await settle(id, card);
     }
     if (state.focusId) await focusRequest(state.focusId);
+    await pollNotices();
   } finally {
     state.polling = false;
     $("no-requests").hidden = state.cards.size > 0;
   }
+}
+
+// --- notices: changes to the account, with "This wasn't me" ----------------------------------
+
+const NOTICES_EVERY_MS = 30000;
+
+async function pollNotices(force = false) {
+  if (!force && Date.now() - (state.noticesAt || 0) < NOTICES_EVERY_MS) return;
+  state.noticesAt = Date.now();
+  const items = [];
+  for (const account of state.accounts.filter((a) => !a.gone)) {
+    const result = await signedCall(account, "GET", `${API}/notices`);
+    if (!result.ok) continue;
+    for (const notice of result.data.notices || []) items.push({ account, notice });
+  }
+  renderNotices(items);
+}
+
+function renderNotices(items) {
+  const list = $("notices");
+  list.replaceChildren();
+  for (const { account, notice } of items) {
+    const item = document.createElement("li");
+    item.className = "device";
+    const what = document.createElement("strong");
+    what.textContent = notice.text;
+    const facts = document.createElement("div");
+    facts.className = "muted";
+    facts.textContent = `${notice.local_time} · from ${notice.client_addr || "unknown"}`
+      + ` · ${account.username}`;
+    item.append(what, facts);
+    if (notice.can_report) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "danger small";
+      button.textContent = "This wasn't me";
+      button.addEventListener("click", () => reportNotice(account, notice, button));
+      item.append(button);
+    }
+    list.append(item);
+  }
+  $("notices-view").hidden = items.length === 0;
+}
+
+async function reportNotice(account, notice, button) {
+  if (!window.confirm("Undo this change, sign out everywhere and lock your account?")) return;
+  button.disabled = true;
+  const result = await signedCall(account, "POST", `${API}/notices/${notice.id}/wasnt-me`);
+  if (result.ok) {
+    showMessage("Done: your account is locked and the IT help desk will contact you. "
+      + "Change your UMPASS password now.");
+  } else {
+    showProblem(result.error || "That did not work. Please contact the IT help desk.");
+  }
+  pollNotices(true);
 }
 
 // A request that is no longer pending without our answer: expired, or answered elsewhere.
@@ -548,6 +604,7 @@ function registerServiceWorker() {
     const data = event.data || {};
     if (data.type === "open" && data.id) state.focusId = data.id;
     if (data.type === "push" || data.type === "open") poll();
+    if (data.type === "notice") pollNotices(true);
   });
 }
 

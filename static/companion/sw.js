@@ -1,6 +1,9 @@
 // UM 2FA companion app's service worker (served as /app/sw.js, so its scope is /app/).
 // - A push carries only {"type": "push", "id": <request id>}: show a notification; the app
 //   fetches the details with a signed call. Nothing about the login rides the push service.
+// - {"type": "notice", "id": <notice id>}: a change to the account's second factor (a device
+//   added or removed, a recovery passcode issued, the account locked); the app lists them with
+//   GET /notices (signed) and offers "This wasn't me".
 // - A tap on the notification opens (or focuses) the app on that request.
 // - The app shell is cached so that the passcodes work without a network.
 
@@ -59,6 +62,16 @@ self.addEventListener("push", (event) => {
   const id = typeof data.id === "string" ? data.id : "";
   event.waitUntil((async () => {
     const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+    if (data.type === "notice") {
+      for (const client of windows) client.postMessage({ type: "notice", id });
+      await self.registration.showNotification("Security notice - tap to review", {
+        body: "Something changed on your account. Was it you?",
+        tag: `notice-${id}`,
+        icon: new URL("../static/companion/icon-192.png", self.location).href,
+        data: { notice: id },
+      });
+      return;
+    }
     for (const client of windows) client.postMessage({ type: "push", id });
     await self.registration.showNotification("Login request - tap to review", {
       body: "Someone is signing in with your account. Was it you?",

@@ -412,3 +412,30 @@ def test_deny_on_the_phone_shows_the_message(live_server, page: Page, shots) -> 
     shot(shots, page, "login-denied")
     assert_clean_console(page)
     assert_clean_console(phone)
+
+
+def test_the_app_lists_a_notice_and_this_wasnt_me_undoes_it(live_server, page: Page,
+                                                             shots) -> None:
+    """Issue 13, point 2: the companion app tells of a device added elsewhere, and its
+    "This wasn't me" removes that device and locks the account."""
+    add_alice(live_server)
+    phone = page
+    activate_phone(phone, live_server, shots)
+    with server_core(live_server) as ctx:
+        devices.add_totp(ctx, Origin(door="portal", client_addr="203.0.113.9"),
+                         users.get(ctx, "alice"), "Thief's phone")
+    phone.reload()
+    notice = phone.locator("#notices li").first
+    expect(notice).to_contain_text("A device was added to your account: Thief's phone")
+    expect(notice).to_contain_text("203.0.113.9")
+    expect(notice).to_contain_text("Asia/Macau")
+    shots("phone-notice")
+    phone.once("dialog", lambda dialog: dialog.accept())
+    notice.get_by_role("button", name="This wasn't me").click()
+    expect(phone.get_by_role("status").first).to_contain_text("your account is locked")
+    with server_core(live_server) as ctx:
+        alice = users.get(ctx, "alice")
+        assert alice.disabled
+        assert [d.name for d in devices.list_for(ctx, alice)] == ["Mobile phone"]
+    expect(phone.locator("#notices li").first.get_by_role("button")).to_have_count(0)
+    assert_clean_console(phone)

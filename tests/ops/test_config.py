@@ -64,6 +64,10 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_WEBPUSH_TEST_SERVICE": "10.0.0.1:8080"}, "loopback address and port"),
     ({"UM2FA_WEBPUSH_TEST_SERVICE": "localhost:8080"}, "loopback address and port"),
     ({"UM2FA_WEBPUSH_TEST_SERVICE": "127.0.0.1"}, "loopback address and port"),
+    ({"UM2FA_TIMEZONE": "Macau"}, "UM2FA_TIMEZONE must be an IANA time zone"),
+    ({"UM2FA_TIMEZONE": "../../etc/passwd"}, "UM2FA_TIMEZONE must be an IANA time zone"),
+    ({"UM2FA_NOTICE_LINK_DAYS": "0"}, "UM2FA_NOTICE_LINK_DAYS must be between 1 and 90"),
+    ({"UM2FA_RECOVERY_DEVICE_HOLD_HOURS": "-1"}, "UM2FA_RECOVERY_DEVICE_HOLD_HOURS"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from app.core import audit, device_keys, devices, webpush
+from app.core import audit, device_keys, devices, notices, webpush
 from app.core.context import Context, Origin
 from app.core.factors import totp as totp_factor
 from app.core.push.errors import ActivationError
@@ -97,6 +97,7 @@ def activate(ctx: Context, origin: Origin, code: str, public_key_b64: str, proof
     audit.record(ctx, origin, "device.activate", "ok", username=user.username,
                  device=device.name, detail="companion app"
                  + (", Web Push" if device.push_subscription else ", no Web Push"))
+    notices.tell(ctx, origin, user, notices.DEVICE_ADDED, device=device)
     return Activation(device, totp_factor.device_secret(ctx, device))
 
 

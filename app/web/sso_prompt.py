@@ -11,6 +11,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 
 from app.core import devices, passcodes, push, signin
 from app.extensions import core, htmx
+from app.web import devices as add_device
 from app.web import push_prompt
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
@@ -105,6 +106,8 @@ def prompt_view():
                                      device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
+    if outcome.enrolment_only:  # "Add a new device", never a sign-in to the SP
+        return add_device.after_recovery()
     return _second_factor_done(user, request.form.get("remember") == "yes")
 
 

@@ -34,7 +34,7 @@ from app.core.radius_auth.entry import (
     decide_many,
     verifies_password,
 )
-from app.core.radius_auth.modes import NO_DEVICE, PASSCODE_NEEDED
+from app.core.radius_auth.modes import NO_DEVICE, PASSCODE_NEEDED, RECOVERY_REFUSED
 from app.core.radius_auth.pushes import (
     PUSH_SENT,
     PUSH_UNAVAILABLE,

@@ -29,8 +29,10 @@ PUSH_RE = re.compile(r"push([1-9]?)")
 
 PASSCODE_NEEDED = ("A second factor is needed: append your 6-digit passcode to your password, "
                    + PASSCODE_EXAMPLE)
-NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal, or append a recovery "
-             "passcode to your password, e.g. password{d}123456789")
+NO_DEVICE = ("You have no 2FA device yet: add one in the 2FA portal (with a recovery passcode "
+             "from the recovery portal), then append its 6-digit passcode to your password.")
+RECOVERY_REFUSED = ("A recovery passcode only adds a new device in the 2FA portal; it does not "
+                    "sign in to the VPN. Add a device there, then use its passcode.")
 
 
 def is_push(word: str) -> bool:
@@ -111,12 +113,16 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
         index = _push_index(factor)
         device = pushable[index - 1] if index <= len(pushable) else None
         return pushes.send(ctx, origin, req, user, device)
-    outcome = passcodes.verify_passcode(ctx, origin, user, factor)
+    if passcodes.is_recovery_passcode(factor):
+        # an enrolment credential only: refused unverified (not spent, not counted)
+        return finish(ctx, origin, req, Outcome.REJECT, RECOVERY_REFUSED, user=user,
+                      reason="recovery passcode refused")
+    outcome = passcodes.verify_passcode(ctx, origin, user, factor, allow_recovery=False)
     if not outcome.ok:
         return finish(ctx, origin, req, Outcome.REJECT, outcome.message, user=user,
                       reason=f"{outcome.factor or 'passcode'} "
                              f"{'locked' if outcome.locked else outcome.verdict.value}")
-    used = outcome.device.name if outcome.device else "a recovery passcode"
+    used = outcome.device.name if outcome.device else "a passcode"
     return finish(ctx, origin, req, Outcome.ACCEPT, f"Success. Logged in with {used}.",
                   user=user, reason=outcome.factor,
                   device=outcome.device.name if outcome.device else "")

@@ -1,5 +1,8 @@
 """The SSO door's sign-in and 2FA prompt: password, then passcode or push, and "Settings".
 
+A recovery passcode typed here opens "Add a new device" only (app/web/devices.py:
+after_recovery); the sign-in to the SP is finished with the new device, back at this prompt.
+
 Routes on the SSO blueprint (app/web/sso_base.py; app/web/sso.py answers the SP once the
 prompt is done):
 /sso/sign-in, /sso/prompt (with its methods bar and "Send me a Push"), /sso/settings.

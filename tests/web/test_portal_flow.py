@@ -169,7 +169,9 @@ def test_a_recovery_passcode_does_not_open_my_settings_and_devices(app, client):
     sign_in(client)
     response = step_up(client, code, next_step="settings")
     assert response.headers["Location"] == "/devices/add/type"
-    assert "Add a new device" in text(client.get("/devices/add/type", follow_redirects=True))
+    page = text(client.get("/devices/add/type"))
+    assert "What type of device are you adding?" in page
+    assert "lets you add a new device, nothing else" in page
     assert client.get("/settings").headers["Location"] == "/prompt?next=settings"
     assert client.get(f"/settings/devices/{victim_device}/options").headers["Location"] == \
         "/prompt?next=settings"

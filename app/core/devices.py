@@ -76,10 +76,16 @@ def _new_device(ctx: Context, user: User, secret: str, **fields) -> Device:
     return device
 
 
+ENROLLED_VIA = ("", "recovery")
+
+
 def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
-                    platform: str, *, kind: str = "totp") -> Device:
+                    platform: str, *, kind: str = "totp", enrolled_via: str = "") -> Device:
     """A pending (inactive) device with a fresh TOTP secret; earlier pending ones are dropped.
-    kind "totp" is any authenticator app, "push" the companion app (activated by its link)."""
+    kind "totp" is any authenticator app, "push" the companion app (activated by its link).
+    enrolled_via "recovery": the enrolment was authenticated by a recovery passcode."""
+    if enrolled_via not in ENROLLED_VIA:
+        raise DeviceError("Unknown way of authenticating the enrolment.")
     if kind not in ("totp", "push"):
         raise DeviceError("Choose an app.")
     if device_type not in ("mobile", "tablet"):
@@ -88,9 +94,11 @@ def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
         raise DeviceError("Choose iOS or Android.")
     ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
     device = _new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
-                         platform=platform, name=DEVICE_TYPES[device_type], kind=kind)
+                         platform=platform, name=DEVICE_TYPES[device_type], kind=kind,
+                         enrolled_via=enrolled_via)
     audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
-                 detail=f"{device_type}/{platform}/{kind}")
+                 detail=f"{device_type}/{platform}/{kind}"
+                        + (" via recovery" if enrolled_via else ""))
     return device
 
 

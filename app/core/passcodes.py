@@ -3,6 +3,11 @@ devices and recovery passcodes, with lockout (app/core/lockout.py), replay and a
 
 Doors call `verify_passcode` after the password step (app/core/signin.py) and turn the
 `PasscodeOutcome` into their protocol's answer.
+
+A recovery passcode is an enrolment credential only (`PasscodeOutcome.enrolment_only`): it
+opens "Add a new device" in the portal or the SSO prompt, never "My Settings & Devices", the
+end of a login or a sign-in to a service provider; the VPN refuses it unverified
+(`is_recovery_passcode`, app/core/radius_auth/modes.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ MESSAGES = {
     Verdict.REPLAY: "That passcode has already been used. Wait for the next one and try again.",
     Verdict.EXPIRED: "That recovery passcode has expired. Get a new one from the recovery portal.",
 }
+# Shown on "Add a new device" after a recovery passcode (the portal and the SSO prompt).
+RECOVERY_ADDS_A_DEVICE = ("Your recovery passcode lets you add a new device, nothing else. "
+                          "Once it is added, “Continue to Login” and sign in with it.")
 
 
 @dataclass
@@ -38,6 +46,11 @@ class PasscodeOutcome:
         return self.verdict is Verdict.OK and not self.locked
 
     @property
+    def enrolment_only(self) -> bool:
+        """A recovery passcode: it authenticates "Add a new device" and nothing else."""
+        return self.ok and self.factor == "recovery"
+
+    @property
     def message(self) -> str:
         """The one text every door shows (the portal, the SSO prompt, the VPN's Reply-Message):
         with the warning when the lock is near."""
@@ -49,6 +62,11 @@ class PasscodeOutcome:
 
 def normalise_passcode(code: str) -> str:
     return "".join(code.split()).replace("-", "")
+
+
+def is_recovery_passcode(code: str) -> bool:
+    """The typed text has the form of a recovery passcode (9 digits), verified or not."""
+    return FACTORS["recovery"].accepts(normalise_passcode(code))
 
 
 def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: str, *,

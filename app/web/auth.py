@@ -49,9 +49,28 @@ def mark_second_factor(device_id: int | None = None) -> None:
     session["mfa_device"] = device_id
 
 
-def second_factor_is_fresh() -> bool:
+def mark_recovery() -> None:
+    """A recovery passcode: its own grade (session["recovery_at"]), never "mfa_at". It opens
+    "Add a new device" only (`step_up_is_fresh("add")`): not "My Settings & Devices", not
+    "Continue to Login", and the SSO door never counts it as a second factor."""
+    server_session.regenerate()
+    session["recovery_at"] = int(time.time())
+
+
+def _fresh(key: str) -> bool:
     ttl = current_app.config["UM2FA"].stepup_ttl_seconds
-    return time.time() - session.get("mfa_at", 0) < ttl
+    return time.time() - session.get(key, 0) < ttl
+
+
+def second_factor_is_fresh() -> bool:
+    """A device's second factor within the step-up window (a recovery passcode is not one)."""
+    return _fresh("mfa_at")
+
+
+def step_up_is_fresh(next_step: str) -> bool:
+    """The step-up that `next_step` ("done", "settings", "add") needs is fresh: a device's
+    second factor for every one; a recovery passcode for "add" only."""
+    return second_factor_is_fresh() or (next_step == "add" and _fresh("recovery_at"))
 
 
 def login_required(view: Callable) -> Callable:

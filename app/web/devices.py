@@ -6,13 +6,28 @@ The same pages serve the portal (on campus) and, later, Settings in the SSO prom
 from __future__ import annotations
 
 import segno
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
-from app.core import devices, push
+from app.core import devices, passcodes, push
 from app.core.factors import Verdict
 from app.extensions import core, htmx
 from app.models import Device
-from app.web.auth import login_required, require_user, second_factor_is_fresh
+from app.web.auth import (
+    login_required,
+    mark_recovery,
+    require_user,
+    second_factor_is_fresh,
+    step_up_is_fresh,
+)
 from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
 from app.web.fresh import fresh_second_factor
 from app.web.gate import campus_only
@@ -51,13 +66,26 @@ def _back_to_current():
     return redirect(url_for(f"devices.{'device_type' if stage == 'type' else stage}"))
 
 
+def open_flow():
+    """The step-up for "Add a new device" is done: its first step (the type)."""
+    session["enrol"] = {"stage": "type"}
+    return redirect(url_for("devices.device_type"))
+
+
+def after_recovery():
+    """A recovery passcode was typed (in the portal's prompt with any `next`, or in the SSO
+    prompt): it opens "Add a new device" and nothing else (app/web/auth.py: mark_recovery)."""
+    mark_recovery()
+    flash(passcodes.RECOVERY_ADDS_A_DEVICE)
+    return open_flow()
+
+
 @bp.get("")
 @login_required
 def start():
     """ "Add a new device": authenticate first ("Enter a Passcode"), unless just done."""
-    if second_factor_is_fresh():
-        session["enrol"] = {"stage": "type"}
-        return redirect(url_for("devices.device_type"))
+    if step_up_is_fresh("add"):
+        return open_flow()
     return redirect(url_for("prompt.index", next="add"))
 
 
@@ -103,8 +131,10 @@ def app():
     if request.method == "POST" and form.validate():
         ctx = core.context()
         kind = "push" if request.form.get("app") == "push" else "totp"
+        # authenticated by a device's second factor, or else by a recovery passcode
+        via = "" if second_factor_is_fresh() else "recovery"
         device = devices.begin_enrolment(ctx, origin(), require_user(), state["device_type"],
-                                         state["platform"], kind=kind)
+                                         state["platform"], kind=kind, enrolled_via=via)
         _save(stage="activate", device_id=device.id, kind=kind)
         if kind == "push":
             _new_link(device)

@@ -6,11 +6,12 @@ from functools import wraps
 from flask import redirect, url_for
 
 from app.extensions import htmx
-from app.web.auth import current_user, second_factor_is_fresh
+from app.web.auth import current_user, step_up_is_fresh
 
 
 def fresh_second_factor(next_step: str) -> Callable:
-    """The view needs a second factor done within the step-up window; else back to the prompt.
+    """The view needs the step-up `next_step` asks for (app/web/auth.py: step_up_is_fresh)
+    done within the step-up window; else back to the prompt.
 
     htmx requests get an HX-Redirect so the whole page moves, not just the fragment.
     """
@@ -20,7 +21,7 @@ def fresh_second_factor(next_step: str) -> Callable:
         def wrapped(*args, **kwargs):
             if current_user() is None:
                 target = url_for("portal.index")
-            elif not second_factor_is_fresh():
+            elif not step_up_is_fresh(next_step):
                 target = url_for("prompt.index", next=next_step)
             else:
                 return view(*args, **kwargs)

@@ -1,15 +1,17 @@
 """The 2FA prompt in the portal: choose a device, "Send me a Push" or "Enter a Passcode".
 
 It guards three destinations: finishing a login ("Continue to Login"), "My Settings & Devices",
-and "Add a new device" (which also takes a 9-digit recovery passcode).
+and "Add a new device". A 9-digit recovery passcode, whatever the destination, opens "Add a new
+device" only (app/web/devices.py: after_recovery).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from app.core import devices, passcodes, push
 from app.extensions import core, htmx
+from app.web import devices as add_device
 from app.web import push_prompt
 from app.web.auth import (
     login_required,
@@ -89,9 +91,11 @@ def verify():
                                      device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)
+    if outcome.enrolment_only:
+        return add_device.after_recovery()
     mark_second_factor(outcome.device.id if outcome.device is not None else None)
     if _next() == "add":
-        session["enrol"] = {"stage": "type"}
+        return add_device.open_flow()
     return redirect(url_for(DESTINATIONS[_next()][0]))
 
 
@@ -132,7 +136,7 @@ def push_status():
         target = view.state.get("next", "done")
         target = target if target in DESTINATIONS else "done"
         if target == "add":
-            session["enrol"] = {"stage": "type"}
+            return push_prompt.go_to(add_device.open_flow().location)
         return push_prompt.go_to(url_for(DESTINATIONS[target][0]))
     if htmx:
         return push_prompt.poll_response(view, _links(_next()))

@@ -1,5 +1,8 @@
 """The SSO door's sign-in and 2FA prompt: password, then passcode or push, and "Settings".
 
+A recovery passcode typed here opens "Add a new device" only (app/web/devices.py:
+after_recovery); the sign-in to the SP is finished with the new device, back at this prompt.
+
 Routes on the SSO blueprint (app/web/sso_base.py; app/web/sso.py answers the SP once the
 prompt is done):
 /sso/sign-in, /sso/prompt (with its methods bar and "Send me a Push"), /sso/settings.
@@ -11,6 +14,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 
 from app.core import devices, passcodes, push, signin
 from app.extensions import core, htmx
+from app.web import devices as add_device
 from app.web import push_prompt, remember
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
@@ -99,6 +103,8 @@ def prompt_view():
                                      device_id=parse_device_id(form.device.data))
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
+    if outcome.enrolment_only:  # "Add a new device", never a sign-in to the SP
+        return add_device.after_recovery()
     return _second_factor_done(user, request.form.get("remember") == "yes",
                                outcome.device.id if outcome.device is not None else None)
 

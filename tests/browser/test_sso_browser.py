@@ -144,6 +144,26 @@ def test_off_campus_sso_enrol_add_and_remove_devices(servers: Servers, page: Pag
 
     assert device_names(idp) == ["Alice's iPad"]
 
+    # 3b. A recovery passcode typed in the prompt opens "Add a new device" and nothing else:
+    # not "My Settings & Devices", not myUM (no Response is posted on it).
+    sign_out_of_myum(page, servers, shots, "recovery")
+    second = issue_recovery(idp)
+    sign_in_to_myum(page, servers, shots, "recovery")
+    acs = servers.myum.url + "/acs"
+    posted: list[str] = []
+    page.on("request", lambda r: r.url == acs and posted.append(r.url))
+    enter_passcode(page, shots, second, "recovery-in-prompt")
+    expect(page.get_by_role("heading", name="What type of device are you adding?")) \
+        .to_be_visible()
+    expect(page.get_by_text("lets you add a new device, nothing else")).to_be_visible()
+    shots("recovery-add-only")
+    page.goto(idp.url + "/settings")
+    expect(page.locator("#prompt-form")).to_be_visible()
+    expect(page.locator("#device-list")).to_have_count(0)
+    assert posted == []
+    page.goto(idp.url + "/sso/prompt")
+    finish_at_prompt(page, servers, shots, phone, "Alice's iPad", "recovery")
+
     # 4. No page broke the CSP (the Response pages posted to myUM's origin); and the portal
     # itself stays on campus, even for this browser's SSO session.
     assert_clean_console(page)

@@ -73,13 +73,17 @@ def test_append_rejects_and_counts_like_the_web(app, clock):
     assert [d.split(";")[0] for d in fails] == ["wrong password", "unknown user"]
 
 
-def test_recovery_passcode_once(app):
+def test_a_recovery_passcode_is_refused_and_not_spent(app):
     make_user(app)
     code = issue_recovery(app)
-    assert decide(app, f"{PASSWORD},{code}").outcome is Outcome.ACCEPT
-    again = decide(app, f"{PASSWORD},{code}")
-    assert again.outcome is Outcome.REJECT and again.message == APPEND_FAILED
-    assert audit_rows(app, radius_auth.ACTION)[-1].detail.startswith("recovery replay")
+    for mode in ("append", "second-factor"):
+        typed = code if mode == "second-factor" else f"{PASSWORD},{code}"
+        refused = decide(app, typed, cfg=client(mode))
+        assert refused.outcome is Outcome.REJECT
+        # append mode keeps its one failure text; second-factor mode says why
+        assert refused.message == (APPEND_FAILED if mode == "append"
+                                   else radius_auth.RECOVERY_REFUSED)
+    assert audit_rows(app, "factor") == []
 
 
 def test_passwords_containing_the_delimiter_still_work(app, clock):
@@ -117,7 +121,8 @@ def test_plain_password_without_a_device_points_to_the_portal(app):
     assert decision.outcome is Outcome.REJECT
     # the append-mode text for every failure points to the portal and the recovery passcode
     assert decision.message == APPEND_FAILED
-    assert "no 2FA device yet" in decision.message and "recovery passcode" in decision.message
+    assert "no 2FA device yet" in decision.message and "2FA portal" in decision.message
+    assert "123456789" not in decision.message  # the VPN takes no recovery passcode
     assert audit_rows(app, radius_auth.ACTION)[-1].detail.startswith(
         "no second factor given (no device)")
 
@@ -137,8 +142,7 @@ def test_challenge_state_is_random_single_use_and_hashed(app, clock):
     first = decide(app, PASSWORD, cfg=cfg)
     second = decide(app, PASSWORD, cfg=cfg)
     assert first.outcome is Outcome.CHALLENGE
-    assert first.message == ("Enter a 6-digit passcode from Phone, or a 9-digit recovery "
-                             "passcode.")
+    assert first.message == "Enter a 6-digit passcode from Phone."
     assert len(first.state) == 16 and first.state != second.state
     with committed(app) as c:
         stored = list(c.db.scalars(select(RadiusChallenge.state_hash)))

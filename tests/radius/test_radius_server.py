@@ -92,16 +92,37 @@ def test_radclient_wrong_password_wrong_passcode_unknown_user(app, radius):
     assert radius.ask("alice", f"{PASSWORD},{good}", secret=LOCAL).code == rp.AccessAccept
 
 
-def test_recovery_passcode_works_once(app, radius):
+def test_the_vpn_refuses_a_recovery_passcode_in_every_mode(app, client, radius):
+    """A recovery passcode only adds a new device in the 2FA portal: the VPN refuses it in
+    append, challenge and second-factor-only mode, without spending it or counting it toward
+    the lockout; it still opens "Add a new device" afterwards."""
     make_user(app)
+    add_totp_device(app, name="Victim's phone")
     code = issue_recovery(app)
-    first = radius.ask("alice", f"{PASSWORD},{code}", secret=LOCAL)
-    assert first.code == rp.AccessAccept
-    assert reply_message(first) == "Success. Logged in with a recovery passcode."
-    second = radius.ask("alice", f"{PASSWORD},{code}", secret=LOCAL)
-    assert second.code == rp.AccessReject
-    assert reply_message(second) == APPEND_FAILED
-    assert "recovery replay" in decisions(app)[-1].detail
+    refused = [radius.ask("alice", f"{PASSWORD},{code}", secret=LOCAL),
+               radius.ask("alice", f"{PASSWORD},123456789", secret=LOCAL),
+               radius.ask("alice", code, secret=SECRETS["second"], source=SOURCE["second"])]
+    src, key = SOURCE["challenge"], SECRETS["challenge"]
+    challenge = radius.ask("alice", PASSWORD, secret=key, source=src)
+    assert challenge.code == rp.AccessChallenge
+    refused.append(radius.ask("alice", code, secret=key, source=src,
+                              state=challenge["State"][0]))
+    for index, reply in enumerate(refused):
+        assert reply.code == rp.AccessReject
+        # append mode keeps its one failure text; the other modes say why
+        assert reply_message(reply) == (APPEND_FAILED if index < 2
+                                        else radius_auth.RECOVERY_REFUSED)
+    assert "only adds a new device in the 2FA portal" in radius_auth.RECOVERY_REFUSED
+    assert [r.result for r in audit_rows(app, "factor") if r.door == "radius"] == []
+    with committed(app) as c:
+        from app.core import users
+
+        assert users.get(c, "alice").failed_factor_count == 0
+    # not spent: it still opens "Add a new device" in the portal
+    from tests.helpers.portal import step_up
+
+    sign_in(client)
+    assert step_up(client, code).headers["Location"] == "/devices/add/type"
 
 
 @pytest.fixture

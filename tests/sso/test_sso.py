@@ -441,6 +441,69 @@ def test_new_user_enrols_inside_the_prompt_then_signs_in(app, client, clock):
 OFF = {"REMOTE_ADDR": "203.0.113.9"}
 
 
+def test_a_recovery_passcode_never_signs_in_to_a_service_provider(app, client, clock):
+    """Someone with the password and a recovery passcode, off campus, types it in the SSO
+    prompt: it leads to "Add a new device", never to a SAML Response (not even for an SP
+    that does not ask for MFA). The SP gets its Response once the new device is used."""
+    from app.core import users
+    from tests.conftest import committed
+    from tests.helpers.portal import enrol
+
+    make_user(app)
+    add_totp_device(app, name="Victim's phone")
+    code = issue_recovery(app)
+    sp = make_sp(client, app)  # asks for no particular AuthnContext
+    url, rid = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in", environ_base=OFF)
+    response = post(client, "/sso/prompt", {"passcode": code}, token_from="/sso/prompt",
+                    environ_base=OFF)
+    assert response.headers["Location"] == "/devices/add/type"
+    assert "SAMLResponse" not in text(response)
+    assert client.get("/sso/continue", environ_base=OFF).headers["Location"] == "/sso/prompt"
+    assert audit_rows(app, "saml.response") == []
+    page = text(client.get("/devices/add/type", environ_base=OFF))
+    assert "Mobile phone" in page and "Tablet" in page
+    # "Settings" -> "My Settings & Devices" stays closed: the victim's phone cannot be removed
+    assert client.get("/settings", environ_base=OFF).headers["Location"] == \
+        "/prompt?next=settings"
+
+    done, secret = enrol(client, clock, "mobile", "android", "Pixel")
+    with committed(app) as c:
+        added = {d.name: d.enrolled_via for d in users.get(c, "alice").devices}
+    assert added == {"Victim's phone": "", "Pixel": "recovery"}
+    continue_url = re.search(r'href="([^"]+)">Continue to Login', text(done)).group(1)
+    assert continue_url.startswith("/sso/prompt?device=")
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+    clock.advance(30)
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
+                                            "device": continue_url.split("=")[1]},
+                    token_from=continue_url)
+    assert response.headers["Location"] == "/sso/continue"
+    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
+    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+
+
+def test_a_recovery_passcode_in_the_prompts_settings_opens_only_add_a_new_device(app, client):
+    make_user(app)
+    add_totp_device(app, name="Victim's phone")
+    code = issue_recovery(app)
+    sp = make_sp(client, app)
+    url, _ = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+         token_from="/sso/sign-in", environ_base=OFF)
+    response = post(client, "/prompt", {"next": "settings", "passcode": code, "device": ""},
+                    token_from="/prompt?next=settings", environ_base=OFF)
+    assert response.headers["Location"] == "/devices/add/type"
+    assert client.get("/settings", environ_base=OFF).headers["Location"] == \
+        "/prompt?next=settings"
+    assert client.get("/sso/continue", environ_base=OFF).headers["Location"] == "/sso/prompt"
+
+
+
+
 def test_off_campus_settings_in_the_prompt_reach_the_device_pages(app, client, clock):
     make_user(app)
     device_id, secret = add_totp_device(app, name="Old phone")

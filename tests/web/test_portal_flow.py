@@ -151,11 +151,81 @@ def test_enrolment_steps_cannot_be_skipped(app, client, clock):
     assert bad.status_code == 400 and "Choose iOS or Android." in text(bad)
 
 
+def devices_of(app, username: str = "alice") -> dict[str, str]:
+    """{device name: enrolled_via} for the user's active devices."""
+    from app.core import users
+    from tests.conftest import committed
+
+    with committed(app) as c:
+        return {d.name: d.enrolled_via for d in users.get(c, username).devices if d.active}
+
+
+def test_a_recovery_passcode_does_not_open_my_settings_and_devices(app, client):
+    """Someone with the password and a recovery passcode cannot reach the victim's devices:
+    the passcode opens "Add a new device" only, whatever `next` the prompt was for."""
+    make_user(app)
+    victim_device, _ = add_totp_device(app, name="Victim's phone")
+    code = issue_recovery(app)
+    sign_in(client)
+    response = step_up(client, code, next_step="settings")
+    assert response.headers["Location"] == "/devices/add/type"
+    page = text(client.get("/devices/add/type"))
+    assert "What type of device are you adding?" in page
+    assert "lets you add a new device, nothing else" in page
+    assert client.get("/settings").headers["Location"] == "/prompt?next=settings"
+    assert client.get(f"/settings/devices/{victim_device}/options").headers["Location"] == \
+        "/prompt?next=settings"
+    removed = post(client, f"/settings/devices/{victim_device}/remove", {},
+                   token_from="/devices/add/type")
+    assert removed.headers["Location"] == "/prompt?next=settings"
+    assert "Victim's phone" in devices_of(app)
+    # nor does it finish a login ("Continue to Login")
+    assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
+
+
+def test_a_recovery_passcode_typed_for_continue_to_login_leads_to_add_a_new_device(app,
+                                                                                  client):
+    make_user(app)
+    add_totp_device(app, name="Victim's phone")
+    code = issue_recovery(app)
+    sign_in(client)
+    response = step_up(client, code, next_step="done")
+    assert response.headers["Location"] == "/devices/add/type"
+    assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
+
+
+def test_after_a_recovery_the_new_device_finishes_the_login_and_opens_settings(app, client,
+                                                                             clock):
+    """The guide's path: recovery passcode -> "Add a new device" -> "Continue to Login" with
+    the NEW device's next code -> "My Settings & Devices" (where the old one can go)."""
+    make_user(app)
+    add_totp_device(app, name="Old phone")
+    code = issue_recovery(app)
+    sign_in(client)
+    assert step_up(client, code).headers["Location"] == "/devices/add/type"
+    done, secret = enrol(client, clock, "tablet", "ios", "My iPad")
+    assert devices_of(app) == {"Old phone": "", "My iPad": "recovery"}
+    continue_url = re.search(r'href="(/prompt\?[^"]+)">Continue to Login', text(done)).group(1)
+    continue_url = continue_url.replace("&amp;", "&")
+    device_id = re.search(r"device=(\d+)", continue_url).group(1)
+    # the recovery passcode alone still opens neither the login nor the settings
+    assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
+    assert client.get("/settings").headers["Location"] == "/prompt?next=settings"
+    clock.advance(30)
+    response = post(client, "/prompt", {"next": "done", "device": device_id,
+                                        "passcode": totp_code(secret, clock.now)},
+                    token_from=continue_url)
+    assert response.headers["Location"] == "/prompt/done"
+    assert "You are all set!" in text(client.get("/prompt/done"))
+    page = text(client.get("/settings"))
+    assert "Old phone" in page and "My iPad" in page
+
+
 def test_the_recovery_passcode_works_once_in_the_portal(app, client):
     make_user(app)
     code = issue_recovery(app)
     sign_in(client)
-    assert step_up(client, code).status_code == 302
+    assert step_up(client, code).headers["Location"] == "/devices/add/type"
     other = app.test_client()
     sign_in(other)
     again = step_up(other, code)

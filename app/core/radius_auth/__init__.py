@@ -38,6 +38,7 @@ from app.core.radius_auth.entry import (
     verifies_password,
 )
 from app.core.radius_auth.guessing import WAIT as GUESSING_WAIT
+from app.core.radius_auth.modes import RECOVERY_REFUSED
 from app.core.radius_auth.pushes import (
     PUSH_FATIGUE,
     PUSH_SENT,

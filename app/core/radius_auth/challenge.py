@@ -29,14 +29,13 @@ def _state_hash(ctx: Context, state: bytes) -> bytes:
 def _prompt(user: User) -> str:
     names = [d.name for d in devices.active_devices(user)]
     if not names:
-        return ("Enter a 9-digit recovery passcode. (You have no 2FA device yet: add one in the "
-                "2FA portal.)")
+        return ("You have no 2FA device yet: add one in the 2FA portal (with a recovery "
+                "passcode from the recovery portal), then enter its 6-digit passcode.")
     pushes = [f"{i} to push to {d.name}" for i, d in enumerate(push.push_devices(user), 1)]
     if pushes:
         return (f"Enter a passcode or {', '.join(pushes)} (6-digit passcode from "
-                f"{', '.join(names)}, or a 9-digit recovery passcode).")
-    return (f"Enter a 6-digit passcode from {', '.join(names)}, or a 9-digit recovery "
-            "passcode.")
+                f"{', '.join(names)}).")
+    return f"Enter a 6-digit passcode from {', '.join(names)}."
 
 
 PUSH_NUMBER = ("Push sent to {device}. In the UM 2FA app, enter {number} and approve, then "

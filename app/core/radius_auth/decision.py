@@ -22,8 +22,8 @@ PASSCODE_EXAMPLE = "e.g. password{d}123456"
 # Append mode: a wrong password and a wrong or missing factor read the same, so the answer does
 # not tell a guesser that the password was right (the audit record says which).
 APPEND_FAILED = ("Incorrect password or passcode. Append a 6-digit passcode to your password, "
-                 "e.g. password{d}123456 (no 2FA device yet? Add one in the 2FA portal, or "
-                 "append a 9-digit recovery passcode).")
+                 "e.g. password{d}123456 (no 2FA device yet? Add one in the 2FA portal, "
+                 "with a recovery passcode from the recovery portal).")
 CHALLENGE_GONE = "This login has expired or was already answered. Please log in again."
 UNAVAILABLE = "The 2FA service is temporarily unavailable. Please try again later."
 

@@ -29,6 +29,9 @@ from app.models import User
 
 PUSH_RE = re.compile(r"push([1-9]?)")
 
+RECOVERY_REFUSED = ("A recovery passcode only adds a new device in the 2FA portal; it does not "
+                    "sign in to the VPN. Add a device there, then use its passcode.")
+
 
 def is_push(word: str) -> bool:
     return PUSH_RE.fullmatch(word.lower()) is not None
@@ -119,13 +122,17 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
         index = _push_index(factor)
         device = pushable[index - 1] if index <= len(pushable) else None
         return pushes.send(ctx, origin, req, user, device)
-    outcome = passcodes.verify_passcode(ctx, origin, user, factor)
+    if passcodes.is_recovery_passcode(factor):
+        # an enrolment credential only: refused unverified (not spent, not counted)
+        return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, RECOVERY_REFUSED),
+                      user=user, reason="recovery passcode refused")
+    outcome = passcodes.verify_passcode(ctx, origin, user, factor, allow_recovery=False)
     if not outcome.ok:
         return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, outcome.message),
                       user=user,
                       reason=f"{outcome.factor or 'passcode'} "
                              f"{'locked' if outcome.locked else outcome.verdict.value}")
-    used = outcome.device.name if outcome.device else "a recovery passcode"
+    used = outcome.device.name if outcome.device else "a passcode"
     return finish(ctx, origin, req, Outcome.ACCEPT, f"Success. Logged in with {used}.",
                   user=user, reason=outcome.factor,
                   device=outcome.device.name if outcome.device else "")

@@ -41,26 +41,45 @@ def self_signed(tmp_path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
-SMTP_PORT = free_port()
+SMTP_PORT = "the test's own"  # replaced by `smtp_port`, picked just before the server binds it
 
 
 @pytest.fixture
-def inbox():
+def smtp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings_overrides(request, smtp_port) -> dict:
+    """The test's settings (STARTTLS tests' from tls_settings, the others' from parametrize),
+    with its SMTP server's port: picked per test, not at import (a port free when the module
+    was imported may be taken by the time its tests run)."""
+    if "tls_settings" in request.fixturenames:
+        wanted = dict(request.getfixturevalue("tls_settings"))
+    else:
+        wanted = dict(getattr(request, "param", {}))
+    if wanted.get("smtp_port") == SMTP_PORT:
+        wanted["smtp_port"] = smtp_port
+    return wanted
+
+
+@pytest.fixture
+def inbox(smtp_port):
     box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
+    controller = Controller(box, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     yield box
     controller.stop()
 
 
 @pytest.fixture
-def tls_inbox(tmp_path_factory):
+def tls_inbox(tmp_path_factory, smtp_port):
     cert, key = self_signed(tmp_path_factory.mktemp("smtp-tls"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     box = Inbox()
     box.cafile = cert
-    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT, tls_context=context,
+    controller = Controller(box, hostname="127.0.0.1", port=smtp_port, tls_context=context,
                             require_starttls=True, authenticator=box.authenticate,
                             auth_require_tls=True)
     controller.start()
@@ -72,7 +91,7 @@ SMTP = {"smtp_host": "127.0.0.1", "smtp_port": SMTP_PORT, "smtp_from": "2fa@um.e
         "smtp_timeout": 5}
 
 
-@pytest.mark.parametrize("settings_overrides", [SMTP])
+@pytest.mark.parametrize("settings_overrides", [SMTP], indirect=True)
 def test_issuing_a_passcode_sends_a_notice_without_the_passcode(app, client, inbox):
     make_user(app)
     code = steps.passcode_of(steps.walk(client)[2])
@@ -89,14 +108,14 @@ def test_issuing_a_passcode_sends_a_notice_without_the_passcode(app, client, inb
     assert notice.result == "ok" and notice.username == "alice"
 
 
-@pytest.mark.parametrize("settings_overrides", [SMTP])
+@pytest.mark.parametrize("settings_overrides", [SMTP], indirect=True)
 def test_a_failed_verification_sends_nothing(app, client, inbox):
     make_user(app)
     assert steps.walk(client, dob="1970-01-01")[2].status_code == 401
     assert delivered(inbox) == [] and audit_rows(app, "recovery.notify") == []
 
 
-@pytest.mark.parametrize("settings_overrides", [SMTP])
+@pytest.mark.parametrize("settings_overrides", [SMTP], indirect=True)
 def test_a_user_without_an_email_address_is_skipped(app, client, inbox):
     make_user(app, email="")
     assert steps.passcode_of(steps.walk(client)[2])
@@ -111,14 +130,6 @@ def tls_settings(tls_inbox) -> dict:
             "smtp_password": SMTP_PASSWORD, "smtp_cafile": tls_inbox.cafile}
 
 
-@pytest.fixture
-def settings_overrides(request) -> dict:
-    """STARTTLS tests take their settings from tls_settings; the others from parametrize."""
-    if "tls_settings" in request.fixturenames:
-        return request.getfixturevalue("tls_settings")
-    return {}
-
-
 def test_starttls_and_login(tls_settings, app, client, tls_inbox):
     make_user(app)
     assert steps.passcode_of(steps.walk(client)[2])
@@ -127,7 +138,7 @@ def test_starttls_and_login(tls_settings, app, client, tls_inbox):
     assert notice.result == "ok" and SMTP_PASSWORD not in notice.detail
 
 
-@pytest.mark.parametrize("settings_overrides", [{**SMTP, "smtp_starttls": "true"}])
+@pytest.mark.parametrize("settings_overrides", [{**SMTP, "smtp_starttls": "true"}], indirect=True)
 def test_an_untrusted_certificate_is_refused_and_recovery_still_works(app, client, tls_inbox):
     make_user(app)
     response = steps.walk(client)[2]
@@ -137,7 +148,7 @@ def test_an_untrusted_certificate_is_refused_and_recovery_still_works(app, clien
     assert notice.result == "fail" and "SSL" in notice.detail
 
 
-@pytest.mark.parametrize("settings_overrides", [{**SMTP, "smtp_port": free_port()}])
+@pytest.mark.parametrize("settings_overrides", [{**SMTP, "smtp_port": free_port()}], indirect=True)
 def test_a_mail_server_that_is_down_does_not_stop_recovery(app, client, caplog):
     make_user(app)
     response = steps.walk(client)[2]

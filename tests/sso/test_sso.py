@@ -44,6 +44,20 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+def continue_to_login_with_the_new_device(client, clock, sp, rid, done, secret):
+    """ "Continue to Login" after adding a device in the SSO prompt: the new device's next code
+    finishes the login, and the SP gets an MFA Response."""
+    continue_url = re.search(r'href="([^"]+)">Continue to Login', text(done)).group(1)
+    assert continue_url.startswith("/sso/prompt?device=")
+    clock.advance(30)
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
+                                            "device": continue_url.split("=")[1]},
+                    token_from=continue_url)
+    assert response.headers["Location"] == "/sso/continue"
+    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
+    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+
+
 def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
     url, request_id = sp.login()
     assert go(client, url).headers["Location"] == "/sso/continue"
@@ -427,15 +441,7 @@ def test_new_user_enrols_inside_the_prompt_then_signs_in(app, client, clock):
         .headers["Location"] == "/prompt?next=add"
     assert step_up(client, code).headers["Location"] == "/devices/add/type"
     done, secret = enrol(client, clock, "mobile", "android", "Pixel")
-    continue_url = re.search(r'href="([^"]+)">Continue to Login', text(done)).group(1)
-    assert continue_url.startswith("/sso/prompt?device=")
-    clock.advance(30)
-    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                            "device": continue_url.split("=")[1]},
-                    token_from=continue_url)
-    assert response.headers["Location"] == "/sso/continue"
-    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
-    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+    continue_to_login_with_the_new_device(client, clock, sp, rid, done, secret)
 
 
 OFF = {"REMOTE_ADDR": "203.0.113.9"}
@@ -473,16 +479,8 @@ def test_a_recovery_passcode_never_signs_in_to_a_service_provider(app, client, c
     with committed(app) as c:
         added = {d.name: d.enrolled_via for d in users.get(c, "alice").devices}
     assert added == {"Victim's phone": "", "Pixel": "recovery"}
-    continue_url = re.search(r'href="([^"]+)">Continue to Login', text(done)).group(1)
-    assert continue_url.startswith("/sso/prompt?device=")
     assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
-    clock.advance(30)
-    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                            "device": continue_url.split("=")[1]},
-                    token_from=continue_url)
-    assert response.headers["Location"] == "/sso/continue"
-    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
-    assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
+    continue_to_login_with_the_new_device(client, clock, sp, rid, done, secret)
 
 
 def test_a_recovery_passcode_in_the_prompts_settings_opens_only_add_a_new_device(app, client):

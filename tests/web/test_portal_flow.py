@@ -25,6 +25,17 @@ from tests.helpers.portal import enrol, step_up, text
 HX = {"HX-Request": "true"}
 
 
+
+def first_login_with_the_new_device(client, clock, continue_url, device_id, secret):
+    """ "Continue to Login" after adding a device: its next code finishes the login (the
+    activation used this time step)."""
+    clock.advance(30)
+    response = post(client, "/prompt", {"next": "done", "device": device_id,
+                                        "passcode": totp_code(secret, clock.now)},
+                    token_from=continue_url)
+    assert response.headers["Location"] == "/prompt/done"
+    assert "You are all set!" in text(client.get("/prompt/done"))
+
 def test_guide_on_campus_add_a_device_with_a_recovery_passcode(app, client, clock):
     make_user(app)
     code = issue_recovery(app)
@@ -82,12 +93,7 @@ def test_guide_on_campus_add_a_device_with_a_recovery_passcode(app, client, cloc
     device_id = re.search(r'name="device" value="(\d+)" checked', login).group(1)
 
     # the activation used this time step; the next one is the person's next code
-    clock.advance(30)
-    response = post(client, "/prompt", {"next": "done", "device": device_id,
-                                        "passcode": totp_code(secret, clock.now)},
-                    token_from=continue_url)
-    assert response.headers["Location"] == "/prompt/done"
-    assert "You are all set!" in text(client.get("/prompt/done"))
+    first_login_with_the_new_device(client, clock, continue_url, device_id, secret)
 
     actions = [(r.action, r.result) for r in audit_rows(app)]
     for expected in [("sign_in", "ok"), ("factor", "ok"), ("device.enrol_start", "ok"),
@@ -211,12 +217,7 @@ def test_after_a_recovery_the_new_device_finishes_the_login_and_opens_settings(a
     # the recovery passcode alone still opens neither the login nor the settings
     assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
     assert client.get("/settings").headers["Location"] == "/prompt?next=settings"
-    clock.advance(30)
-    response = post(client, "/prompt", {"next": "done", "device": device_id,
-                                        "passcode": totp_code(secret, clock.now)},
-                    token_from=continue_url)
-    assert response.headers["Location"] == "/prompt/done"
-    assert "You are all set!" in text(client.get("/prompt/done"))
+    first_login_with_the_new_device(client, clock, continue_url, device_id, secret)
     page = text(client.get("/settings"))
     assert "Old phone" in page and "My iPad" in page
 

@@ -384,10 +384,12 @@ def _csrf(body: bytes) -> str:
     return (match.group(1) or match.group(2)).decode()
 
 
-def sign_in(conn: Connection, form_session: tuple[str, str], user: SeedUser) -> Prepared:
-    """POST /sign-in, then GET /prompt?next=done, as a browser does before the passcode.
-    `form_session` is (cookie, CSRF token) of a browser that has the sign-in page open: one
-    per connection, for all its users (signing in starts a new session each time)."""
+def sign_in(conn: Connection, user: SeedUser) -> Prepared:
+    """GET the sign-in page, POST /sign-in, then GET /prompt?next=done, as a browser does
+    before the passcode. Each user opens the sign-in page of their own: signing in ends the
+    session the form came with (server-side sessions), so a form cannot be reused."""
+    page = conn.request("GET", "/")
+    form_session = (page.cookies.get(COOKIE, ""), _csrf(page.body))
     signed = conn.request("POST", "/sign-in", form_session[0], {
         "csrf_token": form_session[1], "username": user.username, "password": PASSWORD})
     if signed.status != 302:
@@ -410,12 +412,7 @@ def prepare_all(nodes: list[Node], users: list[SeedUser]) -> list[Prepared]:
         try:
             if not hasattr(local, "conns"):
                 local.conns = [Connection(node.port) for node in nodes]
-                local.forms = []
-                for conn in local.conns:
-                    page = conn.request("GET", "/")
-                    local.forms.append((page.cookies.get(COOKIE, ""), _csrf(page.body)))
-            which = index % len(nodes)
-            return sign_in(local.conns[which], local.forms[which], users[index])
+            return sign_in(local.conns[index % len(nodes)], users[index])
         except (OSError, HttpError, KeyError) as exc:
             raise SystemExit(f"set-up failed: {exc!r}") from None
 

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import after_commit
 from app.models import WebSession
 
+_T = WebSession.__table__
+_LOAD = select(_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at).where(
+    _T.c.key == bindparam("key"))
+_UPDATE = update(_T).where(_T.c.key == bindparam("k"))
+_DELETE = delete(_T).where(_T.c.key == bindparam("key"))
+PURGE_ONE_IN = 50  # new sessions per purge of expired ones, on average
 Found = tuple[int | None, bytes, datetime, datetime]  # user id, blob, created, expires
 
 
 class SessionStore(Protocol):
+    in_transaction: bool
+
     def load(self, db: Session, key: bytes, now: datetime) -> Found | None: ...
 
     def save(self, db: Session, key: bytes, user_id: int | None, blob: bytes,
@@ -35,34 +44,39 @@ class SessionStore(Protocol):
 
 
 class DatabaseSessions:
+    in_transaction = True  # written in the caller's transaction
+
+    # Plain statements, not the ORM: every web request reads its session (and most write it).
     def load(self, db, key, now):
-        row = db.get(WebSession, key)
+        row = db.execute(_LOAD, {"key": key}).first()
         if row is None or row.expires_at <= now:
             return None
         return row.user_id, row.data, row.created_at, row.expires_at
 
     def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         if new:
-            # A new id: a good moment to drop the expired ones (indexed, usually none).
-            db.execute(delete(WebSession).where(WebSession.expires_at <= now))
-            db.add(WebSession(key=key, user_id=user_id, data=blob, created_at=created_at,
-                              expires_at=expires_at))
+            if secrets.randbelow(PURGE_ONE_IN) == 0:  # now and then, drop the expired ones
+                db.execute(delete(_T).where(_T.c.expires_at <= now))
+            db.execute(insert(_T), {"key": key, "user_id": user_id, "data": blob,
+                                    "created_at": created_at, "expires_at": expires_at})
         else:
-            db.execute(update(WebSession).where(WebSession.key == key)
-                       .values(user_id=user_id, data=blob, expires_at=expires_at))
+            db.execute(_UPDATE, {"k": key, "user_id": user_id, "data": blob,
+                                 "expires_at": expires_at})
 
     def delete(self, db, key):
-        db.execute(delete(WebSession).where(WebSession.key == key))
+        db.execute(_DELETE, {"key": key})
 
     def end_for_user(self, db, user_id, keep):
-        query = delete(WebSession).where(WebSession.user_id == user_id)
+        query = delete(_T).where(_T.c.user_id == user_id)
         if keep is not None:
-            query = query.where(WebSession.key != keep)
+            query = query.where(_T.c.key != keep)
         db.execute(query)
 
 
 class RedisSessions:
     """One Redis key per session (expiring with it) and a set of a user's session keys."""
+
+    in_transaction = False  # written at once, outside any database transaction
 
     def __init__(self, url: str, prefix: str = "") -> None:
         import redis

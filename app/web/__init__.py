@@ -37,10 +37,12 @@ def _commit(response):
     ctx = g.get("core_ctx")
     if ctx is not None and response.status_code < 500:
         try:
+            server_session.persist(ctx)  # the browser session, in the same transaction
             ctx.db.commit()
         except Exception as exc:
             with contextlib.suppress(Exception):
                 ctx.db.rollback()
+            server_session.forget_written()
             server_session.restore()
             if isinstance(exc, UNAVAILABLE):
                 page = _database_down(exc)

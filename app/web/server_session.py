@@ -17,6 +17,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from app.core import browser_sessions
+from app.core.context import Context
 from app.db import UNAVAILABLE
 from app.extensions import core
 
@@ -47,6 +48,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.unavailable: BaseException | None = None  # the store could not be read
         self.stale_cookie = False       # the browser brought an id that matches no session
         self.ended_sid: str | None = None  # the id this request ended (sign-out, sign-in)
+        self.written: Written | None = None  # what was saved, once it is (id, record)
 
     def clear(self) -> None:
         """End the session: its id is dead even if the request fails afterwards."""
@@ -61,7 +63,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.sid, self.created_at = brought.sid, brought.created_at
         self.unavailable, self.stale_cookie = brought.unavailable, brought.stale_cookie
         self.modified = self.renew = False
-        self.ended_sid = None
+        self.ended_sid = self.written = None
 
     def regenerate(self) -> None:
         """A new id for this session from now on: the one a thief may have copied is dead."""
@@ -94,45 +96,71 @@ class ServerSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         if session.unavailable is not None:
             return
-        gone = session.ended_sid
-        if not session or response.status_code >= 500:
-            # Nothing to keep; an ended session stays ended even when the request failed.
-            if gone is not None:
-                self._end(gone)
-            if gone is not None or (not session and session.stale_cookie):
-                self._delete_cookie(app, response)
-            return
-        if not (session.renew or session.modified):
-            return
-        fresh = session.renew or session.sid is None
-        sid = browser_sessions.new_id() if fresh else session.sid
-        try:
-            with core.own_context() as ctx:
-                created_at = ctx.now() if fresh else session.created_at or ctx.now()
-                record = browser_sessions.save(ctx, sid, dict(session), created_at, new=fresh,
-                                               replaces=gone or (session.sid if fresh else None))
-        except _store_errors() as exc:
-            log.error("the browser session could not be saved: %s", type(exc).__name__)
-            return
-        if fresh:
+        if session.written is None:  # not written with the request's commit (see `persist`)
+            if response.status_code >= 500:
+                # Nothing of the request is kept; an ended session stays ended all the same.
+                session.written = _write_apart(session, keep=False)
+            else:
+                session.written = _write_apart(session, keep=True)
+            if session.written is None:
+                return
+        sid, record = session.written
+        if record is not None and sid != session.sid:
             response.set_cookie(
                 self.get_cookie_name(app), sid, expires=record.expires_at,
                 path=self.get_cookie_path(app), domain=self.get_cookie_domain(app),
                 secure=self.get_cookie_secure(app), httponly=self.get_cookie_httponly(app),
                 samesite=self.get_cookie_samesite(app))
+        elif record is None and (session.ended_sid is not None or session.stale_cookie):
+            self._delete_cookie(app, response)
         response.vary.add("Cookie")
 
     def _delete_cookie(self, app: Flask, response: Response) -> None:
         response.delete_cookie(self.get_cookie_name(app), path=self.get_cookie_path(app),
                                domain=self.get_cookie_domain(app))
 
-    @staticmethod
-    def _end(sid: str) -> None:
-        try:
-            with core.own_context() as ctx:
-                browser_sessions.end(ctx, sid)
-        except _store_errors() as exc:
-            log.error("the browser session could not be ended: %s", type(exc).__name__)
+
+Written = tuple[str, "browser_sessions.Record | None"]  # the id, and its record if kept
+
+
+def _write(ctx: Context, session: ServerSession, *, keep: bool) -> Written:
+    """What the request changed, in ctx's transaction: the session it ended is deleted, and
+    (with `keep`) the session is saved, under a new id when it was renewed."""
+    if session.ended_sid is not None:
+        browser_sessions.end(ctx, session.ended_sid)
+    if not keep or not session or not (session.renew or session.modified):
+        return session.sid or "", None
+    fresh = session.renew or session.sid is None
+    sid = browser_sessions.new_id() if fresh else session.sid
+    created_at = ctx.now() if fresh else session.created_at or ctx.now()
+    record = browser_sessions.save(ctx, sid, dict(session), created_at, new=fresh,
+                                   replaces=session.sid if fresh else None)
+    return sid, record
+
+
+def _write_apart(session: ServerSession, *, keep: bool) -> Written | None:
+    """`_write` in a transaction of its own (a store outside the database, a request that did
+    not commit, Flask's test client's session_transaction)."""
+    try:
+        with core.own_context() as ctx:
+            return _write(ctx, session, keep=keep)
+    except _store_errors() as exc:
+        log.error("the browser session could not be saved: %s", type(exc).__name__)
+        return None
+
+
+def persist(ctx: Context) -> None:
+    """Write the session in the request's own transaction, just before its commit (app/web's
+    `_commit`): one commit per request. Only for the database store; Redis is written after
+    the commit, in save_session."""
+    if not ctx.sessions.in_transaction or session.unavailable is not None:
+        return
+    session.written = _write(ctx, session, keep=True)
+
+
+def forget_written() -> None:
+    """The request's commit failed: what `persist` wrote was rolled back."""
+    session.written = None
 
 
 def _stale() -> ServerSession:

@@ -448,11 +448,15 @@ def test_a_commit_cut_off_by_the_outage_is_a_503_and_acknowledges_nothing(pg, we
     pg.reset("synchronous_standby_names")
     wait_until(lambda: requests.get(web + "/healthz", timeout=10).status_code == 200,
                RECOVERY_SECONDS)
-    # the cookie alice got back is the one she had: signed in, the second factor still to do
+    # the cookie alice got back is the one she had, and it says nothing of a second factor.
+    # PostgreSQL had committed locally before the standby wait, the session's new id with it
+    # (server-side sessions: the old id ended): that cookie is signed in to nothing now, so she
+    # signs in again
     assert not alice.signed_in_fully()
+    alice.sign_in("alice")
     assert DEVICE_RE.search(alice.get("/prompt?next=done").text)
-    # PostgreSQL had committed locally before the standby wait: the code stays used, so the
-    # unacknowledged login cannot be repeated with it either; the next code signs her in
+    # the code stays used, so the unacknowledged login cannot be repeated with it either; the
+    # next code signs her in
     again = alice.post("/prompt", {"next": "done", "device": device, "passcode": code},
                        token_from="/prompt?next=done")
     assert again.headers.get("Location") != "/prompt/done"

@@ -22,17 +22,22 @@ from tests.helpers.sso import IDP, go, idp_metadata, make_sp, saml_response
 from tests.peers.saml_sp import MFA, TestSP
 
 
-def signed_in_at_the_prompt(app, client):
-    """alice, with a TOTP device, has passed the SSO door's password step for a new SP's login:
-    (the SP, the device id, its secret)."""
-    make_user(app)
-    device_id, secret = add_totp_device(app)
+def password_step_for_a_new_sp(app, client):
+    """alice (already a user) passes the SSO door's password step for a new SP's login."""
     sp = make_sp(client, app)
     url, _ = sp.login()
     go(client, url)
     post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
          token_from="/sso/sign-in")
-    return sp, device_id, secret
+    return sp
+
+
+def signed_in_at_the_prompt(app, client):
+    """alice, with a TOTP device, has passed the SSO door's password step for a new SP's login:
+    (the SP, the device id, its secret)."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    return password_step_for_a_new_sp(app, client), device_id, secret
 
 
 @pytest.fixture
@@ -392,11 +397,7 @@ def test_with_new_user_allow_a_user_who_removed_every_device_is_sent_to_enrolmen
     device_id, _ = add_totp_device(app)
     with committed(app) as c:  # e.g. an attacker with the password removed the victim's phone
         devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), device_id, last_confirmed=True)
-    sp = make_sp(client, app)
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
+    password_step_for_a_new_sp(app, client)
     response = client.get("/sso/continue")
     assert response.headers.get("Location") == "/sso/prompt"  # not a password-only Response
     page = text(client.get("/sso/prompt"))
@@ -415,11 +416,7 @@ def test_the_sso_prompt_warns_two_attempts_before_the_lock(app, client):
 @pytest.mark.parametrize("settings_overrides", [{"base_url": IDP, "new_user": "deny"}])
 def test_new_user_deny(app, client):
     make_user(app)
-    sp = make_sp(client, app)
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
+    password_step_for_a_new_sp(app, client)
     response = client.get("/sso/continue")
     assert response.status_code == 403 and "no device" in text(response)
 

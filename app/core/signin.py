@@ -23,12 +23,7 @@ def sign_out(ctx: Context, origin: Origin, user_id: int | None) -> None:
     if user_id is None:
         return
     browser_sessions.end_for_user(ctx, user_id)
-    audit.record(ctx, origin, "sign_out", "ok", username=_username(ctx, user_id))
-
-
-def _username(ctx: Context, user_id: int) -> str:
-    user = ctx.db.get(User, user_id)
-    return user.username if user else ""
+    audit.record(ctx, origin, "sign_out", "ok", username=users.name_by_id(ctx, user_id))
 
 
 def sign_in_first(ctx: Context, origin: Origin, username: str,

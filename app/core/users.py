@@ -122,6 +122,12 @@ def find(ctx: Context, username: str) -> User | None:
     return ctx.db.scalar(select(User).where(User.username == username.strip().lower()))
 
 
+def name_by_id(ctx: Context, user_id: int | None) -> str:
+    """The username of a user id, or "" when there is none (for an audit record)."""
+    user = ctx.db.get(User, user_id) if user_id is not None else None
+    return user.username if user is not None else ""
+
+
 def get(ctx: Context, username: str) -> User:
     user = find(ctx, username)
     if user is None:

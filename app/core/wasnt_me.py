@@ -62,8 +62,9 @@ def _report(ctx: Context, origin: Origin, notice: Notice | None, how: str) -> Re
     status = _status(ctx, notice)
     if notice is None or status != DONE or not _claim(ctx, notice):
         status = USED if status == DONE else status
+        user_id = notice.user_id if notice is not None else None
         audit.record(ctx, origin, "notice.wasnt_me", "fail",
-                     username=_username(ctx, notice), detail=f"{status} ({how})")
+                     username=users.name_by_id(ctx, user_id), detail=f"{status} ({how})")
         return Result(status, notice)
     user = ctx.db.get(User, notice.user_id)
     assert user is not None
@@ -105,8 +106,3 @@ def _undo(ctx: Context, origin: Origin, user: User, notice: Notice) -> str:
         if revoked:
             return "recovery passcode revoked, "
     return ""
-
-
-def _username(ctx: Context, notice: Notice | None) -> str:
-    user = ctx.db.get(User, notice.user_id) if notice is not None else None
-    return user.username if user is not None else ""

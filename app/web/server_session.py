@@ -169,11 +169,6 @@ def _stale() -> ServerSession:
     return new
 
 
-def current_id() -> str:
-    """The id of the browser's session as it came (empty when it has none yet)."""
-    return getattr(session, "sid", None) or ""
-
-
 def regenerate() -> None:
     session.regenerate()
 

@@ -56,7 +56,7 @@ def _push_links() -> push_prompt.Links:
         start=url_for("sso.push_start"), status=url_for("sso.push_status"),
         methods=url_for("sso.methods"), passcode=url_for("sso.prompt", method="passcode"),
         passcode_hx=url_for("prompt.passcode_form", next="done"),
-        remember=bool(current_app.config["UM2FA"].remember_days))
+        remember=remember.offered())
 
 
 def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error: str = "",

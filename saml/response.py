@@ -21,6 +21,7 @@ POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 REDIRECT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 URI_NAME_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+SHIBMD = "urn:mace:shibboleth:metadata:1.0"
 SUPPORTED_NAMEID_FORMATS = (
     "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
     "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
@@ -144,7 +145,10 @@ def logout_response_url(*, issuer: str, destination: str, in_response_to: str,
 
 
 def idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, keys: list[SigningKey],
-                 sign_with: SigningKey | None) -> str:
+                 sign_with: SigningKey | None, scope: str) -> str:
+    """The IdP's metadata. `scope` (shibmd:Scope) is the domain of every scoped attribute we
+    release (eduPersonPrincipalName, eduPersonScopedAffiliation, subject-id, pairwise-id): an
+    SP's attribute filter drops scoped values whose scope the IdP's metadata does not declare."""
     key_descriptors = "".join(
         f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
         f"{k.cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
@@ -156,6 +160,8 @@ def idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, keys: list[Signi
         f"entityID={quoteattr(entity_id)}>"
         f'<md:IDPSSODescriptor WantAuthnRequestsSigned="false" '
         f'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        f'<md:Extensions><shibmd:Scope xmlns:shibmd="{SHIBMD}" regexp="false">'
+        f"{escape(scope)}</shibmd:Scope></md:Extensions>"
         f"{key_descriptors}"
         f'<md:SingleLogoutService Binding="{REDIRECT_BINDING}" Location={quoteattr(slo_url)}/>'
         f"{formats}"

@@ -70,7 +70,7 @@ def metadata():
     signed = settings.saml_sign_metadata and request.args.get("signed", "1") != "0"
     xml = idp_metadata(entity_id=entity_id(), sso_url=base_url() + url_for("sso.single_sign_on"),
                        slo_url=base_url() + url_for("sso.single_logout"), keys=keys,
-                       sign_with=keys[-1] if signed else None)
+                       sign_with=keys[-1] if signed else None, scope=settings.saml_scope)
     return Response(xml, mimetype="application/samlmetadata+xml")
 
 

@@ -7,9 +7,9 @@ from app.core.context import Context, Origin
 
 DEMO_USERS = [
     users.NewUser("alice", "alice-password", "2001-02-03", "123A", "student",
-                  "Alice Chan", "alice@example.edu"),
+                  "Alice Chan", "alice@example.edu", "Alice", "Chan"),
     users.NewUser("bob", "bob-password", "1985-06-07", "B456", "staff",
-                  "Bob Wong", "bob@example.edu"),
+                  "Bob Wong", "bob@example.edu", "Bob", "Wong"),
 ]
 
 

@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
+from app.core import attribute_release
 from app.core import service_providers as sps
 from saml import keys as saml_keys
 from saml.sp_metadata import parse_sp_metadata
@@ -45,6 +46,66 @@ def sp_list() -> None:
         for sp in sps.all_providers(ctx):
             signed = "signed requests" if sp.sign_requests else ""
             click.echo("\t".join([sp.entity_id, sp.name, ", ".join(sps.acs_urls(sp)), signed]))
+
+
+@sp_group.command("set")
+@click.argument("entity_id")
+@click.option("--release", "release", metavar="ATTRIBUTES",
+              help="Release exactly these attributes (comma-separated friendly or urn:oid "
+                   "names) instead of the default policy.")
+@click.option("--default-release", is_flag=True,
+              help="Back to the default policy: pairwise-id, what the SP's metadata requests, "
+                   "the R&S bundle for R&S SPs.")
+@click.option("--encrypt/--no-encrypt", default=None,
+              help="Encrypt assertions to the SP's encryption key (default: on).")
+@click.option("--email-nameid/--no-email-nameid", default=None,
+              help="May the SP receive the email address as its NameID (default: off).")
+@with_appcontext
+def sp_set(entity_id, release, default_release, encrypt, email_nameid) -> None:
+    """Change what one service provider receives."""
+    if release is not None and default_release:
+        raise click.ClickException("give --release or --default-release, not both")
+    try:
+        names = None if release is None else attribute_release.resolve(
+            [n.strip() for n in release.split(",") if n.strip()])
+    except attribute_release.ReleaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with core_session() as ctx:
+        try:
+            sp = sps.set_options(ctx, CLI, entity_id, sps.Options(
+                release=names, default_release=default_release, encrypt=encrypt,
+                email_nameid=email_nameid))
+        except sps.ServiceProviderError as exc:
+            raise click.ClickException(str(exc)) from exc
+        _show(sp)
+
+
+@sp_group.command("show")
+@click.argument("entity_id")
+@with_appcontext
+def sp_show(entity_id) -> None:
+    """What one service provider asks for and receives."""
+    with core_session() as ctx:
+        sp = sps.find(ctx, entity_id)
+        if sp is None:
+            raise click.ClickException(f"no such service provider: {entity_id}")
+        _show(sp)
+
+
+def _show(sp) -> None:
+    requested = ", ".join(a["name"] + (" (required)" if a["required"] else "")
+                          for a in sps.requested_attributes(sp))
+    policy = "operator's list" if sp.release is not None else "default"
+    for label, value in (
+            ("entity ID", sp.entity_id), ("name", sp.name),
+            ("ACS URLs", ", ".join(sps.acs_urls(sp))), ("SLO URL", sp.slo_url or "-"),
+            ("entity categories", ", ".join(sps.entity_categories(sp)) or "-"),
+            ("subject-id:req", sp.subject_id_req or "-"),
+            ("requested attributes", requested or "-"),
+            (f"released ({policy})", ", ".join(attribute_release.policy(sp))),
+            ("email NameID", "allowed" if sp.allow_email_nameid else "not allowed"),
+            ("encrypt assertions", "on" if sp.encrypt_assertions else "off")):
+        click.echo(f"{label}: {value}")
 
 
 @sp_group.command("remove")
@@ -103,8 +164,4 @@ def saml_upstream_metadata() -> None:
 
     settings = current_app.config["UM2FA"]
     keys = saml_keys.load_all(settings.instance_dir, _entity_id())
-    sp = upstream.ServiceProvider(base_url=_entity_id().removesuffix("/saml/metadata"),
-                                  key=keys[-1],
-                                  username_attribute=settings.sso_upstream_username_attribute,
-                                  previous_cert=keys[-2].cert_pem if len(keys) > 1 else "")
-    click.echo(upstream.sp_metadata(sp))
+    click.echo(upstream.sp_metadata(upstream.ServiceProvider.from_settings(settings, keys)))

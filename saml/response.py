@@ -13,6 +13,7 @@ import xmlsec
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from app.core.attribute_release import CATALOG
 from saml.keys import SigningKey
 from saml.xml import deflate_b64
 
@@ -24,16 +25,11 @@ BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SHIBMD = "urn:mace:shibboleth:metadata:1.0"
 SUPPORTED_NAMEID_FORMATS = (
     "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
     "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
 )
-# Friendly name -> OID name, as eduPerson and inetOrgPerson publish them.
-ATTRIBUTE_OIDS = {
-    "uid": "urn:oid:0.9.2342.19200300.100.1.1",
-    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
-    "displayName": "urn:oid:2.16.840.1.113730.3.1.241",
-    "eduPersonPrincipalName": "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
-    "eduPersonAffiliation": "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
-}
+REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+INVALID_NAMEID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 
 
 def new_id() -> str:
@@ -64,7 +60,7 @@ class Assertion:
 def _attributes_xml(attributes: dict[str, list[str]]) -> str:
     out = []
     for friendly, values in attributes.items():
-        name = ATTRIBUTE_OIDS.get(friendly, friendly)
+        name = CATALOG[friendly].oid
         vals = "".join(f'<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" '
                        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
                        f'xsi:type="xs:string">{escape(v)}</saml:AttributeValue>' for v in values)
@@ -117,6 +113,24 @@ def build_response(a: Assertion, key: SigningKey) -> str:
         f"<saml:Issuer>{escape(a.issuer)}</saml:Issuer>"
         f'<samlp:Status><samlp:StatusCode Value="{SUCCESS}"/></samlp:Status>'
         f"{assertion}</samlp:Response>"
+    )
+    return sign(response, key)
+
+
+def build_status_response(*, issuer: str, recipient: str, in_response_to: str, status: str,
+                          sub_status: str, message: str, now: datetime,
+                          key: SigningKey) -> str:
+    """A signed Response without an assertion, telling the SP why it gets none."""
+    response = (
+        f'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{new_id()}" Version="2.0" '
+        f'IssueInstant="{instant(now)}" Destination={quoteattr(recipient)} '
+        f"InResponseTo={quoteattr(in_response_to)}>"
+        f"<saml:Issuer>{escape(issuer)}</saml:Issuer>"
+        f"<samlp:Status><samlp:StatusCode Value={quoteattr(status)}>"
+        f"<samlp:StatusCode Value={quoteattr(sub_status)}/></samlp:StatusCode>"
+        f"<samlp:StatusMessage>{escape(message)}</samlp:StatusMessage></samlp:Status>"
+        f"</samlp:Response>"
     )
     return sign(response, key)
 

@@ -26,6 +26,7 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
+from app.core.attribute_release import CATALOG
 from saml.keys import SigningKey
 from saml.xml import SamlError, b64decode, parse, xpath
 
@@ -33,6 +34,7 @@ METADATA_PATH = "/sso/upstream/metadata"
 ACS_PATH = "/sso/upstream/acs"
 SKEW = timedelta(seconds=60)
 NAMEID = "NameID"
+URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 # NameIDs that never carry a username: transient ones change every time, persistent ones are
 # opaque. With these the username must come from an attribute.
 OPAQUE_NAMEID_FORMATS = (C.NAMEID_TRANSIENT, C.NAMEID_PERSISTENT)
@@ -56,6 +58,31 @@ class ServiceProvider:
     username_attribute: str = NAMEID
     # The previous key's certificate, published too while the upstream moves to a new key.
     previous_cert: str = ""
+    # The upstream's attributes we map to our fields (UM2FA_SSO_UPSTREAM_ATTRIBUTES): asked for
+    # in our metadata, as an IdP's release policy expects.
+    mapped_attributes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings, keys: list[SigningKey]) -> ServiceProvider:
+        return cls(base_url=settings.base_url, key=keys[-1],
+                   username_attribute=settings.sso_upstream_username_attribute,
+                   previous_cert=keys[-2].cert_pem if len(keys) > 1 else "",
+                   mapped_attributes=tuple(settings.sso_upstream_attributes.values()))
+
+    def requested_attributes(self) -> list[dict]:
+        """RequestedAttribute entries: the username attribute (required) and the mapped ones,
+        under their urn:oid names when we know them."""
+        names = ([self.username_attribute] if self.username_attribute != NAMEID else [])
+        names += [n for n in self.mapped_attributes if n not in names]
+        out = []
+        for name in names:
+            known = CATALOG.get(name)
+            out.append({"name": known.oid if known else name,
+                        **({"friendlyName": name} if known else {}),
+                        "nameFormat": URI_FORMAT if known or name.startswith("urn:")
+                        else C.ATTRNAME_FORMAT_UNSPECIFIED,
+                        "isRequired": name == self.username_attribute})
+        return out
 
     @property
     def entity_id(self) -> str:
@@ -108,6 +135,10 @@ def settings(sp: ServiceProvider, idp: UpstreamIdp | None) -> OneLogin_Saml2_Set
             "NameIDFormat": C.NAMEID_UNSPECIFIED,
             "x509cert": sp.key.cert_pem, "privateKey": sp.key.key_pem,
             **({"x509certNew": sp.previous_cert} if sp.previous_cert else {}),
+            **({"attributeConsumingService": {
+                "serviceName": "UM 2FA", "serviceDescription": "Two-factor authentication",
+                "requestedAttributes": sp.requested_attributes()}}
+               if sp.requested_attributes() else {}),
         },
         "security": {
             "authnRequestsSigned": True,

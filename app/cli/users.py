@@ -30,13 +30,18 @@ def users_group() -> None: ...
               type=click.Choice(core_users.ROLES))
 @click.option("--name", default="", help="Display name.")
 @click.option("--email", default="")
+@click.option("--given-name", default="", help="Given name (released to SAML services as "
+                                                "givenName).")
+@click.option("--surname", default="", help="Surname (released as sn).")
 @with_appcontext
-def users_add(username, password, dob, id_last4, role, name, email) -> None:
+def users_add(username, password, dob, id_last4, role, name, email, given_name,
+              surname) -> None:
     if password == FROM_STDIN:
         password = _password_from_stdin()
     with core_session() as ctx:
         user = core_users.add(ctx, CLI, core_users.NewUser(username, password, dob, id_last4,
-                                                           role, name, email))
+                                                           role, name, email, given_name,
+                                                           surname))
     click.echo(f"added {user.username}")
 
 

@@ -17,10 +17,11 @@ DEFAULT_CAMPUS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 # Our user fields and the LDAP attributes they are read from (docs/ldap.md). An empty name: the
 # field is not taken from the directory (date of birth and ID characters then stay ours).
 LDAP_DEFAULT_ATTRIBUTES = {"username": "uid", "name": "cn", "mail": "mail",
+                           "given_name": "givenName", "surname": "sn",
                            "role": "employeeType", "dob": "", "id_last4": ""}
 LDAP_ATTRIBUTE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}|[0-9]+(\.[0-9]+)+")
 # Our user fields that an upstream IdP's attributes may fill (IdP-proxy mode, docs/saml.md).
-UPSTREAM_ATTRIBUTE_FIELDS = ("name", "mail", "role")
+UPSTREAM_ATTRIBUTE_FIELDS = ("name", "mail", "given_name", "surname", "role")
 SAML_ATTRIBUTE_RE = re.compile(r"[!-~]{1,256}")  # printable, no spaces: a Name or FriendlyName
 
 

@@ -35,6 +35,8 @@ class DirectoryUser:
     display_name: str | None = None
     email: str | None = None
     role: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
     dob: str | None = field(default=None, repr=False)
     id_last4: str | None = field(default=None, repr=False)
 

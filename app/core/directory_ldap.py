@@ -187,6 +187,7 @@ class LdapDirectory:
         return DirectoryUser(
             username=(_first(read("username")) or username).strip().lower(),
             display_name=_first(read("name")), email=_first(read("mail")),
+            given_name=_first(read("given_name")), surname=_first(read("surname")),
             role=_role(read("role")) if self._attributes.get("role") else None,
             dob=_dob(read("dob")), id_last4=_id_last4(read("id_last4")))
 

@@ -36,7 +36,9 @@ def _updates(ctx: Context, found: DirectoryUser) -> tuple[dict[str, object], lis
     values: dict[str, object] = {}
     bad: list[str] = []
     for column, value, limit in (("display_name", found.display_name, 200),
-                                 ("email", found.email, 254), ("role", found.role, 32)):
+                                 ("email", found.email, 254), ("role", found.role, 32),
+                                 ("given_name", found.given_name, 100),
+                                 ("surname", found.surname, 100)):
         if value is not None:
             values[column] = value[:limit]
     for column, label, purpose, value, normalise in (

@@ -1,25 +1,32 @@
-"""What the SSO door may release and when: the second-factor policy, NameIDs, attributes."""
+"""What the SSO door may release and when: the second-factor policy and NameIDs (attributes:
+attribute_release.py)."""
 
 from __future__ import annotations
 
 import base64
 import enum
+import secrets
 from dataclasses import dataclass
 
 from app.core import devices
+from app.core import service_providers as sps
 from app.core.context import Context
-from app.models import User
+from app.models import ServiceProvider, User
 
 MFA_CONTEXT = "https://refeds.org/profile/mfa"
 PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-AFFILIATIONS = {"student": ["student", "member"], "staff": ["staff", "member"]}
 
 
 class SsoError(ValueError):
     """The message is safe to show on the SSO error page."""
+
+
+class NameIdPolicyError(SsoError):
+    """The SP asked for a NameID we do not give it: the SP gets an InvalidNameIDPolicy status."""
 
 
 class Step(enum.Enum):
@@ -70,31 +77,28 @@ def requires_mfa(requested_contexts: list[str]) -> bool:
     return MFA_CONTEXT in requested_contexts
 
 
-def nameid(ctx: Context, user: User, sp_entity_id: str, requested: str,
-           sp_formats: list[str]) -> tuple[str, str]:
-    """The NameID the SP asked for (request first, then its metadata); persistent by default.
+def nameid_format(requested: str, sp: ServiceProvider) -> str:
+    """The NameID format for this request: the request's NameIDPolicy first, then the SP's
+    metadata, persistent by default. The email address only to an SP allowed to have it."""
+    offered = [PERSISTENT, TRANSIENT] + ([EMAIL] if sp.allow_email_nameid else [])
+    if requested and requested != UNSPECIFIED:
+        if requested not in offered:
+            raise NameIdPolicyError(
+                "This service asks for a kind of user identifier the university's sign-in "
+                f"service does not give it ({requested[:100]}).")
+        return requested
+    return next((f for f in sps.nameid_formats(sp) if f in offered), PERSISTENT)
 
-    A persistent ID is opaque and different for every SP, so SPs cannot join their records."""
-    wanted = requested if requested and requested != UNSPECIFIED else next(
-        (f for f in sp_formats if f in (PERSISTENT, EMAIL)), PERSISTENT)
-    if wanted == EMAIL:
+
+def nameid(ctx: Context, user: User, sp_entity_id: str, fmt: str) -> str:
+    """The NameID's value. A persistent ID is opaque and different for every SP, so SPs cannot
+    join their records; a transient one is new every time."""
+    if fmt == EMAIL:
         if not user.email:
             raise SsoError("This service asks for your email address, but your account has "
                            "none. Please contact the IT help desk.")
-        return EMAIL, user.email
-    if wanted != PERSISTENT:
-        raise SsoError("This service asks for a kind of user identifier we do not provide.")
+        return user.email
+    if fmt == TRANSIENT:
+        return "_" + secrets.token_hex(16)
     digest = ctx.keys.keyed_hash("saml-persistent-id", f"{sp_entity_id}\x00{user.id}")
-    return PERSISTENT, base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def attributes(ctx: Context, user: User) -> dict[str, list[str]]:
-    released = {
-        "uid": [user.username],
-        "displayName": [user.display_name or user.username],
-        "eduPersonPrincipalName": [f"{user.username}@{ctx.settings.saml_scope}"],
-        "eduPersonAffiliation": AFFILIATIONS.get(user.role, ["member"]),
-    }
-    if user.email:
-        released["mail"] = [user.email]
-    return released
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")

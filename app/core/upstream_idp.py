@@ -59,6 +59,7 @@ def describe(username: str, attributes: dict[str, list[str]], mapping: dict[str,
 
     role_attr = mapping.get("role")
     return DirectoryUser(username=name, display_name=first("name"), email=first("mail"),
+                         given_name=first("given_name"), surname=first("surname"),
                          role=_role(attributes.get(role_attr, [])) if role_attr else None)
 
 

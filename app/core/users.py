@@ -21,6 +21,8 @@ DOB_PURPOSE = "date-of-birth"
 ID_PURPOSE = "id-last4"
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 USER_COLUMNS = ("username", "password", "dob", "id_last4", "role", "name", "email")
+# Optional columns of an import: a row may leave them out.
+OPTIONAL_COLUMNS = ("given_name", "surname")
 
 
 class UserError(ValueError):
@@ -36,6 +38,8 @@ class NewUser:
     role: str = "student"
     name: str = ""
     email: str = ""
+    given_name: str = ""
+    surname: str = ""
 
 
 def normalise_dob(value: str) -> str:
@@ -141,6 +145,7 @@ def add(ctx: Context, origin: Origin, new: NewUser) -> User:
     if find(ctx, new.username) is not None:
         raise UserError(f"user {new.username} already exists")
     user = User(username=new.username, display_name=new.name, email=new.email, role=new.role,
+                given_name=new.given_name[:100], surname=new.surname[:100],
                 password_hash=hash_password(new.password),
                 dob_hash=ctx.keys.keyed_hash(DOB_PURPOSE, normalise_dob(new.dob)),
                 id_last4_hash=ctx.keys.keyed_hash(ID_PURPOSE, normalise_id_last4(new.id_last4)),
@@ -160,8 +165,8 @@ def import_csv(ctx: Context, origin: Origin, stream: IO[str]) -> list[User]:
     users = []
     for line, row in enumerate(reader, start=2):
         try:
-            users.append(add(ctx, origin, NewUser(**{c: (row[c] or "").strip()
-                                                      for c in USER_COLUMNS})))
+            users.append(add(ctx, origin, NewUser(**{c: (row.get(c) or "").strip()
+                                                      for c in USER_COLUMNS + OPTIONAL_COLUMNS})))
         except UserError as exc:
             raise UserError(f"line {line}: {exc}") from exc
     return users

@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 
-from app.core import audit, sso
+from app.core import attribute_release, audit, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
 from app.web import remember
@@ -48,7 +48,15 @@ from saml.requests import (
     parse_logout_request,
     verify_signature,
 )
-from saml.response import Assertion, build_response, idp_metadata, logout_response_url
+from saml.response import (
+    INVALID_NAMEID_POLICY,
+    REQUESTER,
+    Assertion,
+    build_response,
+    build_status_response,
+    idp_metadata,
+    logout_response_url,
+)
 from saml.xml import SamlError
 
 
@@ -100,9 +108,16 @@ def single_sign_on():
     except (SamlError, sps.ServiceProviderError) as exc:
         audit.record(ctx, origin(DOOR), "saml.request", "refused", detail=str(exc)[:200])
         return error_page(str(exc))
+    try:
+        fmt = sso.nameid_format(authn.nameid_format, sp)
+    except sso.NameIdPolicyError as exc:
+        audit.record(ctx, origin(DOOR), "saml.request", "refused", detail=str(exc)[:200])
+        xml = build_status_response(issuer=entity_id(), recipient=acs, in_response_to=authn.id,
+                                    status=REQUESTER, sub_status=INVALID_NAMEID_POLICY,
+                                    message=str(exc), now=ctx.now(), key=signing_keys()[-1])
+        return _post_to_acs(acs, incoming.relay_state[:1024], xml, sp.name)
     session["saml_req"] = {"sp": sp.entity_id, "id": authn.id, "acs": acs,
-                           "relay": incoming.relay_state[:1024],
-                           "format": authn.nameid_format,
+                           "relay": incoming.relay_state[:1024], "format": fmt,
                            "mfa_required": sso.requires_mfa(authn.requested_contexts),
                            "force": authn.force_authn, "mfa": False}
     if authn.force_authn:
@@ -151,15 +166,17 @@ def _answer(pending: dict, user, mfa: bool):
         session.pop("saml_req", None)
         return error_page("This service is no longer registered.")
     try:
-        fmt, value = sso.nameid(ctx, user, sp.entity_id, pending["format"],
-                                sps.nameid_formats(sp))
-    except sso.SsoError as exc:
+        value = sso.nameid(ctx, user, sp.entity_id, pending["format"])
+        released = attribute_release.release(ctx, user, sp)
+    except (sso.SsoError, attribute_release.ReleaseError) as exc:
         session.pop("saml_req", None)
+        audit.record(ctx, origin(DOOR), "saml.response", "refused", username=user.username,
+                     detail=f"{sp.entity_id} {exc}"[:200])
         return error_page(str(exc))
     session_index = session.setdefault("saml_session", "_" + secrets.token_hex(16))
     assertion = Assertion(issuer=entity_id(), audience=sp.entity_id, recipient=pending["acs"],
-                          in_response_to=pending["id"], nameid_format=fmt, nameid=value,
-                          attributes=sso.attributes(ctx, user),
+                          in_response_to=pending["id"], nameid_format=pending["format"],
+                          nameid=value, attributes=released,
                           authn_context=sso.authn_context(mfa), session_index=session_index,
                           now=ctx.now(), authn_instant=_authn_instant(mfa),
                           lifetime=current_app.config["UM2FA"].saml_assertion_lifetime)
@@ -167,13 +184,18 @@ def _answer(pending: dict, user, mfa: bool):
     audit.record(ctx, origin(DOOR), "saml.response", "ok", username=user.username,
                  detail=f"{sp.entity_id} {'mfa' if mfa else 'password'}")
     session.pop("saml_req", None)
-    _remember_service(sp.entity_id, fmt, value)
-    page = render_template("sso/post.html", acs=pending["acs"], relay=pending["relay"],
+    _remember_service(sp.entity_id, pending["format"], value)
+    return _post_to_acs(pending["acs"], pending["relay"], xml, sp.name)
+
+
+def _post_to_acs(acs_url: str, relay: str, xml: str, sp_name: str):
+    """The page that posts a Response to the SP's ACS (the one form that leaves our origin:
+    exactly that ACS is allowed as a form target)."""
+    page = render_template("sso/post.html", acs=acs_url, relay=relay,
                            saml_response=base64.b64encode(xml.encode()).decode(),
-                           sp_name=sp.name)
+                           sp_name=sp_name)
     response = current_app.make_response(page)
-    # The one page whose form leaves our origin: allow exactly the SP's ACS as a form target.
-    acs = urlsplit(pending["acs"])
+    acs = urlsplit(acs_url)
     response.headers["Content-Security-Policy"] = CSP.replace(
         "form-action 'self'", f"form-action 'self' {acs.scheme}://{acs.netloc}")
     return response

@@ -68,11 +68,7 @@ def _idp() -> upstream.UpstreamIdp:
 
 
 def our_sp() -> upstream.ServiceProvider:
-    settings = current_app.config["UM2FA"]
-    keys = signing_keys()
-    return upstream.ServiceProvider(base_url=settings.base_url, key=keys[-1],
-                                    username_attribute=settings.sso_upstream_username_attribute,
-                                    previous_cert=keys[-2].cert_pem if len(keys) > 1 else "")
+    return upstream.ServiceProvider.from_settings(current_app.config["UM2FA"], signing_keys())
 
 
 @bp.get(upstream.METADATA_PATH)

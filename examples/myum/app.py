@@ -54,6 +54,15 @@ def base_url() -> str:
     return os.environ.get("MYUM_BASE_URL", "http://127.0.0.1:8001").rstrip("/")
 
 
+REQUESTED_ATTRIBUTES = (
+    ("uid", "urn:oid:0.9.2342.19200300.100.1.1"),
+    ("mail", "urn:oid:0.9.2342.19200300.100.1.3"),
+    ("displayName", "urn:oid:2.16.840.1.113730.3.1.241"),
+    ("eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6"),
+    ("eduPersonAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.1"),
+)
+
+
 def saml_settings(*, sp_only: bool = False) -> OneLogin_Saml2_Settings:
     key, cert = _key_and_cert(_instance())
     base = base_url()
@@ -69,6 +78,13 @@ def saml_settings(*, sp_only: bool = False) -> OneLogin_Saml2_Settings:
                 "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
             "NameIDFormat": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
             "x509cert": cert, "privateKey": key,
+            # What myUM asks the IdP to release (RequestedAttribute in its metadata).
+            "attributeConsumingService": {
+                "serviceName": "myUM", "serviceDescription": "The university's portal",
+                "requestedAttributes": [
+                    {"name": oid, "friendlyName": friendly, "isRequired": False,
+                     "nameFormat": "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"}
+                    for friendly, oid in REQUESTED_ATTRIBUTES]},
         },
         "security": {
             "authnRequestsSigned": True, "logoutRequestSigned": True,

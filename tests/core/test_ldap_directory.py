@@ -128,7 +128,7 @@ def test_lookup_maps_attributes(make):
     alice = directory.lookup("Alice")
     assert alice == DirectoryUser(username="alice", display_name="Alice Chan",
                                   email="alice@um.edu.mo", role="student", dob="2001-02-03",
-                                  id_last4="123A")
+                                  id_last4="123A", given_name="Alice", surname="Chan")
     bob = directory.lookup("bob")
     # GeneralizedTime date of birth; the whole ID number; two roles, the known one wins.
     assert (bob.role, bob.dob, bob.id_last4) == ("staff", "1999-05-17", "4567")
@@ -138,7 +138,8 @@ def test_lookup_maps_attributes(make):
 
 
 def test_unmapped_attributes_are_not_read(make):
-    plain = make("search", ldap_attributes={"role": "", "mail": ""}).lookup("alice")
+    plain = make("search", ldap_attributes={"role": "", "mail": "", "given_name": "",
+                                            "surname": ""}).lookup("alice")
     assert plain == DirectoryUser(username="alice", display_name="Alice Chan")
 
 
@@ -277,6 +278,8 @@ def test_sync_user_creates_then_updates(app, ctx, make):
     user = provisioning.sync_user(ctx, TEST_ORIGIN, found)
     assert (user.username, user.display_name, user.email, user.role) == \
         ("alice", "Alice Chan", "alice@um.edu.mo", "student")
+    # givenName and sn (released to SAML services) come from the directory too
+    assert (user.given_name, user.surname) == ("Alice", "Chan")
     assert user.password_hash is None
     answers = identity.normalise("student", "alice", "2001-02-03", "123a")
     assert identity.check(ctx, answers).ok

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from app.core import service_providers as sps
 from saml.sp_metadata import parse_sp_metadata
-from tests.conftest import TEST_ORIGIN, committed
+from tests.conftest import PASSWORD, TEST_ORIGIN, committed, post, totp_code
+from tests.helpers.portal import text
 from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP
 
 IDP = "http://localhost"
@@ -17,10 +18,10 @@ def idp_metadata(client) -> str:
     return client.get("/saml/metadata").get_data(as_text=True)
 
 
-def register(app, sp: TestSP) -> None:
+def register(app, sp: TestSP, *, replace: bool = False) -> None:
     meta = parse_sp_metadata(sp.metadata())
     with committed(app) as c:
-        sps.register(c, TEST_ORIGIN, meta.registration())
+        sps.register(c, TEST_ORIGIN, meta.registration(), replace=replace)
 
 
 def make_sp(client, app, **kwargs) -> TestSP:
@@ -39,3 +40,26 @@ def saml_response(page: str) -> str:
     match = SAML_RESPONSE_RE.search(page)
     assert match, page[:2000]
     return match.group(1)
+
+
+def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
+    """alice, from the SP's login, through the password step and the prompt (a TOTP code) to
+    the page that posts the Response: (the SAMLResponse, the AuthnRequest's ID)."""
+    url, request_id = sp.login()
+    assert go(client, url).headers["Location"] == "/sso/continue"
+    assert client.get("/sso/continue").headers["Location"] == "/sso/sign-in"
+    page = text(client.get("/sso/sign-in"))
+    assert f"Sign in to {sp.name}" in page and "UMPASS ID" in page
+    response = post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
+                    token_from="/sso/sign-in")
+    assert response.headers["Location"] == "/sso/continue"
+    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
+    prompt = text(client.get("/sso/prompt"))
+    assert "Enter a Passcode" in prompt and "Settings" in prompt
+    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now, offset),
+                                            "device": str(device_id or "")},
+                    token_from="/sso/prompt")
+    assert response.headers["Location"] == "/sso/continue", text(response)
+    page = text(client.get("/sso/continue"))
+    assert f'action="{sp.acs}"' in page
+    return saml_response(page), request_id

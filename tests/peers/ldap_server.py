@@ -169,6 +169,7 @@ objectClass: inetOrgPerson
 objectClass: umPerson
 uid: {uid}
 cn: {cn}
+givenName: {cn.split()[0]}
 sn: {cn.split()[-1]}
 mail: {mail}
 employeeType: {role}

@@ -18,7 +18,13 @@ from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from app.core.attribute_release import CATALOG
+
 MFA = "https://refeds.org/profile/mfa"
+URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+# What a typical university web system asks for in its metadata (RequestedAttribute).
+TYPICAL_REQUEST = (("uid", False), ("mail", False), ("displayName", False),
+                   ("eduPersonPrincipalName", False), ("eduPersonAffiliation", False))
 
 
 def key_and_cert(cn: str) -> tuple[str, str]:
@@ -46,6 +52,10 @@ class TestSP:
     nameid_format: str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
     name: str = "Test SP"
     extra: dict = field(default_factory=dict)
+    # (friendly name, isRequired) of the RequestedAttributes in its metadata, by urn:oid name
+    requested: tuple = TYPICAL_REQUEST
+    # entity attributes in its metadata (mdattr:EntityAttributes): name -> values
+    entity_attributes: dict = field(default_factory=dict)
 
     __test__ = False  # not a pytest class
 
@@ -71,6 +81,12 @@ class TestSP:
                                         "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
                 "NameIDFormat": self.nameid_format,
                 "x509cert": cert, "privateKey": key,
+                **({"attributeConsumingService": {
+                    "serviceName": self.name, "serviceDescription": self.name,
+                    "requestedAttributes": [
+                        {"name": CATALOG[n].oid, "friendlyName": n, "nameFormat": URI,
+                         "isRequired": required} for n, required in self.requested]}}
+                   if self.requested else {}),
             },
             "security": {
                 "authnRequestsSigned": self.sign_requests, "logoutRequestSigned": True,
@@ -97,7 +113,10 @@ class TestSP:
     def metadata(self) -> str:
         settings = self.settings()
         xml = settings.get_sp_metadata()
-        return xml.decode() if isinstance(xml, bytes) else xml
+        xml = xml.decode() if isinstance(xml, bytes) else xml
+        if self.entity_attributes:
+            xml = with_entity_attributes(xml, self.entity_attributes)
+        return xml
 
     def _request(self, path: str, get=None, post=None) -> dict:
         parts = urlsplit(self.base)
@@ -141,6 +160,21 @@ class TestSP:
         auth = OneLogin_Saml2_Auth(self._request("/sls", get=query), self.settings())
         auth.process_slo(request_id=request_id, keep_local_session=True)
         return auth
+
+
+def with_entity_attributes(xml: str, attributes: dict[str, list[str]]) -> str:
+    """SP metadata with an mdattr:EntityAttributes extension (entity categories,
+    subject-id:req), as a federation's registrar adds it."""
+    values = "".join(
+        f'<saml:Attribute Name="{name}" NameFormat="{URI}">'
+        + "".join(f"<saml:AttributeValue>{v}</saml:AttributeValue>" for v in vals)
+        + "</saml:Attribute>" for name, vals in attributes.items())
+    extension = ('<md:Extensions><mdattr:EntityAttributes '
+                 'xmlns:mdattr="urn:oasis:names:tc:SAML:metadata:attribute" '
+                 'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">'
+                 f"{values}</mdattr:EntityAttributes></md:Extensions>")
+    head, rest = xml.split("<md:SPSSODescriptor", 1)
+    return head + extension + "<md:SPSSODescriptor" + rest
 
 
 SAML_RESPONSE_RE = re.compile(r'name="SAMLResponse" value="([^"]+)"')

@@ -18,7 +18,14 @@ from tests.conftest import (
     post,
     totp_code,
 )
-from tests.helpers.sso import IDP, go, idp_metadata, make_sp, saml_response
+from tests.helpers.sso import (
+    IDP,
+    go,
+    idp_metadata,
+    make_sp,
+    saml_response,
+    sign_in_through_prompt,
+)
 from tests.peers.saml_sp import MFA, TestSP
 
 
@@ -61,27 +68,6 @@ def continue_to_login_with_the_new_device(client, clock, sp, rid, done, secret):
     assert response.headers["Location"] == "/sso/continue"
     auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), rid)
     assert auth.is_authenticated() and auth.get_last_authn_contexts() == [MFA]
-
-
-def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
-    url, request_id = sp.login()
-    assert go(client, url).headers["Location"] == "/sso/continue"
-    assert client.get("/sso/continue").headers["Location"] == "/sso/sign-in"
-    page = text(client.get("/sso/sign-in"))
-    assert "Sign in to Test SP" in page and "UMPASS ID" in page
-    response = post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-                    token_from="/sso/sign-in")
-    assert response.headers["Location"] == "/sso/continue"
-    assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
-    prompt = text(client.get("/sso/prompt"))
-    assert "Enter a Passcode" in prompt and "Settings" in prompt
-    response = post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now, offset),
-                                            "device": str(device_id or "")},
-                    token_from="/sso/prompt")
-    assert response.headers["Location"] == "/sso/continue", text(response)
-    page = text(client.get("/sso/continue"))
-    assert 'action="http://sp.test/acs"' in page
-    return saml_response(page), request_id
 
 
 def test_sign_in_with_a_passcode_gives_a_valid_mfa_response(app, client, clock):
@@ -140,16 +126,6 @@ def test_policy_always_asks_for_the_second_factor_at_every_sp(app, client, clock
     url, _ = sp2.login()
     go(client, url)
     assert client.get("/sso/continue").headers["Location"] == "/sso/prompt"
-
-
-def test_email_nameid_when_the_sp_asks(app, client, clock):
-    make_user(app, email="alice@example.edu")
-    device_id, secret = add_totp_device(app)
-    sp = make_sp(client, app,
-                 nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
-    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
-    auth = sp.acs_post(r, rid)
-    assert auth.get_nameid() == "alice@example.edu"
 
 
 def test_signed_authn_requests_are_checked(app, client, clock):

@@ -100,10 +100,8 @@ def sp(app, client, upstream) -> TestSP:
                             as_text=True))):
         meta = parse_sp_metadata(xml)
         with committed(target) as c:
-            sps.register(c, TEST_ORIGIN, sps.Registration(
-                entity_id=meta.entity_id, acs_urls=meta.acs_urls, slo_url=meta.slo_url,
-                certs=meta.certs, sign_requests=meta.authn_requests_signed,
-                nameid_formats=meta.nameid_formats, name=meta.name))
+            # as `um2fa sp add` does: what our metadata requests is what the upstream releases
+            sps.register(c, TEST_ORIGIN, meta.registration())
     return test_sp
 
 
@@ -508,3 +506,16 @@ def test_without_upstream_the_routes_are_absent(tmp_path):
         assert c.post("/sso/upstream/acs", data={"SAMLResponse": "x"}).status_code == 404
     finally:
         core.database(plain).dispose()
+
+
+def test_our_sp_metadata_requests_the_username_and_mapped_attributes(client):
+    """An upstream IdP with a release policy (Shibboleth's, ours) sends what the SP's metadata
+    requests: the username attribute (required) and the mapped ones, by their urn:oid names."""
+    from saml.sp_metadata import parse_sp_metadata
+
+    meta = parse_sp_metadata(client.get("/sso/upstream/metadata").get_data(as_text=True))
+    assert meta.requested_attributes == [
+        {"name": "urn:oid:0.9.2342.19200300.100.1.1", "required": True},       # uid
+        {"name": "urn:oid:2.16.840.1.113730.3.1.241", "required": False},      # displayName
+        {"name": "urn:oid:0.9.2342.19200300.100.1.3", "required": False},      # mail
+        {"name": "urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "required": False}]       # affiliation

@@ -79,6 +79,11 @@ def aggregate(entities: list[str], *, valid_until: datetime | None = None,
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path == "/elsewhere":
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1:1/aggregate.xml")
+            self.end_headers()
+            return
         body = self.server.files.get(self.path)
         if body is None:
             self.send_response(404)
@@ -288,6 +293,7 @@ def test_too_large_an_aggregate_is_refused(app, runner, federation, monkeypatch)
     (["--aggregate", "ftp://127.0.0.1/agg.xml", "--cert", "{cert}"], "http:// or https://"),
     (["--aggregate", "http://127.0.0.1:1/agg.xml", "--cert", "{cert}"], "could not be fetched"),
     (["--aggregate", "{url}missing", "--cert", "{cert}"], "HTTP 404"),
+    (["--aggregate", "{base}/elsewhere", "--cert", "{cert}"], "redirects to one that is not"),
     (["--aggregate", "{url}", "--cert", "{notcert}"], "not a PEM X.509 certificate"),
     (["--aggregate", "{url}"], "needs --cert"),
     (["--aggregate", "{url}", "--metadata", "{cert}", "--cert", "{cert}"], "either --metadata"),
@@ -296,8 +302,9 @@ def test_too_large_an_aggregate_is_refused(app, runner, federation, monkeypatch)
 def test_bad_aggregate_options_get_a_clear_error(runner, federation, tmp_path, args, message):
     not_cert = tmp_path / "not-a-cert.pem"
     not_cert.write_text("hello")
-    args = [a.format(url=federation.url, cert=federation.cert_file, notcert=not_cert)
-            for a in args]
+    base = federation.url.removesuffix("/aggregate.xml")
+    args = [a.format(url=federation.url, base=base, cert=federation.cert_file,
+                     notcert=not_cert) for a in args]
     result = runner.invoke(args=["sp", "add", *args])
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output

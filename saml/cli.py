@@ -7,11 +7,16 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
-from app.core import attribute_release
+from app.core import aggregates, attribute_release
 from app.core import service_providers as sps
 from saml import keys as saml_keys
+from saml.aggregate import load as load_aggregate
+from saml.aggregate import read_certificate
+from saml.aggregate_refresh import refresh
 from saml.sp_metadata import parse_sp_metadata
 from saml.xml import SamlError
+
+_DETAIL_LINES = 20
 
 
 @click.group("sp", help="SAML service providers allowed to use the SSO door.")
@@ -19,11 +24,28 @@ def sp_group() -> None: ...
 
 
 @sp_group.command("add")
-@click.option("--metadata", "metadata_file", required=True, type=click.File("rb"),
+@click.option("--metadata", "metadata_file", type=click.File("rb"),
               help="The SP's SAML metadata (XML).")
-@click.option("--replace", is_flag=True, help="Update an SP that is already registered.")
+@click.option("--aggregate", "aggregate_url", metavar="URL",
+              help="A federation's signed metadata aggregate (http or https): every SP in it.")
+@click.option("--cert", "cert_file", type=click.File("rb"),
+              help="With --aggregate: the PEM certificate the aggregate must be signed with.")
+@click.option("--category", "categories", multiple=True, metavar="URI",
+              help="With --aggregate: keep only SPs with this entity category (repeatable).")
+@click.option("--replace", is_flag=True, help="Update an SP (or aggregate) already registered.")
 @with_appcontext
-def sp_add(metadata_file, replace) -> None:
+def sp_add(metadata_file, aggregate_url, cert_file, categories, replace) -> None:
+    """Register one SP (--metadata FILE), or a federation's SPs (--aggregate URL --cert FILE)."""
+    if bool(metadata_file) == bool(aggregate_url):
+        raise click.UsageError("give either --metadata FILE or --aggregate URL --cert FILE")
+    if aggregate_url:
+        if cert_file is None:
+            raise click.UsageError("--aggregate needs --cert FILE (the federation's signing "
+                                   "certificate, PEM)")
+        _add_aggregate(aggregate_url, cert_file, list(categories), replace)
+        return
+    if cert_file or categories:
+        raise click.UsageError("--cert and --category go with --aggregate")
     raw = metadata_file.read()
     try:
         meta = parse_sp_metadata(raw)
@@ -37,6 +59,78 @@ def sp_add(metadata_file, replace) -> None:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"registered {meta.entity_id} ({len(meta.acs_urls)} ACS URL(s)"
                f"{', signs its requests' if meta.authn_requests_signed else ''})")
+
+
+def _add_aggregate(url: str, cert_file, categories: list[str], replace: bool) -> None:
+    try:
+        cert_pem = read_certificate(cert_file.read())
+    except SamlError as exc:
+        raise click.ClickException(f"{cert_file.name}: {exc}") from exc
+    with core_session() as ctx:
+        try:
+            loaded = load_aggregate(url, cert_pem, ctx.now())
+            report = aggregates.add(ctx, CLI, url, cert_pem, categories, loaded,
+                                    replace=replace)
+        except SamlError as exc:
+            raise click.ClickException(f"{url}: refused, nothing changed: {exc}") from exc
+        except aggregates.AggregateError as exc:
+            raise click.ClickException(str(exc)) from exc
+    _echo_report(report)
+
+
+def _echo_report(report: aggregates.Report) -> None:
+    click.echo(report.summary())
+    for line in report.details()[:_DETAIL_LINES]:
+        click.echo(f"  {line}")
+    if len(report.details()) > _DETAIL_LINES:
+        click.echo(f"  … and {len(report.details()) - _DETAIL_LINES} more")
+
+
+@sp_group.command("refresh")
+@click.option("--all", "every", is_flag=True, help="Every aggregate, not only the due ones.")
+@with_appcontext
+def sp_refresh(every) -> None:
+    """Read the federation aggregates that are due again (for cron; `um2fa serve` does it too)."""
+    outcomes = refresh(CLI, every=every)
+    for outcome in outcomes:
+        if outcome.report is not None:
+            _echo_report(outcome.report)
+        else:
+            click.echo(f"{outcome.url}: refused, nothing changed: {outcome.error}", err=True)
+    if not outcomes:
+        click.echo("no aggregate is due")
+    if any(o.error for o in outcomes):
+        raise SystemExit(1)
+
+
+@sp_group.command("aggregates")
+@with_appcontext
+def sp_aggregates() -> None:
+    """The federation aggregates: URL, SPs, valid until, last refresh, last error."""
+    with core_session() as ctx:
+        for aggregate, count in aggregates.listing(ctx):
+            click.echo("\t".join([
+                aggregate.url, f"{count} SPs", f"valid until {_when(aggregate.valid_until)}",
+                f"refreshed {_when(aggregate.refreshed_at)}",
+                f"next {_when(aggregate.next_refresh_at)}",
+                aggregate.last_error or "ok"]))
+
+
+@sp_group.command("remove-aggregate")
+@click.argument("url")
+@with_appcontext
+def sp_remove_aggregate(url) -> None:
+    """Remove a federation aggregate and every SP registered from it."""
+    with core_session() as ctx:
+        try:
+            count = aggregates.remove(ctx, CLI, url)
+        except aggregates.AggregateError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed {url} and its {count} SP(s)")
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment is not None else "never"
 
 
 @sp_group.command("list")
@@ -86,7 +180,7 @@ def sp_set(entity_id, release, default_release, encrypt, email_nameid) -> None:
 def sp_show(entity_id) -> None:
     """What one service provider asks for and receives."""
     with core_session() as ctx:
-        sp = sps.find(ctx, entity_id)
+        sp = sps.lookup(ctx, entity_id)
         if sp is None:
             raise click.ClickException(f"no such service provider: {entity_id}")
         _show(sp)

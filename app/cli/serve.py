@@ -19,6 +19,7 @@ def serve(host, port, threads) -> None:
     from app import migrate
     from app.logging_setup import configure
     from saml import keys as saml_keys
+    from saml.aggregate_refresh import start_refresher
 
     settings = current_app.config["UM2FA"]
     configure(settings.log_format)
@@ -26,6 +27,8 @@ def serve(host, port, threads) -> None:
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
     # The IdP's signing key is made on first start, not on the first sign-in.
     saml_keys.load_all(settings.instance_dir, settings.base_url or "um2fa")
+    # Federations' metadata aggregates are read again when due (each node checks; one fetches).
+    start_refresher(current_app._get_current_object())
     click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)
     # X-Forwarded-For and X-Forwarded-Proto reach the app untouched: it believes them only
     # from UM2FA_TRUSTED_PROXIES (app/web/request_info.py), as under gunicorn. Waitress would

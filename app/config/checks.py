@@ -31,6 +31,9 @@ def _check_basics(settings: Settings) -> None:
         raise ConfigError("UM2FA_SESSION_STORE=redis needs UM2FA_REDIS_URL")
     if settings.session_lifetime_seconds < 60:
         raise ConfigError("UM2FA_SESSION_LIFETIME_SECONDS must be at least 60")
+    if not 60 <= settings.saml_aggregate_refresh_seconds <= 7 * 86400:
+        raise ConfigError("UM2FA_SAML_AGGREGATE_REFRESH_SECONDS must be between 60 and 604800 "
+                          "(a week)")
 
 
 def _check_recovery(settings: Settings) -> None:

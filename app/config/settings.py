@@ -119,6 +119,9 @@ class Settings:
     sso_second_factor: str = "session"
     new_user: str = "enrol"
     remember_days: int = 0
+    # Federation metadata aggregates (docs/saml.md): read again at least this often (sooner when
+    # the aggregate's cacheDuration says so, never after its validUntil).
+    saml_aggregate_refresh_seconds: int = 6 * 3600
     # IdP-proxy (docs/saml.md): the university's SAML IdP checks the password, we add the 2FA.
     sso_upstream_metadata: str = ""
     sso_upstream_username_attribute: str = "NameID"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.core import audit
 from app.core.context import Context, Origin
-from app.models import ServiceProvider
+from app.models import MetadataAggregate, ServiceProvider
 
 
 class ServiceProviderError(ValueError):
@@ -34,6 +34,23 @@ class Registration:
 
 
 def find(ctx: Context, entity_id: str) -> ServiceProvider | None:
+    """The SP that may be answered now: registered, and, when it came from a federation's
+    metadata aggregate, that aggregate still valid (its validUntil not passed without a
+    successful refresh). One SELECT with the aggregate's validUntil alongside."""
+    row = ctx.db.execute(
+        select(ServiceProvider, MetadataAggregate.valid_until)
+        .outerjoin(MetadataAggregate, ServiceProvider.aggregate_id == MetadataAggregate.id)
+        .where(ServiceProvider.entity_id == entity_id)).first()
+    if row is None:
+        return None
+    sp, valid_until = row
+    if sp.aggregate_id is not None and (valid_until is None or valid_until <= ctx.now()):
+        return None
+    return sp
+
+
+def lookup(ctx: Context, entity_id: str) -> ServiceProvider | None:
+    """The registered SP, usable or not (the registry's own bookkeeping)."""
     return ctx.db.scalar(select(ServiceProvider).where(ServiceProvider.entity_id == entity_id))
 
 
@@ -43,16 +60,33 @@ def all_providers(ctx: Context) -> list[ServiceProvider]:
 
 def register(ctx: Context, origin: Origin, reg: Registration, *,
              replace: bool = False) -> ServiceProvider:
-    for url in reg.acs_urls + ([reg.slo_url] if reg.slo_url else []):
-        if not url.startswith(("https://", "http://")):
-            raise ServiceProviderError(f"not an http(s) URL in the metadata: {url}")
-    sp = find(ctx, reg.entity_id)
+    """Register an SP on its own (its metadata file). With `replace`, an SP that came from an
+    aggregate is taken over: refreshing the aggregate leaves it alone from then on."""
+    check(reg)
+    sp = lookup(ctx, reg.entity_id)
     if sp is not None and not replace:
         raise ServiceProviderError(f"service provider {reg.entity_id} is already registered "
                                    "(use --replace to update it)")
     if sp is None:
         sp = ServiceProvider(entity_id=reg.entity_id, created_at=ctx.now())
         ctx.db.add(sp)
+    sp.aggregate_id = None
+    fill(sp, reg)
+    ctx.db.flush()
+    audit.record(ctx, origin, "sp.register", "ok", detail=reg.entity_id)
+    return sp
+
+
+def check(reg: Registration) -> None:
+    """What every registration needs, on its own or from an aggregate: http(s) URLs only."""
+    for url in reg.acs_urls + ([reg.slo_url] if reg.slo_url else []):
+        if not url.startswith(("https://", "http://")):
+            raise ServiceProviderError(f"not an http(s) URL in the metadata: {url}")
+
+
+def fill(sp: ServiceProvider, reg: Registration) -> None:
+    """Copy what the metadata says onto `sp`; the operator's settings for it (release,
+    encrypt_assertions, allow_email_nameid) are left as they are."""
     sp.name = reg.name or reg.entity_id
     sp.acs_urls = json.dumps(reg.acs_urls)
     sp.slo_url = reg.slo_url
@@ -65,15 +99,17 @@ def register(ctx: Context, origin: Origin, reg: Registration, *,
     sp.subject_id_req = reg.subject_id_req
     sp.encryption_certs = json.dumps(reg.encryption_certs)
     sp.encryption_methods = json.dumps(reg.encryption_methods)
-    ctx.db.flush()
-    audit.record(ctx, origin, "sp.register", "ok", detail=reg.entity_id)
-    return sp
 
 
 def remove(ctx: Context, origin: Origin, entity_id: str) -> None:
-    sp = find(ctx, entity_id)
+    sp = lookup(ctx, entity_id)
     if sp is None:
         raise ServiceProviderError(f"no such service provider: {entity_id}")
+    if sp.aggregate_id is not None:
+        raise ServiceProviderError(f"service provider {entity_id} comes from a federation's "
+                                   "metadata aggregate and would come back with its next "
+                                   "refresh: filter the aggregate by category, or remove the "
+                                   "aggregate (um2fa sp aggregates)")
     ctx.db.delete(sp)
     audit.record(ctx, origin, "sp.remove", "ok", detail=entity_id)
 
@@ -115,7 +151,7 @@ class Options:
 
 def set_options(ctx: Context, origin: Origin, entity_id: str, options: Options) -> ServiceProvider:
     """`options.release`: friendly names (attribute_release.resolve checks an operator's)."""
-    sp = find(ctx, entity_id)
+    sp = lookup(ctx, entity_id)
     if sp is None:
         raise ServiceProviderError(f"no such service provider: {entity_id}")
     changed = []

@@ -71,15 +71,26 @@ def _entity_id() -> str:
 
 
 @saml_group.command("rotate-key")
+@click.option("--encryption", is_flag=True,
+              help="Add an encryption key (what SPs encrypt NameIDs to) instead of a signing "
+                   "key.")
 @with_appcontext
-def saml_rotate_key() -> None:
-    """Add a new signing key. Both are published; the new one signs from the next start."""
+def saml_rotate_key(encryption) -> None:
+    """Add a new signing key (both are published; the new one signs from the next start), or
+    with --encryption a new encryption key (published first from the next start; every one
+    still decrypts)."""
     instance = current_app.config["UM2FA"].instance_dir
-    saml_keys.load_all(instance, _entity_id())  # the first key exists before the second
-    key = saml_keys.generate(instance, _entity_id())
-    click.echo(f"signing key {key.number} added; metadata now publishes "
-               f"{len(saml_keys.load_all(instance, _entity_id()))} certificate(s). "
-               "Restart the service to sign with it.")
+    prefix = saml_keys.ENCRYPTION if encryption else saml_keys.SIGNING
+    saml_keys.load_all(instance, _entity_id(), prefix)  # the first key exists before the second
+    key = saml_keys.generate(instance, _entity_id(), prefix)
+    count = len(saml_keys.load_all(instance, _entity_id(), prefix))
+    if encryption:
+        click.echo(f"encryption key {key.number} added; after a restart the metadata publishes "
+                   f"{count} encryption certificate(s), the new one first, and every one "
+                   "still decrypts.")
+    else:
+        click.echo(f"signing key {key.number} added; metadata now publishes {count} "
+                   "certificate(s). Restart the service to sign with it.")
 
 
 @saml_group.command("metadata")

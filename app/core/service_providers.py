@@ -90,6 +90,16 @@ def nameid_formats(sp: ServiceProvider) -> list[str]:
     return json.loads(sp.nameid_formats)
 
 
+def encryption_certs(sp: ServiceProvider) -> list[str]:
+    """The SP's encryption certificates (base64 DER), in its metadata's order."""
+    return json.loads(sp.encryption_certs or "[]")
+
+
+def encryption_methods(sp: ServiceProvider) -> list[str]:
+    """The EncryptionMethod algorithm URIs its metadata lists (often none)."""
+    return json.loads(sp.encryption_methods or "[]")
+
+
 def choose_acs(sp: ServiceProvider, requested: str) -> str:
     """The requested ACS URL if the SP registered it, else the SP's default one."""
     urls = acs_urls(sp)

@@ -246,3 +246,52 @@ def test_garbage_in_an_encrypted_nameid_is_refused_cleanly():
     key_pem, _ = key_and_cert("x")
     with pytest.raises(SamlError):
         reveal_nameid(parse_logout_request(xml), [key_pem])
+
+
+def test_after_rotation_a_nameid_encrypted_to_the_older_key_is_still_understood(app, client,
+                                                                                clock, runner):
+    sp, auth = signed_in_at_encrypting_sp(app, client, clock)  # has the old metadata
+    assert runner.invoke(args=["saml", "rotate-key", "--encryption"]).exit_code == 0
+    app.extensions.pop("saml_encryption_keys", None)  # what a restart does
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    response = go(client, url)
+    assert response.status_code == 302 and not signed_in(client)
+
+
+def encrypted_logout_request(cert: str) -> bytes:
+    """A LogoutRequest whose NameID python3-saml encrypted to `cert` (AES-128-CBC, RSA-OAEP)."""
+    encrypted = OneLogin_Saml2_Utils.generate_name_id(
+        "opaque-id", "http://sp.test/metadata",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", cert)
+    return (f'<samlp:LogoutRequest xmlns:samlp="{NS["samlp"]}" xmlns:saml="{NS["saml"]}" '
+            f'ID="_x" Version="2.0"><saml:Issuer>http://sp.test/metadata</saml:Issuer>'
+            f"{encrypted}</samlp:LogoutRequest>").encode()
+
+
+@pytest.mark.parametrize(("change", "refused"), [
+    (lambda x: x, None),  # as python3-saml sends it: decrypted
+    (lambda x: x.replace(b"xmlenc#rsa-oaep-mgf1p", b"xmlenc#rsa-1_5"), "key transport"),
+    (lambda x: x.replace(b"xmlenc#aes128-cbc", b"xmlenc#tripledes-cbc"), "data encryption"),
+    (lambda x: re.sub(rb"<xenc:CipherValue>[^<]*</xenc:CipherValue>(\s*</xenc:CipherData>\s*"
+                      rb"</xenc:EncryptedData>)",
+                      rb'<xenc:CipherReference URI="http://127.0.0.1:9/x"/>\1', x),
+     "cipher values"),
+    (lambda x: re.sub(rb"(<xenc:EncryptedKey>.*</xenc:EncryptedKey>)", rb"\1\1", x, flags=re.S),
+     "2 encrypted keys"),
+])
+def test_only_aes_and_rsa_oaep_with_inline_cipher_text_are_decrypted(change, refused):
+    key_pem, cert_pem = key_and_cert("idp-enc")
+    logout = parse_logout_request(change(encrypted_logout_request(cert_pem)))
+    if refused is None:
+        assert reveal_nameid(logout, [key_pem]).nameid == "opaque-id"
+        return
+    with pytest.raises(SamlError, match=refused):
+        reveal_nameid(logout, [key_pem])
+
+
+def test_a_logout_request_with_two_subjects_is_refused():
+    _, cert_pem = key_and_cert("idp-enc")
+    xml = encrypted_logout_request(cert_pem).replace(
+        b"<saml:EncryptedID>", b"<saml:NameID>someone</saml:NameID><saml:EncryptedID>")
+    with pytest.raises(SamlError, match="more than one subject"):
+        parse_logout_request(xml)

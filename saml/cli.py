@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
-from app.core import aggregates, attribute_release
+from app.core import aggregates, attribute_release, sp_encryption
 from app.core import service_providers as sps
 from saml import keys as saml_keys
 from saml.aggregate import load as load_aggregate
@@ -186,6 +186,15 @@ def sp_show(entity_id) -> None:
         _show(sp)
 
 
+def _encryption(sp) -> str:
+    chosen = sp_encryption.for_assertions(sp)
+    if chosen is not None:
+        data, transport = (uri.rsplit("#", 1)[-1] for uri in (chosen.algorithm,
+                                                              chosen.key_transport))
+        return f"yes ({data}, {transport})"
+    return "no (switched off)" if not sp.encrypt_assertions else "no (no encryption key)"
+
+
 def _show(sp) -> None:
     requested = ", ".join(a["name"] + (" (required)" if a["required"] else "")
                           for a in sps.requested_attributes(sp))
@@ -198,7 +207,7 @@ def _show(sp) -> None:
             ("requested attributes", requested or "-"),
             (f"released ({policy})", ", ".join(attribute_release.policy(sp))),
             ("email NameID", "allowed" if sp.allow_email_nameid else "not allowed"),
-            ("encrypt assertions", "on" if sp.encrypt_assertions else "off")):
+            ("encrypted assertions", _encryption(sp))):
         click.echo(f"{label}: {value}")
 
 
@@ -226,15 +235,26 @@ def _entity_id() -> str:
 
 
 @saml_group.command("rotate-key")
+@click.option("--encryption", is_flag=True,
+              help="Add an encryption key (what SPs encrypt NameIDs to) instead of a signing "
+                   "key.")
 @with_appcontext
-def saml_rotate_key() -> None:
-    """Add a new signing key. Both are published; the new one signs from the next start."""
+def saml_rotate_key(encryption) -> None:
+    """Add a new signing key (both are published; the new one signs from the next start), or
+    with --encryption a new encryption key (published first from the next start; every one
+    still decrypts)."""
     instance = current_app.config["UM2FA"].instance_dir
-    saml_keys.load_all(instance, _entity_id())  # the first key exists before the second
-    key = saml_keys.generate(instance, _entity_id())
-    click.echo(f"signing key {key.number} added; metadata now publishes "
-               f"{len(saml_keys.load_all(instance, _entity_id()))} certificate(s). "
-               "Restart the service to sign with it.")
+    prefix = saml_keys.ENCRYPTION if encryption else saml_keys.SIGNING
+    saml_keys.load_all(instance, _entity_id(), prefix)  # the first key exists before the second
+    key = saml_keys.generate(instance, _entity_id(), prefix)
+    count = len(saml_keys.load_all(instance, _entity_id(), prefix))
+    if encryption:
+        click.echo(f"encryption key {key.number} added; after a restart the metadata publishes "
+                   f"{count} encryption certificate(s), the new one first, and every one "
+                   "still decrypts.")
+    else:
+        click.echo(f"signing key {key.number} added; metadata now publishes {count} "
+                   "certificate(s). Restart the service to sign with it.")
 
 
 @saml_group.command("metadata")

@@ -1,7 +1,12 @@
-"""The IdP's signing keys: generated on first start into <instance>/saml/, rotated by adding.
+"""The IdP's key pairs: generated on first use into <instance>/saml/, rotated by adding.
 
-Files are key-NNN.pem / cert-NNN.pem; the highest number signs, every one is published in the
-metadata so that service providers can move to a new key before the old one goes.
+Signing keys are key-NNN.pem / cert-NNN.pem: the highest number signs, every one is published
+in the metadata so that service providers can move to a new key before the old one goes.
+
+Encryption keys (for what SPs encrypt to us: the NameID of a LogoutRequest) are a separate pair,
+enc-key-NNN.pem / enc-cert-NNN.pem: every one is published (the newest first, the one SPs pick)
+and every one is tried when decrypting, so an SP that still encrypts to an older one is
+understood until that pair is removed by hand.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from cryptography.x509.oid import NameOID
 
 from app.config.files import private_directory, write_private
 
+SIGNING = ""  # file-name prefixes of the two kinds of key pair
+ENCRYPTION = "enc-"
+
 
 @dataclass(frozen=True)
-class SigningKey:
+class KeyPair:
     number: int
     key_pem: str
     cert_pem: str
@@ -31,25 +39,28 @@ class SigningKey:
         return "".join(line for line in lines if not line.startswith("-----"))
 
 
+SigningKey = KeyPair  # the name the signing code has always used
+
+
 def _directory(instance_dir: Path) -> Path:
     return instance_dir / "saml"
 
 
-def _numbers(directory: Path) -> list[int]:
+def _numbers(directory: Path, prefix: str) -> list[int]:
     found = []
-    for path in directory.glob("key-*.pem"):
-        stem = path.stem.removeprefix("key-")
-        if stem.isdigit() and (directory / f"cert-{stem}.pem").exists():
+    for path in directory.glob(f"{prefix}key-*.pem"):
+        stem = path.stem.removeprefix(f"{prefix}key-")
+        if stem.isdigit() and (directory / f"{prefix}cert-{stem}.pem").exists():
             found.append(int(stem))
     return sorted(found)
 
 
-def generate(instance_dir: Path, common_name: str) -> SigningKey:
+def generate(instance_dir: Path, common_name: str, prefix: str = SIGNING) -> KeyPair:
     """A new RSA-3072 key and self-signed certificate (10 years), numbered after the last."""
     directory = _directory(instance_dir)
     private_directory(instance_dir)
     private_directory(directory)
-    number = (_numbers(directory) or [0])[-1] + 1
+    number = (_numbers(directory, prefix) or [0])[-1] + 1
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "um2fa")])
     now = dt.datetime.now(dt.UTC)
@@ -61,16 +72,17 @@ def generate(instance_dir: Path, common_name: str) -> SigningKey:
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    write_private(directory / f"key-{number:03d}.pem", key_pem)
-    write_private(directory / f"cert-{number:03d}.pem", cert_pem)  # public, but 0600 like all
-    return SigningKey(number, key_pem.decode(), cert_pem.decode())
+    write_private(directory / f"{prefix}key-{number:03d}.pem", key_pem)
+    # public, but 0600 like every file of the instance directory
+    write_private(directory / f"{prefix}cert-{number:03d}.pem", cert_pem)
+    return KeyPair(number, key_pem.decode(), cert_pem.decode())
 
 
-def load_all(instance_dir: Path, common_name: str) -> list[SigningKey]:
-    """Every key, oldest first; one is generated if there is none yet."""
+def load_all(instance_dir: Path, common_name: str, prefix: str = SIGNING) -> list[KeyPair]:
+    """Every key of the kind, oldest first; one is generated if there is none yet."""
     directory = _directory(instance_dir)
-    numbers = _numbers(directory) if directory.exists() else []
+    numbers = _numbers(directory, prefix) if directory.exists() else []
     if not numbers:
-        return [generate(instance_dir, common_name)]
-    return [SigningKey(n, (directory / f"key-{n:03d}.pem").read_text(),
-                       (directory / f"cert-{n:03d}.pem").read_text()) for n in numbers]
+        return [generate(instance_dir, common_name, prefix)]
+    return [KeyPair(n, (directory / f"{prefix}key-{n:03d}.pem").read_text(),
+                    (directory / f"{prefix}cert-{n:03d}.pem").read_text()) for n in numbers]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote_plus
 
+from lxml import etree
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from saml.encryption import decrypt_nameid
 from saml.signature import ALLOWED_SIG_ALGS, verify_enveloped
 from saml.xml import SamlError, b64decode, inflate, parse, xpath
 
@@ -28,6 +31,8 @@ class LogoutRequest:
     id: str
     issuer: str
     nameid: str = ""
+    # the <saml:EncryptedID> an SP sent instead of a NameID, until reveal_nameid decrypts it
+    encrypted_id: bytes = b""
 
 
 @dataclass
@@ -118,5 +123,20 @@ def parse_logout_request(xml: bytes) -> LogoutRequest:
     root = parse(xml)
     if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}LogoutRequest" or not root.get("ID"):
         raise SamlError("The message is not a SAML LogoutRequest.")
+    encrypted = xpath(root, "saml:EncryptedID")
+    if len(encrypted) + len(xpath(root, "saml:NameID")) > 1:
+        raise SamlError("The logout request names more than one subject.")
     return LogoutRequest(id=root.get("ID"), issuer=_text(root, "saml:Issuer/text()"),
-                         nameid=_text(root, "saml:NameID/text()"))
+                         nameid=_text(root, "saml:NameID/text()"),
+                         encrypted_id=etree.tostring(encrypted[0]) if encrypted else b"")
+
+
+def reveal_nameid(logout: LogoutRequest, key_pems: Sequence[str]) -> LogoutRequest:
+    """The request with the NameID that the SP encrypted to our encryption key decrypted into
+    `nameid` (unchanged if it sent a plain NameID). Call it once the request's signature is
+    checked: nothing from a sender we have not authenticated is decrypted (no decryption
+    oracle for strangers)."""
+    if not logout.encrypted_id:
+        return logout
+    nameid = decrypt_nameid(parse(logout.encrypted_id), key_pems)
+    return replace(logout, nameid=(nameid.text or "").strip(), encrypted_id=b"")

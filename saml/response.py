@@ -1,9 +1,11 @@
-"""Signed SAML out: the Response with its assertion, the LogoutResponse, the IdP metadata."""
+"""Signed SAML out: the Response with its assertion (encrypted to SPs that have an encryption
+key), the LogoutResponse, the IdP metadata."""
 
 from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
@@ -14,7 +16,9 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from app.core.attribute_release import CATALOG
-from saml.keys import SigningKey
+from app.core.sp_encryption import DATA_ALGORITHMS, KEY_TRANSPORT, AssertionEncryption
+from saml.encryption import encrypt_assertion
+from saml.keys import KeyPair, SigningKey
 from saml.xml import deflate_b64
 
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
@@ -102,9 +106,14 @@ def sign(xml: str, key: SigningKey) -> str:
     return signed.decode() if isinstance(signed, bytes) else signed
 
 
-def build_response(a: Assertion, key: SigningKey) -> str:
-    """The Response for the ACS: the assertion signed, then the whole response signed."""
+def build_response(a: Assertion, key: SigningKey,
+                   encryption: AssertionEncryption | None = None) -> str:
+    """The Response for the ACS: the assertion signed, then encrypted to the SP when
+    `encryption` says how, then the whole response signed. A SamlError (safe to show) when the
+    SP's encryption certificate cannot be used."""
     assertion = sign(_assertion_xml(a, new_id()), key)
+    if encryption is not None:
+        assertion = encrypt_assertion(assertion, encryption)
     response = (
         f'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
         f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{new_id()}" Version="2.0" '
@@ -158,15 +167,24 @@ def logout_response_url(*, issuer: str, destination: str, in_response_to: str,
     return f"{destination}{separator}{query}"
 
 
+def _key_descriptor(use: str, key: KeyPair, methods: tuple[str, ...] = ()) -> str:
+    return (f'<md:KeyDescriptor use="{use}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
+            f"{key.cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>"
+            + "".join(f'<md:EncryptionMethod Algorithm="{m}"/>' for m in methods)
+            + "</md:KeyDescriptor>")
+
+
 def idp_metadata(*, entity_id: str, sso_url: str, slo_url: str, keys: list[SigningKey],
-                 sign_with: SigningKey | None, scope: str) -> str:
+                 sign_with: SigningKey | None, scope: str,
+                 encryption_keys: Sequence[KeyPair] = ()) -> str:
     """The IdP's metadata. `scope` (shibmd:Scope) is the domain of every scoped attribute we
     release (eduPersonPrincipalName, eduPersonScopedAffiliation, subject-id, pairwise-id): an
-    SP's attribute filter drops scoped values whose scope the IdP's metadata does not declare."""
-    key_descriptors = "".join(
-        f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>'
-        f"{k.cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
-        for k in keys)
+    SP's attribute filter drops scoped values whose scope the IdP's metadata does not declare.
+    `encryption_keys` (oldest first) are published newest first, the one SPs pick, each with
+    the algorithms we decrypt."""
+    key_descriptors = "".join(_key_descriptor("signing", k) for k in keys) + "".join(
+        _key_descriptor("encryption", k, (*DATA_ALGORITHMS, KEY_TRANSPORT))
+        for k in reversed(encryption_keys))
     formats = "".join(f"<md:NameIDFormat>{f}</md:NameIDFormat>" for f in SUPPORTED_NAMEID_FORMATS)
     xml = (
         f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '

@@ -172,6 +172,16 @@ def set_options(ctx: Context, origin: Origin, entity_id: str, options: Options) 
     return sp
 
 
+def encryption_certs(sp: ServiceProvider) -> list[str]:
+    """The SP's encryption certificates (base64 DER), in its metadata's order."""
+    return json.loads(sp.encryption_certs or "[]")
+
+
+def encryption_methods(sp: ServiceProvider) -> list[str]:
+    """The EncryptionMethod algorithm URIs its metadata lists (often none)."""
+    return json.loads(sp.encryption_methods or "[]")
+
+
 def choose_acs(sp: ServiceProvider, requested: str) -> str:
     """The requested ACS URL if the SP registered it, else the SP's default one."""
     urls = acs_urls(sp)

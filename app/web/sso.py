@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 
-from app.core import attribute_release, audit, sso
+from app.core import attribute_release, audit, sp_encryption, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
 from app.web import remember
@@ -35,6 +35,7 @@ from app.web.sso_base import (
     DOOR,
     base_url,
     bp,
+    encryption_keys,
     entity_id,
     error_page,
     no_sign_in,
@@ -46,6 +47,7 @@ from saml.requests import (
     from_redirect,
     parse_authn_request,
     parse_logout_request,
+    reveal_nameid,
     verify_signature,
 )
 from saml.response import (
@@ -78,7 +80,8 @@ def metadata():
     signed = settings.saml_sign_metadata and request.args.get("signed", "1") != "0"
     xml = idp_metadata(entity_id=entity_id(), sso_url=base_url() + url_for("sso.single_sign_on"),
                        slo_url=base_url() + url_for("sso.single_logout"), keys=keys,
-                       sign_with=keys[-1] if signed else None, scope=settings.saml_scope)
+                       sign_with=keys[-1] if signed else None, scope=settings.saml_scope,
+                       encryption_keys=encryption_keys())
     return Response(xml, mimetype="application/samlmetadata+xml")
 
 
@@ -169,10 +172,7 @@ def _answer(pending: dict, user, mfa: bool):
         value = sso.nameid(ctx, user, sp.entity_id, pending["format"])
         released = attribute_release.release(ctx, user, sp)
     except (sso.SsoError, attribute_release.ReleaseError) as exc:
-        session.pop("saml_req", None)
-        audit.record(ctx, origin(DOOR), "saml.response", "refused", username=user.username,
-                     detail=f"{sp.entity_id} {exc}"[:200])
-        return error_page(str(exc))
+        return _refuse(ctx, user, sp.entity_id, str(exc), str(exc))
     session_index = session.setdefault("saml_session", "_" + secrets.token_hex(16))
     assertion = Assertion(issuer=entity_id(), audience=sp.entity_id, recipient=pending["acs"],
                           in_response_to=pending["id"], nameid_format=pending["format"],
@@ -180,12 +180,23 @@ def _answer(pending: dict, user, mfa: bool):
                           authn_context=sso.authn_context(mfa), session_index=session_index,
                           now=ctx.now(), authn_instant=_authn_instant(mfa),
                           lifetime=current_app.config["UM2FA"].saml_assertion_lifetime)
-    xml = build_response(assertion, signing_keys()[-1])
+    try:
+        xml = build_response(assertion, signing_keys()[-1], sp_encryption.for_assertions(sp))
+    except SamlError as exc:  # the SP's encryption certificate is unusable
+        return _refuse(ctx, user, sp.entity_id, str(exc), "encryption certificate unusable")
     audit.record(ctx, origin(DOOR), "saml.response", "ok", username=user.username,
                  detail=f"{sp.entity_id} {'mfa' if mfa else 'password'}")
     session.pop("saml_req", None)
     _remember_service(sp.entity_id, pending["format"], value)
     return _post_to_acs(pending["acs"], pending["relay"], xml, sp.name)
+
+
+def _refuse(ctx, user, sp_entity_id: str, message: str, reason: str):
+    """No Response for this request: the person sees why, the audit says so."""
+    session.pop("saml_req", None)
+    audit.record(ctx, origin(DOOR), "saml.response", "refused", username=user.username,
+                 detail=f"{sp_entity_id} {reason}"[:200])
+    return error_page(message)
 
 
 def _post_to_acs(acs_url: str, relay: str, xml: str, sp_name: str):
@@ -231,6 +242,7 @@ def single_logout():
         # without one is trusted on its word, as before: docs/saml.md).
         if sp.sign_requests or sps.certs(sp):
             verify_signature(incoming, sps.certs(sp))
+        logout = reveal_nameid(logout, [k.key_pem for k in encryption_keys()])
     except SamlError as exc:
         audit.record(ctx, origin(DOOR), "saml.logout", "refused", detail=str(exc)[:200])
         return error_page(str(exc))

@@ -1,6 +1,6 @@
 """The SSO door's blueprint and what its endpoints share (the protocol's in app/web/sso.py,
-the sign-in and 2FA prompt's in app/web/sso_prompt.py): the IdP's base URL, entity ID and
-signing keys, the SAML request waiting in the session, error pages."""
+the sign-in and 2FA prompt's in app/web/sso_prompt.py): the IdP's base URL, entity ID,
+signing and encryption keys, the SAML request waiting in the session, error pages."""
 
 from __future__ import annotations
 
@@ -25,15 +25,26 @@ def entity_id() -> str:
     return base_url() + "/saml/metadata"
 
 
-def signing_keys() -> list[saml_keys.SigningKey]:
+def _key_pairs(name: str, prefix: str) -> list[saml_keys.KeyPair]:
+    """The IdP's key pairs of one kind, read once per process (a restart reads new ones)."""
     app = current_app._get_current_object()
-    if "saml_keys" not in app.extensions:
+    if name not in app.extensions:
         instance = app.config["UM2FA"].instance_dir
         try:
-            app.extensions["saml_keys"] = saml_keys.load_all(instance, entity_id())
+            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix)
         except FileExistsError:  # another process generated the first key at the same moment
-            app.extensions["saml_keys"] = saml_keys.load_all(instance, entity_id())
-    return app.extensions["saml_keys"]
+            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix)
+    return app.extensions[name]
+
+
+def signing_keys() -> list[saml_keys.KeyPair]:
+    """Oldest first; the last one signs."""
+    return _key_pairs("saml_keys", saml_keys.SIGNING)
+
+
+def encryption_keys() -> list[saml_keys.KeyPair]:
+    """What SPs encrypt to us with (a LogoutRequest's NameID), oldest first."""
+    return _key_pairs("saml_encryption_keys", saml_keys.ENCRYPTION)
 
 
 def error_page(message: str, status: int = 400):

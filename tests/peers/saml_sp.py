@@ -51,6 +51,10 @@ class TestSP:
     want_mfa: bool = False
     nameid_format: str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
     name: str = "Test SP"
+    # wants encrypted assertions (its metadata then publishes an encryption KeyDescriptor)
+    encrypted: bool = False
+    # encrypts the NameID of its LogoutRequests to the IdP's encryption certificate
+    encrypt_nameid: bool = False
     extra: dict = field(default_factory=dict)
     # (friendly name, isRequired) of the RequestedAttributes in its metadata, by urn:oid name
     requested: tuple = TYPICAL_REQUEST
@@ -97,6 +101,8 @@ class TestSP:
                 "requestedAuthnContext": [MFA] if self.want_mfa else False,
                 "requestedAuthnContextComparison": "exact",
                 "rejectDeprecatedAlgorithm": True,
+                "wantAssertionsEncrypted": self.encrypted,
+                "nameIdEncrypted": self.encrypt_nameid,
             },
             "organization": {"en-US": {"name": self.name, "displayname": self.name,
                                        "url": self.base}},

@@ -542,8 +542,9 @@ def test_key_rotation_publishes_both_keys_and_signs_with_the_new_one(app, client
     assert result.exit_code == 0 and "2 certificate(s)" in result.output
     app.extensions.pop("saml_keys", None)  # what a restart does
     after = idp_metadata(client)
-    assert before.count("<ds:X509Certificate>") == 2  # 1 in KeyDescriptor + 1 in signature
-    assert after.count("<md:KeyDescriptor") == 2
+    # 1 signing and 1 encryption KeyDescriptor + 1 in the signature
+    assert before.count("<ds:X509Certificate>") == 3
+    assert after.count('<md:KeyDescriptor use="signing">') == 2
     sp = make_sp(client, app)
     r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
     assert sp.acs_post(r, rid).is_authenticated()
@@ -571,7 +572,7 @@ def test_metadata_is_signed_and_parsed_by_python3_saml(client):
     parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml)
     assert parsed["idp"]["entityId"] == "http://localhost/saml/metadata"
     assert parsed["idp"]["singleSignOnService"]["url"] == "http://localhost/saml/sso"
-    cert = parsed["idp"]["x509cert"]
+    cert = parsed["idp"]["x509certMulti"]["signing"][0]  # and an "encryption" one
     assert OneLogin_Saml2_Utils.validate_sign(xml, OneLogin_Saml2_Utils.format_cert(cert),
                                               xpath="/md:EntityDescriptor/ds:Signature",
                                               raise_exceptions=True)

@@ -42,6 +42,10 @@ class LogoutRequest:
     id: str
     issuer: str
     nameid: str = ""
+    nameid_format: str = ""
+    sp_name_qualifier: str = ""
+    # every SessionIndex element, as sent (app/core/single_logout.py requires exactly one)
+    session_indexes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -176,4 +180,8 @@ def parse_logout_request(xml: bytes) -> LogoutRequest:
     if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}LogoutRequest" or not root.get("ID"):
         raise SamlError("The message is not a SAML LogoutRequest.")
     return LogoutRequest(id=root.get("ID"), issuer=_text(root, "saml:Issuer/text()"),
-                         nameid=_text(root, "saml:NameID/text()"))
+                         nameid=_text(root, "saml:NameID/text()"),
+                         nameid_format=_text(root, "saml:NameID/@Format"),
+                         sp_name_qualifier=_text(root, "saml:NameID/@SPNameQualifier"),
+                         session_indexes=[str(t).strip() for t in xpath(
+                             root, "samlp:SessionIndex/text()")])

@@ -22,7 +22,6 @@ from app.web.sso_base import DOOR, base_url, bp, entity_id, signing_keys
 from saml.logout import (
     PARTIAL_LOGOUT,
     REQUESTER,
-    SUCCESS,
     UNKNOWN_PRINCIPAL,
     OutgoingLogout,
     logout_request_url,
@@ -30,6 +29,7 @@ from saml.logout import (
     parse_logout_response,
 )
 from saml.requests import Incoming, from_redirect, parse_logout_request, verify_signature
+from saml.response import SUCCESS
 from saml.xml import SamlError
 
 CHAIN = "saml_logout"  # the chain in progress, in the signed-out session

@@ -279,6 +279,8 @@ def test_a_logout_response_that_is_not_the_pending_steps_is_refused(app, client,
         response = go(client, forged)
         assert response.status_code == 400, forged
         assert "SAMLRequest" not in response.headers.get("Location", "")
+    garbage = client.get("/saml/slo?SAMLResponse=bm90IHhtbA%3D%3D")  # not DEFLATE, not XML
+    assert garbage.status_code == 400 and "Back to the sign-out in progress" in text(garbage)
     assert audit_rows(app, "saml.logout_response")[-1].result == "refused"
     # the chain is unchanged: Test SP's real answer moves it on to Library
     to_sp2 = location(go(client, sp_answers(sp1, to_sp1)))

@@ -31,6 +31,10 @@ class LogoutRequest:
     id: str
     issuer: str
     nameid: str = ""
+    nameid_format: str = ""
+    sp_name_qualifier: str = ""
+    # every SessionIndex element, as sent (app/core/single_logout.py requires exactly one)
+    session_indexes: list[str] = field(default_factory=list)
     # the <saml:EncryptedID> an SP sent instead of a NameID, until reveal_nameid decrypts it
     encrypted_id: bytes = b""
 
@@ -128,15 +132,21 @@ def parse_logout_request(xml: bytes) -> LogoutRequest:
         raise SamlError("The logout request names more than one subject.")
     return LogoutRequest(id=root.get("ID"), issuer=_text(root, "saml:Issuer/text()"),
                          nameid=_text(root, "saml:NameID/text()"),
-                         encrypted_id=etree.tostring(encrypted[0]) if encrypted else b"")
+                         encrypted_id=etree.tostring(encrypted[0]) if encrypted else b"",
+                         nameid_format=_text(root, "saml:NameID/@Format"),
+                         sp_name_qualifier=_text(root, "saml:NameID/@SPNameQualifier"),
+                         session_indexes=[str(t).strip() for t in xpath(
+                             root, "samlp:SessionIndex/text()")])
 
 
 def reveal_nameid(logout: LogoutRequest, key_pems: Sequence[str]) -> LogoutRequest:
     """The request with the NameID that the SP encrypted to our encryption key decrypted into
-    `nameid` (unchanged if it sent a plain NameID). Call it once the request's signature is
-    checked: nothing from a sender we have not authenticated is decrypted (no decryption
-    oracle for strangers)."""
+    `nameid` (and its Format and SPNameQualifier; unchanged if it sent a plain NameID). Call it
+    once the request's signature is checked: nothing from a sender we have not authenticated is
+    decrypted (no decryption oracle for strangers)."""
     if not logout.encrypted_id:
         return logout
     nameid = decrypt_nameid(parse(logout.encrypted_id), key_pems)
-    return replace(logout, nameid=(nameid.text or "").strip(), encrypted_id=b"")
+    return replace(logout, nameid=(nameid.text or "").strip(), encrypted_id=b"",
+                   nameid_format=(nameid.get("Format") or "").strip(),
+                   sp_name_qualifier=(nameid.get("SPNameQualifier") or "").strip())

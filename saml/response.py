@@ -1,17 +1,14 @@
 """Signed SAML out: the Response with its assertion (encrypted to SPs that have an encryption
-key), the LogoutResponse, the IdP metadata."""
+key), the IdP metadata (single logout's messages are in saml/logout.py)."""
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import quote_plus
 from xml.sax.saxutils import escape, quoteattr
 
-import xmlsec
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
@@ -19,7 +16,6 @@ from app.core.attribute_release import CATALOG
 from app.core.sp_encryption import DATA_ALGORITHMS, KEY_TRANSPORT, AssertionEncryption
 from saml.encryption import encrypt_assertion
 from saml.keys import KeyPair, SigningKey
-from saml.xml import deflate_b64
 
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -142,29 +138,6 @@ def build_status_response(*, issuer: str, recipient: str, in_response_to: str, s
         f"</samlp:Response>"
     )
     return sign(response, key)
-
-
-def logout_response_url(*, issuer: str, destination: str, in_response_to: str,
-                        relay_state: str, now: datetime, key: SigningKey) -> str:
-    """A signed LogoutResponse over the HTTP-Redirect binding, as a URL to send the browser to."""
-    xml = (
-        f'<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-        f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{new_id()}" Version="2.0" '
-        f'IssueInstant="{instant(now)}" Destination={quoteattr(destination)} '
-        f"InResponseTo={quoteattr(in_response_to)}>"
-        f"<saml:Issuer>{escape(issuer)}</saml:Issuer>"
-        f'<samlp:Status><samlp:StatusCode Value="{SUCCESS}"/></samlp:Status>'
-        f"</samlp:LogoutResponse>"
-    )
-    query = f"SAMLResponse={quote_plus(deflate_b64(xml))}"
-    if relay_state:
-        query += f"&RelayState={quote_plus(relay_state)}"
-    query += f"&SigAlg={quote_plus(C.RSA_SHA256)}"
-    signature = OneLogin_Saml2_Utils.sign_binary(query.encode(), key.key_pem,
-                                                 xmlsec.Transform.RSA_SHA256)
-    query += f"&Signature={quote_plus(base64.b64encode(signature).decode())}"
-    separator = "&" if "?" in destination else "?"
-    return f"{destination}{separator}{query}"
 
 
 def _key_descriptor(use: str, key: KeyPair, methods: tuple[str, ...] = ()) -> str:

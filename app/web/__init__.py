@@ -119,6 +119,7 @@ def init_app(app: Flask) -> None:
         settings,
         sso,  # noqa: F401 - its routes (the SAML protocol) join sso_base.bp
         sso_base,
+        sso_logout,  # noqa: F401 - its routes (single logout, /saml/slo) join sso_base.bp
         sso_prompt,
     )
 

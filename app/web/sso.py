@@ -2,9 +2,9 @@
 
 Flow: /saml/sso (AuthnRequest) -> /sso/continue decides -> /sso/sign-in (password) ->
 /sso/prompt (second factor, with "Settings") -> /sso/continue posts the Response to the SP.
-This module holds the protocol's endpoints (metadata, /saml/sso, /sso/continue, /saml/slo);
-the sign-in and the 2FA prompt are in app/web/sso_prompt.py, on the same blueprint `sso`
-(app/web/sso_base.py).
+This module holds the protocol's endpoints (metadata, /saml/sso, /sso/continue); single logout
+(/saml/slo) is in app/web/sso_logout.py, the sign-in and the 2FA prompt in
+app/web/sso_prompt.py, all on the same blueprint `sso` (app/web/sso_base.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.core import attribute_release, audit, sp_encryption, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
 from app.web import remember
-from app.web.auth import current_user, end_session
+from app.web.auth import current_user
 from app.web.csp import CSP
 from app.web.request_info import origin
 from app.web.sso_base import (
@@ -46,8 +46,6 @@ from saml.requests import (
     from_post,
     from_redirect,
     parse_authn_request,
-    parse_logout_request,
-    reveal_nameid,
     verify_signature,
 )
 from saml.response import (
@@ -57,7 +55,6 @@ from saml.response import (
     build_response,
     build_status_response,
     idp_metadata,
-    logout_response_url,
 )
 from saml.xml import SamlError
 
@@ -218,46 +215,3 @@ def _remember_service(entity: str, fmt: str, nameid: str) -> None:
     services = [s for s in session.get("saml_sps", []) if s["sp"] != entity]
     services.append({"sp": entity, "format": fmt, "nameid": nameid})
     session["saml_sps"] = services
-
-
-# --- single logout --------------------------------------------------------------------------
-
-@bp.route("/saml/slo", methods=["GET"])
-def single_logout():
-    """SP-initiated logout over HTTP-Redirect: end our session, answer with a LogoutResponse.
-
-    Without a SAMLRequest this only shows a "Sign out" button (a POST with a CSRF token): a
-    link or an image on any page must not sign anyone out.
-    """
-    ctx = core.context()
-    if "SAMLRequest" not in request.args:
-        return render_template("sso/sign_out.html")
-    try:
-        incoming = from_redirect(request.query_string.decode("latin-1"), request.args)
-        logout = parse_logout_request(incoming.xml)
-        sp = sps.find(ctx, logout.issuer)
-        if sp is None or not sp.slo_url:
-            raise SamlError("This service is not registered for single logout.")
-        # An SP with a signing certificate must sign its LogoutRequests (an SP registered
-        # without one is trusted on its word, as before: docs/saml.md).
-        if sp.sign_requests or sps.certs(sp):
-            verify_signature(incoming, sps.certs(sp))
-        logout = reveal_nameid(logout, [k.key_pem for k in encryption_keys()])
-    except SamlError as exc:
-        audit.record(ctx, origin(DOOR), "saml.logout", "refused", detail=str(exc)[:200])
-        return error_page(str(exc))
-    user = current_user()
-    audit.record(ctx, origin(DOOR), "saml.logout", "ok",
-                 username=user.username if user else "", detail=sp.entity_id)
-    end_session(DOOR)
-    url = logout_response_url(issuer=entity_id(), destination=sp.slo_url,
-                              in_response_to=logout.id, relay_state=incoming.relay_state,
-                              now=ctx.now(), key=signing_keys()[-1])
-    return redirect(url)
-
-
-@bp.post("/saml/slo")
-def sign_out():
-    """Local sign-out from the SSO door: a POST with a CSRF token (flask-wtf checks it)."""
-    end_session(DOOR)
-    return render_template("sso/signed_out.html")

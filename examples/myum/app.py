@@ -88,6 +88,7 @@ def saml_settings(*, sp_only: bool = False) -> OneLogin_Saml2_Settings:
         },
         "security": {
             "authnRequestsSigned": True, "logoutRequestSigned": True,
+            "logoutResponseSigned": True,  # our IdP requires it for propagated logout
             "wantAssertionsSigned": True, "wantMessagesSigned": True,
             "requestedAuthnContext": [MFA], "requestedAuthnContextComparison": "exact",
             "signatureAlgorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",

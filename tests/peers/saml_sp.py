@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
@@ -55,6 +57,7 @@ class TestSP:
     encrypted: bool = False
     # encrypts the NameID of its LogoutRequests to the IdP's encryption certificate
     encrypt_nameid: bool = False
+    sign_logout_responses: bool = True
     extra: dict = field(default_factory=dict)
     # (friendly name, isRequired) of the RequestedAttributes in its metadata, by urn:oid name
     requested: tuple = TYPICAL_REQUEST
@@ -94,6 +97,7 @@ class TestSP:
             },
             "security": {
                 "authnRequestsSigned": self.sign_requests, "logoutRequestSigned": True,
+                "logoutResponseSigned": self.sign_logout_responses,
                 "wantAssertionsSigned": True, "wantMessagesSigned": True,
                 "wantNameId": True, "signatureAlgorithm":
                     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
@@ -156,16 +160,41 @@ class TestSP:
         auth.process_response(request_id=request_id)
         return auth
 
-    def logout(self, name_id: str, session_index: str) -> tuple[str, str]:
+    def logout(self, name_id: str, session_index: str | None, **kwargs) -> tuple[str, str]:
+        """A signed LogoutRequest to the IdP (kwargs: python3-saml's name_id_format, spnq, nq):
+        (the redirect URL, the request's ID)."""
         auth = OneLogin_Saml2_Auth(self._request("/logout"), self.settings())
-        url = auth.logout(name_id=name_id, session_index=session_index)
+        url = auth.logout(name_id=name_id, session_index=session_index, **kwargs)
         return url, auth.get_last_request_id()
 
-    def sls(self, url: str, request_id: str) -> OneLogin_Saml2_Auth:
+    def sls(self, url: str, request_id: str | None = None) -> OneLogin_Saml2_Auth:
+        """The SP's SingleLogoutService receives `url` (a LogoutResponse to its own request)."""
+        auth, _ = self.sls_redirect(url, request_id)
+        return auth
+
+    def sls_redirect(self, url: str, request_id: str | None = None
+                     ) -> tuple[OneLogin_Saml2_Auth, str | None]:
+        """The SP's SingleLogoutService receives `url`: a LogoutResponse, or the IdP's
+        LogoutRequest (propagated single logout), which it checks (signature, Destination,
+        Issuer, NotOnOrAfter) and answers: (the auth, the redirect URL of its answer)."""
         query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
         auth = OneLogin_Saml2_Auth(self._request("/sls", get=query), self.settings())
-        auth.process_slo(request_id=request_id, keep_local_session=True)
-        return auth
+        answer = auth.process_slo(request_id=request_id, keep_local_session=True)
+        return auth, answer
+
+    def logout_response(self, in_response_to: str,
+                        status: str = OneLogin_Saml2_Constants.STATUS_SUCCESS) -> str:
+        """A LogoutResponse of this SP's own making (signed as the SP signs them), as the URL of
+        the IdP's SingleLogoutService to send the browser to."""
+        settings = self.settings()
+        builder = OneLogin_Saml2_Logout_Response(settings)
+        builder.build(in_response_to, status=status)
+        parameters = {"SAMLResponse": builder.get_response()}
+        auth = OneLogin_Saml2_Auth(self._request("/sls"), settings)
+        if self.sign_logout_responses:
+            auth.add_response_signature(parameters,
+                                        settings.get_security_data()["signatureAlgorithm"])
+        return OneLogin_Saml2_Utils.redirect(auth.get_slo_response_url(), parameters)
 
 
 def with_entity_attributes(xml: str, attributes: dict[str, list[str]]) -> str:

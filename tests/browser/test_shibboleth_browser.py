@@ -21,12 +21,13 @@ from urllib.parse import parse_qs
 import pyotp
 import pytest
 from lxml import etree
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Request, expect
 
 from saml.xml import NS, b64decode, parse
 from tests.browser.conftest import Shots
 from tests.browser.steps import ALICE, Phone, add_alice, attributes, enter_passcode, fill_sign_in
-from tests.peers.live import make_live_server
+from tests.peers.live import LiveServer, make_live_server
+from tests.peers.myum_live import MyumServer
 from tests.peers.shibboleth_sp import ShibbolethSP
 
 pytestmark = pytest.mark.browser
@@ -34,15 +35,30 @@ pytestmark = pytest.mark.browser
 SCOPE = "um.edu.mo"
 EMAIL = f"alice@{SCOPE}"
 MFA = "https://refeds.org/profile/mfa"
-TOKEN = "Token 1234"
+TOKENS = ("Token 1234", "Token 5678")
+
+
+@dataclass
+class Federation:
+    """Our IdP, a Shibboleth SP and myUM (python3-saml), registered with each other; alice
+    (staff) with two TOTP tokens, one for each sign-in of this module (no waiting for the
+    next 30-second step)."""
+
+    idp: LiveServer
+    sp: ShibbolethSP
+    myum: MyumServer
+    phone: Phone
+
+    @property
+    def idp_entity_id(self) -> str:
+        return self.idp.url + "/saml/metadata"
 
 
 @dataclass
 class SignIn:
     """What alice's sign-in through the Shibboleth SP left behind."""
 
-    idp_entity_id: str
-    sp: ShibbolethSP
+    federation: Federation
     shown: dict[str, str]  # the SP's /secure/ page: what mod_shib exported
     response: etree._Element  # the SAML Response as POSTed to the SP's ACS
 
@@ -53,44 +69,62 @@ def values(shown: dict[str, str], name: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def signed_in(tmp_path_factory, browser):
-    """Our IdP and a Shibboleth SP that trust each other; alice (staff, with a TOTP token)
-    signs in to the SP's /secure/ in Chromium: our sign-in, password, 2FA prompt, passcode."""
-    idp = make_live_server(tmp_path_factory.mktemp("shib-idp"), saml_scope=SCOPE)
+def federation(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shib")
+    idp = make_live_server(tmp, saml_scope=SCOPE)
     idp.env["UM2FA_BASE_URL"] = idp.url
+    myum = MyumServer(instance_dir=tmp / "myum")
     sp = None
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
     try:
         idp.start()
         sp = ShibbolethSP.for_idp(idp).start()
         sp.register_with(idp)
+        myum.register_with(idp)
+        myum.start()
         add_alice(idp, "--role", "staff", "--email", EMAIL)
-        uri = idp.cli("devices", "add-totp", "alice", "--name", TOKEN).stdout.strip()
-        phone = Phone(secrets={TOKEN: pyotp.parse_uri(uri).secret})
-
-        page = context.new_page()
-        shots = Shots(page, "test_shibboleth_sign_in")
-        page.goto(sp.url + "/secure/")
-        expect(page.get_by_label("UMPASS ID")).to_be_visible()
-        assert page.url.startswith(idp.url + "/sso/sign-in"), page.url
-        fill_sign_in(page, shots, ALICE, "sign-in")
-        expect(page.get_by_role("link", name="Enter a Passcode")).to_be_visible()
-        shots("prompt")
-        with page.expect_request(lambda r: r.url == sp.acs_url and r.method == "POST") as acs:
-            enter_passcode(page, shots, phone.code(TOKEN), "passcode")
-        page.wait_for_url(sp.url + "/secure/")
-        expect(page.get_by_role("heading", name="Shibboleth SP")).to_be_visible()
-        shots("signed-in")
-        posted = parse_qs(acs.value.post_data or "")
-        response = parse(b64decode(posted["SAMLResponse"][0]))
-        yield SignIn(idp.url + "/saml/metadata", sp, attributes(page), response)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{sp.logs() if sp else ''}") from exc
+        phone = Phone()
+        for token in TOKENS:
+            uri = idp.cli("devices", "add-totp", "alice", "--name", token).stdout.strip()
+            phone.secrets[token] = pyotp.parse_uri(uri).secret
+        yield Federation(idp, sp, myum, phone)
     finally:
-        context.close()
+        myum.stop()
         if sp:
             sp.stop()
         idp.stop()
+
+
+def sign_in_to_sp(page: Page, fed: Federation, shots, token: str) -> Request:
+    """The SP's /secure/ -> our sign-in -> password -> 2FA prompt -> `token`'s passcode -> the
+    SP's page. The POST of the Response to the SP's ACS, as the browser sent it."""
+    page.goto(fed.sp.url + "/secure/")
+    expect(page.get_by_label("UMPASS ID")).to_be_visible()
+    assert page.url.startswith(fed.idp.url + "/sso/sign-in"), page.url
+    fill_sign_in(page, shots, ALICE, "sign-in")
+    page.get_by_role("radio", name=token).check()
+    shots("prompt")
+    acs = fed.sp.acs_url
+    with page.expect_request(lambda r: r.url == acs and r.method == "POST") as posted:
+        enter_passcode(page, shots, fed.phone.code(token), "passcode")
+    page.wait_for_url(fed.sp.url + "/secure/")
+    expect(page.get_by_role("heading", name="Shibboleth SP")).to_be_visible()
+    shots("signed-in")
+    return posted.value
+
+
+@pytest.fixture(scope="module")
+def signed_in(federation: Federation, browser):
+    """alice signs in to the SP's /secure/ in Chromium (the first token)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        page = context.new_page()
+        posted = sign_in_to_sp(page, federation, Shots(page, "shibboleth-sign-in"), TOKENS[0])
+        saml_response = parse_qs(posted.post_data or "")["SAMLResponse"][0]
+        yield SignIn(federation, attributes(page), parse(b64decode(saml_response)))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{federation.sp.logs()}") from exc
+    finally:
+        context.close()
 
 
 def test_shibboleth_sp_signs_alice_in_with_eppn_and_mfa(signed_in: SignIn) -> None:
@@ -100,13 +134,13 @@ def test_shibboleth_sp_signs_alice_in_with_eppn_and_mfa(signed_in: SignIn) -> No
     assert shown["REMOTE_USER"] == f"alice@{SCOPE}", shown
     assert shown["eppn"] == f"alice@{SCOPE}"
     assert shown["Shib-AuthnContext-Class"] == MFA
-    assert shown["Shib-Identity-Provider"] == signed_in.idp_entity_id
+    assert shown["Shib-Identity-Provider"] == signed_in.federation.idp_entity_id
     assert shown["uid"] == "alice" and shown["mail"] == EMAIL
     assert shown["displayName"] == ALICE.name
     assert values(shown, "unscoped-affiliation") == {"staff", "member"}
     # A persistent NameID: IdP!SP!opaque value, without the username in it.
     idp, sp, opaque = shown["persistent-id"].split("!")
-    assert (idp, sp) == (signed_in.idp_entity_id, signed_in.sp.entity_id)
+    assert (idp, sp) == (signed_in.federation.idp_entity_id, signed_in.federation.sp.entity_id)
     assert opaque and "alice" not in opaque
 
 

@@ -48,6 +48,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
+    # Released to SAML service providers as givenName and sn (never guessed from the display
+    # name: which part of "Chan Tai Man" is the surname is the directory's to say).
+    given_name: Mapped[str] = mapped_column(String(100), default="")
+    surname: Mapped[str] = mapped_column(String(100), default="")
     role: Mapped[str] = mapped_column(String(32), default="student")
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     dob_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
@@ -274,6 +278,42 @@ class ServiceProvider(Base):
     sign_requests: Mapped[bool] = mapped_column(Boolean, default=False)
     nameid_formats: Mapped[str] = mapped_column(Text, default="[]")
     metadata_xml: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the SP asks for in its metadata: [{"name": ..., "required": bool}] (RequestedAttribute),
+    # its entity categories (mdattr:EntityAttributes) and subject-id:req ("" when it says none).
+    requested_attributes: Mapped[str] = mapped_column(Text, default="[]")
+    entity_categories: Mapped[str] = mapped_column(Text, default="[]")
+    subject_id_req: Mapped[str] = mapped_column(String(32), default="")
+    # The release policy set by an operator (`um2fa sp release`): a JSON list of attribute
+    # names; NULL: the default policy (app/core/attribute_release.py).
+    release: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The SP's encryption certificates and the algorithms its metadata lists (EncryptionMethod);
+    # assertions are encrypted when it has a certificate, unless an operator switched it off.
+    encryption_certs: Mapped[str] = mapped_column(Text, default="[]")
+    encryption_methods: Mapped[str] = mapped_column(Text, default="[]")
+    encrypt_assertions: Mapped[bool] = mapped_column(Boolean, default=True)
+    # May this SP receive the email address as NameID (emailAddress format)?
+    allow_email_nameid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The federation metadata aggregate this SP came from (NULL: registered on its own).
+    aggregate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("metadata_aggregates.id", ondelete="CASCADE"), nullable=True, index=True)
+
+
+class MetadataAggregate(Base):
+    """A federation's signed metadata aggregate (`um2fa sp add --aggregate`): where it is, the
+    certificate it must be signed with, which SPs of it to take, and when to read it again."""
+
+    __tablename__ = "metadata_aggregates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024), unique=True)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    # Only SPs with one of these entity categories (JSON list; empty: every SP).
+    categories: Mapped[str] = mapped_column(Text, default="[]")
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_refresh_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -30,11 +30,8 @@ def sp_add(metadata_file, replace) -> None:
         raise click.ClickException(f"{metadata_file.name}: {exc}") from exc
     with core_session() as ctx:
         try:
-            sps.register(ctx, CLI, sps.Registration(
-                entity_id=meta.entity_id, acs_urls=meta.acs_urls, slo_url=meta.slo_url,
-                certs=meta.certs, sign_requests=meta.authn_requests_signed,
-                nameid_formats=meta.nameid_formats, name=meta.name,
-                metadata_xml=raw.decode("utf-8", "replace")), replace=replace)
+            sps.register(ctx, CLI, meta.registration(raw.decode("utf-8", "replace")),
+                         replace=replace)
         except sps.ServiceProviderError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"registered {meta.entity_id} ({len(meta.acs_urls)} ACS URL(s)"

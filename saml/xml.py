@@ -14,6 +14,8 @@ NS = {
     "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
     "md": "urn:oasis:names:tc:SAML:2.0:metadata",
     "ds": "http://www.w3.org/2000/09/xmldsig#",
+    "mdattr": "urn:oasis:names:tc:SAML:metadata:attribute",
+    "xenc": "http://www.w3.org/2001/04/xmlenc#",
 }
 MAX_XML_BYTES = 256 * 1024
 
@@ -61,5 +63,5 @@ def deflate_b64(xml: str) -> str:
     return base64.b64encode(compressor.compress(xml.encode()) + compressor.flush()).decode()
 
 
-def xpath(node: etree._Element, path: str) -> list:
-    return node.xpath(path, namespaces=NS)
+def xpath(node: etree._Element, path: str, **variables: str) -> list:
+    return node.xpath(path, namespaces=NS, **variables)

@@ -26,6 +26,11 @@ class Registration:
     nameid_formats: list[str] = field(default_factory=list)
     name: str = ""
     metadata_xml: str = ""
+    requested_attributes: list[dict] = field(default_factory=list)
+    entity_categories: list[str] = field(default_factory=list)
+    subject_id_req: str = ""
+    encryption_certs: list[str] = field(default_factory=list)
+    encryption_methods: list[str] = field(default_factory=list)
 
 
 def find(ctx: Context, entity_id: str) -> ServiceProvider | None:
@@ -55,6 +60,11 @@ def register(ctx: Context, origin: Origin, reg: Registration, *,
     sp.sign_requests = reg.sign_requests
     sp.nameid_formats = json.dumps(reg.nameid_formats)
     sp.metadata_xml = reg.metadata_xml
+    sp.requested_attributes = json.dumps(reg.requested_attributes)
+    sp.entity_categories = json.dumps(reg.entity_categories)
+    sp.subject_id_req = reg.subject_id_req
+    sp.encryption_certs = json.dumps(reg.encryption_certs)
+    sp.encryption_methods = json.dumps(reg.encryption_methods)
     ctx.db.flush()
     audit.record(ctx, origin, "sp.register", "ok", detail=reg.entity_id)
     return sp

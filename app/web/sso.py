@@ -167,9 +167,7 @@ def _answer(pending: dict, user, mfa: bool):
     audit.record(ctx, origin(DOOR), "saml.response", "ok", username=user.username,
                  detail=f"{sp.entity_id} {'mfa' if mfa else 'password'}")
     session.pop("saml_req", None)
-    services = set(session.get("saml_sps", []))
-    services.add(sp.entity_id)
-    session["saml_sps"] = sorted(services)
+    _remember_service(sp.entity_id, fmt, value)
     page = render_template("sso/post.html", acs=pending["acs"], relay=pending["relay"],
                            saml_response=base64.b64encode(xml.encode()).decode(),
                            sp_name=sp.name)
@@ -179,6 +177,14 @@ def _answer(pending: dict, user, mfa: bool):
     response.headers["Content-Security-Policy"] = CSP.replace(
         "form-action 'self'", f"form-action 'self' {acs.scheme}://{acs.netloc}")
     return response
+
+
+def _remember_service(entity: str, fmt: str, nameid: str) -> None:
+    """The SPs this session signed in to, with the NameID each was given (the latest), for
+    single logout: session["saml_sps"] = [{"sp", "format", "nameid"}], in sign-in order."""
+    services = [s for s in session.get("saml_sps", []) if s["sp"] != entity]
+    services.append({"sp": entity, "format": fmt, "nameid": nameid})
+    session["saml_sps"] = services
 
 
 # --- single logout --------------------------------------------------------------------------

@@ -20,10 +20,7 @@ def idp_metadata(client) -> str:
 def register(app, sp: TestSP) -> None:
     meta = parse_sp_metadata(sp.metadata())
     with committed(app) as c:
-        sps.register(c, TEST_ORIGIN, sps.Registration(
-            entity_id=meta.entity_id, acs_urls=meta.acs_urls, slo_url=meta.slo_url,
-            certs=meta.certs, sign_requests=meta.authn_requests_signed,
-            nameid_formats=meta.nameid_formats, name=meta.name))
+        sps.register(c, TEST_ORIGIN, meta.registration())
 
 
 def make_sp(client, app, **kwargs) -> TestSP:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from saml import keys as saml_keys
 from tests.peers.live import ROOT, LiveServer, free_port
 from tests.peers.saml_sp import key_and_cert
 
@@ -58,8 +59,20 @@ print()
 print(f"<!doctype html><title>Shibboleth SP</title><h1>Shibboleth SP</h1><table>{rows}</table>")
 """
 
+# What the application behind this SP asks for in the SP's metadata (RequestedAttribute,
+# published by the metadata generator): the eppn it takes as REMOTE_USER (required), and the
+# person's affiliation, name and email.
+REQUESTED = (("urn:oid:1.3.6.1.4.1.5923.1.1.1.6", True),  # eduPersonPrincipalName
+             ("urn:oid:1.3.6.1.4.1.5923.1.1.1.9", False),  # eduPersonScopedAffiliation
+             ("urn:oid:0.9.2342.19200300.100.1.3", False),  # mail
+             ("urn:oid:2.16.840.1.113730.3.1.241", False),  # displayName
+             ("urn:oid:2.5.4.42", False),  # givenName
+             ("urn:oid:2.5.4.4", False))  # sn
+URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
 SHIBBOLETH2 = """<SPConfig xmlns="urn:mace:shibboleth:3.0:native:sp:config"
-    xmlns:conf="urn:mace:shibboleth:3.0:native:sp:config" clockSkew="180">
+    xmlns:conf="urn:mace:shibboleth:3.0:native:sp:config"
+    xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" clockSkew="180">
   <OutOfProcess logger="{dir}/shibd.logger"/>
   <InProcess logger="{dir}/native.logger"/>
   <UnixListener address="{dir}/shibd.sock"/>
@@ -72,12 +85,25 @@ SHIBBOLETH2 = """<SPConfig xmlns="urn:mace:shibboleth:3.0:native:sp:config"
         redirectLimit="exact">
       <SSO entityID={idp_entity_id}>SAML2</SSO>
       <Logout>SAML2 Local</Logout>
-      <Handler type="MetadataGenerator" Location="/Metadata" signing="false"/>
+      <Handler type="MetadataGenerator" Location="/Metadata" signing="false">
+        <md:Organization>
+          <md:OrganizationName xml:lang="en">Shibboleth SP</md:OrganizationName>
+          <md:OrganizationDisplayName xml:lang="en">Shibboleth SP</md:OrganizationDisplayName>
+          <md:OrganizationURL xml:lang="en">{url}/</md:OrganizationURL>
+        </md:Organization>
+        <md:AttributeConsumingService index="1">
+          <md:ServiceName xml:lang="en">Shibboleth SP</md:ServiceName>
+{requested}        </md:AttributeConsumingService>
+      </Handler>
       <Handler type="Status" Location="/Status" acl="127.0.0.1 ::1"/>
       <Handler type="Session" Location="/Session" showAttributeValues="true"/>
     </Sessions>
 
-    <Errors supportContact="root@localhost" styleSheet="/shibboleth-sp/main.css"/>
+    <Errors supportContact="root@localhost" styleSheet="/shibboleth-sp/main.css"
+        session="{dir}/sessionError.html" metadata="{dir}/metadataError.html"
+        access="{dir}/accessError.html" ssl="{dir}/sslError.html"
+        localLogout="{dir}/localLogout.html" globalLogout="{dir}/globalLogout.html"
+        partialLogout="{dir}/partialLogout.html"/>
 
     <MetadataProvider type="XML" validate="true" path="{dir}/idp-metadata.xml">
       <MetadataFilter type="Signature" certificate="{dir}/idp-signing.pem"
@@ -123,6 +149,8 @@ StartServers 1
 ServerLimit 1
 ThreadsPerChild 16
 MaxRequestWorkers 16
+MinSpareThreads 1
+MaxSpareThreads 16
 ScriptSock "{dir}/cgid.sock"
 LogFormat "%h \\"%r\\" %>s %b" short
 CustomLog "{dir}/apache-access.log" short
@@ -134,6 +162,13 @@ ShibCompatValidUser Off
 <Directory />
   Require all denied
 </Directory>
+<Location /favicon.ico>
+  Require all granted
+</Location>
+Alias /shibboleth-sp/main.css /usr/share/shibboleth/main.css
+<Location /shibboleth-sp>
+  Require all granted
+</Location>
 <Location /Shibboleth.sso>
   AuthType None
   Require all granted
@@ -154,6 +189,11 @@ def _xml_attr(value: str | Path) -> str:
     return quoteattr(str(value))
 
 
+def _requested() -> str:
+    return "".join(f'          <md:RequestedAttribute Name="{name}" NameFormat="{URI_FORMAT}" '
+                   f'isRequired="{str(required).lower()}"/>\n' for name, required in REQUESTED)
+
+
 @dataclass
 class ShibbolethSP:
     """shibd + apache2 with mod_shib, trusting the IdP `idp_entity_id` whose signed metadata
@@ -163,20 +203,14 @@ class ShibbolethSP:
     idp_metadata: str
     idp_signing_cert: str
     port: int = field(default_factory=free_port)
-    directory: Path = field(init=False)
-    _processes: dict[str, subprocess.Popen] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="um2fa-shibsp-"))
-        self.directory.chmod(0o755)
+    directory: Path = field(init=False, repr=False)  # made by start()
+    _processes: dict[str, subprocess.Popen] = field(init=False, repr=False, default_factory=dict)
 
     @classmethod
     def for_idp(cls, idp: LiveServer) -> ShibbolethSP:
         """An SP for a running `idp` (UM2FA_BASE_URL set): its metadata as `um2fa saml
         metadata` prints it, and its newest signing certificate, as its operator would give
         them to the SP's administrator."""
-        from saml import keys as saml_keys
-
         entity_id = idp.url + "/saml/metadata"
         metadata = idp.cli("saml", "metadata").stdout
         cert = saml_keys.load_all(idp.instance_dir, entity_id)[-1].cert_pem
@@ -208,7 +242,9 @@ class ShibbolethSP:
     # configuration
 
     def write_config(self) -> None:
-        d = self.directory
+        """A new directory (readable by www-data) with everything both processes read."""
+        self.directory = d = Path(tempfile.mkdtemp(prefix="um2fa-shibsp-"))
+        d.chmod(0o755)
         for name in STOCK_FILES:
             shutil.copyfile(STOCK / name, d / name)
         for template in STOCK.glob("*.html"):  # the error and logout pages
@@ -220,7 +256,8 @@ class ShibbolethSP:
         (d / "idp-metadata.xml").write_text(self.idp_metadata)
         (d / "idp-signing.pem").write_text(self.idp_signing_cert)
         (d / "shibboleth2.xml").write_text(SHIBBOLETH2.format(
-            dir=escape(str(d)), entity_id=_xml_attr(self.entity_id),
+            dir=escape(str(d)), url=escape(self.url), requested=_requested(),
+            entity_id=_xml_attr(self.entity_id),
             idp_entity_id=_xml_attr(self.idp_entity_id), attribute_map=_xml_attr(ATTRIBUTE_MAP)))
         (d / "shibd.logger").write_text(LOGGER.format(
             level="INFO", appender="FileAppender",
@@ -229,6 +266,7 @@ class ShibbolethSP:
         (d / "native.logger").write_text(LOGGER.format(level="WARN", appender="ConsoleAppender",
                                                        file=""))
         (d / "htdocs").mkdir()
+        (d / "htdocs" / "favicon.ico").write_bytes(b"")  # browsers ask; a 403 is noise
         (d / "cgi").mkdir()
         script = d / "cgi" / "secure.cgi"
         script.write_text(CGI)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import re
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -66,9 +67,7 @@ def test_shibd_refuses_our_metadata_altered_after_signing(idp: LiveServer) -> No
     # the attacker's IdP in place of ours, the signature left as it was
     forged = genuine.idp_metadata.replace(idp.url + "/saml/sso", "http://127.0.0.1:9/saml/sso")
     assert forged != genuine.idp_metadata
-    status, location, log = start_and_login(ShibbolethSP(
-        idp_entity_id=genuine.idp_entity_id, idp_metadata=forged,
-        idp_signing_cert=genuine.idp_signing_cert))
+    status, location, log = start_and_login(replace(genuine, idp_metadata=forged))
     assert status != 302 and "127.0.0.1:9" not in location
     assert FAILED_CHECK in log, log
 
@@ -76,9 +75,7 @@ def test_shibd_refuses_our_metadata_altered_after_signing(idp: LiveServer) -> No
 def test_shibd_refuses_our_metadata_under_another_certificate(idp: LiveServer) -> None:
     genuine = ShibbolethSP.for_idp(idp)
     _key, other = key_and_cert("not our IdP")
-    status, location, log = start_and_login(ShibbolethSP(
-        idp_entity_id=genuine.idp_entity_id, idp_metadata=genuine.idp_metadata,
-        idp_signing_cert=other))
+    status, location, log = start_and_login(replace(genuine, idp_signing_cert=other))
     assert status != 302 and idp.url not in location
     assert FAILED_CHECK in log, log
 

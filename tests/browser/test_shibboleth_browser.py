@@ -206,7 +206,7 @@ def logged_out(federation: Federation, browser):
         page.goto(fed.myum.url + "/")
         page.get_by_role("link", name="Sign in").click()
         page.wait_for_url(fed.myum.url + "/")
-        expect(page.locator("#welcome")).to_contain_text(f"Signed in as {ALICE.name}")
+        expect(page.locator("#welcome")).to_contain_text("Signed in as")
         shots("myum-signed-in")
 
         page.goto(fed.sp.url + "/Shibboleth.sso/Logout")

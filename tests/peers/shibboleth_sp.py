@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -231,12 +232,10 @@ class ShibbolethSP:
     @property
     def env(self) -> dict[str, str]:
         """Both processes look for nothing under /etc/shibboleth, /run or /var/log."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIBSP_", "APACHE"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIBSP_")}
         where = str(self.directory)
         env.update({"SHIBSP_CFGDIR": where, "SHIBSP_RUNDIR": where, "SHIBSP_CACHEDIR": where,
-                    "SHIBSP_LOGDIR": where, "SHIBSP_CONFIG": where + "/shibboleth2.xml",
-                    "APACHE_RUN_DIR": where, "APACHE_LOCK_DIR": where,
-                    "APACHE_LOG_DIR": where})
+                    "SHIBSP_LOGDIR": where, "SHIBSP_CONFIG": where + "/shibboleth2.xml"})
         return env
 
     # configuration
@@ -294,9 +293,10 @@ class ShibbolethSP:
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.out", "w")  # noqa: SIM115 - the child holds it
         with log:
+            # a process group of its own: apache's children and cgid daemon end with it
             self._processes[name] = subprocess.Popen(
                 args, env=self.env, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _status_ok(self) -> bool:
         try:
@@ -329,7 +329,8 @@ class ShibbolethSP:
         return "\n".join(out)
 
     def stop(self) -> None:
-        """End apache2, then shibd; remove the directory."""
+        """End apache2, then shibd (SIGTERM; their whole process group after 10 s); remove the
+        directory."""
         for name in ("apache2", "shibd"):
             process = self._processes.pop(name, None)
             if process is None or process.poll() is not None:
@@ -338,7 +339,7 @@ class ShibbolethSP:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)  # its group: apache's children too
                 process.wait(timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 

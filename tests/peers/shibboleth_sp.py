@@ -36,6 +36,8 @@ from tests.peers.saml_sp import key_and_cert
 ATTRIBUTE_MAP = ROOT / "docs" / "shibboleth" / "attribute-map.xml"
 STOCK = Path("/etc/shibboleth")
 STOCK_FILES = ("attribute-policy.xml", "security-policy.xml", "protocols.xml")
+SHIBD = "/usr/sbin/shibd"
+APACHE2 = "/usr/sbin/apache2"
 MOD_SHIB = "/usr/lib/apache2/modules/mod_shib.so"
 MODULES = Path("/usr/lib/apache2/modules")
 START_TIMEOUT = 30
@@ -276,13 +278,16 @@ class ShibbolethSP:
     # processes
 
     def start(self) -> ShibbolethSP:
+        missing = [p for p in (SHIBD, APACHE2, MOD_SHIB) if not Path(p).exists()]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not installed: run ./scripts/setup --test")
         self.write_config()
         try:
-            self._spawn("shibd", ["/usr/sbin/shibd", "-F", "-f", "-c",
+            self._spawn("shibd", [SHIBD, "-F", "-f", "-c",
                                   str(self.directory / "shibboleth2.xml"),
                                   "-p", str(self.directory / "shibd.pid")])
             self._wait_for(lambda: (self.directory / "shibd.sock").exists(), "shibd's socket")
-            self._spawn("apache2", ["/usr/sbin/apache2", "-f",
+            self._spawn("apache2", [APACHE2, "-f",
                                     str(self.directory / "apache2.conf"), "-DFOREGROUND"])
             self._wait_for(self._status_ok, "/Shibboleth.sso/Status")
         except BaseException:

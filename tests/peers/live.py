@@ -88,6 +88,11 @@ def make_live_server(tmp_path: Path, **settings: str) -> LiveServer:
     instance = tmp_path / "instance"
     instance.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
-    env.update({"UM2FA_INSTANCE_DIR": str(instance), "PYTHONUNBUFFERED": "1"})
+    # The `um2fa` script imports the project the .venv was installed from (an editable
+    # install): in another git worktree sharing that .venv, the server would run that other
+    # checkout's code. PYTHONPATH makes it run this one's.
+    env.update({"UM2FA_INSTANCE_DIR": str(instance), "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                            env.get("PYTHONPATH")]))})
     env.update({f"UM2FA_{k.upper()}": v for k, v in settings.items()})
     return LiveServer(instance_dir=instance, env=env)

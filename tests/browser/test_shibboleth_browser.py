@@ -11,8 +11,7 @@ matches. Its /secure/ page shows what mod_shib hands the application.
 One IdP, one SP and myUM per module, and two walks, each in its own browser context (a TOTP
 code is good once per 30 s, so alice has a token for each): a sign-in to the SP, whose page and
 Response (as POSTed to the SP's ACS) the first tests read; and a sign-in to the SP and myUM, then
-single logout from the SP, which the last two read. The tests marked xfail(strict=True) wait for
-issue 14's features on other branches; remove each marker as its feature merges.
+single logout from the SP, which the last two read.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import pytest
 from lxml import etree
 from playwright.sync_api import Page, Request, expect
 
-from app.cli.users import users_add
 from saml.xml import NS, b64decode, parse
 from tests.browser.conftest import Shots
 from tests.browser.steps import ALICE, Phone, add_alice, attributes, enter_passcode, fill_sign_in
@@ -72,14 +70,6 @@ def values(shown: dict[str, str], name: str) -> set[str]:
     return set(shown.get(name, "").split(";")) - {""}
 
 
-def names_if_supported() -> tuple[str, ...]:
-    """alice's given name and surname, once `um2fa users add` takes them (issue 14, the lead's
-    branch): drop this check when it has merged."""
-    if not any(option.name == "given_name" for option in users_add.params):
-        return ()
-    return ("--given-name", "Alice", "--surname", "Chan")
-
-
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shib")
@@ -93,7 +83,8 @@ def federation(tmp_path_factory):
         sp.register_with(idp)
         myum.register_with(idp)
         myum.start()
-        add_alice(idp, "--role", "staff", "--email", EMAIL, *names_if_supported())
+        add_alice(idp, "--role", "staff", "--email", EMAIL, "--given-name", "Alice",
+                  "--surname", "Chan")
         phone = Phone()
         for token in TOKENS:
             uri = idp.cli("devices", "add-totp", "alice", "--name", token).stdout.strip()
@@ -142,7 +133,7 @@ def signed_in(federation: Federation, browser):
 
 
 def test_shibboleth_sp_signs_alice_in_with_eppn_and_mfa(signed_in: SignIn) -> None:
-    """Today's attributes through shibd's stock policy: eppn passes its scope check (our
+    """Attributes through shibd's stock policy: eppn passes its scope check (our
     metadata's shibmd:Scope), so REMOTE_USER is alice@um.edu.mo; the MFA context arrives."""
     shown = signed_in.shown
     assert shown["REMOTE_USER"] == f"alice@{SCOPE}", shown
@@ -156,12 +147,10 @@ def test_shibboleth_sp_signs_alice_in_with_eppn_and_mfa(signed_in: SignIn) -> No
     assert opaque and "alice" not in opaque
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: eduPersonScopedAffiliation not merged")
 def test_shibboleth_sp_gets_the_scoped_affiliation(signed_in: SignIn) -> None:
     assert values(signed_in.shown, "affiliation") == {f"staff@{SCOPE}", f"member@{SCOPE}"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: pairwise-id not merged")
 def test_shibboleth_sp_gets_a_pairwise_id(signed_in: SignIn) -> None:
     """SAML V2.0 Subject Identifier Attributes: an opaque value for this SP, @ our scope."""
     pairwise = signed_in.shown.get("pairwise-id", "")
@@ -170,13 +159,11 @@ def test_shibboleth_sp_gets_a_pairwise_id(signed_in: SignIn) -> None:
     assert "alice" not in pairwise.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: givenName/sn not merged")
 def test_shibboleth_sp_gets_given_name_and_surname(signed_in: SignIn) -> None:
     assert signed_in.shown.get("givenName") == "Alice", signed_in.shown
     assert signed_in.shown.get("sn") == "Chan"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: encrypted assertions not merged")
 def test_the_assertion_reaches_the_shibboleth_sp_encrypted(signed_in: SignIn) -> None:
     """The Response POSTed to the SP's ACS holds an EncryptedAssertion (for the SP's key, from
     its metadata) and no plain Assertion; shibd decrypted it (the other tests saw its
@@ -184,6 +171,10 @@ def test_the_assertion_reaches_the_shibboleth_sp_encrypted(signed_in: SignIn) ->
     response = signed_in.response
     assert response.xpath("//saml:EncryptedAssertion", namespaces=NS), "no EncryptedAssertion"
     assert response.xpath("//saml:Assertion", namespaces=NS) == [], "a plain Assertion"
+    # AES-256-GCM: shibd 3.4's metadata lists GCM among the methods it decrypts
+    assert response.xpath("//saml:EncryptedAssertion/xenc:EncryptedData/xenc:EncryptionMethod/"
+                          "@Algorithm", namespaces=NS) == [
+        "http://www.w3.org/2009/xmlenc11#aes256-gcm"]
 
 
 @dataclass
@@ -213,6 +204,11 @@ def logged_out(federation: Federation, browser):
         shots("myum-signed-in")
 
         page.goto(fed.sp.url + "/Shibboleth.sso/Logout")
+        # our IdP signs myUM out through the browser, then shows what it signed out
+        expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+        expect(page.get_by_role("listitem")).to_have_text(["myUM signed out"])
+        shots("idp-signed-out")
+        page.get_by_role("link", name="Continue").click()
         heading = page.get_by_role("heading", name=re.compile("Logout"))
         expect(heading).to_be_visible()
         shots("sp-logout")
@@ -241,7 +237,6 @@ def test_single_logout_at_the_shibboleth_sp_ends_its_session_and_ours(logged_out
     assert logged_out.secure_after.startswith(federation.idp.url + "/sso/sign-in"), logged_out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: single logout propagation not merged")
 def test_single_logout_at_the_shibboleth_sp_signs_out_of_myum_too(logged_out: Logout) -> None:
     """Our IdP passes the logout on to the other SPs of the session (myUM, python3-saml)."""
     assert not logged_out.myum_signed_in_after

@@ -74,3 +74,31 @@ def test_0008_marks_users_with_devices_as_enrolled_and_lets_old_lockouts_lift(da
     assert rows["nodevice"].enrolled_at is None and rows["pending"].enrolled_at is None
     assert utc(rows["nodevice"].locked_until) == locked + timedelta(minutes=15)
     assert rows["nodevice"].lockout_level == 1 and rows["withdevice"].locked_until is None
+
+
+def test_0011_keeps_releasing_what_existing_sps_received(database_url):
+    """SPs registered before the release policy keep the attributes they always had (uid, mail,
+    displayName, eppn, affiliation) and the email NameID, until an operator says otherwise."""
+    import json
+
+    from sqlalchemy import text
+
+    from app.core import attribute_release
+
+    command.upgrade(migrate.alembic_config(database_url), "0010")
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO service_providers (entity_id, name, acs_urls, slo_url, certs, "
+                "sign_requests, nameid_formats, metadata_xml, created_at) VALUES ('http://old', "
+                "'Old', '[\"http://old/acs\"]', '', '[]', false, '[]', '', CURRENT_TIMESTAMP)"))
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT release, allow_email_nameid, encrypt_assertions "
+                                    "FROM service_providers")).one()
+    finally:
+        engine.dispose()
+    assert json.loads(row.release) == attribute_release.resolve(
+        ["uid", "mail", "displayName", "eduPersonPrincipalName", "eduPersonAffiliation"])
+    assert row.allow_email_nameid and row.encrypt_assertions

@@ -51,6 +51,11 @@ def upgrade() -> None:
                               unique=False)
         batch_op.create_foreign_key("fk_service_providers_aggregate_id", "metadata_aggregates",
                                     ["aggregate_id"], ["id"], ondelete="CASCADE")
+    # SPs registered before the release policy keep what they always received (an operator can
+    # move one to the default policy: `um2fa sp set ID --default-release`).
+    op.execute("UPDATE service_providers SET release = "
+               "'[\"eduPersonPrincipalName\", \"eduPersonAffiliation\", \"mail\", "
+               "\"displayName\", \"uid\"]'")
 
 
 def downgrade() -> None:

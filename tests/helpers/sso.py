@@ -7,7 +7,15 @@ from urllib.parse import urlsplit
 
 from app.core import service_providers as sps
 from saml.sp_metadata import parse_sp_metadata
-from tests.conftest import PASSWORD, TEST_ORIGIN, committed, post, totp_code
+from tests.conftest import (
+    PASSWORD,
+    TEST_ORIGIN,
+    add_totp_device,
+    committed,
+    make_user,
+    post,
+    totp_code,
+)
 from tests.helpers.portal import text
 from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP
 
@@ -63,3 +71,32 @@ def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, of
     page = text(client.get("/sso/continue"))
     assert f'action="{sp.acs}"' in page
     return saml_response(page), request_id
+
+
+def through_the_prompt(client, sp, clock, secret, device_id, username: str = "alice"):
+    """From the SP's login, the password step and a passcode at the prompt, without checking
+    the pages on the way: the answer of /sso/continue (the post page, or an error page) and the
+    AuthnRequest's ID."""
+    url, request_id = sp.login()
+    go(client, url)
+    post(client, "/sso/sign-in", {"username": username, "password": PASSWORD},
+         token_from="/sso/sign-in")
+    post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
+                                 "device": str(device_id)}, token_from="/sso/prompt")
+    return client.get("/sso/continue"), request_id
+
+
+def signed_in(client) -> bool:
+    with client.session_transaction() as s:
+        return bool(s.get("uid"))
+
+
+def signed_in_at_sp(app, client, clock):
+    """alice (a new user with a TOTP device) signed in at a new SP: (the SP, its auth)."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sp = make_sp(client, app)
+    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
+    auth = sp.acs_post(r, rid)
+    assert signed_in(client)
+    return sp, auth

@@ -25,6 +25,8 @@ from tests.helpers.sso import (
     make_sp,
     saml_response,
     sign_in_through_prompt,
+    signed_in,
+    signed_in_at_sp,
 )
 from tests.peers.saml_sp import MFA, TestSP
 
@@ -581,21 +583,6 @@ def test_metadata_is_signed_and_parsed_by_python3_saml(client):
 
 
 # --- single logout: no logout by link, signed LogoutRequests (security issue, point 10) -----
-
-def signed_in(client) -> bool:
-    with client.session_transaction() as s:
-        return bool(s.get("uid"))
-
-
-def signed_in_at_sp(app, client, clock):
-    make_user(app)
-    device_id, secret = add_totp_device(app)
-    sp = make_sp(client, app)
-    r, rid = sign_in_through_prompt(client, app, sp, clock, secret, device_id)
-    auth = sp.acs_post(r, rid)
-    assert signed_in(client)
-    return sp, auth
-
 
 def test_a_link_to_slo_does_not_sign_out(app, client, clock):
     signed_in_at_sp(app, client, clock)

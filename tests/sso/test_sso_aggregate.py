@@ -18,9 +18,8 @@ from sqlalchemy import select
 from app.core import aggregates
 from app.models import MetadataAggregate, ServiceProvider
 from tests.conftest import add_totp_device, audit_rows, committed, make_user
-from tests.helpers.sso import IDP, go, idp_metadata
+from tests.helpers.sso import IDP, go, idp_metadata, sign_in_through_prompt
 from tests.peers.saml_sp import TestSP, key_and_cert
-from tests.sso.test_sso import sign_in_through_prompt
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"

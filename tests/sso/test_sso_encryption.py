@@ -18,18 +18,22 @@ from saml.requests import parse_logout_request, reveal_nameid
 from saml.sp_metadata import parse_sp_metadata
 from saml.xml import NS, SamlError, inflate
 from tests.conftest import (
-    PASSWORD,
     TEST_ORIGIN,
     add_totp_device,
     audit_rows,
     committed,
     make_user,
-    post,
-    totp_code,
 )
-from tests.helpers.sso import IDP, go, idp_metadata, make_sp
+from tests.helpers.sso import (
+    IDP,
+    go,
+    idp_metadata,
+    make_sp,
+    sign_in_through_prompt,
+    signed_in,
+    through_the_prompt,
+)
 from tests.peers.saml_sp import MFA, TestSP, key_and_cert
-from tests.sso.test_sso import sign_in_through_prompt, signed_in
 
 GCM256 = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
 CBC128 = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
@@ -147,13 +151,7 @@ def test_an_unusable_encryption_certificate_gives_an_error_page(app, client, clo
         sps.find(c, sp.entity_id).encryption_certs = '["bm90IGEgY2VydGlmaWNhdGU="]'
     make_user(app)
     device_id, secret = add_totp_device(app)
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
-    post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                 "device": str(device_id)}, token_from="/sso/prompt")
-    page = client.get("/sso/continue")
+    page, _ = through_the_prompt(client, sp, clock, secret, device_id)
     assert page.status_code == 400 and "SAMLResponse" not in page.get_data(as_text=True)
     assert "encryption certificate" in page.get_data(as_text=True)
 

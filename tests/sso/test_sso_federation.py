@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from app.core.attribute_release import CATALOG
-from tests.conftest import PASSWORD, add_totp_device, audit_rows, make_user, post, totp_code
+from tests.conftest import add_totp_device, audit_rows, make_user
 from tests.helpers.sso import (
     IDP,
     go,
@@ -19,6 +19,7 @@ from tests.helpers.sso import (
     register,
     saml_response,
     sign_in_through_prompt,
+    through_the_prompt,
 )
 
 SHIBMD = "urn:mace:shibboleth:metadata:1.0"
@@ -137,14 +138,7 @@ def test_a_required_attribute_the_person_lacks_stops_the_sign_in(app, client, cl
     make_user(app, email="")  # no email address
     device_id, secret = add_totp_device(app)
     sp = make_sp(client, app, requested=(("mail", True),))
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
-    client.get("/sso/continue")
-    post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                 "device": str(device_id)}, token_from="/sso/prompt")
-    page = client.get("/sso/continue")
+    page, _ = through_the_prompt(client, sp, clock, secret, device_id)
     body = page.get_data(as_text=True)
     assert page.status_code == 400 and "requires your mail" in body
     assert "SAMLResponse" not in body
@@ -155,13 +149,7 @@ def test_a_required_attribute_we_do_not_release_stops_the_sign_in(app, client, c
     sp = make_sp(client, app, requested=(("eduPersonPrincipalName", True),))
     run_cli(app, "sp", "set", sp.entity_id, "--release", "mail")
     device_id, secret = alice
-    url, _ = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "alice", "password": PASSWORD},
-         token_from="/sso/sign-in")
-    post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                 "device": str(device_id)}, token_from="/sso/prompt")
-    body = client.get("/sso/continue").get_data(as_text=True)
+    body = through_the_prompt(client, sp, clock, secret, device_id)[0].get_data(as_text=True)
     assert "does not release to it" in body and "SAMLResponse" not in body
 
 

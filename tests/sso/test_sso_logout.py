@@ -14,10 +14,18 @@ import pytest
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from tests.conftest import PASSWORD, add_totp_device, audit_rows, make_user, post, totp_code
-from tests.helpers.sso import IDP, go, make_sp, saml_response
+from tests.conftest import add_totp_device, audit_rows, make_user, post
+from tests.helpers.sso import (
+    IDP,
+    go,
+    make_sp,
+    saml_response,
+    sign_in_through_prompt,
+    signed_in,
+    signed_in_at_sp,
+    through_the_prompt,
+)
 from tests.peers.saml_sp import TestSP
-from tests.sso.test_sso import sign_in_through_prompt, signed_in, signed_in_at_sp
 
 EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
@@ -122,13 +130,8 @@ def sign_in_bob_at(app, client, clock, sp: TestSP) -> str:
     """bob, in his own browser, signs in to `sp`: the NameID it gave him."""
     make_user(app, "bob")
     device_id, secret = add_totp_device(app, "bob")
-    url, request_id = sp.login()
-    go(client, url)
-    post(client, "/sso/sign-in", {"username": "bob", "password": PASSWORD},
-         token_from="/sso/sign-in")
-    post(client, "/sso/prompt", {"passcode": totp_code(secret, clock.now),
-                                 "device": str(device_id)}, token_from="/sso/prompt")
-    auth = sp.acs_post(saml_response(text(client.get("/sso/continue"))), request_id)
+    page, request_id = through_the_prompt(client, sp, clock, secret, device_id, "bob")
+    auth = sp.acs_post(saml_response(text(page)), request_id)
     assert auth.is_authenticated()
     return auth.get_nameid()
 

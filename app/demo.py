@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core import users
+from app.core import admins, users
 from app.core.context import Context, Origin
 
 DEMO_USERS = [
@@ -13,6 +13,9 @@ DEMO_USERS = [
 ]
 
 
+DEMO_ADMIN = "bob"
+
+
 def seed(ctx: Context, origin: Origin) -> list[str]:
     lines = []
     for new in DEMO_USERS:
@@ -20,4 +23,8 @@ def seed(ctx: Context, origin: Origin) -> list[str]:
             users.add(ctx, origin, users.NewUser(**vars(new)))
         lines.append(f"demo user {new.username}: password {new.password}, "
                      f"date of birth {new.dob}, ID last 4 {new.id_last4}, role {new.role}")
+    if DEMO_ADMIN not in {a.username for a in admins.all_admins(ctx)}:
+        admins.add(ctx, origin, DEMO_ADMIN, admins.ADMIN)
+    lines.append(f"demo administrator {DEMO_ADMIN}: the help-desk console at /admin/ "
+                 "(after adding a device)")
     return lines

@@ -179,6 +179,9 @@ class AuditEvent(Base):
     client_addr: Mapped[str] = mapped_column(String(64), default="")
     device: Mapped[str] = mapped_column(String(80), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    # Who acted, when it was not the user: a help-desk person or administrator (console), an
+    # API token's name ("api:NAME"), empty for the user's own steps.
+    actor: Mapped[str] = mapped_column(String(80), default="", index=True)
 
 
 
@@ -378,3 +381,27 @@ class Notice(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Admin(Base):
+    """A person who may use the help-desk console (`um2fa admins add`): role helpdesk or admin."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the admin API (`um2fa api-tokens add`): only its keyed hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

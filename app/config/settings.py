@@ -146,6 +146,12 @@ class Settings:
     admin_emails: tuple[str, ...] = ()
     # Operators (docs/deploy.md): who may read /metrics, and the log format ("text" | "json").
     metrics_networks: tuple[Network, ...] = parse_networks("127.0.0.0/8,::1/128")
+    # The help-desk console (docs/admin.md): where it answers (empty: the campus networks), how
+    # long an idle console session lasts, and the LDAP groups whose members have each role.
+    admin_networks: tuple[Network, ...] = ()
+    admin_idle_seconds: int = 1800
+    admin_groups_helpdesk: str = ""
+    admin_groups_admin: str = ""
     metrics_token: str = field(default="", repr=False)
     log_format: str = "text"
     # Primary authentication: "local" (argon2 hashes in our database), "ldap" (docs/ldap.md) or

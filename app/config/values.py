@@ -22,7 +22,7 @@ _INT_FIELDS = {f.name for f in fields(Settings) if f.type == "int"}
 _BOOL_FIELDS = {f.name for f in fields(Settings) if f.type == "bool"}
 _LIST_FIELDS = {f.name for f in fields(Settings) if f.type == "tuple[str, ...]"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-_NET_FIELDS = {"campus_networks", "trusted_proxies", "metrics_networks"}
+_NET_FIELDS = {"campus_networks", "trusted_proxies", "metrics_networks", "admin_networks"}
 
 
 def _coerce_bool(name: str, value: Any) -> bool:

@@ -34,11 +34,11 @@ def record(ctx: Context, origin: Origin, action: str, result: str, *, username: 
     ctx.db.info.setdefault(PENDING, []).append(
         {"at": ctx.now(), "username": username, "door": origin.door, "action": action,
          "result": result, "client_addr": origin.client_addr, "device": device,
-         "detail": detail})
+         "detail": detail, "actor": origin.actor})
     if log.isEnabledFor(logging.INFO):
         log.info(json.dumps({"audit": action, "result": result, "user": username,
                              "door": origin.door, "client": origin.client_addr,
-                             "device": device, "detail": detail}))
+                             "device": device, "detail": detail, "actor": origin.actor}))
 
 
 def unknown_username(keys: Keys, typed: str) -> str:

@@ -26,6 +26,8 @@ class Origin:
     # The browser session the step comes from (web doors): actions that end the user's other
     # sessions keep this one.
     session_id: str = field(default="", repr=False)
+    # Who acted on the user's behalf (help desk, administrator, API token), for the audit.
+    actor: str = ""
 
 
 @dataclass

@@ -144,6 +144,10 @@ def init_app(app: Flask) -> None:
     from app.web import companion
 
     app.register_blueprint(companion.bp)  # the companion app: off campus too
+    from app.web import admin, api
+
+    admin.register(app)  # the help-desk console (docs/admin.md)
+    api.register(app)  # the admin API: bearer tokens, JSON, no CSRF token
     from app import logging_setup
     from app.web import ops
 

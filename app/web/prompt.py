@@ -34,6 +34,7 @@ DESTINATIONS = {
     "done": ("prompt.done", "Continue to Login"),
     "settings": ("settings.index", "My Settings & Devices"),
     "add": ("devices.device_type", "Add a new device"),
+    "admin": ("admin.index", "Help-desk console"),
 }
 
 

@@ -1,106 +1,12 @@
-"""The admin API at /api/v1/ (docs/admin.md): JSON for the university's automation.
-
-Every call carries `Authorization: Bearer <token>` (`um2fa api-tokens add`); the token's role
-decides, by the same console actions as the help-desk console (app/core/admins.py), what it may
-do. Errors are `{"error": "..."}` with their status: 400 bad input, 401 no or unknown token, 403
-the role may not, 404 no such thing. The API answers from UM2FA_ADMIN_NETWORKS only, like the
-console. The endpoints of each area are in this package's other modules, on this blueprint.
-"""
+"""The admin API (docs/admin.md): base.py holds the blueprint, the token check and the JSON
+errors; openapi.py the OpenAPI document; each other module one area's endpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
+from flask import Flask
 
-from flask import Blueprint, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
-
-from app.core import admins, api_tokens
-from app.extensions import core, csrf
-from app.web.admin import in_admin_networks
-from app.web.request_info import origin
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)  # no cookies: a bearer token, which a browser never sends on its own
-DOOR = "api"
-PUBLIC = "public"
+from app.web.api import base, openapi  # noqa: F401 - openapi's route joins base.bp
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def error(status: int, message: str):
-    response = jsonify({"error": message})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="um2fa"'
-    return response
-
-
-def requires(action: str) -> Callable:
-    """The console action this endpoint takes; a token whose role may not take it gets 403."""
-    admins.can(admins.ADMIN, action)
-
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not admins.can(g.api_token.role, action):
-                return error(403, f"this token's role ({g.api_token.role}) may not do that")
-            return view(*args, **kwargs)
-
-        wrapped.console_action = action
-        return wrapped
-
-    return decorate
-
-
-def public(view: Callable) -> Callable:
-    view.console_action = PUBLIC
-    return view
-
-
-def api_origin():
-    found = origin(DOOR)
-    found.actor = f"api:{g.api_token.name}"
-    return found
-
-
-@bp.before_request
-def authenticate():
-    if not in_admin_networks():
-        return error(403, "the admin API does not answer this network")
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "console_action", None) == PUBLIC:
-        return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return error(401, "an API token is required (Authorization: Bearer ...)")
-    found = api_tokens.authenticate(core.context(), token.strip())
-    if found is None:
-        return error(401, "the API token is not valid (unknown or removed)")
-    g.api_token = found
-    return None
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    return error(exc.status, exc.message)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return error(exc.code or 500, exc.description or exc.name)
-
-
-@bp.get("/me")
-@requires("users.read")
-def me():
-    """Which token this is, and its role (a first call to check a token works)."""
-    return jsonify({"name": g.api_token.name, "role": g.api_token.role})
-
-
-def register(app) -> None:
-    app.register_blueprint(bp)
+def register(app: Flask) -> None:
+    app.register_blueprint(base.bp)

@@ -1,0 +1,131 @@
+"""The help-desk console at /admin/ (docs/admin.md): its blueprint, whose every page is guarded.
+
+Who gets in: a person with a console role (app/core/admins.py: the admins table or a directory
+group), from UM2FA_ADMIN_NETWORKS (default: the campus networks), whose session began with the
+password and a real second factor (the portal's prompt; a recovery passcode never counts), and
+has not been idle longer than UM2FA_ADMIN_IDLE_SECONDS. Every view says which console action it
+takes (`requires`); a role without it gets 403. The pages of each area are in this package's
+other modules, on this blueprint; app/web/admin/__init__.py registers them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from app.core import admins, signin
+from app.extensions import core
+from app.web import addresses
+from app.web.auth import current_user, end_session, start_session
+from app.web.forms import SignInForm
+from app.web.limits import signin_limits
+from app.web.request_info import client_addr, origin
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+DOOR = "admin"
+PUBLIC = "public"  # the console's own sign-in: no role needed
+
+
+def requires(action: str) -> Callable:
+    """The console action this view takes; a role that may not take it gets 403."""
+    admins.can(admins.ADMIN, action)  # an unknown action fails at import, not at request
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not admins.can(g.get("console_role"), action):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.console_action = action
+        return wrapped
+
+    return decorate
+
+
+def public(view: Callable) -> Callable:
+    view.console_action = PUBLIC
+    return view
+
+
+def console_origin():
+    """The origin of a console action: the door "admin" and the acting person."""
+    found = origin(DOOR)
+    found.actor = g.console_user.username
+    return found
+
+
+def in_admin_networks() -> bool:
+    settings = current_app.config["UM2FA"]
+    return addresses.in_networks(client_addr(),
+                                 settings.admin_networks or settings.campus_networks)
+
+
+@bp.before_request
+def guard():
+    if not in_admin_networks():
+        return render_template("off_campus.html"), 403
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "console_action", None) == PUBLIC:
+        return None
+    user = current_user()
+    if user is None:
+        return redirect(url_for("admin.sign_in"))
+    if not session.get("mfa_at"):
+        return redirect(url_for("prompt.index", next="admin"))
+    now = int(time.time())
+    idle = current_app.config["UM2FA"].admin_idle_seconds
+    # idle since the last console page, or since the second factor for a first visit
+    if now - session.get("admin_seen", session["mfa_at"]) > idle:
+        end_session(DOOR)
+        flash("Your console session was idle too long. Please sign in again.")
+        return redirect(url_for("admin.sign_in"))
+    role = admins.role_of(core.context(), user)
+    if role is None:
+        abort(403)
+    session["admin_seen"] = now
+    g.console_user, g.console_role = user, role
+    return None
+
+
+@bp.app_context_processor
+def console_helpers():
+    return {"console_can": lambda action: admins.can(g.get("console_role"), action)}
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@public
+@signin_limits()
+def sign_in():
+    """The console's own sign-in: the password here, then the portal's 2FA prompt."""
+    form = SignInForm()
+    if not form.is_submitted():
+        return render_template("admin/sign_in.html", form=form)
+    if not form.validate():
+        return render_template("admin/sign_in.html", form=form), 400
+    user = signin.sign_in(core.context(), origin(DOOR), form.username.data, form.password.data)
+    if user is None:
+        return render_template("admin/sign_in.html", form=form,
+                               error=signin.SIGN_IN_FAILED), 401
+    start_session(user, via=DOOR)
+    return redirect(url_for("prompt.index", next="admin"))
+
+
+@bp.get("/")
+@requires("users.read")
+def index():
+    return render_template("admin/home.html")

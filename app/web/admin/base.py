@@ -40,6 +40,16 @@ DOOR = "admin"
 PUBLIC = "public"  # the console's own sign-in: no role needed
 
 
+# The console's menu: (endpoint, label, action), in order; each area module adds its pages with
+# `menu(...)`, and a person sees the entries their role may open.
+MENU: list[tuple[str, str, str]] = []
+
+
+def menu(endpoint: str, label: str, action: str) -> None:
+    if endpoint not in [e for e, _, _ in MENU]:
+        MENU.append((endpoint, label, action))
+
+
 def requires(action: str) -> Callable:
     """The console action this view takes; a role that may not take it gets 403."""
     admins.can(admins.ADMIN, action)  # an unknown action fails at import, not at request
@@ -104,7 +114,11 @@ def guard():
 
 @bp.app_context_processor
 def console_helpers():
-    return {"console_can": lambda action: admins.can(g.get("console_role"), action)}
+    def can(action: str) -> bool:
+        return admins.can(g.get("console_role"), action)
+
+    return {"console_can": can,
+            "console_menu": lambda: [(e, label) for e, label, action in MENU if can(action)]}
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -123,6 +137,9 @@ def sign_in():
                                error=signin.SIGN_IN_FAILED), 401
     start_session(user, via=DOOR)
     return redirect(url_for("prompt.index", next="admin"))
+
+
+menu("admin.index", "Console home", "users.read")
 
 
 @bp.get("/")

@@ -33,12 +33,19 @@ PATH = "/this-wasnt-me/"
 TOKEN_MAX = 64
 RECOVERY_ISSUED, DEVICE_ADDED, DEVICE_REMOVED, ACCOUNT_LOCKED = (
     "recovery_issued", "device_added", "device_removed", "account_locked")
+# What the help desk does (app/core/helpdesk.py)
+ACCOUNT_UNLOCKED, SESSIONS_ENDED, ACCOUNT_DISABLED, ACCOUNT_ENABLED = (
+    "account_unlocked", "sessions_ended", "account_disabled", "account_enabled")
 # What happened, for the subject line, the app and the page ({device}: the device's name).
 WHAT = {
     RECOVERY_ISSUED: "A recovery passcode was issued for your account",
     DEVICE_ADDED: "A device was added to your account: {device}",
     DEVICE_REMOVED: "A device was removed from your account: {device}",
     ACCOUNT_LOCKED: "Your account was locked after too many failed second factors",
+    ACCOUNT_UNLOCKED: "Your account was unlocked by the IT help desk",
+    SESSIONS_ENDED: "The IT help desk signed you out everywhere",
+    ACCOUNT_DISABLED: "Your account was disabled by the IT help desk",
+    ACCOUNT_ENABLED: "Your account was enabled again by the IT help desk",
 }
 # What "This wasn't me" undoes, besides what it always does.
 UNDOES = {
@@ -47,7 +54,8 @@ UNDOES = {
 }
 DOORS = {"portal": "the 2FA portal", "sso": "a web sign-in (SSO)", "radius": "the VPN",
          "recovery": "the recovery portal", "device-api": "the companion app",
-         "cli": "the IT help desk", "test": "a test"}
+         "cli": "the IT help desk", "admin": "the IT help desk", "api": "the IT help desk",
+         "test": "a test"}
 # The email audit action per event ("recovery.notify" since the recovery portal's first mail).
 MAIL_ACTION = {RECOVERY_ISSUED: "recovery.notify"}
 RECENT = 20  # notices the companion app lists

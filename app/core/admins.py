@@ -99,5 +99,9 @@ def remove(ctx: Context, origin: Origin, username: str) -> None:
     audit.record(ctx, origin, "admin.remove", "ok", username=row.username)
 
 
+def find(ctx: Context, username: str) -> Admin | None:
+    return ctx.db.scalar(select(Admin).where(Admin.username == username.strip().lower()))
+
+
 def all_admins(ctx: Context) -> list[Admin]:
     return list(ctx.db.scalars(select(Admin).order_by(Admin.username)))

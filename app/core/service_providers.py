@@ -93,7 +93,8 @@ def register(ctx: Context, origin: Origin, reg: Registration, *,
     sp = lookup(ctx, reg.entity_id)
     if sp is not None and not replace:
         raise ServiceProviderError(f"service provider {reg.entity_id} is already registered "
-                                   "(use --replace to update it)")
+                                   "(to update it: --replace on the command line, \"replace\" in "
+                                   "the console and the API)")
     if sp is None:
         sp = ServiceProvider(entity_id=reg.entity_id, created_at=ctx.now())
         ctx.db.add(sp)

@@ -253,3 +253,24 @@ def test_the_help_desk_sees_none_of_these_pages(app, clock):
     admin_home = signed_in_console(app, clock, admins.ADMIN).get("/admin/").get_data(
         as_text=True)
     assert all(url in admin_home for url in ("/admin/radius-clients", "/admin/settings"))
+
+
+def test_an_sp_from_a_federation_aggregate_is_listed_with_its_source(app, console):
+    from app.core import service_providers as sps
+    from app.models import MetadataAggregate
+
+    sp = TestSP(base="https://fed.example.edu", name="Federated")
+    assert send(console, "/admin/service-providers/add",
+                {"metadata_xml": sp.metadata()}).status_code == 302
+    with committed(app) as c:
+        aggregate = MetadataAggregate(url="https://mds.example.org/feed.xml", cert_pem="-")
+        c.db.add(aggregate)
+        c.db.flush()
+        found = sps.lookup(c, sp.entity_id)
+        found.aggregate_id, sp_id = aggregate.id, found.id
+    listing = console.get("/admin/service-providers").get_data(as_text=True)
+    assert "aggregate https://mds.example.org/feed.xml" in listing
+    shown = console.get(f"/admin/service-providers/{sp_id}").get_data(as_text=True)
+    assert f"/admin/service-providers/{sp_id}/remove" not in shown
+    refused = send(console, f"/admin/service-providers/{sp_id}/remove")
+    assert refused.status_code == 400 and "aggregate" in refused.get_data(as_text=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.admin import base
+from app.web.admin import (  # noqa: F401 - each area's pages join base.bp
+    access_pages,
+    base,
+    radius_pages,
+    settings_pages,
+    sp_pages,
+)
 
 
 def register(app: Flask) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.api import base, openapi  # noqa: F401 - openapi's route joins base.bp
+from app.web.api import (  # noqa: F401 - each module's routes join base.bp
+    base,
+    openapi,
+    radius_api,
+    sp_api,
+)
 
 
 def register(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.admin import base
+from app.web.admin import base, users  # noqa: F401 - its routes join base.bp
 
 
 def register(app: Flask) -> None:

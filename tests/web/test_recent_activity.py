@@ -72,3 +72,4 @@ def test_this_wasnt_me_only_on_ones_own_activity(app, client, clock):
         == 404
     assert "user.lock" not in [r.action for r in audit_rows(app)]
     assert client.post(f"/settings/activity/{bobs.id}/wasnt-me").status_code == 400
+

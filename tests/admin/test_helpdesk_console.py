@@ -181,7 +181,7 @@ def test_only_an_administrator_disables_and_enables(app, clock, desk):
     assert "Disable" in boss.get("/admin/users/alice").get_data(as_text=True)
     assert act(boss, "/admin/users/alice/disable", {"reason": "left"}).status_code == 302
     page = boss.get("/admin/users/alice").get_data(as_text=True)
-    assert "Disabled by an administrator" in page and "Enable" in page
+    assert "Disabled (by an administrator" in page and "Enable" in page
     assert act(boss, "/admin/users/alice/enable", {"reason": "back"}).status_code == 302
     assert [r.actor for r in audit_rows(app) if r.action in ("user.lock", "user.enable")] == [
         "boss", "boss"]

@@ -76,8 +76,16 @@ def local_time(settings: Settings, when: datetime) -> str:
 
 
 def where(notice: Notice) -> str:
-    door = DOORS.get(notice.door, notice.door or "unknown")
-    return f"the address {notice.client_addr or 'unknown'}, through {door}"
+    return where_from(notice.door, notice.client_addr)
+
+
+def where_from(door: str, client_addr: str) -> str:
+    """ "the address 10.0.0.5, through the VPN": an origin in words."""
+    return f"the address {client_addr or 'unknown'}, through {door_words(door)}"
+
+
+def door_words(door: str) -> str:
+    return DOORS.get(door, door or "unknown")
 
 
 def what(notice: Notice) -> str:
@@ -151,7 +159,22 @@ def _email(ctx: Context, origin: Origin, user: User, notice: Notice, token: str)
                              f"{notice.event} to {user.email}")
 
 
-def alert_help_desk(ctx: Context, origin: Origin, user: User, notice: Notice,
+@dataclass(frozen=True)
+class Reported:
+    """What the person said "This wasn't me" about: a notice, or a row of their recent
+    activity in "My Settings & Devices" (app/core/support.py: recent_activity)."""
+
+    what: str
+    when: datetime
+    where: str
+    seen: str  # where they saw it: "the notice", "their recent activity"
+
+
+def reported_notice(notice: Notice) -> Reported:
+    return Reported(what(notice), notice.created_at, where(notice), "the notice")
+
+
+def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported,
                     undone: str) -> None:
     """UM2FA_ADMIN_EMAILS: the user said "This wasn't me" (after the commit, when SMTP is
     configured)."""
@@ -160,8 +183,8 @@ def alert_help_desk(ctx: Context, origin: Origin, user: User, notice: Notice,
         return
     text = (
         f"{user.username} ({user.display_name or 'no name'}) clicked \"This wasn't me\" on "
-        f"the notice: {what(notice)}.\n\n"
-        f"That happened at {local_time(settings, notice.created_at)} from {where(notice)}.\n"
+        f"{reported.seen}: {reported.what}.\n\n"
+        f"That happened at {local_time(settings, reported.when)} from {reported.where}.\n"
         f"\"This wasn't me\" came from the address {origin.client_addr or 'unknown'} at "
         f"{local_time(settings, ctx.now())}.\n\n"
         f"Done: {undone}every session of the user ended, remembered browsers forgotten, the "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.core import lockout, remembered, users
 from app.core.context import Context
@@ -15,6 +15,17 @@ from app.models import AuditEvent, Device, RecoveryPasscode, RememberedBrowser, 
 PAGE_SIZE = 20
 TIMELINE_PAGE = 50
 RECENT_PASSCODES = 5
+RECENT_ACTIVITY = 10
+# What a person sees of their own activity ("My Settings & Devices"): their sign-ins and the
+# changes to their devices, (audit action, result) -> words.
+ACTIVITY = {
+    ("sign_in", "ok"): "Signed in with your password",
+    ("factor", "ok"): "Confirmed with a second factor",
+    ("radius.access", "accept"): "Signed in to the VPN",
+    ("device.activate", "ok"): "Device added",
+    ("device.add", "ok"): "Device added",
+    ("device.remove", "ok"): "Device removed",
+}
 
 
 class NotFound(LookupError):
@@ -104,3 +115,31 @@ def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
         query = query.where(AuditEvent.id < before)
     rows = list(ctx.db.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def _is_activity():
+    return or_(*(and_(AuditEvent.action == action, AuditEvent.result == result)
+                 for action, result in ACTIVITY))
+
+
+def recent_activity(ctx: Context, user: User,
+                    limit: int = RECENT_ACTIVITY) -> list[AuditEvent]:
+    """The person's last sign-ins and device changes, newest first (what they may say "This
+    wasn't me" about)."""
+    return list(ctx.db.scalars(
+        select(AuditEvent).where(AuditEvent.username == user.username, _is_activity())
+        .order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def activity_row(ctx: Context, user: User, event_id: int) -> AuditEvent | None:
+    """One row of the person's own activity, else None (another's, or not a sign-in or a
+    device change)."""
+    return ctx.db.scalar(select(AuditEvent).where(
+        AuditEvent.id == event_id, AuditEvent.username == user.username, _is_activity()))
+
+
+def activity_words(row: AuditEvent) -> str:
+    """ "Device added: Phone"."""
+    words = ACTIVITY.get((row.action, row.result), row.action)
+    return f"{words}: {row.device}" if row.device and row.action.startswith("device.") \
+        else words

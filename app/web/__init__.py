@@ -10,6 +10,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.core import notices, support
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
 from app.web import server_session
@@ -164,5 +165,11 @@ def init_app(app: Flask) -> None:
 
         return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
                 "pending_login_url": sso_prompt.pending_login_url,
-                "PLATFORMS": PLATFORMS}
+                "PLATFORMS": PLATFORMS, "door_words": notices.door_words,
+                "activity_words": support.activity_words}
+
+    @app.template_filter("local_time")
+    def local_time(when):
+        """A time in the university's time zone (UM2FA_TIMEZONE), as the notices give it."""
+        return notices.local_time(app.config["UM2FA"], when) if when is not None else "never"
 

@@ -11,6 +11,7 @@ from app.web.admin import (  # noqa: F401 - each area's pages join base.bp
     radius_pages,
     settings_pages,
     sp_pages,
+    users,
 )
 
 

@@ -74,13 +74,19 @@ class UserView:
     sessions: int
 
 
+def recent_passcodes(ctx: Context, user: User,
+                     limit: int = RECENT_PASSCODES) -> list[RecoveryPasscode]:
+    """The person's latest recovery passcodes (their dates; the codes are never kept)."""
+    return list(ctx.db.scalars(
+        select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id)
+        .order_by(RecoveryPasscode.created_at.desc(), RecoveryPasscode.id.desc())
+        .limit(limit)))
+
+
 def user_view(ctx: Context, username: str) -> UserView:
     user = get_user(ctx, username)
     status, until = state(ctx, user)
-    passcodes = list(ctx.db.scalars(
-        select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id)
-        .order_by(RecoveryPasscode.created_at.desc(), RecoveryPasscode.id.desc())
-        .limit(RECENT_PASSCODES)))
+    passcodes = recent_passcodes(ctx, user)
     devices = list(ctx.db.scalars(select(Device).where(Device.user_id == user.id)
                                   .order_by(Device.id)))
     return UserView(user=user, state=status, locked_until=until, devices=devices,

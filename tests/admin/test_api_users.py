@@ -356,3 +356,11 @@ def test_unknown_urls_and_wrong_methods_answer_json(app, client, desk):
     assert also_wrong.status_code == 405 and also_wrong.is_json
     page = client.get("/no-such-page")
     assert page.status_code == 404 and "text/html" in page.content_type
+
+
+def test_the_openapi_document_says_a_recovery_passcode_is_made(app, client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    issue = document["paths"]["/users/{username}/recovery-passcodes"]["post"]
+    assert {"201", "400", "401", "403", "404"} <= set(issue["responses"])
+    assert issue["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "reason", "identity_checked"]

@@ -34,8 +34,8 @@ PAGE = {"type": "object", "properties": {
 TIMELINE = {"type": "object", "properties": {
     "records": {"type": "array", "items": shape.RECORD},
     "next": {"type": ["integer", "null"], "description": "ask again with before=next"}}}
-PASSCODE = shape._object(passcode={"type": "string", "description": "9 digits, shown once"},
-                         expires=shape.TIME)
+PASSCODE = shape.object_schema(
+    passcode={"type": "string", "description": "9 digits, shown once"}, expires=shape.TIME)
 
 
 @bp.errorhandler(support.NotFound)

@@ -21,7 +21,7 @@ def when(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _object(**properties: Any) -> dict[str, Any]:
+def object_schema(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
@@ -35,8 +35,8 @@ def summary(ctx: Context, user: User) -> dict[str, Any]:
     return _who(user, *support.state(ctx, user))
 
 
-SUMMARY = _object(username=STRING, name=STRING, email=STRING,
-                  state={"enum": ["active", "locked", "disabled"]}, locked_until=TIME)
+SUMMARY = object_schema(username=STRING, name=STRING, email=STRING,
+                        state={"enum": ["active", "locked", "disabled"]}, locked_until=TIME)
 
 
 def device(row: Device) -> dict[str, Any]:
@@ -46,9 +46,9 @@ def device(row: Device) -> dict[str, Any]:
             "enrolled_via": row.enrolled_via}
 
 
-DEVICE = _object(id=INTEGER, name=STRING, kind=STRING, type=STRING, platform=STRING,
-                 active=BOOLEAN, default=BOOLEAN, added=TIME, last_used=TIME,
-                 enrolled_via=STRING)
+DEVICE = object_schema(id=INTEGER, name=STRING, kind=STRING, type=STRING, platform=STRING,
+                       active=BOOLEAN, default=BOOLEAN, added=TIME, last_used=TIME,
+                       enrolled_via=STRING)
 
 
 def passcode(row: RecoveryPasscode, status: str) -> dict[str, Any]:
@@ -56,8 +56,8 @@ def passcode(row: RecoveryPasscode, status: str) -> dict[str, Any]:
     return {"issued": when(row.created_at), "expires": when(row.expires_at), "status": status}
 
 
-PASSCODE = _object(issued=TIME, expires=TIME,
-                   status={"enum": ["unused", "used", "revoked", "expired"]})
+PASSCODE = object_schema(issued=TIME, expires=TIME,
+                         status={"enum": ["unused", "used", "revoked", "expired"]})
 
 
 def browser(row: RememberedBrowser) -> dict[str, Any]:
@@ -66,8 +66,8 @@ def browser(row: RememberedBrowser) -> dict[str, Any]:
             "last_used": when(row.last_used_at)}
 
 
-BROWSER = _object(id=INTEGER, label=STRING, address=STRING, added=TIME, expires=TIME,
-                  last_used=TIME)
+BROWSER = object_schema(id=INTEGER, label=STRING, address=STRING, added=TIME, expires=TIME,
+                        last_used=TIME)
 
 
 def person(view: support.UserView) -> dict[str, Any]:
@@ -92,5 +92,5 @@ def record(row: AuditEvent) -> dict[str, Any]:
             "actor": row.actor, "detail": row.detail}
 
 
-RECORD = _object(id=INTEGER, at=TIME, door=STRING, action=STRING, result=STRING,
-                 device=STRING, address=STRING, actor=STRING, detail=STRING)
+RECORD = object_schema(id=INTEGER, at=TIME, door=STRING, action=STRING, result=STRING,
+                       device=STRING, address=STRING, actor=STRING, detail=STRING)

@@ -32,7 +32,7 @@ def find_users(ctx: Context, text: str, page: int = 1) -> tuple[list[User], bool
     """Users whose UMPASS ID, name or email contains `text` (UMPASS IDs that start with it
     first), a page at a time: (the page, whether there are more)."""
     text = text.strip().lower()[:100]
-    if not text:
+    if not text or users.NUL in text:  # (PostgreSQL refuses a NUL in a parameter)
         return [], False
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
@@ -101,6 +101,8 @@ def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
     """The audit records about the person, newest first, optionally of one door or outcome: a
     page, and the id to ask for the next page with (`before`), None at the end."""
     user = get_user(ctx, username)
+    if users.NUL in door + result:  # no record has one (PostgreSQL refuses it in a parameter)
+        return [], None
     query = select(AuditEvent).where(AuditEvent.username == user.username)
     if door:
         query = query.where(AuditEvent.door == door[:16])

@@ -364,3 +364,18 @@ def test_the_openapi_document_says_a_recovery_passcode_is_made(app, client):
     assert {"201", "400", "401", "403", "404"} <= set(issue["responses"])
     assert issue["requestBody"]["content"]["application/json"]["schema"]["required"] == [
         "reason", "identity_checked"]
+
+
+def test_a_nul_character_is_no_such_thing_not_a_database_error(app, client, desk):
+    """PostgreSQL refuses a NUL in a string parameter: it must never reach the database."""
+    make_user(app)
+    for path in ("/api/v1/users/al%00ice", "/api/v1/users/al%00ice/timeline"):
+        answer = client.get(path, headers=desk)
+        assert answer.status_code == 404 and answer.get_json()["error"], path
+    answer = client.post("/api/v1/users/al%00ice/unlock", json=REASON, headers=desk)
+    assert answer.status_code == 404 and answer.get_json()["error"]
+    found = client.get("/api/v1/users?q=al%00", headers=desk)
+    assert found.status_code == 200 and found.get_json()["users"] == []
+    for query in ("door=a%00", "result=a%00"):
+        answer = client.get(f"/api/v1/users/alice/timeline?{query}", headers=desk)
+        assert answer.status_code == 200 and answer.get_json()["records"] == [], query

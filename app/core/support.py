@@ -43,7 +43,7 @@ def find_users(ctx: Context, text: str, page: int = 1) -> tuple[list[User], bool
     """Users whose UMPASS ID, name or email contains `text` (UMPASS IDs that start with it
     first), a page at a time: (the page, whether there are more)."""
     text = text.strip().lower()[:100]
-    if not text:
+    if not text or users.NUL in text:  # (PostgreSQL refuses a NUL in a parameter)
         return [], False
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
@@ -85,13 +85,19 @@ class UserView:
     sessions: int
 
 
+def recent_passcodes(ctx: Context, user: User,
+                     limit: int = RECENT_PASSCODES) -> list[RecoveryPasscode]:
+    """The person's latest recovery passcodes (their dates; the codes are never kept)."""
+    return list(ctx.db.scalars(
+        select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id)
+        .order_by(RecoveryPasscode.created_at.desc(), RecoveryPasscode.id.desc())
+        .limit(limit)))
+
+
 def user_view(ctx: Context, username: str) -> UserView:
     user = get_user(ctx, username)
     status, until = state(ctx, user)
-    passcodes = list(ctx.db.scalars(
-        select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id)
-        .order_by(RecoveryPasscode.created_at.desc(), RecoveryPasscode.id.desc())
-        .limit(RECENT_PASSCODES)))
+    passcodes = recent_passcodes(ctx, user)
     devices = list(ctx.db.scalars(select(Device).where(Device.user_id == user.id)
                                   .order_by(Device.id)))
     return UserView(user=user, state=status, locked_until=until, devices=devices,
@@ -106,6 +112,8 @@ def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
     """The audit records about the person, newest first, optionally of one door or outcome: a
     page, and the id to ask for the next page with (`before`), None at the end."""
     user = get_user(ctx, username)
+    if users.NUL in door + result:  # no record has one (PostgreSQL refuses it in a parameter)
+        return [], None
     query = select(AuditEvent).where(AuditEvent.username == user.username)
     if door:
         query = query.where(AuditEvent.door == door[:16])

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from app.core import helpdesk, passcodes, support, users
+from app.core import helpdesk, support
 from app.models import Notice
 from tests.conftest import (
     TEST_ORIGIN,
@@ -19,14 +19,9 @@ from tests.conftest import (
     issue_recovery,
     make_user,
 )
+from tests.helpers.helpdesk import lock_out
 
 DESK = replace(TEST_ORIGIN, door="admin", actor="dora")
-
-
-def lock_out(app, username: str = "alice") -> None:
-    with committed(app) as c:
-        for _ in range(c.settings.lockout_threshold):
-            passcodes.verify_passcode(c, TEST_ORIGIN, users.get(c, username), "000000")
 
 
 def test_find_users_by_id_name_or_email_ids_first(app, ctx):

@@ -10,7 +10,7 @@ from flask import jsonify
 from app.core import radius_clients
 from app.extensions import core
 from app.models import RadiusClient
-from app.web.api import body
+from app.web.api import params
 from app.web.api.base import ApiError, api_origin, bp, documented, requires
 
 ACTION = "radius_clients.manage"
@@ -62,18 +62,19 @@ def radius_clients_list():
                 "type": "object", "properties": {**CLIENT["properties"],
                                                  "secret": {"type": "string"}}})
 def radius_client_add():
-    data = body.json_object()
-    typed = body.text(data, "secret", "")
+    data = params.json_body()
+    typed = params.required_text(data, "secret", "")
     secret = typed or radius_clients.generate_secret()
     try:
         client = radius_clients.add(
-            core.context(), api_origin(), body.text(data, "name"), body.text(data, "address"),
-            secret, mode=body.text(data, "mode", "append"),
-            delimiter=body.text(data, "delimiter", ","),
-            require_message_authenticator=body.flag(data, "require_message_authenticator",
+            core.context(), api_origin(), params.required_text(data, "name"),
+            params.required_text(data, "address"),
+            secret, mode=params.required_text(data, "mode", "append"),
+            delimiter=params.required_text(data, "delimiter", ","),
+            require_message_authenticator=params.flag(data, "require_message_authenticator",
                                                     True),
-            fail_mode=body.text(data, "fail_mode", "secure"),
-            push_timeout=body.number(data, "push_timeout", radius_clients.DEFAULT_PUSH_TIMEOUT))
+            fail_mode=params.required_text(data, "fail_mode", "secure"),
+            push_timeout=params.number(data, "push_timeout", radius_clients.DEFAULT_PUSH_TIMEOUT))
     except radius_clients.RadiusClientError as exc:
         raise ApiError(400, str(exc)) from exc
     response = jsonify({**as_json(client), "secret": secret})
@@ -88,7 +89,7 @@ def radius_client_add():
 def radius_client_change(name: str):
     ctx = core.context()
     _found(ctx, name)
-    mode = body.text(body.json_object(), "mode")
+    mode = params.required_text(params.json_body(), "mode")
     try:
         client = radius_clients.set_mode(ctx, api_origin(), name, mode)
     except radius_clients.RadiusClientError as exc:

@@ -12,10 +12,10 @@ from app.core import service_providers as sps
 from app.core import sp_summary
 from app.extensions import core
 from app.models import ServiceProvider
-from app.web.api import body
+from app.web.api import params
 from app.web.api.base import ApiError, api_origin, bp, documented, requires
 from saml.sp_metadata import register as register_metadata
-from saml.xml import SamlError
+from saml.xml import MAX_XML_BYTES, SamlError
 
 ACTION = "service_providers.manage"
 
@@ -44,13 +44,13 @@ def _found(ctx, entity_id: str) -> ServiceProvider:
 
 @bp.get("/service-providers")
 @requires(ACTION)
-@documented("The registered service providers, by entity ID", query=body.PAGING_QUERY,
+@documented("The registered service providers, by entity ID", query=params.PAGING_QUERY,
             statuses=(400,), returns={"type": "object", "properties": {
                 "service_providers": {"type": "array", "items": BRIEF},
                 "total": {"type": "integer"}, "offset": {"type": "integer"},
                 "limit": {"type": "integer"}}})
 def service_providers_list():
-    offset, limit = body.paging()
+    offset, limit = params.paging()
     rows, total = sps.listing(core.context(), offset, limit)
     return jsonify({"service_providers": [
         {"entity_id": sp.entity_id, "name": sp.name, "source": source} for sp, source in rows],
@@ -65,8 +65,9 @@ def service_providers_list():
                 "replace": {"type": "boolean", "description": "update an SP already "
                                                               "registered (default false)"}}})
 def service_provider_add():
-    data = body.json_object()
-    xml, replace = body.text(data, "metadata"), body.flag(data, "replace", False)
+    # the metadata XML inside: up to the SAML parser's own bound, JSON escaping included
+    data = params.json_body(2 * MAX_XML_BYTES)
+    xml, replace = params.required_text(data, "metadata"), params.flag(data, "replace", False)
     ctx = core.context()
     try:
         sp, _ = register_metadata(ctx, api_origin(), xml, replace=replace)

@@ -176,7 +176,7 @@ def test_the_service_provider_list_is_paged(admin_api):
     assert (page["total"], page["offset"], page["limit"]) == (3, 1, 1)
     for query in ("limit=0", "limit=5000", "offset=-1", "offset=x"):
         bad = admin_api("GET", f"/api/v1/service-providers?{query}")
-        assert bad.status_code == 400 and "must be an integer" in bad.get_json()["error"]
+        assert bad.status_code == 400 and "must be a whole number" in bad.get_json()["error"]
 
 
 @pytest.mark.parametrize("json, message", [

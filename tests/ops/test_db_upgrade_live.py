@@ -288,8 +288,10 @@ def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
         thread.start()
         time.sleep(1)  # traffic flowing before the first run
         window_start = time.monotonic()
-        # Two no-op runs at head, then 0006 again: the code these nodes run uses
-        # upstream_assertions only in the IdP-proxy flow, so it works on 0005 and 0006 alike.
+        # Two no-op runs at head, then the last migration again. It only creates the console's
+        # tables (admins, api_tokens), which this traffic (the portal's sign-in and the VPN)
+        # never reads, so these nodes work on the schema before it and after it alike. A newer
+        # migration must keep that true of itself (or move this test to one that does).
         for args in (("db", "upgrade"), ("db", "upgrade"), ("db", "downgrade", "-1", "--yes"),
                      ("db", "upgrade")):
             result = um2fa(env, *args)
@@ -304,7 +306,7 @@ def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
         during = [door for door, at in traffic.done if window_start <= at <= window_end]
         assert during.count("web") >= 3 and during.count("radius") >= 3, traffic.done
         assert migrate.current(url) == migrate.heads()
-        assert table_exists(url, "upstream_assertions")
+        assert table_exists(url, "admins")
         assert radius.alive()
     finally:
         for process in reversed(started):

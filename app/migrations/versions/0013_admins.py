@@ -1,14 +1,14 @@
-"""The help-desk console and the admin API: admins, API tokens, the audit's actor
+"""The help-desk console and the admin API: admins and API tokens
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -35,15 +35,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("token_hash"),
     )
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("actor", sa.String(length=80), nullable=False,
-                                      server_default=""))
-        batch_op.create_index(batch_op.f("ix_audit_events_actor"), ["actor"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_events_actor"))
-        batch_op.drop_column("actor")
     op.drop_table("api_tokens")
     op.drop_table("admins")

@@ -46,19 +46,20 @@ def role_of(ctx: Context, user: User) -> str | None:
     row = ctx.db.scalar(select(Admin).where(Admin.username == user.username))
     if row is not None:
         return row.role
-    return _role_from_groups(ctx, user.username)
+    return role_from_groups(ctx, user.username)
 
 
-def _role_from_groups(ctx: Context, username: str) -> str | None:
+def role_from_groups(ctx: Context, username: str) -> str | None:
+    """The role a directory group gives (LDAP only: a directory without groups gives none)."""
     settings = ctx.settings
-    wanted = [(ADMIN, settings.admin_groups_admin), (HELPDESK, settings.admin_groups_helpdesk)]
-    if not any(group for _, group in wanted):
-        return None
-    member_of = getattr(ctx.directory, "groups_of", None)
+    member_of = getattr(ctx.directory, "member_of", None)
     if member_of is None:
         return None
-    groups = {g.lower() for g in member_of(username)}
-    return next((role for role, group in wanted if group and group.lower() in groups), None)
+    for role, group in ((ADMIN, settings.admin_groups_admin),
+                        (HELPDESK, settings.admin_groups_helpdesk)):
+        if group and member_of(username, group):
+            return role
+    return None
 
 
 SELF_DEMOTION = ("you cannot take away your own admin role: another administrator must do it, "

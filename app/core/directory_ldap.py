@@ -149,6 +149,19 @@ class LdapDirectory:
         entry = self._find(username, wanted)
         return None if entry is None else self._user_of(username, entry[1])
 
+    def member_of(self, username: str, group_dn: str) -> bool:
+        """Whether the user's entry is a `member` of the group (groupOfNames): one base
+        search on the group (the console's roles: UM2FA_ADMIN_GROUPS_*)."""
+        username = username.strip()
+        dn = self._user_dn(username) if _usable(username) else None
+        if dn is None or not group_dn:
+            return False
+        code, description, entries = self._search(
+            group_dn, f"(member={escape_filter_chars(dn)})", BASE, ["1.1"])
+        if code in (0, 32, 34):  # found or not; noSuchObject / invalidDNSyntax: no such group
+            return code == 0 and len(entries) == 1
+        raise DirectoryUnavailable(f"LDAP search failed: {description}")
+
     # -- finding the entry -----------------------------------------------------------------
 
     def _user_dn(self, username: str) -> str | None:

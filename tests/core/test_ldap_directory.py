@@ -416,3 +416,34 @@ class TestPortalWithLdap:
         finally:
             slapd.start()
         assert sign_in(client, "bob", PASSWORDS["bob"]).status_code == 302
+
+
+# -- the console's roles by directory group ---------------------------------------------------
+
+
+def test_member_of_a_group(make):
+    from tests.peers.ldap_server import ADMIN_GROUP, HELPDESK_GROUP
+
+    for mode in ("search", "bind"):
+        directory = make(mode)
+        assert directory.member_of("bob", HELPDESK_GROUP)
+        assert not directory.member_of("alice", HELPDESK_GROUP)
+        assert not directory.member_of("bob", ADMIN_GROUP)
+        assert not directory.member_of("bob", f"cn=nobody,{PEOPLE}")
+        assert not directory.member_of("bob)(member=*", HELPDESK_GROUP)  # no injection
+        assert not directory.member_of("nobody", HELPDESK_GROUP)
+
+
+def test_a_directory_group_gives_a_console_role(make):
+    from types import SimpleNamespace
+
+    from app.core import admins
+    from tests.peers.ldap_server import ADMIN_GROUP, HELPDESK_GROUP
+
+    directory = make("search")
+    ctx = SimpleNamespace(directory=directory, settings=SimpleNamespace(
+        admin_groups_admin=ADMIN_GROUP, admin_groups_helpdesk=HELPDESK_GROUP))
+    assert admins.role_from_groups(ctx, "bob") == admins.HELPDESK
+    assert admins.role_from_groups(ctx, "alice") is None
+    ctx.settings.admin_groups_helpdesk = ""
+    assert admins.role_from_groups(ctx, "bob") is None

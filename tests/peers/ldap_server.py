@@ -33,6 +33,8 @@ SERVICE_DN = f"cn=um2fa,ou=services,{SUFFIX}"
 SERVICE_PASSWORD = "service-secret-1"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PASSWORD = "admin-secret-1"
+HELPDESK_GROUP = f"cn=it-helpdesk,ou=groups,{SUFFIX}"
+ADMIN_GROUP = f"cn=it-admins,ou=groups,{SUFFIX}"
 PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-2", "carol": "carol-pass-3"}
 
 SCHEMA = """\
@@ -192,6 +194,12 @@ def _data_ldif() -> str:
         + "employeeType: Alumni\n",
         # carol: a second entry whose uid starts like alice's, for the injection tests
         _person("carol", "Carol Alves", "carol@um.edu.mo", "student", "2000-01-01", "9999"),
+        # the console's roles by group (UM2FA_ADMIN_GROUPS_*): bob is on the help desk
+        f"dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n",
+        f"dn: {HELPDESK_GROUP}\nobjectClass: groupOfNames\ncn: it-helpdesk\n"
+        f"member: uid=bob,{PEOPLE}\n",
+        f"dn: {ADMIN_GROUP}\nobjectClass: groupOfNames\ncn: it-admins\n"
+        f"member: {SERVICE_DN}\n",
     ])
 
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.core import audit, browser_sessions, devices, notices, recovery, remembered, users
+from app.core import (
+    admins,
+    audit,
+    browser_sessions,
+    devices,
+    notices,
+    recovery,
+    remembered,
+    users,
+)
 from app.core.context import Context, Origin
 from app.core.support import NotFound, get_user
 from app.models import User
@@ -30,10 +39,16 @@ def with_reason(origin: Origin, reason: str) -> Origin:
     return replace(origin, info="; ".join(p for p in (origin.info, f"reason: {reason}") if p))
 
 
-def unlock(ctx: Context, origin: Origin, username: str, reason: str) -> User:
-    """Lift a second-factor lockout (and an administrator's lock, as `um2fa users unlock`)."""
+def unlock(ctx: Context, origin: Origin, username: str, reason: str, *, role: str) -> User:
+    """Lift a second-factor lockout. A disabled account (by an administrator, or after "This
+    wasn't me") is enabled again only by a role that may disable accounts: the help desk
+    cannot undo an administrator's decision by the back door."""
     acting = with_reason(origin, reason)
-    user = users.unlock(ctx, acting, get_user(ctx, username).username)
+    user = get_user(ctx, username)
+    if user.disabled and not admins.can(role, "users.disable"):
+        raise HelpdeskError("This account is disabled (by an administrator, or after the person "
+                            "reported \"This wasn't me\"): an administrator must enable it.")
+    user = users.unlock(ctx, acting, user.username)
     notices.tell(ctx, acting, user, notices.ACCOUNT_UNLOCKED)
     return user
 

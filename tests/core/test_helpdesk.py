@@ -71,9 +71,9 @@ def test_unlock_takes_a_reason_audits_the_actor_and_tells_the_person(app, clock)
     make_user(app)
     lock_out(app)
     with committed(app) as c, pytest.raises(helpdesk.HelpdeskError, match="reason"):
-        helpdesk.unlock(c, DESK, "alice", "   ")
+        helpdesk.unlock(c, DESK, "alice", "   ", role="helpdesk")
     with committed(app) as c:
-        helpdesk.unlock(c, DESK, "alice", "called from her office, ID seen")
+        helpdesk.unlock(c, DESK, "alice", "called from her office, ID seen", role="helpdesk")
         assert support.user_view(c, "alice").state == "active"
         told = c.db.scalars(select(Notice.event)).all()
     row = audit_rows(app, "user.unlock")[-1]
@@ -113,3 +113,15 @@ def test_disable_and_enable(app):
         helpdesk.set_disabled(c, DESK, "alice", False, "came back")
         assert support.user_view(c, "alice").state == "active"
     assert [r.action for r in audit_rows(app)][-2:] == ["user.lock", "user.enable"]
+
+
+def test_the_help_desk_cannot_enable_a_disabled_account_by_unlocking_it(app):
+    make_user(app)
+    with committed(app) as c:
+        helpdesk.set_disabled(c, DESK, "alice", True, "left the university")
+    with committed(app) as c, pytest.raises(helpdesk.HelpdeskError, match="administrator"):
+        helpdesk.unlock(c, DESK, "alice", "she asked", role="helpdesk")
+    with committed(app) as c:
+        assert support.user_view(c, "alice").state == "disabled"
+        helpdesk.unlock(c, DESK, "alice", "back from leave", role="admin")
+        assert support.user_view(c, "alice").state == "active"

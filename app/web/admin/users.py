@@ -11,7 +11,7 @@ page that no cache keeps.
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from app.core import helpdesk, support
 from app.extensions import core, htmx
@@ -86,7 +86,8 @@ def _act(username: str, action: str, do, done: str):
 @requires("users.unlock")
 def unlock(username: str):
     return _act(username, "unlock",
-                lambda ctx, origin, reason: helpdesk.unlock(ctx, origin, username, reason),
+                lambda ctx, origin, reason: helpdesk.unlock(ctx, origin, username, reason,
+                                                                 role=g.console_role),
                 f"{username} is unlocked and was told so.")
 
 

@@ -9,7 +9,7 @@ record with the token as the actor ("api:NAME"). Each action answers the person'
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 
 from app.core import helpdesk, support
 from app.extensions import core
@@ -103,7 +103,7 @@ def timeline(username: str):
 @documented("Lift a lockout (also an administrator's lock)", body=REASON_BODY,
             returns=shape.SUMMARY, statuses=(400, 404))
 def unlock(username: str):
-    helpdesk.unlock(core.context(), api_origin(), username, _reason())
+    helpdesk.unlock(core.context(), api_origin(), username, _reason(), role=g.api_token.role)
     return _done(username)
 
 

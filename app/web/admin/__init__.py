@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.admin import base
+from app.web.admin import audit_pages, base, dashboard_pages  # noqa: F401 - their routes join base.bp
 
 
 def register(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.api import base, openapi  # noqa: F401 - openapi's route joins base.bp
+from app.web.api import audit_api, base, openapi  # noqa: F401 - their routes join base.bp
 
 
 def register(app: Flask) -> None:

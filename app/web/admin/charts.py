@@ -51,7 +51,7 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str],
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
                          f'fill="{colour(index)}"><title>{escape(label)}: {escape(name)} '
                          f'{counts[i]}</title></rect>')
-        if i % label_every == 0:
+        if (len(labels) - 1 - i) % label_every == 0:  # the current hour (last) is labelled
             parts.append(f'<text x="{x + bar / 2:.1f}" y="{TOP + plot_h + 16}" font-size="11" '
                          f'text-anchor="middle" fill="#444">{escape(label)}</text>')
     parts.append(_legend(series, HEIGHT))

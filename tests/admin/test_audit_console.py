@@ -94,3 +94,15 @@ def test_the_help_desk_sees_neither_page_nor_their_menu_entries(app, clock):
     assert client.get("/admin/dashboard").status_code == 403
     home = client.get("/admin/").get_data(as_text=True)
     assert "Audit search" not in home and "Dashboard" not in home
+
+
+def test_the_chart_escapes_its_text_and_draws_an_empty_day():
+    from app.web.admin import charts
+
+    svg = str(charts.stacked_bars("c", "A <title>", ["00:00", "01:00"],
+                                  [("<b>door</b> ok", [1, 2]), ("x fail", [0, 1])]))
+    assert "<b>" not in svg and "&lt;b&gt;door&lt;/b&gt; ok" in svg and "A &lt;title&gt;" in svg
+    assert svg.count("<rect") == 3 + 2  # three bar parts (no part for a zero), two legend keys
+    assert 'role="img"' in svg and 'aria-labelledby="c-title c-desc"' in svg
+    empty = str(charts.stacked_bars("e", "Nothing", ["00:00"] * 24, []))
+    assert "<rect" not in empty and "0 in all" in empty

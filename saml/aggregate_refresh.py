@@ -63,7 +63,13 @@ def refresh_one(origin: Origin, aggregate_id: int, *, force: bool = False) -> Ou
         aggregate = aggregates.get(ctx, aggregate_id)
         if aggregate is None:  # removed while it downloaded
             return None
-        report = aggregates.apply(ctx, origin, aggregate, loaded)
+        try:
+            report = aggregates.apply(ctx, origin, aggregate, loaded)
+        except aggregates.AggregateError as exc:
+            ctx.db.rollback()
+            aggregates.refused(ctx, origin, aggregate_id, str(exc))
+            log.warning("metadata aggregate %s refused: %s", url, exc)
+            return Outcome(url=url, error=str(exc))
     log.info("metadata aggregate %s", report.summary())
     return Outcome(url=url, report=report)
 

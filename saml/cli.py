@@ -7,13 +7,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
-from app.core import aggregates, attribute_release, sp_encryption
+from app.core import aggregates, attribute_release, sp_summary
 from app.core import service_providers as sps
 from saml import keys as saml_keys
 from saml.aggregate import load as load_aggregate
 from saml.aggregate import read_certificate
 from saml.aggregate_refresh import refresh
-from saml.sp_metadata import parse_sp_metadata
+from saml.sp_metadata import register as register_metadata
 from saml.xml import SamlError
 
 _DETAIL_LINES = 20
@@ -46,15 +46,11 @@ def sp_add(metadata_file, aggregate_url, cert_file, categories, replace) -> None
         return
     if cert_file or categories:
         raise click.UsageError("--cert and --category go with --aggregate")
-    raw = metadata_file.read()
-    try:
-        meta = parse_sp_metadata(raw)
-    except SamlError as exc:
-        raise click.ClickException(f"{metadata_file.name}: {exc}") from exc
     with core_session() as ctx:
         try:
-            sps.register(ctx, CLI, meta.registration(raw.decode("utf-8", "replace")),
-                         replace=replace)
+            _, meta = register_metadata(ctx, CLI, metadata_file.read(), replace=replace)
+        except SamlError as exc:
+            raise click.ClickException(f"{metadata_file.name}: {exc}") from exc
         except sps.ServiceProviderError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"registered {meta.entity_id} ({len(meta.acs_urls)} ACS URL(s)"
@@ -171,7 +167,7 @@ def sp_set(entity_id, release, default_release, encrypt, email_nameid) -> None:
                 email_nameid=email_nameid))
         except sps.ServiceProviderError as exc:
             raise click.ClickException(str(exc)) from exc
-        _show(sp)
+        _show(ctx, sp)
 
 
 @sp_group.command("show")
@@ -183,31 +179,11 @@ def sp_show(entity_id) -> None:
         sp = sps.lookup(ctx, entity_id)
         if sp is None:
             raise click.ClickException(f"no such service provider: {entity_id}")
-        _show(sp)
+        _show(ctx, sp)
 
 
-def _encryption(sp) -> str:
-    chosen = sp_encryption.for_assertions(sp)
-    if chosen is not None:
-        data, transport = (uri.rsplit("#", 1)[-1] for uri in (chosen.algorithm,
-                                                              chosen.key_transport))
-        return f"yes ({data}, {transport})"
-    return "no (switched off)" if not sp.encrypt_assertions else "no (no encryption key)"
-
-
-def _show(sp) -> None:
-    requested = ", ".join(a["name"] + (" (required)" if a["required"] else "")
-                          for a in sps.requested_attributes(sp))
-    policy = "operator's list" if sp.release is not None else "default"
-    for label, value in (
-            ("entity ID", sp.entity_id), ("name", sp.name),
-            ("ACS URLs", ", ".join(sps.acs_urls(sp))), ("SLO URL", sp.slo_url or "-"),
-            ("entity categories", ", ".join(sps.entity_categories(sp)) or "-"),
-            ("subject-id:req", sp.subject_id_req or "-"),
-            ("requested attributes", requested or "-"),
-            (f"released ({policy})", ", ".join(attribute_release.policy(sp))),
-            ("email NameID", "allowed" if sp.allow_email_nameid else "not allowed"),
-            ("encrypted assertions", _encryption(sp))):
+def _show(ctx, sp) -> None:
+    for label, value in sp_summary.describe(ctx, sp):
         click.echo(f"{label}: {value}")
 
 

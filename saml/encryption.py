@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Sequence
 from copy import deepcopy
 
@@ -59,6 +60,24 @@ def _certificate_key(cert_b64: str) -> xmlsec.Key:
                         "be used. Ask its administrators for new metadata.") from exc
 
 
+_LOCAL = threading.local()
+_MANAGERS_PER_THREAD = 64
+
+
+def _manager(cert_b64: str) -> xmlsec.KeysManager:
+    """A keys manager holding the SP's certificate, kept per thread: making one costs about
+    10 ms (benchmarks/saml_response.py), more than the encryption itself."""
+    managers: dict[str, xmlsec.KeysManager] = _LOCAL.__dict__.setdefault("managers", {})
+    manager = managers.get(cert_b64)
+    if manager is None:
+        manager = xmlsec.KeysManager()
+        manager.add_key(_certificate_key(cert_b64))
+        if len(managers) >= _MANAGERS_PER_THREAD:
+            managers.pop(next(iter(managers)))
+        managers[cert_b64] = manager
+    return manager
+
+
 def encrypt_assertion(signed_assertion: str, encryption: AssertionEncryption) -> str:
     """The signed assertion inside an <saml:EncryptedAssertion>, encrypted to the SP's
     certificate; a SamlError (safe to show) if that certificate cannot be used."""
@@ -68,8 +87,7 @@ def encrypt_assertion(signed_assertion: str, encryption: AssertionEncryption) ->
     wrapper = parse(f'<saml:EncryptedAssertion xmlns:saml="{NS["saml"]}">{signed_assertion}'
                     "</saml:EncryptedAssertion>")
     assertion = wrapper[0]
-    manager = xmlsec.KeysManager()
-    manager.add_key(_certificate_key(encryption.cert))
+    manager = _manager(encryption.cert)
     data = xmlsec.template.encrypted_data_create(wrapper, transform,
                                                  type=xmlsec.EncryptionType.ELEMENT, ns="xenc")
     xmlsec.template.encrypted_data_ensure_cipher_value(data)

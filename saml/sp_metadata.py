@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from app.core import service_providers as sps
+from app.core.context import Context, Origin
 from app.core.service_providers import Registration
+from app.models import ServiceProvider
 from saml.xml import SamlError, parse, xpath
 
 POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -49,6 +52,16 @@ def parse_sp_metadata(xml: bytes | str) -> SpMetadata:
     if root.tag != "{urn:oasis:names:tc:SAML:2.0:metadata}EntityDescriptor":
         raise SamlError("The metadata is not a SAML EntityDescriptor.")
     return read_entity(root)
+
+
+def register(ctx: Context, origin: Origin, xml: bytes | str, *,
+             replace: bool = False) -> tuple[ServiceProvider, SpMetadata]:
+    """Register one SP from its metadata (`um2fa sp add --metadata`, the console, the API):
+    SamlError for metadata that cannot be read, ServiceProviderError for one the registry
+    refuses (both messages are safe to show)."""
+    meta = parse_sp_metadata(xml)
+    text = xml if isinstance(xml, str) else xml.decode("utf-8", "replace")
+    return sps.register(ctx, origin, meta.registration(text), replace=replace), meta
 
 
 def read_entity(root: etree._Element) -> SpMetadata:

@@ -11,12 +11,14 @@ import click
 
 from app.config import ConfigError
 from app.core import devices as core_devices
+from app.core import helpdesk, support
 from app.core import users as core_users
 from app.core.context import Context, Origin
 from app.extensions import core
 
 CLI = Origin(door="cli", client_addr="local")
-INPUT_ERRORS = (core_users.UserError, core_devices.DeviceError, ConfigError)
+INPUT_ERRORS = (core_users.UserError, core_devices.DeviceError, ConfigError,
+                helpdesk.HelpdeskError, support.NotFound)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from app.cli.common import CLI, core_session
 from app.core import devices as core_devices
+from app.core import helpdesk
 from app.core import users as core_users
 
 
@@ -25,6 +26,20 @@ def devices_list(username) -> None:
             click.echo(f"{d.id}\t{d.name}\t{d.device_type}/{d.platform}\t"
                        f"{'default' if d.is_default else ''}\tadded "
                        f"{d.created_at.date().isoformat()}\tlast used {used}")
+
+
+@devices_group.command("remove")
+@click.argument("username")
+@click.argument("device_id", type=click.IntRange(min=1))
+@click.option("--reason", default="removed with um2fa devices remove", show_default=True,
+              help="Why (it goes into the audit record).")
+@with_appcontext
+def devices_remove(username, device_id, reason) -> None:
+    """Remove a device (the last one too: the person then needs a recovery passcode to add a
+    new one); the person is told. `um2fa devices list USER` shows the ids."""
+    with core_session() as ctx:
+        helpdesk.remove_device(ctx, CLI, username, device_id, reason)
+    click.echo(f"removed device {device_id} of {username}")
 
 
 @devices_group.command("add-totp")

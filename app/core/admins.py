@@ -61,13 +61,26 @@ def _role_from_groups(ctx: Context, username: str) -> str | None:
     return next((role for role, group in wanted if group and group.lower() in groups), None)
 
 
+SELF_DEMOTION = ("you cannot take away your own admin role: another administrator must do it, "
+                 "so that the console is never left without an administrator by mistake")
+
+
+def _not_oneself(origin: Origin, row: Admin | None, role: str | None) -> None:
+    """An administrator may not lower or remove their own admin role (`role` None: removal)."""
+    if (row is not None and row.role == ADMIN and role != ADMIN and origin.actor
+            and origin.actor == row.username):
+        raise AdminError(SELF_DEMOTION)
+
+
 def add(ctx: Context, origin: Origin, username: str, role: str) -> Admin:
+    """Give `username` a console role, or change the role they have."""
     if role not in ROLES:
         raise AdminError(f"role must be one of {', '.join(ROLES)}")
     user = users.find(ctx, username)
     if user is None:
         raise AdminError(f"no such user: {username} (add the user first)")
     row = ctx.db.scalar(select(Admin).where(Admin.username == user.username))
+    _not_oneself(origin, row, role)
     if row is None:
         row = Admin(username=user.username, role=role, created_at=ctx.now())
         ctx.db.add(row)
@@ -81,8 +94,13 @@ def remove(ctx: Context, origin: Origin, username: str) -> None:
     row = ctx.db.scalar(select(Admin).where(Admin.username == username.strip().lower()))
     if row is None:
         raise AdminError(f"{username} is not an admin")
+    _not_oneself(origin, row, None)
     ctx.db.delete(row)
     audit.record(ctx, origin, "admin.remove", "ok", username=row.username)
+
+
+def find(ctx: Context, username: str) -> Admin | None:
+    return ctx.db.scalar(select(Admin).where(Admin.username == username.strip().lower()))
 
 
 def all_admins(ctx: Context) -> list[Admin]:

@@ -119,7 +119,14 @@ def add(ctx: Context, origin: Origin, url: str, cert_pem: str, wanted: list[str]
 def apply(ctx: Context, origin: Origin, aggregate: MetadataAggregate, loaded: Loaded) -> Report:
     """Make the aggregate's SPs what `loaded` lists (in the caller's one transaction): new ones
     added, changed ones updated (the operator's settings for them kept), gone ones removed. An
-    SP registered on its own, or by another aggregate, is left alone and reported."""
+    SP registered on its own, or by another aggregate, is left alone and reported. An older
+    copy than the one loaded before (an earlier validUntil: replayed by whoever can alter the
+    download) is refused with AggregateError: it could bring back SPs the federation removed."""
+    if aggregate.valid_until is not None and loaded.valid_until < aggregate.valid_until:
+        raise AggregateError(
+            f"the aggregate is older than the copy loaded before (validUntil "
+            f"{loaded.valid_until:%Y-%m-%d %H:%M}Z, before "
+            f"{aggregate.valid_until:%Y-%m-%d %H:%M}Z)")
     wanted = set(categories(aggregate))
     current = {sp.entity_id: sp for sp in ctx.db.scalars(
         select(ServiceProvider).where(ServiceProvider.aggregate_id == aggregate.id))}

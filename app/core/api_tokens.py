@@ -37,8 +37,12 @@ def add(ctx: Context, origin: Origin, name: str, role: str) -> str:
     return token
 
 
+def find(ctx: Context, name: str) -> ApiToken | None:
+    return ctx.db.scalar(select(ApiToken).where(ApiToken.name == name))
+
+
 def remove(ctx: Context, origin: Origin, name: str) -> None:
-    row = ctx.db.scalar(select(ApiToken).where(ApiToken.name == name))
+    row = find(ctx, name)
     if row is None:
         raise AdminError(f"no API token named {name}")
     ctx.db.delete(row)

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
+from app.core import users
 from app.core.context import Context
 from app.models import AuditEvent
 
@@ -113,6 +114,9 @@ def _select(query: AuditQuery, after: Cursor | None):
 def query_from(fields: Mapping[str, str], now: datetime) -> AuditQuery:
     """A query from text fields (a form, query parameters, command-line options): `since` and
     `until` as `parse_time` reads them, the others exact (the username case-folded)."""
+    for name in (*FIELDS, "since", "until"):
+        if users.NUL in (fields.get(name) or ""):  # PostgreSQL refuses it in a parameter
+            raise AuditSearchError(f"{name} contains a NUL character")
     values: dict[str, str] = {}
     for name in FIELDS:
         value = (fields.get(name) or "").strip()
@@ -158,7 +162,7 @@ def page_size(text: str) -> int:
     text = text.strip()
     if not text:
         return DEFAULT_PAGE
-    if not text.isdigit() or len(text) > 6:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
         raise AuditSearchError("the page size must be a number")
     size = int(text)
     if not 1 <= size <= MAX_PAGE:

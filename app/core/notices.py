@@ -33,12 +33,19 @@ PATH = "/this-wasnt-me/"
 TOKEN_MAX = 64
 RECOVERY_ISSUED, DEVICE_ADDED, DEVICE_REMOVED, ACCOUNT_LOCKED = (
     "recovery_issued", "device_added", "device_removed", "account_locked")
+# What the help desk does (app/core/helpdesk.py)
+ACCOUNT_UNLOCKED, SESSIONS_ENDED, ACCOUNT_DISABLED, ACCOUNT_ENABLED = (
+    "account_unlocked", "sessions_ended", "account_disabled", "account_enabled")
 # What happened, for the subject line, the app and the page ({device}: the device's name).
 WHAT = {
     RECOVERY_ISSUED: "A recovery passcode was issued for your account",
     DEVICE_ADDED: "A device was added to your account: {device}",
     DEVICE_REMOVED: "A device was removed from your account: {device}",
     ACCOUNT_LOCKED: "Your account was locked after too many failed second factors",
+    ACCOUNT_UNLOCKED: "Your account was unlocked by the IT help desk",
+    SESSIONS_ENDED: "The IT help desk signed you out everywhere",
+    ACCOUNT_DISABLED: "Your account was disabled by the IT help desk",
+    ACCOUNT_ENABLED: "Your account was enabled again by the IT help desk",
 }
 # What "This wasn't me" undoes, besides what it always does.
 UNDOES = {
@@ -47,7 +54,8 @@ UNDOES = {
 }
 DOORS = {"portal": "the 2FA portal", "sso": "a web sign-in (SSO)", "radius": "the VPN",
          "recovery": "the recovery portal", "device-api": "the companion app",
-         "cli": "the IT help desk", "test": "a test"}
+         "cli": "the IT help desk", "admin": "the IT help desk", "api": "the IT help desk",
+         "test": "a test"}
 # The email audit action per event ("recovery.notify" since the recovery portal's first mail).
 MAIL_ACTION = {RECOVERY_ISSUED: "recovery.notify"}
 RECENT = 20  # notices the companion app lists
@@ -68,8 +76,16 @@ def local_time(settings: Settings, when: datetime) -> str:
 
 
 def where(notice: Notice) -> str:
-    door = DOORS.get(notice.door, notice.door or "unknown")
-    return f"the address {notice.client_addr or 'unknown'}, through {door}"
+    return where_from(notice.door, notice.client_addr)
+
+
+def where_from(door: str, client_addr: str) -> str:
+    """ "the address 10.0.0.5, through the VPN": an origin in words."""
+    return f"the address {client_addr or 'unknown'}, through {door_words(door)}"
+
+
+def door_words(door: str) -> str:
+    return DOORS.get(door, door or "unknown")
 
 
 def what(notice: Notice) -> str:
@@ -143,7 +159,22 @@ def _email(ctx: Context, origin: Origin, user: User, notice: Notice, token: str)
                              f"{notice.event} to {user.email}")
 
 
-def alert_help_desk(ctx: Context, origin: Origin, user: User, notice: Notice,
+@dataclass(frozen=True)
+class Reported:
+    """What the person said "This wasn't me" about: a notice, or a row of their recent
+    activity in "My Settings & Devices" (app/core/support.py: recent_activity)."""
+
+    what: str
+    when: datetime
+    where: str
+    seen: str  # where they saw it: "the notice", "their recent activity"
+
+
+def reported_notice(notice: Notice) -> Reported:
+    return Reported(what(notice), notice.created_at, where(notice), "the notice")
+
+
+def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported,
                     undone: str) -> None:
     """UM2FA_ADMIN_EMAILS: the user said "This wasn't me" (after the commit, when SMTP is
     configured)."""
@@ -152,8 +183,8 @@ def alert_help_desk(ctx: Context, origin: Origin, user: User, notice: Notice,
         return
     text = (
         f"{user.username} ({user.display_name or 'no name'}) clicked \"This wasn't me\" on "
-        f"the notice: {what(notice)}.\n\n"
-        f"That happened at {local_time(settings, notice.created_at)} from {where(notice)}.\n"
+        f"{reported.seen}: {reported.what}.\n\n"
+        f"That happened at {local_time(settings, reported.when)} from {reported.where}.\n"
         f"\"This wasn't me\" came from the address {origin.client_addr or 'unknown'} at "
         f"{local_time(settings, ctx.now())}.\n\n"
         f"Done: {undone}every session of the user ended, remembered browsers forgotten, the "

@@ -117,6 +117,19 @@ def remove(ctx: Context, origin: Origin, name: str) -> None:
     audit.record(ctx, origin, "radius_client.remove", "ok", detail=name)
 
 
+def set_mode(ctx: Context, origin: Origin, name: str, mode: str) -> RadiusClient:
+    """Change how the client's logins are read (append, challenge, second-factor)."""
+    if mode not in MODES:
+        raise RadiusClientError(f"mode must be one of {', '.join(MODES)}")
+    client = find(ctx, name)
+    if client is None:
+        raise RadiusClientError(f"no RADIUS client named {name}")
+    before, client.mode = client.mode, mode
+    ctx.db.flush()
+    audit.record(ctx, origin, "radius_client.mode", "ok", detail=f"{name}: {before} -> {mode}")
+    return client
+
+
 def list_all(ctx: Context) -> list[RadiusClient]:
     return list(ctx.db.scalars(select(RadiusClient).order_by(RadiusClient.name)))
 

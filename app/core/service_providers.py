@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.core import audit
 from app.core.context import Context, Origin
@@ -58,6 +58,33 @@ def all_providers(ctx: Context) -> list[ServiceProvider]:
     return list(ctx.db.scalars(select(ServiceProvider).order_by(ServiceProvider.entity_id)))
 
 
+def get(ctx: Context, sp_id: int) -> ServiceProvider | None:
+    return ctx.db.get(ServiceProvider, sp_id)
+
+
+OWN = "own"
+
+
+def listing(ctx: Context, offset: int = 0,
+            limit: int = 100) -> tuple[list[tuple[ServiceProvider, str]], int]:
+    """One page of the registered SPs by entity ID, each with its source ("own": registered on
+    its own, else the URL of the aggregate that brought it), and how many there are."""
+    total = ctx.db.scalar(select(func.count()).select_from(ServiceProvider)) or 0
+    rows = ctx.db.execute(
+        select(ServiceProvider, MetadataAggregate.url)
+        .outerjoin(MetadataAggregate, ServiceProvider.aggregate_id == MetadataAggregate.id)
+        .order_by(ServiceProvider.entity_id).offset(max(offset, 0)).limit(max(limit, 0))).all()
+    return [(sp, url or OWN) for sp, url in rows], total
+
+
+def source(ctx: Context, sp: ServiceProvider) -> str:
+    """"own", or the URL of the aggregate the SP came from."""
+    if sp.aggregate_id is None:
+        return OWN
+    aggregate = ctx.db.get(MetadataAggregate, sp.aggregate_id)
+    return aggregate.url if aggregate is not None else OWN
+
+
 def register(ctx: Context, origin: Origin, reg: Registration, *,
              replace: bool = False) -> ServiceProvider:
     """Register an SP on its own (its metadata file). With `replace`, an SP that came from an
@@ -66,7 +93,8 @@ def register(ctx: Context, origin: Origin, reg: Registration, *,
     sp = lookup(ctx, reg.entity_id)
     if sp is not None and not replace:
         raise ServiceProviderError(f"service provider {reg.entity_id} is already registered "
-                                   "(use --replace to update it)")
+                                   "(to update it: --replace on the command line, \"replace\" in "
+                                   "the console and the API)")
     if sp is None:
         sp = ServiceProvider(entity_id=reg.entity_id, created_at=ctx.now())
         ctx.db.add(sp)

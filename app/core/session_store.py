@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import after_commit
@@ -42,6 +42,8 @@ class SessionStore(Protocol):
 
     def end_for_user(self, db: Session, user_id: int, keep: bytes | None) -> None: ...
 
+    def count_for_user(self, db: Session, user_id: int, now: datetime) -> int: ...
+
 
 class DatabaseSessions:
     in_transaction = True  # written in the caller's transaction
@@ -65,6 +67,10 @@ class DatabaseSessions:
 
     def delete(self, db, key):
         db.execute(_DELETE, {"key": key})
+
+    def count_for_user(self, db, user_id, now):
+        return db.execute(select(func.count()).select_from(_T).where(
+            _T.c.user_id == user_id, _T.c.expires_at > now)).scalar_one()
 
     def end_for_user(self, db, user_id, keep):
         query = delete(_T).where(_T.c.user_id == user_id)
@@ -115,6 +121,12 @@ class RedisSessions:
 
     def delete(self, db, key):
         self._client.delete(self._key(key))
+
+    def count_for_user(self, db, user_id, now):
+        members = [m.decode() for m in self._client.smembers(self._user(user_id))]
+        if not members:
+            return 0
+        return int(self._client.exists(*(self._prefix + m for m in members)))
 
     def end_for_user(self, db, user_id, keep):
         def job() -> None:

@@ -20,6 +20,7 @@ ROLES = ("student", "staff")
 DOB_PURPOSE = "date-of-birth"
 ID_PURPOSE = "id-last4"
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+NUL = "\x00"  # never sent to the database: PostgreSQL refuses it in a string parameter
 USER_COLUMNS = ("username", "password", "dob", "id_last4", "role", "name", "email")
 # Optional columns of an import: a row may leave them out.
 OPTIONAL_COLUMNS = ("given_name", "surname")
@@ -123,6 +124,8 @@ def subject(ctx: Context, username: str) -> Subject | None:
 
 
 def find(ctx: Context, username: str) -> User | None:
+    if NUL in username:  # no one's name has one, and PostgreSQL refuses it in a parameter
+        return None
     return ctx.db.scalar(select(User).where(User.username == username.strip().lower()))
 
 

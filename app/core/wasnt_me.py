@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from app.core import audit, browser_sessions, devices, notices, remembered, users
+from app.core import audit, browser_sessions, devices, notices, remembered, support, users
 from app.core.context import Context, Origin
 from app.models import Device, Notice, RecoveryPasscode, User
 
@@ -69,14 +69,39 @@ def _report(ctx: Context, origin: Origin, notice: Notice | None, how: str) -> Re
     user = ctx.db.get(User, notice.user_id)
     assert user is not None
     undone = _undo(ctx, origin, user, notice)
+    _secure(ctx, origin, user)
+    audit.record(ctx, origin, "notice.wasnt_me", "ok", username=user.username,
+                 detail=f"{notice.event}; {undone}sessions ended, locked ({how})")
+    notices.alert_help_desk(ctx, origin, user, notices.reported_notice(notice), undone)
+    return Result(DONE, notice)
+
+
+def by_activity(ctx: Context, origin: Origin, user: User, event_id: int) -> bool:
+    """ "This wasn't me" on a row of the person's recent activity ("My Settings & Devices"):
+    what the notice's link does, without a device or passcode to undo. False (nothing done)
+    for a row that is not one of their sign-ins or device changes."""
+    row = support.activity_row(ctx, user, event_id)
+    if row is None:
+        audit.record(ctx, origin, "activity.wasnt_me", "fail", username=user.username,
+                     detail=f"no such activity: {event_id}")
+        return False
+    _secure(ctx, origin, user)
+    what = support.activity_words(row)
+    audit.record(ctx, origin, "activity.wasnt_me", "ok", username=user.username,
+                 device=row.device, detail=f"{what} (audit {row.id}); sessions ended, locked")
+    notices.alert_help_desk(ctx, origin, user, notices.Reported(
+        what, row.at, notices.where_from(row.door, row.client_addr), "their recent activity"),
+        "")
+    return True
+
+
+def _secure(ctx: Context, origin: Origin, user: User) -> None:
+    """Sign the person out everywhere, forget their remembered browsers, lock the account
+    (the administrator's lock: the help desk lifts it after talking to them)."""
     browser_sessions.end_for_user(ctx, user.id)
     remembered.forget_all(ctx, user.id)
     if not user.disabled:
         users.lock(ctx, origin, user.username)
-    audit.record(ctx, origin, "notice.wasnt_me", "ok", username=user.username,
-                 detail=f"{notice.event}; {undone}sessions ended, locked ({how})")
-    notices.alert_help_desk(ctx, origin, user, notice, undone)
-    return Result(DONE, notice)
 
 
 def _claim(ctx: Context, notice: Notice) -> bool:

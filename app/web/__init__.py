@@ -5,17 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, current_app, g, jsonify, render_template, request, session
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.core import notices, support
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
 from app.web import server_session
 from app.web.csp import CSP
 
 log = logging.getLogger("um2fa.web")
+# Under these paths every error is JSON, {"error": "..."}, never a page: the companion app's
+# device API (/api/device/v1) and the admin API (/api/v1), including URLs that match no route.
+JSON_PATHS = "/api/"
 
 
 def _security_headers(response):
@@ -64,10 +68,8 @@ def _keep_cookie_deletions(original, answer) -> None:
 
 
 def _error_page(title: str, message: str, status: int):
-    from app.web import device_api
-
-    if device_api.is_api_request():  # the companion app reads JSON, never a page
-        return device_api.error(message or title, status)
+    if request.path.startswith(JSON_PATHS):  # the companion app and the admin API read JSON
+        return jsonify(error=message or title), status
     return render_template("error.html", title=title, message=message), status
 
 
@@ -98,7 +100,11 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _error_page(exc.name, exc.description or "", exc.code or 500)
+        answer = app.make_response(_error_page(exc.name, exc.description or "", exc.code or 500))
+        allowed = getattr(exc, "valid_methods", None)  # a 405 says what the URL takes
+        if allowed:
+            answer.headers["Allow"] = ", ".join(allowed)
+        return answer
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
@@ -164,5 +170,11 @@ def init_app(app: Flask) -> None:
 
         return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
                 "pending_login_url": sso_prompt.pending_login_url,
-                "PLATFORMS": PLATFORMS}
+                "PLATFORMS": PLATFORMS, "door_words": notices.door_words,
+                "activity_words": support.activity_words}
+
+    @app.template_filter("local_time")
+    def local_time(when):
+        """A time in the university's time zone (UM2FA_TIMEZONE), as the notices give it."""
+        return notices.local_time(app.config["UM2FA"], when) if when is not None else "never"
 

@@ -21,7 +21,6 @@ from app.extensions import core, csrf, limiter
 from app.models import Device
 from app.web.request_info import origin
 
-PREFIX = "/api/device/"
 bp = Blueprint("device_api", __name__, url_prefix="/api/device/v1")
 csrf.exempt(bp)
 
@@ -34,10 +33,6 @@ HEADER_SIGNATURE = "X-UM2FA-Signature"
 
 class BadRequest(ValueError):
     """A request body the API cannot use; the message is safe to show."""
-
-
-def is_api_request() -> bool:
-    return request.path.startswith(PREFIX)
 
 
 def error(message: str, status: int) -> tuple[Response, int]:

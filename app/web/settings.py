@@ -1,10 +1,21 @@
-""""My Settings & Devices": the device list, "Device Options", rename, default, "Remove"."""
+""""My Settings & Devices": the device list, "Device Options", rename, default, "Remove",
+remembered browsers, and Recent activity with "This wasn't me"."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
-from app.core import devices, remembered
+from app.core import devices, notices, remembered, support, wasnt_me
 from app.extensions import core, htmx
 from app.models import Device
 from app.web.auth import require_user
@@ -24,7 +35,8 @@ def _list(*, options: int | None = None, confirm: int | None = None, error: str 
     context = {"user": user, "devices": devices.list_for(core.context(), user),
                "options": options, "confirm": confirm, "error": error, "notice": notice,
                "form": EmptyForm(), "name_form": name_form or NameForm(formdata=None),
-               "browsers": remembered.listed(core.context(), user)}
+               "browsers": remembered.listed(core.context(), user),
+               "activity": support.recent_activity(core.context(), user)}
     template = "settings/_device_list.html" if htmx else "settings/index.html"
     return render_template(template, **context), status
 
@@ -107,3 +119,35 @@ def _done(notice: str):
         return _list(notice=notice)
     flash(notice)
     return redirect(url_for("settings.index"))
+
+
+@bp.get("/activity/<int:event_id>/wasnt-me")
+@fresh_second_factor("settings")
+def activity_wasnt_me(event_id: int):
+    """ "This wasn't me" on a row of Recent activity: what happened, and the button (a GET
+    changes nothing)."""
+    return _activity_page(event_id)
+
+
+def _activity_page(event_id: int, status: int = 200):
+    row = support.activity_row(core.context(), require_user(), event_id)
+    if row is None:
+        abort(404)
+    settings = current_app.config["UM2FA"]
+    return render_template(
+        "wasnt_me/page.html", form=EmptyForm(), status=wasnt_me.DONE, done=False, undoes="",
+        what=support.activity_words(row), when=notices.local_time(settings, row.at),
+        where=notices.where_from(row.door, row.client_addr)), status
+
+
+@bp.post("/activity/<int:event_id>/wasnt-me")
+@fresh_second_factor("settings")
+def report_activity(event_id: int):
+    """The person did not do this: signed out everywhere, locked, the help desk alerted."""
+    if not EmptyForm().validate():
+        return _activity_page(event_id, 400)
+    if not wasnt_me.by_activity(core.context(), origin(), require_user(), event_id):
+        abort(404)
+    session.clear()  # this browser is signed out too
+    return render_template("wasnt_me/page.html", form=EmptyForm(), status=wasnt_me.DONE,
+                           done=True, undoes="")

@@ -63,8 +63,11 @@ def test_no_token_is_401_and_a_help_desk_token_is_403(app, client):
     ("since=2026-02-30", "is not a date"),
     ("until=soon", "is not a date"),
     ("since=2026-12-02&until=2026-12-01", "until must be later than since"),
-    ("limit=0", "page size"),
-    ("limit=9999", "at most"),
+    ("limit=0", "limit must be a whole number from 1 to 500"),
+    ("limit=9999", "limit must be"),
+    ("limit=%C2%B2", "limit must be"),
+    ("username=alice%00", "NUL"),
+    ("result=%00", "NUL"),
     ("cursor=abc", "cursor is not valid"),
 ])
 def test_a_bad_filter_is_400_with_a_message(app, client, query, message):

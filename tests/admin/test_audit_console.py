@@ -51,6 +51,8 @@ def test_a_bad_filter_is_a_clear_error(app, clock):
     assert page.status_code == 400
     assert "is not a date" in page.get_data(as_text=True)
     assert client.get("/admin/audit?after=nonsense").status_code == 400
+    assert client.get("/admin/audit?size=%C2%B2").status_code == 400
+    assert client.get("/admin/audit?username=%00").status_code == 400
     assert client.get("/admin/audit.csv?until=2026-99-01").status_code == 400
 
 

@@ -69,8 +69,9 @@ def test_the_cursor_survives_a_round_trip_and_a_bad_one_is_refused(ctx):
 def test_page_size_is_capped(ctx):
     with pytest.raises(AuditSearchError, match="at most"):
         audit_search.page_size("100000")
-    with pytest.raises(AuditSearchError):
-        audit_search.page_size("ten")
+    for bad in ("ten", "²", "0", "-1"):
+        with pytest.raises(AuditSearchError):
+            audit_search.page_size(bad)
     assert audit_search.page_size("") == audit_search.DEFAULT_PAGE
     assert audit_search.page_size("5") == 5
 
@@ -92,6 +93,7 @@ def test_query_from_fields_reads_times_and_refuses_bad_ones():
     assert audit_search.query_from({"since": "2026-11-30T08:15"}, now).since == datetime(
         2026, 11, 30, 8, 15, tzinfo=UTC)
     for bad in ({"since": "yesterday"}, {"until": "2026-13-01"}, {"since": "99999d"},
-                {"since": "2026-12-01", "until": "2026-11-01"}, {"username": "x" * 65}):
+                {"since": "2026-12-01", "until": "2026-11-01"}, {"username": "x" * 65},
+                {"username": "alice\x00"}, {"door": "\x00"}, {"since": "7d\x00"}):
         with pytest.raises(AuditSearchError):
             audit_search.query_from(bad, now)

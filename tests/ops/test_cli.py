@@ -130,6 +130,27 @@ def test_devices_add_totp_prints_a_working_uri_once(app, runner, clock):
     assert totp.secret not in listing
 
 
+def test_devices_remove_by_the_id_devices_list_shows(app, runner):
+    from tests.conftest import add_totp_device, audit_rows
+
+    make_user(app)
+    device_id, _ = add_totp_device(app, name="Lost phone")
+    assert invoke(runner, "devices", "list", "alice").output.startswith(f"{device_id}\tLost")
+    result = invoke(runner, "devices", "remove", "alice", str(device_id),
+                    "--reason", "phone stolen, ticket 4711")
+    assert result.exit_code == 0 and f"removed device {device_id} of alice" in result.output
+    assert invoke(runner, "devices", "list", "alice").output == ""
+    row = audit_rows(app, "device.remove")[-1]
+    assert row.door == "cli" and "reason: phone stolen, ticket 4711" in row.detail
+    for args, message in ((["alice", str(device_id)], "not found"),
+                          (["nobody", "1"], "no such user: nobody"),
+                          (["alice", "x"], "is not a valid integer"),
+                          (["alice", "1", "--reason", " "], "Give a reason")):
+        result = invoke(runner, "devices", "remove", *args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
 def test_devices_import_hardware_tokens(app, runner, tmp_path, clock):
     make_user(app)
     secret = pyotp.random_base32()

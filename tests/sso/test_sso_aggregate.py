@@ -368,16 +368,16 @@ def test_after_valid_until_passes_the_sps_are_refused_at_sso(app, client, runner
 
 
 def test_the_schedule_follows_cache_duration_and_valid_until(app, runner, clock, federation):
-    federation.publish(aggregate([sp_entity(SP1)], cache_duration="PT1H"))
-    assert add(runner, federation).exit_code == 0
     now = datetime.fromtimestamp(clock.now, UTC)
-    agg = the_aggregate(app)
-    assert abs((agg.next_refresh_at - now) - timedelta(hours=1)) < timedelta(seconds=2)
     # no cacheDuration: the setting (6 h), but never past validUntil (here 2 h away)
     until = now.replace(microsecond=0) + timedelta(hours=2)
     federation.publish(aggregate([sp_entity(SP1)], valid_until=until))
-    assert runner.invoke(args=["sp", "refresh", "--all"]).exit_code == 0
+    assert add(runner, federation).exit_code == 0
     assert the_aggregate(app).next_refresh_at == until
+    federation.publish(aggregate([sp_entity(SP1)], cache_duration="PT1H"))
+    assert runner.invoke(args=["sp", "refresh", "--all"]).exit_code == 0
+    agg = the_aggregate(app)
+    assert abs((agg.next_refresh_at - now) - timedelta(hours=1)) < timedelta(seconds=2)
     federation.publish(aggregate([sp_entity(SP1)]))
     assert runner.invoke(args=["sp", "refresh", "--all"]).exit_code == 0
     agg = the_aggregate(app)
@@ -423,3 +423,18 @@ def test_serve_refreshes_on_a_background_thread(app, clock, runner, federation):
     finally:
         stop.set()
     assert set(registered(app)) == {SP1 + "/metadata", SP2 + "/metadata"}
+
+
+def test_an_older_copy_of_the_aggregate_is_refused(app, runner, federation):
+    """A replayed older copy (still signed, still within its own validUntil) would bring back
+    SPs the federation has since removed: a refresh refuses a validUntil earlier than the one
+    already loaded."""
+    now = datetime.now(UTC)
+    old = aggregate([sp_entity(SP1), sp_entity(SP2)], valid_until=now + timedelta(days=5))
+    federation.publish(aggregate([sp_entity(SP1)], valid_until=now + timedelta(days=10)))
+    assert add(runner, federation).exit_code == 0
+    federation.publish(old)
+    result = runner.invoke(args=["sp", "refresh", "--all"])
+    assert result.exit_code == 1 and "older than the copy loaded before" in result.output
+    assert set(registered(app)) == {f"{SP1}/metadata"}
+    assert audit_rows(app, "sp.aggregate")[-1].result == "refused"

@@ -395,3 +395,21 @@ def test_notices_name_no_secret_and_keep_only_a_hash_of_the_token(app, phone, in
         rows = c.db.scalars(select(Notice)).all()
         assert all(token.encode() not in r.token_hash for r in rows)
         assert notices.find(c, token) is not None
+
+
+def test_this_wasnt_me_on_recent_activity_alerts_the_help_desk(app, client, clock, inbox):
+    """ "My Settings & Devices" -> Recent activity -> "This wasn't me" on a sign-in: the alert
+    says what, when and from where, and that the person saw it in their recent activity."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sign_in(client)
+    post(client, "/prompt", {"next": "settings", "device": str(device_id),
+                             "passcode": totp_code(secret, clock.now)},
+         token_from="/prompt?next=settings")
+    [row] = audit_rows(app, "sign_in")
+    url = f"/settings/activity/{row.id}/wasnt-me"
+    assert "Your account is locked" in text(post(client, url, token_from=url))
+    [alert] = mails_to(inbox, HELP_DESK)
+    body = alert.get_content()
+    assert "alice" in alert["Subject"] and "on their recent activity" in body
+    assert "Signed in with your password" in body and "through the 2FA portal" in body

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web.admin import audit_pages, base, dashboard_pages  # noqa: F401 - their routes join base.bp
+from app.web.admin import (  # noqa: F401 - each area's pages join base.bp
+    access_pages,
+    audit_pages,
+    base,
+    dashboard_pages,
+    radius_pages,
+    settings_pages,
+    sp_pages,
+    users,
+)
 
 
 def register(app: Flask) -> None:

@@ -23,10 +23,10 @@ CSV_COLUMNS = ("at", "username", "door", "action", "result", "client_addr", "dev
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ARGS = (*audit_search.FIELDS, "since", "until", "size")
 
-menu("admin.audit_page", "Audit search", "audit.search")
+menu("admin.audit", "Audit search", "audit.search")
 
 
-@bp.get("/audit")
+@bp.get("/audit", endpoint="audit")
 @requires("audit.search")
 def audit_page():
     ctx = core.context()
@@ -39,7 +39,7 @@ def audit_page():
     except AuditSearchError as exc:
         error = str(exc)
     search = _search_args()
-    older = (url_for("admin.audit_page", **search, after=str(found.next_cursor))
+    older = (url_for("admin.audit", **search, after=str(found.next_cursor))
              if found is not None and found.next_cursor else "")
     page = render_template("admin/audit.html", found=found, error=error, search=search,
                            older=older, paged="after" in request.args,

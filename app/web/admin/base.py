@@ -45,9 +45,17 @@ PUBLIC = "public"  # the console's own sign-in: no role needed
 MENU: list[tuple[str, str, str]] = []
 
 
+# The order of the menu, whatever the order the area modules are imported in.
+MENU_ORDER = ("admin.index", "admin.users", "admin.dashboard", "admin.audit",
+              "admin.radius_clients", "admin.service_providers", "admin.admins",
+              "admin.api_tokens", "admin.settings")
+
+
 def menu(endpoint: str, label: str, action: str) -> None:
     if endpoint not in [e for e, _, _ in MENU]:
         MENU.append((endpoint, label, action))
+        MENU.sort(key=lambda item: (MENU_ORDER.index(item[0]) if item[0] in MENU_ORDER
+                                    else len(MENU_ORDER)))
 
 
 def requires(action: str) -> Callable:

@@ -11,10 +11,10 @@ from app.extensions import core
 from app.web.admin import charts
 from app.web.admin.base import bp, menu, requires
 
-menu("admin.dashboard_page", "Dashboard", "dashboard.read")
+menu("admin.dashboard", "Dashboard", "dashboard.read")
 
 
-@bp.get("/dashboard")
+@bp.get("/dashboard", endpoint="dashboard")
 @requires("dashboard.read")
 def dashboard_page():
     figures = dashboard.figures(core.context())

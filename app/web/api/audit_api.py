@@ -11,6 +11,7 @@ from app.core import audit_search, dashboard
 from app.core.audit_search import AuditSearchError
 from app.extensions import core
 from app.models import AuditEvent
+from app.web.api import params
 from app.web.api.base import ApiError, bp, documented, requires
 
 EVENT = {"type": "object", "properties": {
@@ -42,11 +43,11 @@ def audit_events():
     ctx = core.context()
     try:
         query = audit_search.query_from(request.args, ctx.now())
-        size = audit_search.page_size(request.args.get("limit", ""))
         after = audit_search.parse_cursor(request.args.get("cursor", ""))
     except AuditSearchError as exc:
         raise ApiError(400, str(exc)) from None
-    found = audit_search.page(ctx, query, size=size, after=after)
+    size = params.int_arg("limit", audit_search.DEFAULT_PAGE, 1, audit_search.MAX_PAGE)
+    found = audit_search.page(ctx, query, size=size or audit_search.DEFAULT_PAGE, after=after)
     return jsonify({"events": [event_json(row) for row in found.rows],
                     "next_cursor": str(found.next_cursor) if found.next_cursor else None})
 

@@ -99,15 +99,17 @@ def _http_error(exc: HTTPException):
 
 def documented(summary: str, *, query: dict[str, str] | None = None,
                body: dict[str, Any] | None = None, returns: dict[str, Any] | None = None,
-               statuses: tuple[int, ...] = ()) -> Callable:
+               statuses: tuple[int, ...] = (), success: int = 200) -> Callable:
     """An endpoint's entry in /api/v1/openapi.json; put it under the route and `requires`
     decorators. `query`: name -> description of each query parameter; `body`: the JSON schema
-    of the request body; `returns`: the JSON schema of a success; `statuses`: the error
-    statuses it may answer besides 401 and 403 (400, 404, 409...)."""
+    of the request body; `returns`: the JSON schema of a success, answered with the status
+    `success` (201 for something made); `statuses`: the error statuses it may answer besides
+    401 and 403 (400, 404, 409...)."""
 
     def decorate(view: Callable) -> Callable:
         view.api_doc = {"summary": summary, "query": query or {}, "body": body,
-                        "returns": returns or {"type": "object"}, "statuses": statuses}
+                        "returns": returns or {"type": "object"}, "statuses": statuses,
+                        "success": success}
         return view
 
     return decorate

@@ -22,7 +22,8 @@ def _operation(rule, method: str, doc: dict[str, Any]) -> dict[str, Any]:
     params += [{"name": name, "in": "query", "required": False, "description": text,
                 "schema": {"type": "string"}} for name, text in doc["query"].items()]
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": doc["returns"]}}}}
+        str(doc["success"]): {"description": "OK", "content": {
+            "application/json": {"schema": doc["returns"]}}}}
     for status in (*doc["statuses"], 401, 403):
         responses[str(status)] = {"description": "error",
                                   "content": {"application/json": {"schema": ERROR}}}

@@ -1,0 +1,89 @@
+"""What the help desk does for a person (the console and the API alike), each action with the
+reason the help-desk person gave, audited with them as the actor, and the person told.
+
+The rules stay where they live (users.unlock, devices.remove, recovery.issue, ...): this
+module adds the reason, the notice and the help desk's own confirmations."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from app.core import audit, browser_sessions, devices, notices, recovery, remembered, users
+from app.core.context import Context, Origin
+from app.core.support import NotFound, get_user
+from app.models import User
+
+REASON_MAX = 200
+
+
+class HelpdeskError(ValueError):
+    """The action cannot be taken as asked; the message is safe to show."""
+
+
+def with_reason(origin: Origin, reason: str) -> Origin:
+    """The origin whose audit records carry the reason ("reason: ...")."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise HelpdeskError("Give a reason (it goes into the audit record).")
+    if len(reason) > REASON_MAX:
+        raise HelpdeskError(f"Keep the reason under {REASON_MAX} characters.")
+    return replace(origin, info="; ".join(p for p in (origin.info, f"reason: {reason}") if p))
+
+
+def unlock(ctx: Context, origin: Origin, username: str, reason: str) -> User:
+    """Lift a second-factor lockout (and an administrator's lock, as `um2fa users unlock`)."""
+    acting = with_reason(origin, reason)
+    user = users.unlock(ctx, acting, get_user(ctx, username).username)
+    notices.tell(ctx, acting, user, notices.ACCOUNT_UNLOCKED)
+    return user
+
+
+def remove_device(ctx: Context, origin: Origin, username: str, device_id: int,
+                  reason: str) -> None:
+    """Remove a device, the last one too (the person lost it: the help desk then issues a
+    recovery passcode to add a new one)."""
+    acting = with_reason(origin, reason)
+    user = get_user(ctx, username)
+    try:
+        devices.remove(ctx, acting, user, device_id, last_confirmed=True)
+    except devices.DeviceError as exc:
+        raise NotFound(str(exc)) from exc
+
+
+def end_sessions(ctx: Context, origin: Origin, username: str, reason: str) -> None:
+    """Sign the person out everywhere: every browser session, every remembered browser."""
+    acting = with_reason(origin, reason)
+    user = get_user(ctx, username)
+    browser_sessions.end_for_user(ctx, user.id)
+    remembered.forget_all(ctx, user.id)
+    audit.record(ctx, acting, "sessions.end", "ok", username=user.username)
+    notices.tell(ctx, acting, user, notices.SESSIONS_ENDED)
+
+
+def issue_recovery(ctx: Context, origin: Origin, username: str, reason: str, *,
+                   id_checked: bool) -> str:
+    """A recovery passcode for a person who proved who they are: the help-desk person must
+    confirm the ID check, which the audit records. The code is returned to be shown once."""
+    if not id_checked:
+        raise HelpdeskError("Confirm that you checked the person's identity document first.")
+    acting = with_reason(origin, reason)
+    acting = replace(acting, info=f"{acting.info}; identity checked by the help desk")
+    code, _ = recovery.issue(ctx, acting, get_user(ctx, username))
+    return code
+
+
+def set_disabled(ctx: Context, origin: Origin, username: str, disabled: bool,
+                 reason: str) -> User:
+    """Disable an account (no second factor admits it, its sessions end) or enable it again."""
+    acting = with_reason(origin, reason)
+    user = get_user(ctx, username)
+    if disabled:
+        users.lock(ctx, acting, user.username)
+        browser_sessions.end_for_user(ctx, user.id)
+        remembered.forget_all(ctx, user.id)
+    else:
+        user.disabled = False
+        audit.record(ctx, acting, "user.enable", "ok", username=user.username)
+    notices.tell(ctx, acting, user, notices.ACCOUNT_DISABLED if disabled
+                 else notices.ACCOUNT_ENABLED)
+    return user

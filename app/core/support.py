@@ -1,0 +1,153 @@
+"""What the help desk reads about a person (the console and the API alike): finding them, their
+state, devices, recovery passcodes, remembered browsers and sessions, and their timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+
+from app.core import lockout, remembered, users
+from app.core.context import Context
+from app.models import AuditEvent, Device, RecoveryPasscode, RememberedBrowser, User
+
+PAGE_SIZE = 20
+TIMELINE_PAGE = 50
+RECENT_PASSCODES = 5
+RECENT_ACTIVITY = 10
+# What a person sees of their own activity ("My Settings & Devices"): their sign-ins and the
+# changes to their devices, (audit action, result) -> words.
+ACTIVITY = {
+    ("sign_in", "ok"): "Signed in with your password",
+    ("factor", "ok"): "Confirmed with a second factor",
+    ("radius.access", "accept"): "Signed in to the VPN",
+    ("device.activate", "ok"): "Device added",
+    ("device.add", "ok"): "Device added",
+    ("device.remove", "ok"): "Device removed",
+}
+
+
+class NotFound(LookupError):
+    """No such user or device; the message is safe to show."""
+
+
+def get_user(ctx: Context, username: str) -> User:
+    user = users.find(ctx, username)
+    if user is None:
+        raise NotFound(f"no such user: {username[:64]}")
+    return user
+
+
+def find_users(ctx: Context, text: str, page: int = 1) -> tuple[list[User], bool]:
+    """Users whose UMPASS ID, name or email contains `text` (UMPASS IDs that start with it
+    first), a page at a time: (the page, whether there are more)."""
+    text = text.strip().lower()[:100]
+    if not text or users.NUL in text:  # (PostgreSQL refuses a NUL in a parameter)
+        return [], False
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
+    starts = User.username.like(f"{escaped}%", escape="\\")
+    query = (select(User)
+             .where(or_(User.username.like(like, escape="\\"),
+                        func.lower(User.display_name).like(like, escape="\\"),
+                        func.lower(User.email).like(like, escape="\\")))
+             .order_by(starts.desc(), User.username)
+             .offset((max(page, 1) - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1))
+    found = list(ctx.db.scalars(query))
+    return found[:PAGE_SIZE], len(found) > PAGE_SIZE
+
+
+def state(ctx: Context, user: User) -> tuple[str, datetime | None]:
+    """("disabled", None), ("locked", until) or ("active", None)."""
+    if user.disabled:
+        return "disabled", None
+    until = lockout.locked_until(user, ctx.now())
+    return ("locked", until) if until is not None else ("active", None)
+
+
+def passcode_status(row: RecoveryPasscode, now: datetime) -> str:
+    if row.used_at is not None:
+        return "used"
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expires_at <= now else "unused"
+
+
+@dataclass
+class UserView:
+    user: User
+    state: str
+    locked_until: datetime | None
+    devices: list[Device]
+    passcodes: list[tuple[RecoveryPasscode, str]]
+    remembered: list[RememberedBrowser]
+    sessions: int
+
+
+def recent_passcodes(ctx: Context, user: User,
+                     limit: int = RECENT_PASSCODES) -> list[RecoveryPasscode]:
+    """The person's latest recovery passcodes (their dates; the codes are never kept)."""
+    return list(ctx.db.scalars(
+        select(RecoveryPasscode).where(RecoveryPasscode.user_id == user.id)
+        .order_by(RecoveryPasscode.created_at.desc(), RecoveryPasscode.id.desc())
+        .limit(limit)))
+
+
+def user_view(ctx: Context, username: str) -> UserView:
+    user = get_user(ctx, username)
+    status, until = state(ctx, user)
+    passcodes = recent_passcodes(ctx, user)
+    devices = list(ctx.db.scalars(select(Device).where(Device.user_id == user.id)
+                                  .order_by(Device.id)))
+    return UserView(user=user, state=status, locked_until=until, devices=devices,
+                    passcodes=[(p, passcode_status(p, ctx.now())) for p in passcodes],
+                    remembered=remembered.listed(ctx, user),
+                    sessions=ctx.sessions.count_for_user(ctx.db, user.id, ctx.now()))
+
+
+def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
+             before: int | None = None,
+             limit: int = TIMELINE_PAGE) -> tuple[list[AuditEvent], int | None]:
+    """The audit records about the person, newest first, optionally of one door or outcome: a
+    page, and the id to ask for the next page with (`before`), None at the end."""
+    user = get_user(ctx, username)
+    if users.NUL in door + result:  # no record has one (PostgreSQL refuses it in a parameter)
+        return [], None
+    query = select(AuditEvent).where(AuditEvent.username == user.username)
+    if door:
+        query = query.where(AuditEvent.door == door[:16])
+    if result:
+        query = query.where(AuditEvent.result == result[:16])
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    rows = list(ctx.db.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def _is_activity():
+    return or_(*(and_(AuditEvent.action == action, AuditEvent.result == result)
+                 for action, result in ACTIVITY))
+
+
+def recent_activity(ctx: Context, user: User,
+                    limit: int = RECENT_ACTIVITY) -> list[AuditEvent]:
+    """The person's last sign-ins and device changes, newest first (what they may say "This
+    wasn't me" about)."""
+    return list(ctx.db.scalars(
+        select(AuditEvent).where(AuditEvent.username == user.username, _is_activity())
+        .order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def activity_row(ctx: Context, user: User, event_id: int) -> AuditEvent | None:
+    """One row of the person's own activity, else None (another's, or not a sign-in or a
+    device change)."""
+    return ctx.db.scalar(select(AuditEvent).where(
+        AuditEvent.id == event_id, AuditEvent.username == user.username, _is_activity()))
+
+
+def activity_words(row: AuditEvent) -> str:
+    """ "Device added: Phone"."""
+    words = ACTIVITY.get((row.action, row.result), row.action)
+    return f"{words}: {row.device}" if row.device and row.action.startswith("device.") \
+        else words

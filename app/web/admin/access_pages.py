@@ -1,0 +1,125 @@
+"""Console pages for who may use the console and the API, role admin: administrators and
+help-desk people (add, change role, remove; nobody takes away their own admin role, a rule of
+app/core/admins.py) and API tokens (add, the token shown once; remove)."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from app.core import admins, api_tokens
+from app.extensions import core
+from app.web.admin.base import bp, console_origin, menu, requires
+
+ADMINS, TOKENS = "admins.manage", "api_tokens.manage"
+NO_STORE = {"Cache-Control": "no-store"}
+
+menu("admin.admins", "Administrators", ADMINS)
+menu("admin.api_tokens", "API tokens", TOKENS)
+
+
+def _field(name: str) -> str:
+    return request.form.get(name, "").strip()[:200]
+
+
+def _admins_page(form: dict[str, str] | None = None, error: str = "", status: int = 200):
+    page = render_template("admin/admins.html", rows=admins.all_admins(core.context()),
+                           roles=admins.ROLES, form=form or {"role": admins.HELPDESK},
+                           me=g.console_user.username, error=error)
+    return page, status
+
+
+@bp.get("/admins", endpoint="admins")
+@requires(ADMINS)
+def admins_page():
+    return _admins_page()
+
+
+@bp.post("/admins")
+@requires(ADMINS)
+def admin_add():
+    form = {"username": _field("username"), "role": _field("role")}
+    try:
+        row = admins.add(core.context(), console_origin(), form["username"], form["role"])
+    except admins.AdminError as exc:
+        return _admins_page(form, str(exc), 400)
+    flash(f"{row.username} is now {row.role}.")
+    return redirect(url_for("admin.admins"))
+
+
+@bp.post("/admins/<username>/role")
+@requires(ADMINS)
+def admin_role(username: str):
+    ctx = core.context()
+    if admins.find(ctx, username) is None:
+        abort(404, f"{username} has no console role.")
+    try:
+        row = admins.add(ctx, console_origin(), username, _field("role"))
+    except admins.AdminError as exc:
+        return _admins_page(error=str(exc), status=400)
+    flash(f"{row.username} is now {row.role}.")
+    return redirect(url_for("admin.admins"))
+
+
+@bp.route("/admins/<username>/remove", methods=["GET", "POST"])
+@requires(ADMINS)
+def admin_remove(username: str):
+    ctx = core.context()
+    row = admins.find(ctx, username)
+    if row is None:
+        abort(404, f"{username} has no console role.")
+    title, back = f"Remove {row.username}'s console role?", url_for("admin.admins")
+    if request.method == "GET":
+        return render_template(
+            "admin/confirm.html", title=title, back=back, button="Remove",
+            question=f"{row.username} ({row.role}) will no longer get into the console. A role "
+                     "from a directory group stays.",
+            action=url_for("admin.admin_remove", username=row.username))
+    try:
+        admins.remove(ctx, console_origin(), row.username)
+    except admins.AdminError as exc:
+        return render_template("admin/confirm.html", title=title, question="", error=str(exc),
+                               action="", back=back), 400
+    flash(f"{row.username} no longer has a console role.")
+    return redirect(url_for("admin.admins"))
+
+
+def _tokens_page(form: dict[str, str] | None = None, error: str = "", status: int = 200):
+    page = render_template("admin/api_tokens.html", rows=api_tokens.all_tokens(core.context()),
+                           roles=admins.ROLES, form=form or {"role": admins.HELPDESK},
+                           error=error)
+    return page, status
+
+
+@bp.get("/api-tokens", endpoint="api_tokens")
+@requires(TOKENS)
+def api_tokens_page():
+    return _tokens_page()
+
+
+@bp.post("/api-tokens")
+@requires(TOKENS)
+def api_token_add():
+    """Make a token: it is in this answer only (kept as a keyed hash)."""
+    form = {"name": _field("name"), "role": _field("role")}
+    try:
+        token = api_tokens.add(core.context(), console_origin(), form["name"], form["role"])
+    except admins.AdminError as exc:
+        return _tokens_page(form, str(exc), 400)
+    return render_template("admin/api_token_added.html", name=form["name"], role=form["role"],
+                           token=token), 200, NO_STORE
+
+
+@bp.route("/api-tokens/<name>/remove", methods=["GET", "POST"])
+@requires(TOKENS)
+def api_token_remove(name: str):
+    ctx = core.context()
+    if api_tokens.find(ctx, name) is None:
+        abort(404, f"There is no API token named {name}.")
+    if request.method == "GET":
+        return render_template(
+            "admin/confirm.html", title=f"Remove the API token {name}?", button="Remove",
+            question="Calls with it are refused at once.", back=url_for("admin.api_tokens"),
+            action=url_for("admin.api_token_remove", name=name))
+    api_tokens.remove(ctx, console_origin(), name)
+    flash(f"Removed the API token {name}.")
+    return redirect(url_for("admin.api_tokens"))

@@ -1,0 +1,20 @@
+"""The console's read-only view of the effective settings (role admin), secrets masked by
+app/config/masked.py."""
+
+from __future__ import annotations
+
+from flask import current_app, render_template
+
+from app.config.masked import effective
+from app.web.admin.base import bp, menu, requires
+
+ACTION = "settings.read"
+
+menu("admin.settings", "Settings", ACTION)
+
+
+@bp.get("/settings", endpoint="settings")
+@requires(ACTION)
+def settings_page():
+    return render_template("admin/settings.html",
+                           rows=effective(current_app.config["UM2FA"]))

@@ -1,0 +1,99 @@
+"""Console pages for SAML service providers, role admin: the list (paged), adding one from its
+metadata (a file or pasted XML; parsed and registered as `um2fa sp add --metadata` does), what
+one asks for and receives (`um2fa sp show`'s lines), removing one."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from app.core import service_providers as sps
+from app.core import sp_summary
+from app.extensions import core
+from app.web.admin.base import bp, console_origin, menu, requires
+from saml.sp_metadata import register as register_metadata
+from saml.xml import SamlError
+
+ACTION = "service_providers.manage"
+PAGE_SIZE = 100
+
+menu("admin.service_providers", "Service providers", ACTION)
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 else 1
+
+
+@bp.get("/service-providers", endpoint="service_providers")
+@requires(ACTION)
+def service_providers_page():
+    page = max(_page_number(), 1)
+    rows, total = sps.listing(core.context(), (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    return render_template("admin/service_providers.html", rows=rows, total=total, page=page,
+                           pages=pages, own=sps.OWN)
+
+
+def _submitted_metadata() -> str:
+    """The uploaded file's XML if one was chosen, else the pasted XML."""
+    upload = request.files.get("metadata_file")
+    if upload is not None and upload.filename:
+        return upload.read().decode("utf-8", "replace")
+    return request.form.get("metadata_xml", "")
+
+
+@bp.route("/service-providers/add", methods=["GET", "POST"])
+@requires(ACTION)
+def service_provider_add():
+    if request.method == "GET":
+        return render_template("admin/service_provider_add.html", xml="", replace=False)
+    xml, replace = _submitted_metadata(), bool(request.form.get("replace"))
+    if not xml.strip():
+        error = "Choose a metadata file or paste the SP's metadata XML."
+    else:
+        try:
+            sp, _ = register_metadata(core.context(), console_origin(), xml, replace=replace)
+        except (SamlError, sps.ServiceProviderError) as exc:
+            error = str(exc)
+        else:
+            flash(f"Registered {sp.entity_id}.")
+            return redirect(url_for("admin.service_provider", sp_id=sp.id))
+    # the XML stays in the form (a file's too), so nothing is lost
+    return render_template("admin/service_provider_add.html", xml=xml, replace=replace,
+                           error=error), 400
+
+
+def _found(sp_id: int):
+    ctx = core.context()
+    sp = sps.get(ctx, sp_id)
+    if sp is None:
+        abort(404, "There is no such service provider.")
+    return ctx, sp
+
+
+@bp.get("/service-providers/<int:sp_id>")
+@requires(ACTION)
+def service_provider(sp_id: int):
+    ctx, sp = _found(sp_id)
+    return render_template("admin/service_provider.html", sp=sp,
+                           facts=sp_summary.describe(ctx, sp), own=sp.aggregate_id is None)
+
+
+@bp.route("/service-providers/<int:sp_id>/remove", methods=["GET", "POST"])
+@requires(ACTION)
+def service_provider_remove(sp_id: int):
+    ctx, sp = _found(sp_id)
+    back = url_for("admin.service_provider", sp_id=sp_id)
+    if request.method == "GET":
+        return render_template(
+            "admin/confirm.html", title=f"Remove {sp.name}?",
+            question=f"{sp.entity_id} will no longer get assertions from UM 2FA.",
+            action=url_for("admin.service_provider_remove", sp_id=sp_id), button="Remove",
+            back=back)
+    try:
+        sps.remove(ctx, console_origin(), sp.entity_id)
+    except sps.ServiceProviderError as exc:
+        return render_template("admin/confirm.html", title=f"Remove {sp.name}?",
+                               question="", error=str(exc), action="", back=back), 400
+    flash(f"Removed {sp.entity_id}.")
+    return redirect(url_for("admin.service_providers"))

@@ -27,9 +27,9 @@ MAX_PAGE = 500
 EXPORT_LIMIT = 100_000  # the most rows one CSV export holds
 EXPORT_BATCH = 1000
 MAX_RELATIVE_DAYS = 3660
-FIELDS = ("username", "door", "action", "result", "client_addr", "actor")
+FIELDS = ("username", "door", "action", "result", "address", "actor")
 # The longest value each filter can match (the columns' widths).
-_WIDTHS = {"username": 64, "door": 16, "action": 48, "result": 16, "client_addr": 64,
+_WIDTHS = {"username": 64, "door": 16, "action": 48, "result": 16, "address": 64,
            "actor": 80}
 _RELATIVE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -48,7 +48,7 @@ class AuditQuery:
     door: str = ""
     action: str = ""
     result: str = ""
-    client_addr: str = ""
+    address: str = ""  # the client's (audit_events.client_addr)
     actor: str = ""
 
 
@@ -96,9 +96,13 @@ def everything(ctx: Context, query: AuditQuery, *, limit: int = EXPORT_LIMIT,
             ctx.db.expunge(row)
 
 
+def _column(name: str):
+    return AuditEvent.client_addr if name == "address" else getattr(AuditEvent, name)
+
+
 def _select(query: AuditQuery, after: Cursor | None):
     e = AuditEvent
-    conditions = [getattr(e, name) == value for name in FIELDS
+    conditions = [_column(name) == value for name in FIELDS
                   if (value := getattr(query, name))]
     if query.since is not None:
         conditions.append(e.at >= query.since)

@@ -45,7 +45,7 @@ def test_search_pages_through_every_match_with_the_cursor(app, client):
         url = f"/api/v1/audit?username=alice&since=2026-12-01&limit=2&cursor={body['next_cursor']}"
     assert [e["at"][11:16] for e in seen] == ["08:04", "08:03", "08:02", "08:01", "08:00"]
     assert {e["username"] for e in seen} == {"alice"}
-    assert set(seen[0]) == {"id", "at", "username", "door", "action", "result", "client_addr",
+    assert set(seen[0]) == {"id", "at", "username", "door", "action", "result", "address",
                             "device", "actor", "detail"}
     failed = get(client, "/api/v1/audit?result=fail", token).get_json()["events"]
     assert [e["username"] for e in failed] == ["bob", "bob"]

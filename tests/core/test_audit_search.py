@@ -33,7 +33,7 @@ def test_filters_each_narrow_the_result(ctx):
     assert {r.username for r in search(username="bob")} == {"bob"}
     assert [r.door for r in search(door="radius")] == ["radius", "radius"]
     assert len(search(action="radius.access", result="reject")) == 2
-    assert len(search(client_addr="10.0.0.2")) == 2
+    assert len(search(address="10.0.0.2")) == 2
     assert [r.action for r in search(actor="carol")] == ["user.unlock"]
     # since <= at < until
     assert len(search(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2))) == 2

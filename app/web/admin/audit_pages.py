@@ -17,7 +17,7 @@ from app.extensions import core
 from app.models import AuditEvent
 from app.web.admin.base import bp, console_origin, menu, requires
 
-CSV_COLUMNS = ("at", "username", "door", "action", "result", "client_addr", "device", "actor",
+CSV_COLUMNS = ("at", "username", "door", "action", "result", "address", "device", "actor",
                "detail")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -93,7 +93,8 @@ def csv_lines(rows: Iterable[AuditEvent]) -> Iterator[str]:
     """The header, then one CSV line per record."""
     yield _line(CSV_COLUMNS)
     for row in rows:
-        yield _line([row.at.isoformat(), *(getattr(row, name) or "" for name in CSV_COLUMNS[1:])])
+        yield _line([row.at.isoformat(), row.username, row.door, row.action, row.result,
+                     row.client_addr, row.device, row.actor, row.detail])
 
 
 def _line(cells: Iterable[str]) -> str:

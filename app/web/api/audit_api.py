@@ -11,20 +11,18 @@ from app.core import audit_search, dashboard
 from app.core.audit_search import AuditSearchError
 from app.extensions import core
 from app.models import AuditEvent
-from app.web.api import params
+from app.web.api import params, users_json
 from app.web.api.base import ApiError, bp, documented, requires
 
-EVENT = {"type": "object", "properties": {
-    name: {"type": "string"} for name in ("at", "username", "door", "action", "result",
-                                          "client_addr", "device", "actor", "detail")}}
-EVENT["properties"]["id"] = {"type": "integer"}
+# A record as the people endpoints show one (users_json.record), and whose it is.
+EVENT = users_json.object_schema(**users_json.RECORD["properties"], username=users_json.STRING)
 FILTERS = {
     "since": "from this time: 2026-12-01, 2026-12-01T08:00 (UTC unless an offset is given), "
              "or a span back from now (30m, 12h, 7d)",
     "until": "before this time (a date: until the end of that day)",
     "username": "exactly this user", "door": "portal, sso, radius, recovery, admin, api, cli...",
     "action": "e.g. sign_in, factor, radius.access, user.unlock",
-    "result": "the outcome, e.g. ok, fail, reject", "client_addr": "the client's address",
+    "result": "the outcome, e.g. ok, fail, reject", "address": "the client's address",
     "actor": "the console user or api:TOKEN-NAME who acted",
     "limit": f"records per page (default {audit_search.DEFAULT_PAGE}, "
              f"at most {audit_search.MAX_PAGE})",
@@ -53,9 +51,7 @@ def audit_events():
 
 
 def event_json(row: AuditEvent) -> dict[str, Any]:
-    return {"id": row.id, "at": row.at.isoformat(), "username": row.username, "door": row.door,
-            "action": row.action, "result": row.result, "client_addr": row.client_addr,
-            "device": row.device, "actor": row.actor, "detail": row.detail}
+    return {**users_json.record(row), "username": row.username}
 
 
 @bp.get("/dashboard")

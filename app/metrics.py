@@ -9,7 +9,7 @@ the whole history once. Rows only ever get added to these tables, so the totals 
 
 What is counted (documented in docs/deploy.md):
 - um2fa_logins_total{door,action,result}: audit_events whose action is a sign-in step or a
-  second-factor decision (LOGIN_ACTIONS).
+  second-factor decision (app/core/audit.py: LOGIN_ACTIONS).
 - um2fa_push_answer_seconds: histogram of answered_at - created_at over every answered push,
   cumulative since the database began.
 - um2fa_push_requests_total{status}: pushes by final status, counted once final.
@@ -29,16 +29,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from app.core.audit import LOGIN_ACTIONS
 from app.models import AuditEvent, PushRequest
 
-# audit_events.action values that are logins or second-factor decisions, by who writes them:
-#   sign_in        app/core/signin.py: the password step of the portal and SSO doors
-#   factor         app/core/passcodes.py, app/core/push/lifecycle.py: a passcode or push
-#                  decision, any door
-#   lockout        app/core/lockout.py: the failure that locked the user
-#   radius.access  app/core/radius_auth/: the RADIUS door's answer (accept/reject/challenge)
-#   saml.response  app/web/sso.py: an assertion issued to a service provider (SSO login done)
-LOGIN_ACTIONS = ("sign_in", "factor", "lockout", "radius.access", "saml.response")
 PUSH_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 # Statuses that never change again; "pending" past its expiry counts as "expired".
 FINAL_PUSH = ("used", "denied", "fraud", "mismatch", "expired")

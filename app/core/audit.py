@@ -27,6 +27,15 @@ PENDING = "um2fa.audit.pending"
 UNKNOWN_USERNAME = "audit.unknown-username"  # the keyed hash's purpose
 _INSERT = insert(AuditEvent.__table__)
 
+# audit_events.action values that are logins or second-factor decisions, by who writes them:
+#   sign_in        app/core/signin.py: the password step of the portal and SSO doors
+#   factor         app/core/passcodes.py, app/core/push/lifecycle.py: a passcode or push
+#                  decision, any door
+#   lockout        app/core/lockout.py: the failure that locked the user
+#   radius.access  app/core/radius_auth/: the RADIUS door's answer (accept/reject/challenge)
+#   saml.response  app/web/sso.py: an assertion issued to a service provider (SSO login done)
+LOGIN_ACTIONS = ("sign_in", "factor", "lockout", "radius.access", "saml.response")
+
 
 def record(ctx: Context, origin: Origin, action: str, result: str, *, username: str = "",
            device: str = "", detail: str = "") -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, bindparam, case, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, or_, update
 
 from app.config import Settings
 from app.core import audit, notices
@@ -105,6 +105,13 @@ def is_locked(user: Lockable, now: datetime | None = None) -> bool:
     if user.disabled:
         return True
     return locked_until(user, now if now is not None else datetime.now(UTC)) is not None
+
+
+def locked_now(now: datetime) -> ColumnElement[bool]:
+    """`is_locked` as a condition on the users table (to count or list locked users)."""
+    return or_(User.disabled.is_(True),
+               and_(User.locked_at.is_not(None),
+                    or_(User.locked_until.is_(None), User.locked_until > now)))
 
 
 def register_failure(ctx: Context, origin: Origin, user: Lockable) -> bool:

@@ -7,7 +7,9 @@ from flask import Flask
 
 from app.web.admin import (  # noqa: F401 - each area's pages join base.bp
     access_pages,
+    audit_pages,
     base,
+    dashboard_pages,
     radius_pages,
     settings_pages,
     sp_pages,

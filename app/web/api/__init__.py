@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.web.api import (  # noqa: F401 - each module's routes join base.bp
+    audit_api,
     base,
     openapi,
     radius_api,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 
-from app.core import lockout, remembered, users
+from app.core import audit_search, lockout, remembered, users
 from app.core.context import Context
 from app.models import AuditEvent, Device, RecoveryPasscode, RememberedBrowser, User
 
@@ -107,22 +107,18 @@ def user_view(ctx: Context, username: str) -> UserView:
 
 
 def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
-             before: int | None = None,
-             limit: int = TIMELINE_PAGE) -> tuple[list[AuditEvent], int | None]:
-    """The audit records about the person, newest first, optionally of one door or outcome: a
-    page, and the id to ask for the next page with (`before`), None at the end."""
+             before: str = "",
+             limit: int = TIMELINE_PAGE) -> tuple[list[AuditEvent], str | None]:
+    """The audit records about the person, newest first, optionally of one door or outcome
+    (the audit search's query and keyset pages): a page, and the cursor of the next page to
+    pass as `before` (None at the end). A cursor that is not one: AuditSearchError."""
     user = get_user(ctx, username)
-    if users.NUL in door + result:  # no record has one (PostgreSQL refuses it in a parameter)
-        return [], None
-    query = select(AuditEvent).where(AuditEvent.username == user.username)
-    if door:
-        query = query.where(AuditEvent.door == door[:16])
-    if result:
-        query = query.where(AuditEvent.result == result[:16])
-    if before is not None:
-        query = query.where(AuditEvent.id < before)
-    rows = list(ctx.db.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    if users.NUL in door + result:  # (PostgreSQL refuses a NUL in a parameter)
+        raise audit_search.AuditSearchError("a filter holds a NUL character")
+    found = audit_search.page(
+        ctx, audit_search.AuditQuery(username=user.username, door=door[:16], result=result[:16]),
+        size=limit, after=audit_search.parse_cursor(before))
+    return found.rows, (str(found.next_cursor) if found.next_cursor else None)
 
 
 def _is_activity():

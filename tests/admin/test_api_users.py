@@ -378,4 +378,4 @@ def test_a_nul_character_is_no_such_thing_not_a_database_error(app, client, desk
     assert found.status_code == 200 and found.get_json()["users"] == []
     for query in ("door=a%00", "result=a%00"):
         answer = client.get(f"/api/v1/users/alice/timeline?{query}", headers=desk)
-        assert answer.status_code == 200 and answer.get_json()["records"] == [], query
+        assert answer.status_code == 400 and "NUL" in answer.get_json()["error"], query

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from app.core import helpdesk, support
+from app.core import audit_search, helpdesk, support
 from app.extensions import core, htmx
 from app.web.admin.base import bp, console_origin, menu, requires
-from app.web.forms import EmptyForm, parse_device_id
+from app.web.forms import EmptyForm
 
 # The timeline's filters: the doors and outcomes the audit records.
 DOORS = ("portal", "sso", "radius", "recovery", "device-api", "notice", "admin", "api", "cli")
@@ -156,13 +156,15 @@ def timeline(username: str):
     back with the cursor `before`."""
     door = request.args.get("door", "")
     result = request.args.get("result", "")
-    before = parse_device_id(request.args.get("before"))
     try:
         rows, older = support.timeline(core.context(), username,
                                        door=door if door in DOORS else "",
                                        result=result if result in RESULTS else "",
-                                       before=before, limit=TIMELINE_PAGE)
+                                       before=request.args.get("before", ""),
+                                       limit=TIMELINE_PAGE)
     except support.NotFound:
         abort(404)
+    except audit_search.AuditSearchError:
+        abort(400)
     return render_template("admin/timeline.html", username=username, rows=rows, older=older,
                            door=door, result=result, doors=DOORS, results=RESULTS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from app.core import helpdesk, support
+from app.core import audit_search, helpdesk, support
 from app.extensions import core
 from app.web.api import users_json as shape
 from app.web.api.base import ApiError, api_origin, bp, documented, error, requires
@@ -19,7 +19,6 @@ from app.web.api.params import int_arg, json_body, text_field
 
 MAX_PAGE = 10_000
 TIMELINE_MAX = 200
-CURSOR_MAX = 2**62
 DEVICE_ID_MAX = 2**31 - 1  # a larger id matches no route: a 404, not a database overflow
 
 REASON = {"type": "string", "minLength": 1, "maxLength": helpdesk.REASON_MAX,
@@ -91,10 +90,13 @@ def get_user(username: str):
     f"{support.TIMELINE_PAGE})"}, returns=TIMELINE, statuses=(400, 404))
 def timeline(username: str):
     limit = int_arg("limit", support.TIMELINE_PAGE, 1, TIMELINE_MAX)
-    before = int_arg("before", None, 1, CURSOR_MAX)
-    rows, cursor = support.timeline(core.context(), username, door=request.args.get("door", ""),
-                                    result=request.args.get("result", ""), before=before,
-                                    limit=limit)
+    try:
+        rows, cursor = support.timeline(core.context(), username,
+                                        door=request.args.get("door", ""),
+                                        result=request.args.get("result", ""),
+                                        before=request.args.get("before", ""), limit=limit)
+    except audit_search.AuditSearchError as exc:
+        raise ApiError(400, str(exc)) from None
     return jsonify({"records": [shape.record(r) for r in rows], "next": cursor})
 
 

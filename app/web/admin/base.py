@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import wraps
 
 from flask import (
     Blueprint,
@@ -22,7 +21,6 @@ from flask import (
     g,
     redirect,
     render_template,
-    request,
     session,
     url_for,
 )
@@ -31,15 +29,13 @@ from app.core import admins, signin
 from app.extensions import core
 from app.web import addresses
 from app.web.auth import current_user, end_session, start_session
+from app.web.console_actions import guarded, public, requested_view_is_public
 from app.web.forms import SignInForm
 from app.web.limits import signin_limits
 from app.web.request_info import client_addr, origin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 DOOR = "admin"
-PUBLIC = "public"  # the console's own sign-in: no role needed
-
-
 # The console's menu: (endpoint, label, action), in order; each area module adds its pages with
 # `menu(...)`, and a person sees the entries their role may open.
 MENU: list[tuple[str, str, str]] = []
@@ -60,24 +56,11 @@ def menu(endpoint: str, label: str, action: str) -> None:
 
 def requires(action: str) -> Callable:
     """The console action this view takes; a role that may not take it gets 403."""
-    admins.can(admins.ADMIN, action)  # an unknown action fails at import, not at request
-
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not admins.can(g.get("console_role"), action):
-                abort(403)
-            return view(*args, **kwargs)
-
-        wrapped.console_action = action
-        return wrapped
-
-    return decorate
+    return guarded(action, lambda: g.get("console_role"), _forbidden)
 
 
-def public(view: Callable) -> Callable:
-    view.console_action = PUBLIC
-    return view
+def _forbidden(role: str | None):
+    abort(403)
 
 
 def console_origin():
@@ -97,8 +80,7 @@ def in_admin_networks() -> bool:
 def guard():
     if not in_admin_networks():
         return render_template("off_campus.html"), 403
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "console_action", None) == PUBLIC:
+    if requested_view_is_public():
         return None
     user = current_user()
     if user is None:

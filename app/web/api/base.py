@@ -11,21 +11,20 @@ app/web/api/__init__.py registers them all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.core import admins, api_tokens
+from app.core import api_tokens
 from app.extensions import core, csrf
 from app.web.admin.base import in_admin_networks
+from app.web.console_actions import guarded, public, requested_view_is_public  # noqa: F401 - public: for the area modules
 from app.web.request_info import origin
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # no cookies: a bearer token, which a browser never sends on its own
 DOOR = "api"
-PUBLIC = "public"
 
 
 class ApiError(Exception):
@@ -44,24 +43,8 @@ def error(status: int, message: str):
 
 def requires(action: str) -> Callable:
     """The console action this endpoint takes; a token whose role may not take it gets 403."""
-    admins.can(admins.ADMIN, action)
-
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not admins.can(g.api_token.role, action):
-                return error(403, f"this token's role ({g.api_token.role}) may not do that")
-            return view(*args, **kwargs)
-
-        wrapped.console_action = action
-        return wrapped
-
-    return decorate
-
-
-def public(view: Callable) -> Callable:
-    view.console_action = PUBLIC
-    return view
+    return guarded(action, lambda: g.api_token.role,
+                   lambda role: error(403, f"this token's role ({role}) may not do that"))
 
 
 def api_origin():
@@ -74,8 +57,7 @@ def api_origin():
 def authenticate():
     if not in_admin_networks():
         return error(403, "the admin API does not answer this network")
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "console_action", None) == PUBLIC:
+    if requested_view_is_public():
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

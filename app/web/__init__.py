@@ -120,6 +120,7 @@ def _unexpected_page():
 def init_app(app: Flask) -> None:
     from app.web import (
         devices,
+        input_guard,
         portal,
         prompt,
         settings,
@@ -129,10 +130,12 @@ def init_app(app: Flask) -> None:
         sso_prompt,
     )
 
+    app.url_map.converters["int"] = input_guard.BoundedInt  # before any route is added
     app.session_interface = server_session.ServerSessionInterface()
     # First of all hooks (the CSRF check reads the session too): a session store that is down
     # is the "temporarily unavailable" page.
     app.before_request_funcs.setdefault(None, []).insert(0, server_session.require_available)
+    app.before_request_funcs[None].insert(1, input_guard.refuse_nul)
     for bp in (portal.bp, prompt.bp, devices.bp, settings.bp, sso_base.bp):
         app.register_blueprint(bp)
     from app.web import sso_upstream

@@ -107,7 +107,9 @@ def _logout_request():
         # without one is trusted on its word, as before: docs/saml.md).
         if sp.sign_requests or sps.certs(sp):
             verify_signature(incoming, sps.certs(sp))
-        # only now, the sender authenticated: an encrypted NameID is decrypted
+        elif logout.encrypted_id:
+            # nothing from a sender we cannot authenticate is decrypted (no decryption oracle)
+            raise SamlError("An encrypted NameID must come in a signed logout request.")
         logout = reveal_nameid(logout, [k.key_pem for k in encryption_keys()])
     except SamlError as exc:
         audit.record(ctx, origin(DOOR), "saml.logout", "refused", detail=str(exc)[:200])

@@ -293,3 +293,21 @@ def test_a_logout_request_with_two_subjects_is_refused():
         b"<saml:EncryptedID>", b"<saml:NameID>someone</saml:NameID><saml:EncryptedID>")
     with pytest.raises(SamlError, match="more than one subject"):
         parse_logout_request(xml)
+
+
+def test_an_encrypted_nameid_from_an_sp_that_cannot_sign_is_not_decrypted(app, client, clock):
+    """An SP registered without a signing certificate is trusted on its word for a plain
+    LogoutRequest, but nothing from an unauthenticated sender is decrypted: no oracle."""
+    from sqlalchemy import update
+
+    from app.models import ServiceProvider
+
+    sp, auth = signed_in_at_encrypting_sp(app, client, clock)
+    with committed(app) as c:
+        c.db.execute(update(ServiceProvider).values(certs="[]", sign_requests=False))
+    url, _ = sp.logout(auth.get_nameid(), auth.get_session_index())
+    unsigned = re.sub(r"&(SigAlg|Signature)=[^&]*", "", url)
+    response = go(client, unsigned)
+    assert response.status_code == 400
+    assert "must come in a signed logout request" in response.get_data(as_text=True)
+    assert signed_in(client)

@@ -26,8 +26,10 @@ class Origin:
     # The browser session the step comes from (web doors): actions that end the user's other
     # sessions keep this one.
     session_id: str = field(default="", repr=False)
-    # Who acted on the user's behalf (help desk, administrator, API token), for the audit.
+    # Who acted on the user's behalf (help desk, administrator, API token), for the audit, and
+    # their console role (app/core/admins.py); "" for the person themself and the command line.
     actor: str = ""
+    actor_role: str = ""
 
 
 @dataclass

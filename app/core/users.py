@@ -10,7 +10,7 @@ from typing import IO
 
 from sqlalchemy import bindparam, select
 
-from app.core import audit, browser_sessions, lockout
+from app.core import audit, browser_sessions, lockout, remembered
 from app.core.context import Context, Origin
 from app.core.directory import hash_password
 from app.db import Prepared
@@ -175,10 +175,27 @@ def import_csv(ctx: Context, origin: Origin, stream: IO[str]) -> list[User]:
     return users
 
 
+def end_everywhere(ctx: Context, user: User) -> None:
+    """Every browser session of the user ends, and no browser stays remembered."""
+    browser_sessions.end_for_user(ctx, user.id)
+    remembered.forget_all(ctx, user.id)
+
+
 def lock(ctx: Context, origin: Origin, username: str) -> User:
+    """The administrator's lock (disabled): no second factor admits the user, who is signed
+    out everywhere, until `enable` or `unlock`."""
     user = get(ctx, username)
     user.disabled = True
+    end_everywhere(ctx, user)
     audit.record(ctx, origin, "user.lock", "ok", username=user.username)
+    return user
+
+
+def enable(ctx: Context, origin: Origin, username: str) -> User:
+    """Lift the administrator's lock only (a second-factor lockout stays)."""
+    user = get(ctx, username)
+    user.disabled = False
+    audit.record(ctx, origin, "user.enable", "ok", username=user.username)
     return user
 
 

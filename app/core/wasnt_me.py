@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from app.core import audit, browser_sessions, devices, notices, remembered, support, users
+from app.core import audit, devices, notices, support, users
 from app.core.context import Context, Origin
 from app.models import Device, Notice, RecoveryPasscode, User
 
@@ -97,10 +97,10 @@ def by_activity(ctx: Context, origin: Origin, user: User, event_id: int) -> bool
 
 def _secure(ctx: Context, origin: Origin, user: User) -> None:
     """Sign the person out everywhere, forget their remembered browsers, lock the account
-    (the administrator's lock: the help desk lifts it after talking to them)."""
-    browser_sessions.end_for_user(ctx, user.id)
-    remembered.forget_all(ctx, user.id)
-    if not user.disabled:
+    (the administrator's lock: an administrator enables it after talking to them)."""
+    if user.disabled:
+        users.end_everywhere(ctx, user)
+    else:
         users.lock(ctx, origin, user.username)
 
 

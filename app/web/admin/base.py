@@ -66,7 +66,7 @@ def _forbidden(role: str | None):
 def console_origin():
     """The origin of a console action: the door "admin" and the acting person."""
     found = origin(DOOR)
-    found.actor = g.console_user.username
+    found.actor, found.actor_role = g.console_user.username, g.console_role
     return found
 
 

@@ -11,7 +11,7 @@ page that no cache keeps.
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from app.core import audit_search, helpdesk, support
 from app.extensions import core, htmx
@@ -86,8 +86,7 @@ def _act(username: str, action: str, do, done: str):
 @requires("users.unlock")
 def unlock(username: str):
     return _act(username, "unlock",
-                lambda ctx, origin, reason: helpdesk.unlock(ctx, origin, username, reason,
-                                                                 role=g.console_role),
+                lambda ctx, origin, reason: helpdesk.unlock(ctx, origin, username, reason),
                 f"{username} is unlocked and was told so.")
 
 
@@ -138,9 +137,9 @@ def issue_recovery(username: str):
         return _person(username, failed="recovery", error="The form expired. Please try again.",
                        status=400)
     try:
-        code = helpdesk.issue_recovery(core.context(), console_origin(), username,
-                                       request.form.get("reason", ""),
-                                       id_checked=request.form.get(ID_CHECK) == "yes")
+        code, _ = helpdesk.issue_recovery(core.context(), console_origin(), username,
+                                          request.form.get("reason", ""),
+                                          id_checked=request.form.get(ID_CHECK) == "yes")
     except support.NotFound:
         abort(404)
     except helpdesk.HelpdeskError as exc:

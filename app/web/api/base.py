@@ -49,7 +49,7 @@ def requires(action: str) -> Callable:
 
 def api_origin():
     found = origin(DOOR)
-    found.actor = f"api:{g.api_token.name}"
+    found.actor, found.actor_role = f"api:{g.api_token.name}", g.api_token.role
     return found
 
 

@@ -9,7 +9,7 @@ record with the token as the actor ("api:NAME"). Each action answers the person'
 
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 
 from app.core import audit_search, helpdesk, support
 from app.extensions import core
@@ -101,10 +101,10 @@ def timeline(username: str):
 
 @bp.post("/users/<username>/unlock")
 @requires("users.unlock")
-@documented("Lift a lockout (also an administrator's lock)", body=REASON_BODY,
+@documented("Lift a lockout (an admin token: also an administrator's lock)", body=REASON_BODY,
             returns=shape.SUMMARY, statuses=(400, 404))
 def unlock(username: str):
-    helpdesk.unlock(core.context(), api_origin(), username, _reason(), role=g.api_token.role)
+    helpdesk.unlock(core.context(), api_origin(), username, _reason())
     return _done(username)
 
 
@@ -134,10 +134,12 @@ def end_sessions(username: str):
 def issue_recovery(username: str):
     body = json_body()
     ctx = core.context()
-    code = helpdesk.issue_recovery(ctx, api_origin(), username, text_field(body, "reason"),
-                                   id_checked=body.get("identity_checked") is True)
-    [issued] = support.recent_passcodes(ctx, support.get_user(ctx, username), limit=1)
-    return jsonify({"passcode": code, "expires": shape.when(issued.expires_at)}), 201
+    code, issued = helpdesk.issue_recovery(ctx, api_origin(), username,
+                                           text_field(body, "reason"),
+                                           id_checked=body.get("identity_checked") is True)
+    # shown once: no cache keeps it (as the console's page)
+    return jsonify({"passcode": code, "expires": shape.when(issued.expires_at)}), 201, {
+        "Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @bp.post("/users/<username>/disable")

@@ -287,8 +287,8 @@ class ServiceProvider(Base):
     requested_attributes: Mapped[str] = mapped_column(Text, default="[]")
     entity_categories: Mapped[str] = mapped_column(Text, default="[]")
     subject_id_req: Mapped[str] = mapped_column(String(32), default="")
-    # The release policy set by an operator (`um2fa sp release`): a JSON list of attribute
-    # names; NULL: the default policy (app/core/attribute_release.py).
+    # The release policy set by an operator (`um2fa sp set --release`, the console, the API):
+    # a JSON list of attribute names; NULL: the default policy (app/core/attribute_release.py).
     release: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The SP's encryption certificates and the algorithms its metadata lists (EncryptionMethod);
     # assertions are encrypted when it has a certificate, unless an operator switched it off.

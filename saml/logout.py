@@ -18,7 +18,6 @@ from saml.keys import SigningKey
 from saml.response import SUCCESS, instant, new_id
 from saml.xml import SamlError, deflate_b64, parse, xpath
 
-REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
 PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 _PROTOCOL = "{urn:oasis:names:tc:SAML:2.0:protocol}"

@@ -34,7 +34,6 @@ METADATA_PATH = "/sso/upstream/metadata"
 ACS_PATH = "/sso/upstream/acs"
 SKEW = timedelta(seconds=60)
 NAMEID = "NameID"
-URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 # NameIDs that never carry a username: transient ones change every time, persistent ones are
 # opaque. With these the username must come from an attribute.
 OPAQUE_NAMEID_FORMATS = (C.NAMEID_TRANSIENT, C.NAMEID_PERSISTENT)
@@ -79,7 +78,7 @@ class ServiceProvider:
             known = CATALOG.get(name)
             out.append({"name": known.oid if known else name,
                         **({"friendlyName": name} if known else {}),
-                        "nameFormat": URI_FORMAT if known or name.startswith("urn:")
+                        "nameFormat": C.ATTRNAME_FORMAT_URI if known or name.startswith("urn:")
                         else C.ATTRNAME_FORMAT_UNSPECIFIED,
                         "isRequired": name == self.username_attribute})
         return out

@@ -121,6 +121,11 @@ def single_sign_on():
                            "mfa_required": sso.requires_mfa(authn.requested_contexts),
                            "force": authn.force_authn, "mfa": False}
     if authn.force_authn:
+        # The person signs in again; if it is the same person, the SPs of this session stay
+        # in it for single logout (app/web/sso_prompt.py: sign_in).
+        if session.get("uid"):
+            session["reauth"] = {"uid": session["uid"], "sps": session.get("saml_sps", []),
+                                 "index": session.get("saml_session", "")}
         session.pop("uid", None)
         session.pop("mfa_at", None)
     return redirect(url_for("sso.resume"))

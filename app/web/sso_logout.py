@@ -21,7 +21,6 @@ from app.web.request_info import origin
 from app.web.sso_base import DOOR, base_url, bp, encryption_keys, entity_id, signing_keys
 from saml.logout import (
     PARTIAL_LOGOUT,
-    REQUESTER,
     UNKNOWN_PRINCIPAL,
     OutgoingLogout,
     logout_request_url,
@@ -35,7 +34,7 @@ from saml.requests import (
     reveal_nameid,
     verify_signature,
 )
-from saml.response import SUCCESS
+from saml.response import REQUESTER, SUCCESS
 from saml.xml import SamlError
 
 CHAIN = "saml_logout"  # the chain in progress, in the signed-out session

@@ -46,8 +46,11 @@ def sign_in():
     if user is None:
         return render_template("sso/sign_in.html", form=form, sp_name=sp_name(pending),
                                error=signin.SIGN_IN_FAILED), 401
+    before = session.get("reauth") or {}
     start_session(user, via="sso")
     session["saml_req"] = pending
+    if before.get("uid") == user.id and before.get("index"):  # ForceAuthn, the same person
+        session["saml_sps"], session["saml_session"] = before["sps"], before["index"]
     return redirect(url_for("sso.resume"))
 
 

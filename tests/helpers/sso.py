@@ -50,10 +50,11 @@ def saml_response(page: str) -> str:
     return match.group(1)
 
 
-def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0):
+def sign_in_through_prompt(client, app, sp, clock, secret, device_id=None, *, offset=0,
+                           force_authn=False):
     """alice, from the SP's login, through the password step and the prompt (a TOTP code) to
     the page that posts the Response: (the SAMLResponse, the AuthnRequest's ID)."""
-    url, request_id = sp.login()
+    url, request_id = sp.login(force_authn=force_authn)
     assert go(client, url).headers["Location"] == "/sso/continue"
     assert client.get("/sso/continue").headers["Location"] == "/sso/sign-in"
     page = text(client.get("/sso/sign-in"))

@@ -320,3 +320,18 @@ def test_sign_out_at_the_idp_signs_out_of_every_service(app, client, clock):
     assert services_on_the_page(html) == {"Test SP": "signed out", "Library": "signed out",
                                           "Moodle": "signed out"}
     assert "SAMLResponse" not in html  # no requester to go back to
+
+
+def test_a_forced_sign_in_keeps_the_sessions_services_for_single_logout(app, client, clock):
+    """ForceAuthn: the same person signs in again; the SPs signed in to before stay in the
+    session, so single logout still reaches them and their own LogoutRequests still match."""
+    sp1, auth1 = signed_in_at_sp(app, client, clock)
+    device_id, secret = add_totp_device(app, name="Tablet")
+    sp2 = make_sp(client, app, base="http://library.test", name="Library")
+    response, request_id = sign_in_through_prompt(client, app, sp2, clock, secret, device_id,
+                                                  force_authn=True)
+    auth2 = sp2.acs_post(response, request_id)
+    assert auth2.get_session_index() == auth1.get_session_index()
+    logout_url, _ = sp2.logout(auth2.get_nameid(), auth2.get_session_index())
+    to_sp1 = location(go(client, logout_url))
+    assert OneLogin_Saml2_Logout_Request.get_nameid(request_sent(to_sp1)) == auth1.get_nameid()

@@ -6,18 +6,23 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import re
 
 import pytest
 
-from app.core import admins, radius_clients
-from tests.conftest import audit_rows, committed, csrf_token, make_user
+from app.core import admins, attribute_release, radius_clients
+from app.core import service_providers as sps
+from app.core.attribute_release import CATALOG
+from tests.conftest import add_totp_device, audit_rows, committed, csrf_token, make_user
 from tests.helpers.console import signed_in_console
+from tests.helpers.sso import IDP, make_sp, sign_in_through_prompt
 from tests.peers.saml_sp import TestSP
 
 
 @pytest.fixture
 def settings_overrides():
-    return {"campus_networks": "127.0.0.0/8"}
+    # base_url: the SSO door answers Flask's test client (the release policy's sign-ins)
+    return {"campus_networks": "127.0.0.0/8", "base_url": IDP}
 
 
 @pytest.fixture
@@ -160,6 +165,119 @@ def test_service_provider_pages_for_what_is_not_there(console):
     assert console.get("/admin/service-providers/99").status_code == 404
     assert send(console, "/admin/service-providers/99/remove").status_code == 404
     assert console.get("/admin/service-providers?page=x").status_code == 200
+
+
+# --- a service provider's release policy and switches ------------------------------------
+
+def sp_id_of(app, entity_id: str) -> int:
+    with committed(app) as c:
+        return sps.lookup(c, entity_id).id
+
+
+def stored(app, entity_id: str) -> tuple[list[str], bool, bool, bool]:
+    """(the effective release, an operator's list?, encrypt, email NameID) as the core has it."""
+    with committed(app) as c:
+        sp = sps.lookup(c, entity_id)
+        return (attribute_release.policy(sp), sp.release is not None, sp.encrypt_assertions,
+                sp.allow_email_nameid)
+
+
+def released(app, clock, sp, device: tuple[int, str], *, offset: int = 0) -> set[str]:
+    """The attributes (friendly names) the SP reads from alice's next sign-in, in a new browser
+    (python3-saml validates the Response)."""
+    device_id, secret = device
+    response, request_id = sign_in_through_prompt(app.test_client(), app, sp, clock, secret,
+                                                  device_id, offset=offset)
+    auth = sp.acs_post(response, request_id)
+    assert auth.get_errors() == [], auth.get_last_error_reason()
+    friendly = {a.oid: a.friendly for a in CATALOG.values()}
+    return {friendly[name] for name in auth.get_attributes()}
+
+
+def fact(page: str, label: str) -> str:
+    """One line of the SP's table (`um2fa sp show`'s label: value)."""
+    match = re.search(f"<th>{re.escape(label)}</th><td>([^<]*)</td>", page)
+    assert match, f"no {label} on the page"
+    return match.group(1)
+
+
+def test_the_sp_page_has_the_settings_form_with_the_current_choices(app, client, console):
+    sp = make_sp(client, app)  # requests uid, mail, displayName, eppn, affiliation
+    page = html.unescape(console.get(f"/admin/service-providers/{sp_id_of(app, sp.entity_id)}")
+                         .get_data(as_text=True))
+    assert 'name="csrf_token"' in page and "/settings" in page
+    assert fact(page, "released (default)") == \
+        "pairwise-id, eduPersonPrincipalName, eduPersonAffiliation, mail, displayName, uid"
+    for name in CATALOG:
+        assert f'value="{name}"' in page
+    checked = set(re.findall(r'name="attribute" value="([^"]+)" checked', page))
+    assert checked == {"pairwise-id", "eduPersonPrincipalName", "eduPersonAffiliation", "mail",
+                       "displayName", "uid"}
+    assert re.search(r'name="release" value="default" checked', page)
+    assert re.search(r'name="encrypt" value="1" checked', page)
+    assert not re.search(r'name="email_nameid" value="1" checked', page)
+
+
+def test_the_release_policy_and_switches_are_set_and_the_next_sign_in_follows(app, client,
+                                                                              clock, console):
+    make_user(app, email="alice@example.edu", role="staff", name="Alice Chan",
+              given_name="Alice", surname="Chan")
+    device = add_totp_device(app)
+    sp = make_sp(client, app)
+    url = f"/admin/service-providers/{sp_id_of(app, sp.entity_id)}"
+    answer = send(console, url + "/settings", {
+        "release": "list", "attribute": ["eduPersonPrincipalName", "sn"], "email_nameid": "1"})
+    assert answer.status_code == 302 and answer.headers["Location"] == url
+    page = html.unescape(console.get(url).get_data(as_text=True))
+    assert "Saved the settings of Test SP." in page
+    assert fact(page, "released (operator's list)") == "eduPersonPrincipalName, sn"
+    assert fact(page, "email NameID") == "allowed"
+    assert fact(page, "encrypted assertions") == "no (switched off)"
+    assert re.search(r'name="release" value="list" checked', page)
+    assert stored(app, sp.entity_id) == (["eduPersonPrincipalName", "sn"], True, False, True)
+    row = last_audit(app, "sp.settings")
+    assert (row.door, row.actor) == ("admin", "boss") and row.detail.startswith(sp.entity_id)
+    assert released(app, clock, sp, device) == {"eduPersonPrincipalName", "sn"}
+    # and back to the default policy, encryption on, no email NameID
+    assert send(console, url + "/settings", {"release": "default", "encrypt": "1",
+                                             "attribute": ["sn"]}).status_code == 302
+    assert stored(app, sp.entity_id) == (
+        ["pairwise-id", "eduPersonPrincipalName", "eduPersonAffiliation", "mail", "displayName",
+         "uid"], False, True, False)
+    assert released(app, clock, sp, device, offset=1) == {
+        "pairwise-id", "eduPersonPrincipalName", "eduPersonAffiliation", "mail", "displayName",
+        "uid"}
+    assert [r.actor for r in audit_rows(app, "sp.settings")] == ["boss", "boss"]
+
+
+def test_only_these_attributes_with_none_ticked_releases_nothing(app, client, console):
+    sp = make_sp(client, app)
+    url = f"/admin/service-providers/{sp_id_of(app, sp.entity_id)}"
+    assert send(console, url + "/settings", {"release": "list"}).status_code == 302
+    assert stored(app, sp.entity_id) == ([], True, False, False)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"release": "list", "attribute": ["uid", "socialSecurityNumber"], "encrypt": "1"},
+     "unknown attribute(s): socialSecurityNumber"),
+    ({"release": "everything", "attribute": ["uid"]}, "Choose the default policy or"),
+    ({"attribute": ["uid"]}, "Choose the default policy or"),
+])
+def test_bad_settings_are_a_400_and_change_nothing(app, client, console, data, message):
+    sp = make_sp(client, app)
+    before = stored(app, sp.entity_id)
+    answer = send(console, f"/admin/service-providers/{sp_id_of(app, sp.entity_id)}/settings",
+                  {"email_nameid": "1", **data})
+    page = html.unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 400 and message in page
+    assert fact(page, "released (default)")  # the page as it was, with the reason
+    assert stored(app, sp.entity_id) == before
+    assert not audit_rows(app, "sp.settings")
+
+
+def test_the_settings_of_no_such_sp_are_a_404(console):
+    assert send(console, "/admin/service-providers/99/settings",
+                {"release": "default"}).status_code == 404
 
 
 # --- administrators and API tokens ---------------------------------------------------------

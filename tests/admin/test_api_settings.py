@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from app.core import admins, api_tokens, radius_clients
+from app.core import admins, api_tokens, attribute_release, radius_clients
+from app.core import service_providers as sps
 from tests.conftest import TEST_ORIGIN, audit_rows, committed
 from tests.helpers.console import api_token
 from tests.peers.saml_sp import TestSP
@@ -55,6 +56,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/service-providers", None),
     ("POST", "/api/v1/service-providers", {"metadata": SP.metadata(), "replace": True}),
     ("GET", SP_PATH, None),
+    ("PATCH", SP_PATH, {"encrypt": False}),
     ("DELETE", SP_PATH, None),
 ]
 
@@ -206,7 +208,6 @@ def test_service_provider_errors(admin_api):
 
 
 def test_an_sp_from_a_federation_aggregate_says_so_and_is_not_removed_alone(app, admin_api):
-    from app.core import service_providers as sps
     from app.models import MetadataAggregate
 
     add_sp(admin_api)
@@ -221,3 +222,75 @@ def test_an_sp_from_a_federation_aggregate_says_so_and_is_not_removed_alone(app,
     assert listed[0]["source"] == feed
     refused = admin_api("DELETE", SP_PATH)
     assert refused.status_code == 400 and "aggregate" in refused.get_json()["error"]
+
+
+# --- a service provider's release policy and switches ------------------------------------
+
+DEFAULT = ["pairwise-id", "eduPersonPrincipalName", "eduPersonAffiliation", "mail",
+           "displayName", "uid"]  # what TestSP's metadata requests, and its pairwise-id
+
+
+def stored(app) -> tuple[list[str], bool, bool, bool]:
+    """(the effective release, an operator's list?, encrypt, email NameID) as the core has it."""
+    with committed(app) as c:
+        sp = sps.lookup(c, SP.entity_id)
+        return (attribute_release.policy(sp), sp.release is not None, sp.encrypt_assertions,
+                sp.allow_email_nameid)
+
+
+def test_an_sps_release_policy_and_switches_are_set(app, admin_api):
+    add_sp(admin_api)
+    assert stored(app) == (DEFAULT, False, True, False)
+    changed = admin_api("PATCH", SP_PATH, {
+        "release": ["eduPersonPrincipalName", "urn:oid:2.5.4.4"], "encrypt": False,
+        "email_nameid": True})
+    body = changed.get_json()
+    assert changed.status_code == 200, body
+    assert body == admin_api("GET", SP_PATH).get_json()  # the SP, as GET answers it
+    details = body["details"]
+    assert details["released (operator's list)"] == "eduPersonPrincipalName, sn"
+    assert (details["email NameID"], details["encrypted assertions"]) == (
+        "allowed", "no (switched off)")
+    assert stored(app) == (["eduPersonPrincipalName", "sn"], True, False, True)
+    # each field is optional: what is left out stays as it is
+    assert admin_api("PATCH", SP_PATH, {"encrypt": True}).status_code == 200
+    assert stored(app) == (["eduPersonPrincipalName", "sn"], True, True, True)
+    back = admin_api("PATCH", SP_PATH, {"release": "default"}).get_json()
+    assert back["details"]["released (default)"] == ", ".join(DEFAULT)
+    assert stored(app) == (DEFAULT, False, True, True)
+    rows = audit_rows(app, "sp.settings")
+    assert [(r.door, r.actor) for r in rows] == [("api", "api:idm")] * 3
+    assert rows[0].detail.startswith(SP.entity_id) and "email_nameid=True" in rows[0].detail
+
+
+def test_an_empty_release_list_releases_nothing(app, admin_api):
+    add_sp(admin_api)
+    assert admin_api("PATCH", SP_PATH, {"release": []}).status_code == 200
+    assert stored(app) == ([], True, True, False)
+
+
+@pytest.mark.parametrize("json, message", [
+    ({"release": ["uid", "socialSecurityNumber"]}, "unknown attribute(s): socialSecurityNumber"),
+    ({"release": "everything"}, 'release must be a list of attribute names or "default"'),
+    ({"release": ["uid", 7]}, 'release must be a list of attribute names or "default"'),
+    ({"release": None}, 'release must be a list of attribute names or "default"'),
+    ({"encrypt": "no"}, "encrypt must be true or false"),
+    ({"email_nameid": 1}, "email_nameid must be true or false"),
+    ({"encrypt": None}, "encrypt must be true or false"),
+    ({}, "nothing to change: give release, encrypt or email_nameid"),
+    ({"encrypted": False}, "unknown field(s): encrypted"),
+])
+def test_bad_sp_settings_are_a_400_and_change_nothing(app, admin_api, json, message):
+    add_sp(admin_api)
+    answer = admin_api("PATCH", SP_PATH, {"email_nameid": True, **json} if json else json)
+    assert answer.status_code == 400 and message in answer.get_json()["error"], \
+        answer.get_json()
+    assert stored(app) == (DEFAULT, False, True, False)
+    assert not audit_rows(app, "sp.settings")
+
+
+def test_the_settings_of_no_such_sp_are_a_404(admin_api):
+    missing = admin_api("PATCH", "/api/v1/service-providers/https%3A%2F%2Fnope",
+                        {"encrypt": False})
+    assert missing.status_code == 404
+    assert missing.get_json() == {"error": "no such service provider: https://nope"}

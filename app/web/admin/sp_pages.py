@@ -1,13 +1,14 @@
 """Console pages for SAML service providers, role admin: the list (paged), adding one from its
 metadata (a file or pasted XML; parsed and registered as `um2fa sp add --metadata` does), what
-one asks for and receives (`um2fa sp show`'s lines), removing one."""
+one asks for and receives (`um2fa sp show`'s lines), its release policy and switches (`um2fa sp
+set`'s), removing one."""
 
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from app.core import attribute_release, sp_summary
 from app.core import service_providers as sps
-from app.core import sp_summary
 from app.extensions import core
 from app.web.admin.base import bp, console_origin, menu, requires
 from saml.sp_metadata import register as register_metadata
@@ -71,12 +72,48 @@ def _found(sp_id: int):
     return ctx, sp
 
 
+def _sp_page(ctx, sp, error: str = "", status: int = 200):
+    """One SP's page: its facts, and the settings form with what it receives now ticked."""
+    return render_template("admin/service_provider.html", sp=sp,
+                           facts=sp_summary.describe(ctx, sp), own=sp.aggregate_id is None,
+                           catalog=attribute_release.CATALOG.values(),
+                           released=attribute_release.policy(sp), error=error), status
+
+
 @bp.get("/service-providers/<int:sp_id>")
 @requires(ACTION)
 def service_provider(sp_id: int):
     ctx, sp = _found(sp_id)
-    return render_template("admin/service_provider.html", sp=sp,
-                           facts=sp_summary.describe(ctx, sp), own=sp.aggregate_id is None)
+    return _sp_page(ctx, sp)
+
+
+def _submitted_options() -> sps.Options:
+    """The settings form as `um2fa sp set` options. The form always holds both switches (an
+    unticked box is not sent: off). ValueError (ReleaseError for an unknown attribute name)
+    with a message to show."""
+    options = sps.Options(encrypt=bool(request.form.get("encrypt")),
+                          email_nameid=bool(request.form.get("email_nameid")))
+    choice = request.form.get("release")
+    if choice == "default":
+        options.default_release = True
+    elif choice == "list":
+        options.release = attribute_release.resolve(request.form.getlist("attribute"))
+    else:
+        raise ValueError("Choose the default policy or only the attributes ticked.")
+    return options
+
+
+@bp.post("/service-providers/<int:sp_id>/settings")
+@requires(ACTION)
+def service_provider_settings(sp_id: int):
+    ctx, sp = _found(sp_id)
+    try:
+        options = _submitted_options()
+    except ValueError as exc:
+        return _sp_page(ctx, sp, error=str(exc), status=400)
+    sps.set_options(ctx, console_origin(), sp.entity_id, options)
+    flash(f"Saved the settings of {sp.name}.")
+    return redirect(url_for("admin.service_provider", sp_id=sp_id))
 
 
 @bp.route("/service-providers/<int:sp_id>/remove", methods=["GET", "POST"])

@@ -69,6 +69,23 @@ def flag(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def optional_flag(body: dict[str, Any], name: str) -> bool | None:
+    """A true/false field of a change, None when it is left out ("leave it as it is")."""
+    return flag(body, name, False) if name in body else None
+
+
+def change_fields(body: dict[str, Any], names: tuple[str, ...]) -> None:
+    """The body of a change whose every field is optional: 400 for a field the endpoint does not
+    know (a typo would otherwise change nothing, silently) and for an empty body."""
+    unknown = sorted(set(body) - set(names))
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(unknown)[:200]}; known: "
+                            f"{', '.join(names)}")
+    if not body:
+        raise ApiError(400, "nothing to change: give " + ", ".join(names[:-1])
+                       + f" or {names[-1]}")
+
+
 def number(body: dict[str, Any], name: str, default: int) -> int:
     value = body.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):

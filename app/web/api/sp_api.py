@@ -1,6 +1,6 @@
 """Admin API for SAML service providers (role admin): list (paged), register from metadata,
-what one asks for and receives, remove. An SP is named by its entity ID in the path, appended
-as it is or percent-encoded (docs/admin.md)."""
+what one asks for and receives, its release policy and switches (`um2fa sp set`), remove. An
+SP is named by its entity ID in the path, appended as it is or percent-encoded (docs/admin.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import jsonify
 
+from app.core import attribute_release, sp_summary
 from app.core import service_providers as sps
-from app.core import sp_summary
 from app.extensions import core
 from app.models import ServiceProvider
 from app.web.api import params
@@ -83,6 +83,54 @@ def service_provider_add():
 def service_provider_show(entity_id: str):
     ctx = core.context()
     return jsonify(_detail(ctx, _found(ctx, entity_id)))
+
+
+SETTINGS = ("release", "encrypt", "email_nameid")
+RELEASE_TYPE = 'release must be a list of attribute names or "default"'
+
+
+def _options(data: dict[str, Any]) -> sps.Options:
+    """What a PATCH asks to change, read strictly; the attribute names resolved as
+    `um2fa sp set --release` resolves them."""
+    params.change_fields(data, SETTINGS)
+    options = sps.Options(encrypt=params.optional_flag(data, "encrypt"),
+                          email_nameid=params.optional_flag(data, "email_nameid"))
+    if "release" in data:
+        release = data["release"]
+        if release == "default":
+            options.default_release = True
+        elif isinstance(release, list) and all(isinstance(n, str) for n in release):
+            try:
+                options.release = attribute_release.resolve(release)
+            except attribute_release.ReleaseError as exc:
+                raise ApiError(400, str(exc)) from exc
+        else:
+            raise ApiError(400, RELEASE_TYPE)
+    return options
+
+
+@bp.patch("/service-providers/<path:entity_id>")
+@requires(ACTION)
+@documented("Change what one service provider receives: its release policy and switches "
+            "(as `um2fa sp set`); a field left out stays as it is", statuses=(400, 404),
+            returns=DETAIL, body={"type": "object", "minProperties": 1,
+                                  "additionalProperties": False, "properties": {
+                "release": {"oneOf": [
+                    {"type": "array", "items": {"type": "string"},
+                     "description": "only these attributes (friendly or urn:oid names; [] "
+                                    "releases none)"},
+                    {"type": "string", "enum": ["default"],
+                     "description": "back to the default policy"}]},
+                "encrypt": {"type": "boolean", "description": "encrypt assertions to an SP "
+                                                             "with an encryption key"},
+                "email_nameid": {"type": "boolean", "description": "may receive the email "
+                                                                  "address as NameID"}}})
+def service_provider_settings(entity_id: str):
+    ctx = core.context()
+    sp = _found(ctx, entity_id)
+    options = _options(params.json_body())
+    sp = sps.set_options(ctx, api_origin(), sp.entity_id, options)
+    return jsonify(_detail(ctx, sp))
 
 
 @bp.delete("/service-providers/<path:entity_id>")

@@ -8,7 +8,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from app.core import admins, api_tokens
 from app.extensions import core
-from app.web.admin.base import bp, console_origin, menu, requires
+from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 
 ADMINS, TOKENS = "admins.manage", "api_tokens.manage"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -67,20 +67,13 @@ def admin_remove(username: str):
     row = admins.find(ctx, username)
     if row is None:
         abort(404, f"{username} has no console role.")
-    title, back = f"Remove {row.username}'s console role?", url_for("admin.admins")
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm.html", title=title, back=back, button="Remove",
-            question=f"{row.username} ({row.role}) will no longer get into the console. A role "
-                     "from a directory group stays.",
-            action=url_for("admin.admin_remove", username=row.username))
-    try:
-        admins.remove(ctx, console_origin(), row.username)
-    except admins.AdminError as exc:
-        return render_template("admin/confirm.html", title=title, question="", error=str(exc),
-                               action="", back=back), 400
-    flash(f"{row.username} no longer has a console role.")
-    return redirect(url_for("admin.admins"))
+    return confirm_then(
+        title=f"Remove {row.username}'s console role?", back=url_for("admin.admins"),
+        question=f"{row.username} ({row.role}) will no longer get into the console. A role "
+                 "from a directory group stays.",
+        act=lambda: admins.remove(ctx, console_origin(), row.username),
+        done=f"{row.username} no longer has a console role.", then=url_for("admin.admins"),
+        refused=(admins.AdminError,))
 
 
 def _tokens_page(form: dict[str, str] | None = None, error: str = "", status: int = 200):
@@ -115,11 +108,8 @@ def api_token_remove(name: str):
     ctx = core.context()
     if api_tokens.find(ctx, name) is None:
         abort(404, f"There is no API token named {name}.")
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm.html", title=f"Remove the API token {name}?", button="Remove",
-            question="Calls with it are refused at once.", back=url_for("admin.api_tokens"),
-            action=url_for("admin.api_token_remove", name=name))
-    api_tokens.remove(ctx, console_origin(), name)
-    flash(f"Removed the API token {name}.")
-    return redirect(url_for("admin.api_tokens"))
+    return confirm_then(
+        title=f"Remove the API token {name}?", question="Calls with it are refused at once.",
+        back=url_for("admin.api_tokens"),
+        act=lambda: api_tokens.remove(ctx, console_origin(), name),
+        done=f"Removed the API token {name}.", then=url_for("admin.api_tokens"))

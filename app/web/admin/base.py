@@ -21,6 +21,7 @@ from flask import (
     g,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -61,6 +62,22 @@ def requires(action: str) -> Callable:
 
 def _forbidden(role: str | None):
     abort(403)
+
+
+def confirm_then(*, title: str, question: str, back: str, act: Callable[[], None],
+                 done: str, then: str, refused: tuple[type[Exception], ...] = ()):
+    """A removal: GET asks (the confirmation page), POST does `act()`, then flashes `done`
+    and goes to `then`; an error of `refused` is the page again with its message (400)."""
+    if request.method == "GET":
+        return render_template("admin/confirm.html", title=title, question=question,
+                               action=request.path, button="Remove", back=back)
+    try:
+        act()
+    except refused as exc:
+        return render_template("admin/confirm.html", title=title, question="", error=str(exc),
+                               action="", back=back), 400
+    flash(done)
+    return redirect(then)
 
 
 def console_origin():

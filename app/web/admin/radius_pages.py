@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from app.core import radius_clients
 from app.extensions import core
-from app.web.admin.base import bp, console_origin, menu, requires
+from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 
 ACTION = "radius_clients.manage"
 
@@ -71,13 +71,9 @@ def radius_client_remove(name: str):
     client = radius_clients.find(ctx, name)
     if client is None:
         abort(404, f"There is no RADIUS client named {name}.")
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm.html", title=f"Remove the RADIUS client {name}?",
-            question=f"{name} ({client.network}) will no longer be answered: VPN logins "
-                     "through it stop within the RADIUS server's refresh interval.",
-            action=url_for("admin.radius_client_remove", name=name), button="Remove",
-            back=url_for("admin.radius_clients"))
-    radius_clients.remove(ctx, console_origin(), name)
-    flash(f"Removed the RADIUS client {name}.")
-    return redirect(url_for("admin.radius_clients"))
+    return confirm_then(
+        title=f"Remove the RADIUS client {name}?", back=url_for("admin.radius_clients"),
+        question=f"{name} ({client.network}) will no longer be answered: VPN logins "
+                 "through it stop within the RADIUS server's refresh interval.",
+        act=lambda: radius_clients.remove(ctx, console_origin(), name),
+        done=f"Removed the RADIUS client {name}.", then=url_for("admin.radius_clients"))

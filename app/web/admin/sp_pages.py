@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from app.core import attribute_release, sp_summary
 from app.core import service_providers as sps
 from app.extensions import core
-from app.web.admin.base import bp, console_origin, menu, requires
+from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 from saml.sp_metadata import register as register_metadata
 from saml.xml import SamlError
 
@@ -120,17 +120,9 @@ def service_provider_settings(sp_id: int):
 @requires(ACTION)
 def service_provider_remove(sp_id: int):
     ctx, sp = _found(sp_id)
-    back = url_for("admin.service_provider", sp_id=sp_id)
-    if request.method == "GET":
-        return render_template(
-            "admin/confirm.html", title=f"Remove {sp.name}?",
-            question=f"{sp.entity_id} will no longer get assertions from UM 2FA.",
-            action=url_for("admin.service_provider_remove", sp_id=sp_id), button="Remove",
-            back=back)
-    try:
-        sps.remove(ctx, console_origin(), sp.entity_id)
-    except sps.ServiceProviderError as exc:
-        return render_template("admin/confirm.html", title=f"Remove {sp.name}?",
-                               question="", error=str(exc), action="", back=back), 400
-    flash(f"Removed {sp.entity_id}.")
-    return redirect(url_for("admin.service_providers"))
+    return confirm_then(
+        title=f"Remove {sp.name}?", back=url_for("admin.service_provider", sp_id=sp_id),
+        question=f"{sp.entity_id} will no longer get assertions from UM 2FA.",
+        act=lambda: sps.remove(ctx, console_origin(), sp.entity_id),
+        done=f"Removed {sp.entity_id}.", then=url_for("admin.service_providers"),
+        refused=(sps.ServiceProviderError,))

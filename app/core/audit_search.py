@@ -35,7 +35,8 @@ _RELATIVE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _CURSOR = re.compile(r"(\d{1,20})-(\d{1,19})")
 MAX_ID = 2**31 - 1  # audit_events.id is an INTEGER: a larger one is a database error
-_OUT_OF_RANGE = "is out of range (years 1 to 9999)"
+_OUT_OF_RANGE = ("is out of range (times run from 0001-01-01T00:00 to 9999-12-31T23:59 UTC; "
+                 "a date as until ends at the next day's start)")
 
 
 class AuditSearchError(ValueError):

@@ -39,10 +39,27 @@ def refresh(origin: Origin, *, every: bool = False) -> list[Outcome]:
         ids = aggregates.due(ctx, every=every)
     outcomes = []
     for aggregate_id in ids:
-        outcome = refresh_one(origin, aggregate_id, force=every)
+        try:
+            outcome = refresh_one(origin, aggregate_id, force=every)
+        except Exception as exc:  # one aggregate's bug must not stop the others of this round
+            log.exception("refreshing metadata aggregate %s failed unexpectedly", aggregate_id)
+            outcome = _unexpected(origin, aggregate_id, exc)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
+
+
+def _unexpected(origin: Origin, aggregate_id: int, exc: Exception) -> Outcome | None:
+    """Record an unforeseen failure as the aggregate's last error: its kind only, the details
+    are in the log (an exception's text is not known to be safe to show)."""
+    reason = f"an unexpected error ({type(exc).__name__}, see the log)"
+    with core.own_context() as ctx:
+        aggregate = aggregates.get(ctx, aggregate_id)
+        if aggregate is None:
+            return None
+        url = aggregate.url
+        aggregates.refused(ctx, origin, aggregate_id, reason)
+    return Outcome(url=url, error=reason)
 
 
 def refresh_one(origin: Origin, aggregate_id: int, *, force: bool = False) -> Outcome | None:

@@ -74,7 +74,7 @@ def read_entity(root: etree._Element) -> SpMetadata:
     acs = []
     for node in xpath(sp, "md:AssertionConsumerService"):
         if node.get("Binding") == POST_BINDING and node.get("Location"):
-            index = int(node.get("index") or 0)
+            index = _acs_index(node.get("index"))
             default = (node.get("isDefault") or "").lower() == "true"
             acs.append((not default, index, node.get("Location").strip()))
     if not acs:
@@ -100,6 +100,15 @@ def read_entity(root: etree._Element) -> SpMetadata:
                       encryption_methods=[str(a).strip() for a in xpath(
                           sp, "md:KeyDescriptor[not(@use) or @use='encryption']/"
                               "md:EncryptionMethod/@Algorithm")])
+
+
+def _acs_index(value: str | None) -> int:
+    """An AssertionConsumerService's index: an unsignedShort (0 when absent)."""
+    text = (value or "0").strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise SamlError(f"The metadata has an AssertionConsumerService whose index "
+                        f"{text[:20]!r} is not a number from 0 to 65535.")
+    return int(text)
 
 
 def _certs(sp: etree._Element, use: str) -> list[str]:

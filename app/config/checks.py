@@ -95,6 +95,19 @@ def _check_webpush(settings: Settings) -> None:
                               "(leave it empty in production)")
 
 
+# A DNS domain of two labels or more: the scope of eduPersonPrincipalName and the scoped
+# affiliations (alice@SCOPE), declared as shibmd:Scope in our metadata.
+_SAML_SCOPE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                         r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _check_saml(settings: Settings) -> None:
+    if not _SAML_SCOPE.fullmatch(settings.saml_scope):
+        raise ConfigError("UM2FA_SAML_SCOPE must be the university's domain, such as "
+                          f"um.edu.mo (not {settings.saml_scope!r}): it is the part after the "
+                          "@ of alice@um.edu.mo")
+
+
 def _check_radius_limits(settings: Settings) -> None:
     for name, low, high in (("radius_guess_user_limit", 1, 1000),
                             ("radius_guess_source_limit", 1, 100_000),
@@ -238,7 +251,7 @@ def _check_keys(settings: Settings) -> None:
 
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
-    for one in (_check_basics, _check_keys, _check_recovery, _check_push,
+    for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_saml,
                 _check_radius_limits, _check_ldap,
                 _check_upstream_radius, _check_upstream):
         one(settings)

@@ -36,6 +36,17 @@ _INSERT = insert(AuditEvent.__table__)
 #   saml.response  app/web/sso.py: an assertion issued to a service provider (SSO login done)
 LOGIN_ACTIONS = ("sign_in", "factor", "lockout", "radius.access", "saml.response")
 
+# audit_events.door values: the doors' Origins (app/web/*.py DOOR, app/cli/common.py: CLI,
+# saml/aggregate_refresh.py: SCHEDULER, app/core/radius_auth/decision.py: DOOR).
+DOORS = ("portal", "sso", "radius", "recovery", "device-api", "notice", "admin", "api", "cli",
+         "scheduler")
+# audit_events.result values, every audit.record's outcome (push.answer writes the push's new
+# status, radius.access the RADIUS answer). tests/ops/test_audit_values.py checks both lists
+# against the code: the timeline's filters offer these and refuse others.
+RESULTS = ("ok", "fail", "locked", "blocked", "refused", "held", "skipped", "accept", "reject",
+           "challenge", "approved", "denied", "fraud", "mismatch", "created", "updated",
+           "removed", "bad-signature", "not_confirmed")
+
 
 def record(ctx: Context, origin: Origin, action: str, result: str, *, username: str = "",
            device: str = "", detail: str = "") -> None:

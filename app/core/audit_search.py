@@ -34,6 +34,9 @@ _WIDTHS = {"username": 64, "door": 16, "action": 48, "result": 16, "address": 64
 _RELATIVE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _CURSOR = re.compile(r"(\d{1,20})-(\d{1,19})")
+MAX_ID = 2**31 - 1  # audit_events.id is an INTEGER: a larger one is a database error
+_OUT_OF_RANGE = ("is out of range (times run from 0001-01-01T00:00 to 9999-12-31T23:59 UTC; "
+                 "a date as until ends at the next day's start)")
 
 
 class AuditSearchError(ValueError):
@@ -154,11 +157,13 @@ def parse_time(text: str, now: datetime, name: str = "time", *,
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return start + timedelta(days=1) if end_of_day else start
         when = datetime.fromisoformat(text)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # the day after 9999-12-31, or a time zone past either end
+        raise AuditSearchError(f"{name}: {text!r} {_OUT_OF_RANGE}") from None
     except ValueError:
         raise AuditSearchError(
             f"{name}: {text!r} is not a date (2026-12-01), a date and time "
             "(2026-12-01T08:00) or a span back from now (30m, 12h, 7d)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def page_size(text: str) -> int:
@@ -175,17 +180,21 @@ def page_size(text: str) -> int:
 
 
 def parse_cursor(text: str) -> Cursor | None:
-    """A cursor as `str(Cursor)` wrote it; empty is none."""
+    """A cursor as `str(Cursor)` wrote it; empty is none. Its id and time are bounded by what
+    the database holds (an id past MAX_ID, a time past year 9999: AuditSearchError)."""
     text = text.strip()
     if not text:
         return None
+    invalid = AuditSearchError("the cursor is not valid (use next_cursor as given)")
     match = _CURSOR.fullmatch(text)
     if not match:
-        raise AuditSearchError("the cursor is not valid (use next_cursor as given)")
+        raise invalid
     micros, row_id = int(match.group(1)), int(match.group(2))
+    if row_id > MAX_ID:
+        raise invalid
     try:
         at = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(
             microsecond=micros % 1_000_000)
     except (ValueError, OverflowError, OSError):
-        raise AuditSearchError("the cursor is not valid (use next_cursor as given)") from None
+        raise invalid from None
     return Cursor(at, row_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 
-from app.core import audit_search, lockout, remembered, users
+from app.core import audit, audit_search, lockout, remembered, users
 from app.core.context import Context
 from app.models import AuditEvent, Device, RecoveryPasscode, RememberedBrowser, User
 
@@ -115,8 +115,14 @@ def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
     user = get_user(ctx, username)
     if users.NUL in door + result:  # (PostgreSQL refuses a NUL in a parameter)
         raise audit_search.AuditSearchError("a filter holds a NUL character")
+    if door and door not in audit.DOORS:
+        raise audit_search.AuditSearchError(
+            f"door: {door[:20]!r} is not a door (one of {', '.join(audit.DOORS)})")
+    if result and result not in audit.RESULTS:
+        raise audit_search.AuditSearchError(
+            f"result: {result[:20]!r} is not an outcome (one of {', '.join(audit.RESULTS)})")
     found = audit_search.page(
-        ctx, audit_search.AuditQuery(username=user.username, door=door[:16], result=result[:16]),
+        ctx, audit_search.AuditQuery(username=user.username, door=door, result=result),
         size=limit, after=audit_search.parse_cursor(before))
     return found.rows, (str(found.next_cursor) if found.next_cursor else None)
 

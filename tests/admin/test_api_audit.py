@@ -69,6 +69,9 @@ def test_no_token_is_401_and_a_help_desk_token_is_403(app, client):
     ("username=alice%00", "NUL"),
     ("result=%00", "NUL"),
     ("cursor=abc", "cursor is not valid"),
+    ("cursor=1-9999999999", "cursor is not valid"),
+    ("until=9999-12-31", "out of range"),
+    ("since=0001-01-01T00:00%2B01:00", "out of range"),
 ])
 def test_a_bad_filter_is_400_with_a_message(app, client, query, message):
     token = api_token(app, "siem", admins.ADMIN)

@@ -189,6 +189,7 @@ def test_the_service_provider_list_is_paged(admin_api):
      "document type"),
     ({}, "metadata is required"),
     ({"metadata": SP.metadata(), "replace": "yes"}, "replace must be true or false"),
+    ({"metadata": SP.metadata().replace('index="1"', 'index="x"')}, "index"),
 ])
 def test_bad_metadata_is_a_400(app, admin_api, json, message):
     answer = admin_api("POST", "/api/v1/service-providers", json)

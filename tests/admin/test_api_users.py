@@ -151,12 +151,13 @@ def test_the_timeline_filters_and_pages(app, client, desk):
     ids = [r["id"] for r in page["records"] + rest["records"]]
     assert rest["next"] is None
     assert ids == [r.id for r in reversed(audit_rows(app)) if r.username == "alice"]
-    doors = client.get("/api/v1/users/alice/timeline?door=nowhere", headers=desk).get_json()
+    doors = client.get("/api/v1/users/alice/timeline?door=scheduler", headers=desk).get_json()
     assert doors == {"records": [], "next": None}
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "before=0",
-                                   "before=x", "before=" + "9" * 30])
+                                   "before=x", "before=" + "9" * 30, "before=1-9999999999",
+                                   "door=nowhere", "result=maybe"])
 def test_the_timeline_refuses_bad_parameters(app, client, desk, query):
     make_user(app)
     answer = client.get(f"/api/v1/users/alice/timeline?{query}", headers=desk)

@@ -42,5 +42,8 @@ def test_a_bad_since_is_a_clear_message_and_nothing_found_says_so(app, runner):
     bad = runner.invoke(args=["audit", "alice", "--since", "last week"])
     assert bad.exit_code == 2 and "is not a date" in bad.output
     assert "Traceback" not in bad.output
+    early = runner.invoke(args=["audit", "alice", "--since", "0001-01-01T00:00+01:00"])
+    assert early.exit_code == 2 and "out of range" in early.output
+    assert "Traceback" not in early.output
     none = runner.invoke(args=["audit", "nobody", "--since", "7d"])
     assert none.exit_code == 0 and "no audit records for nobody since" in none.output

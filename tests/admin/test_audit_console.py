@@ -56,6 +56,18 @@ def test_a_bad_filter_is_a_clear_error(app, clock):
     assert client.get("/admin/audit.csv?until=2026-99-01").status_code == 400
 
 
+@pytest.mark.parametrize("path", [
+    "/admin/audit?until=9999-12-31", "/admin/audit.csv?until=9999-12-31",
+    "/admin/audit?since=0001-01-01T00:00%2B01:00", "/admin/audit?after=1-9999999999",
+])
+def test_times_and_cursors_out_of_range_are_a_clear_error(app, clock, path):
+    client = signed_in_console(app, clock, admins.ADMIN)
+    page = client.get(path)
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "out of range" in text or "cursor is not valid" in text
+
+
 def test_csv_has_every_match_and_no_formula_cells(app, clock):
     client = signed_in_console(app, clock, admins.ADMIN)
     add_events(app, 3)

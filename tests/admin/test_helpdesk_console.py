@@ -108,6 +108,28 @@ def test_the_timeline_filters_and_pages(app, desk, monkeypatch):
     assert desk.get("/admin/users/nobody/timeline").status_code == 404
 
 
+@pytest.mark.parametrize("query, message", [
+    ("door=nowhere", "not a door"), ("result=maybe", "not an outcome"),
+    ("door=a%00", "NUL"), ("before=1-9999999999", "cursor is not valid"),
+])
+def test_a_bad_timeline_filter_is_a_400_page_with_a_message(app, desk, query, message):
+    make_user(app)
+    page = desk.get(f"/admin/users/alice/timeline?{query}")
+    assert page.status_code == 400 and message in page.get_data(as_text=True)
+
+
+def test_the_timeline_offers_every_door_and_outcome_the_audit_records(app, desk):
+    """The filters come from app/core/audit.py, where the doors and outcomes are listed."""
+    from app.core import audit
+
+    make_user(app)
+    text = desk.get("/admin/users/alice/timeline").get_data(as_text=True)
+    for value in (*audit.DOORS, *audit.RESULTS):
+        assert f'<option value="{value}"' in text, value
+    for door in ("scheduler", "cli", "notice", "device-api"):
+        assert desk.get(f"/admin/users/alice/timeline?door={door}").status_code == 200
+
+
 # --- the actions --------------------------------------------------------------------------
 
 

@@ -66,6 +66,16 @@ def test_the_cursor_survives_a_round_trip_and_a_bad_one_is_refused(ctx):
             audit_search.parse_cursor(bad)
 
 
+def test_a_cursor_beyond_what_the_database_holds_is_refused():
+    """An id past PostgreSQL's integer, or a time past year 9999, is a bad cursor (a 400), not
+    a database error (a 500)."""
+    assert audit_search.parse_cursor(f"1-{2**31 - 1}").id == 2**31 - 1
+    for bad in ("1-9999999999", f"1-{2**31}", "1-" + "9" * 19, "9" * 20 + "-1",
+                f"{253402300800 * 1_000_000}-1"):  # 10000-01-01
+        with pytest.raises(AuditSearchError, match="cursor is not valid"):
+            audit_search.parse_cursor(bad)
+
+
 def test_page_size_is_capped(ctx):
     with pytest.raises(AuditSearchError, match="at most"):
         audit_search.page_size("100000")
@@ -97,3 +107,13 @@ def test_query_from_fields_reads_times_and_refuses_bad_ones():
                 {"username": "alice\x00"}, {"door": "\x00"}, {"since": "7d\x00"}):
         with pytest.raises(AuditSearchError):
             audit_search.query_from(bad, now)
+
+
+@pytest.mark.parametrize("fields", [
+    {"until": "9999-12-31"}, {"since": "0001-01-01T00:00+01:00"},
+    {"until": "9999-12-31T23:30-01:00"}, {"since": "9999-12-31T23:59:59.999999-00:01"},
+])
+def test_a_time_past_the_calendars_ends_is_a_clear_error(fields):
+    with pytest.raises(AuditSearchError, match="out of range"):
+        audit_search.query_from(fields, T0)
+

@@ -68,6 +68,15 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_TIMEZONE": "../../etc/passwd"}, "UM2FA_TIMEZONE must be an IANA time zone"),
     ({"UM2FA_NOTICE_LINK_DAYS": "0"}, "UM2FA_NOTICE_LINK_DAYS must be between 1 and 90"),
     ({"UM2FA_RECOVERY_DEVICE_HOLD_HOURS": "-1"}, "UM2FA_RECOVERY_DEVICE_HOLD_HOURS"),
+    ({"UM2FA_SAML_SCOPE": ""}, "UM2FA_SAML_SCOPE must be the university's domain"),
+    ({"UM2FA_SAML_SCOPE": " "}, "UM2FA_SAML_SCOPE must be the university's domain"),
+    ({"UM2FA_SAML_SCOPE": "um edu mo"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "@um.edu.mo"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "alice@um.edu.mo"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "um"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "um..edu.mo"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "-um.edu.mo"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_SAML_SCOPE": "um.edu.mo/"}, "UM2FA_SAML_SCOPE"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
@@ -83,6 +92,13 @@ def test_web_push_goes_to_the_public_push_services_by_default(tmp_path):
     narrower = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path),
                                       "UM2FA_WEBPUSH_ALLOWED_HOSTS": "FCM.googleapis.com, "})
     assert narrower.webpush_allowed_hosts == ("fcm.googleapis.com",)
+
+
+@pytest.mark.parametrize("scope", ["um.edu.mo", "UM.edu.mo", "fst.um.edu.mo", "x-1.example.org"])
+def test_a_domain_is_a_good_saml_scope(tmp_path, scope):
+    settings = load_settings(environ={"UM2FA_INSTANCE_DIR": str(tmp_path),
+                                      "UM2FA_SAML_SCOPE": scope})
+    assert settings.saml_scope == scope
 
 
 STRONG = "kP3v9QxL2mN8rT5wY7zA1bC4dE6fG0hJ-s_u"  # 36 characters, many distinct

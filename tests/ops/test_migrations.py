@@ -94,11 +94,19 @@ def test_0011_keeps_releasing_what_existing_sps_received(database_url):
                 "sign_requests, nameid_formats, metadata_xml, created_at) VALUES ('http://old', "
                 "'Old', '[\"http://old/acs\"]', '', '[]', false, '[]', '', CURRENT_TIMESTAMP)"))
         migrate.upgrade(database_url)
-        with engine.connect() as conn:
+        with engine.begin() as conn:
             row = conn.execute(text("SELECT release, allow_email_nameid, encrypt_assertions "
                                     "FROM service_providers")).one()
+            # an SP registered afterwards (by SQL too) gets the model's default: no email NameID
+            conn.execute(text(
+                "INSERT INTO service_providers (entity_id, name, acs_urls, slo_url, certs, "
+                "sign_requests, nameid_formats, metadata_xml, created_at) VALUES ('http://new', "
+                "'New', '[\"http://new/acs\"]', '', '[]', false, '[]', '', CURRENT_TIMESTAMP)"))
+            new = conn.execute(text("SELECT allow_email_nameid FROM service_providers "
+                                    "WHERE entity_id = 'http://new'")).scalar_one()
     finally:
         engine.dispose()
     assert json.loads(row.release) == attribute_release.resolve(
         ["uid", "mail", "displayName", "eduPersonPrincipalName", "eduPersonAffiliation"])
     assert row.allow_email_nameid and row.encrypt_assertions
+    assert not new

@@ -187,6 +187,16 @@ def test_entities_that_cannot_be_used_are_skipped_and_counted(app, runner, feder
     assert set(registered(app)) == {SP2 + "/metadata"}  # from the nested EntitiesDescriptor
 
 
+def test_an_entity_with_a_bad_acs_index_is_skipped_and_the_others_load(app, runner, federation):
+    bad_index = sp_entity(SP2).replace('index="1"', 'index="first"')
+    federation.publish(aggregate([sp_entity(SP1), bad_index]))
+    result = add(runner, federation)
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output and "1 skipped" in result.output
+    assert f"{SP2}/metadata: " in result.output and "index" in result.output
+    assert set(registered(app)) == {SP1 + "/metadata"}
+
+
 def test_the_category_filter_keeps_only_research_and_scholarship_sps(app, runner, federation):
     federation.publish(aggregate([sp_entity(SP1, categories=(RS,)), sp_entity(SP2),
                                   sp_entity(SP3, categories=("http://example.org/other",))]))
@@ -438,3 +448,40 @@ def test_an_older_copy_of_the_aggregate_is_refused(app, runner, federation):
     assert result.exit_code == 1 and "older than the copy loaded before" in result.output
     assert set(registered(app)) == {f"{SP1}/metadata"}
     assert audit_rows(app, "sp.aggregate")[-1].result == "refused"
+
+
+def test_an_unexpected_error_in_one_aggregate_is_recorded_and_the_others_refresh(
+        app, runner, clock, federation, monkeypatch):
+    """One aggregate's unforeseen failure (a bug, not a refusal) must not stop the round: it
+    becomes that aggregate's last_error and the next aggregates are still read."""
+    import saml.aggregate_refresh as aggregate_refresh
+
+    second_url = federation.url.replace("/aggregate.xml", "/second.xml")
+    federation.publish(aggregate([sp_entity(SP1)]))
+    federation.server.files["/second.xml"] = aggregate([sp_entity(SP2)]).encode()
+    assert add(runner, federation).exit_code == 0
+    assert runner.invoke(args=["sp", "add", "--aggregate", second_url, "--cert",
+                               str(federation.cert_file)]).exit_code == 0
+    federation.server.files["/second.xml"] = aggregate([sp_entity(SP2), sp_entity(SP3)]).encode()
+    real_load = aggregate_refresh.load
+
+    def load(url, cert_pem, now):
+        if url == federation.url:
+            raise RuntimeError("an unforeseen failure")
+        return real_load(url, cert_pem, now)
+
+    monkeypatch.setattr(aggregate_refresh, "load", load)
+    clock.advance(6 * 3600 + 1)
+    with app.app_context():
+        outcomes = aggregate_refresh.refresh(aggregate_refresh.SCHEDULER)
+    by_url = {o.url: o for o in outcomes}
+    assert set(by_url) == {federation.url, second_url}
+    assert by_url[federation.url].error and by_url[second_url].report is not None
+    assert {SP3 + "/metadata", SP2 + "/metadata"} <= set(registered(app))
+    with committed(app) as c:
+        rows = {a.url: a for a in c.db.scalars(select(MetadataAggregate))}
+        assert "unexpected error" in rows[federation.url].last_error
+        assert rows[second_url].last_error == ""
+    result = runner.invoke(args=["sp", "refresh", "--all"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "unexpected error" in result.output

@@ -37,6 +37,8 @@ def test_sp_add_list_remove(runner, tmp_path):
     ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "document type"),
     ('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"/>',
      "no entityID or no SPSSODescriptor"),
+    (TestSP(base="https://myum.example.edu").metadata().replace('index="1"', 'index="one"'),
+     "index"),
 ])
 def test_sp_add_rejects_bad_metadata(runner, tmp_path, content, message):
     meta = tmp_path / "bad.xml"

@@ -56,6 +56,11 @@ def upgrade() -> None:
     op.execute("UPDATE service_providers SET release = "
                "'[\"eduPersonPrincipalName\", \"eduPersonAffiliation\", \"mail\", "
                "\"displayName\", \"uid\"]'")
+    # The default true above was for the SPs already there; an SP registered from now on gets
+    # no email NameID unless an operator allows it (as the model's default says).
+    with op.batch_alter_table("service_providers", schema=None) as batch_op:
+        batch_op.alter_column("allow_email_nameid", existing_type=sa.Boolean(),
+                              existing_nullable=False, server_default=sa.false())
 
 
 def downgrade() -> None:

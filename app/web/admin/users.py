@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from app.core import audit_search, helpdesk, support
+from app.core import audit, audit_search, helpdesk, support
 from app.extensions import core, htmx
 from app.web.admin.base import bp, console_origin, menu, requires
 from app.web.forms import EmptyForm
 
-# The timeline's filters: the doors and outcomes the audit records.
-DOORS = ("portal", "sso", "radius", "recovery", "device-api", "notice", "admin", "api", "cli")
-RESULTS = ("ok", "fail", "locked", "blocked", "refused", "held", "accept", "reject",
-           "challenge", "skipped")
 RECENT_TIMELINE = 10
 TIMELINE_PAGE = support.TIMELINE_PAGE
 ID_CHECK = "id_checked"
@@ -151,19 +147,21 @@ def issue_recovery(username: str):
 @bp.get("/users/<username>/timeline")
 @requires("users.read")
 def timeline(username: str):
-    """Every audit record about the person, newest first, by door and outcome; "Older" pages
-    back with the cursor `before`."""
+    """Every audit record about the person, newest first, by door and outcome (the ones
+    app/core/audit.py lists; another is a 400 page with the message); "Older" pages back with
+    the cursor `before`."""
     door = request.args.get("door", "")
     result = request.args.get("result", "")
+    rows, older, error = [], None, ""
     try:
-        rows, older = support.timeline(core.context(), username,
-                                       door=door if door in DOORS else "",
-                                       result=result if result in RESULTS else "",
+        rows, older = support.timeline(core.context(), username, door=door, result=result,
                                        before=request.args.get("before", ""),
                                        limit=TIMELINE_PAGE)
     except support.NotFound:
         abort(404)
-    except audit_search.AuditSearchError:
-        abort(400)
-    return render_template("admin/timeline.html", username=username, rows=rows, older=older,
-                           door=door, result=result, doors=DOORS, results=RESULTS)
+    except audit_search.AuditSearchError as exc:
+        error = str(exc)
+    page = render_template("admin/timeline.html", username=username, rows=rows, older=older,
+                           door=door, result=result, doors=audit.DOORS,
+                           results=audit.RESULTS, error=error)
+    return page, 400 if error else 200

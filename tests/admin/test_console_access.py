@@ -140,6 +140,26 @@ def test_every_console_route_answers_its_roles_and_refuses_the_others(app, clock
     assert checked >= 1
 
 
+def test_every_api_route_refuses_a_removed_token(app):
+    """A revoked token is refused at once, on every endpoint (and says so, in JSON)."""
+    from app.core import api_tokens
+    from tests.conftest import TEST_ORIGIN, committed
+
+    token = api_token(app, "gone", admins.ADMIN)
+    with committed(app) as c:
+        api_tokens.remove(c, TEST_ORIGIN, "gone")
+    checked = 0
+    for rule, method, action in routes(app, "api."):
+        if action == "public":
+            continue
+        answer = app.test_client().open(_url(rule), method=method, json={},
+                                        headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, (rule.rule, method, answer.status_code)
+        assert "not valid" in answer.get_json()["error"]
+        checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize("role", admins.ROLES)
 def test_every_api_route_answers_its_roles_and_refuses_the_others(app, role):
     token = api_token(app, role=role)

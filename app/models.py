@@ -69,6 +69,9 @@ class User(Base):
     # Set by a push reported as fraud: no pushes to this user until then.
     push_blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The language the user chose (docs/languages.md), for pages once signed in and for mail.
+    # Deferred: read only where it is used (app/core/preferences.py), never by a login.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True, deferred=True)
 
     devices: Mapped[list[Device]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Device.id")
@@ -200,6 +203,8 @@ class RadiusClient(Base):
     require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
     fail_mode: Mapped[str] = mapped_column(String(8), default="secure")
     push_timeout: Mapped[int] = mapped_column(Integer, default=60)
+    # The language of its Reply-Messages (docs/languages.md); None: UM2FA_DEFAULT_LANGUAGE.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -249,9 +249,21 @@ def _check_keys(settings: Settings) -> None:
                 "instance directory)")
 
 
+def _check_languages(settings: Settings) -> None:
+    from app.i18n.languages import KNOWN
+
+    unknown = [lang for lang in settings.languages if lang not in KNOWN]
+    if unknown or not settings.languages:
+        raise ConfigError(f"UM2FA_LANGUAGES must list languages we have catalogs for "
+                          f"({', '.join(KNOWN)}), e.g. en,zh_Hant,pt")
+    if settings.default_language not in settings.languages:
+        raise ConfigError("UM2FA_DEFAULT_LANGUAGE must be one of UM2FA_LANGUAGES "
+                          f"({', '.join(settings.languages)})")
+
+
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
     for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_saml,
                 _check_radius_limits, _check_ldap,
-                _check_upstream_radius, _check_upstream):
+                _check_upstream_radius, _check_upstream, _check_languages):
         one(settings)

@@ -109,6 +109,10 @@ class Settings:
     # (IANA name); "This wasn't me" links work once, for this many days.
     timezone: str = "Asia/Macau"
     notice_link_days: int = 7
+    # Languages (docs/languages.md): the catalogs offered, in the switcher's order, and the one
+    # for a browser that asks for none of them (and for RADIUS clients and mail by default).
+    languages: tuple[str, ...] = ("en", "zh_Hant", "pt")
+    default_language: str = "en"
     # A device enrolled with a recovery passcode may not remove the user's other devices for
     # this many hours (0: no hold).
     recovery_device_hold_hours: int = 24

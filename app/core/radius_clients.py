@@ -40,6 +40,7 @@ class ClientConfig:
     require_message_authenticator: bool = True
     fail_mode: str = "secure"
     push_timeout: int = DEFAULT_PUSH_TIMEOUT
+    language: str | None = None  # its Reply-Messages' language; None: the default language
 
 
 def generate_secret() -> str:
@@ -83,9 +84,11 @@ def _validate(name: str, secret: str, mode: str, delimiter: str, fail_mode: str,
 
 def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
         mode: str = "append", delimiter: str = ",", require_message_authenticator: bool = True,
-        fail_mode: str = "secure", push_timeout: int = DEFAULT_PUSH_TIMEOUT) -> RadiusClient:
+        fail_mode: str = "secure", push_timeout: int = DEFAULT_PUSH_TIMEOUT,
+        language: str | None = None) -> RadiusClient:
     network = parse_address(address)
     _validate(name, secret, mode, delimiter, fail_mode, push_timeout)
+    _check_language(ctx, language)
     if find(ctx, name) is not None:
         raise RadiusClientError(f"a RADIUS client named {name} already exists")
     clash = ctx.db.scalar(select(RadiusClient).where(RadiusClient.network == str(network)))
@@ -95,12 +98,15 @@ def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
                           secret_enc=ctx.keys.encrypt(secret.encode()), mode=mode,
                           delimiter=delimiter,
                           require_message_authenticator=require_message_authenticator,
-                          fail_mode=fail_mode, push_timeout=push_timeout, created_at=ctx.now())
+                          fail_mode=fail_mode, push_timeout=push_timeout, language=language,
+                          created_at=ctx.now())
     ctx.db.add(client)
     ctx.db.flush()
     detail = f"{network} mode={mode} fail_mode={fail_mode}"
     if not require_message_authenticator:
         detail += " message-authenticator not required"
+    if language:
+        detail += f" language={language}"
     audit.record(ctx, origin, "radius_client.add", "ok", detail=f"{name}: {detail}")
     return client
 
@@ -130,6 +136,25 @@ def set_mode(ctx: Context, origin: Origin, name: str, mode: str) -> RadiusClient
     return client
 
 
+def _check_language(ctx: Context, language: str | None) -> None:
+    if language is not None and language not in ctx.settings.languages:
+        raise RadiusClientError("the language must be one of "
+                                f"{', '.join(ctx.settings.languages)}")
+
+
+def set_language(ctx: Context, origin: Origin, name: str, language: str | None) -> RadiusClient:
+    """The language of the client's Reply-Messages (None: UM2FA_DEFAULT_LANGUAGE)."""
+    _check_language(ctx, language)
+    client = find(ctx, name)
+    if client is None:
+        raise RadiusClientError(f"no RADIUS client named {name}")
+    before, client.language = client.language, language
+    ctx.db.flush()
+    audit.record(ctx, origin, "radius_client.language", "ok",
+                 detail=f"{name}: {before or 'default'} -> {language or 'default'}")
+    return client
+
+
 def list_all(ctx: Context) -> list[RadiusClient]:
     return list(ctx.db.scalars(select(RadiusClient).order_by(RadiusClient.name)))
 
@@ -140,7 +165,8 @@ def load(ctx: Context) -> list[ClientConfig]:
                          secret=ctx.keys.decrypt(c.secret_enc), mode=c.mode,
                          delimiter=c.delimiter,
                          require_message_authenticator=c.require_message_authenticator,
-                         fail_mode=c.fail_mode, push_timeout=c.push_timeout)
+                         fail_mode=c.fail_mode, push_timeout=c.push_timeout,
+                         language=c.language)
             for c in list_all(ctx)]
 
 

@@ -131,6 +131,9 @@ def init_app(app: Flask) -> None:
     )
 
     app.url_map.converters["int"] = input_guard.BoundedInt  # before any route is added
+    from app.web import language
+
+    language.init_app(app)  # the page's language and local time (docs/languages.md)
     app.session_interface = server_session.ServerSessionInterface()
     # First of all hooks (the CSRF check reads the session too): a session store that is down
     # is the "temporarily unavailable" page.

@@ -12,7 +12,7 @@ from flask import abort, current_app, g, redirect, session, url_for
 from app.core import lockout, signin
 from app.extensions import core
 from app.models import User
-from app.web import remember, server_session
+from app.web import language, remember, server_session
 from app.web.request_info import origin
 
 
@@ -22,6 +22,7 @@ def start_session(user: User, via: str) -> None:
     session["uid"] = user.id
     session["via"] = via
     session["auth_at"] = int(time.time())
+    language.signed_in(user.id)
 
 
 def end_session(door: str = "portal") -> None:

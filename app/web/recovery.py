@@ -33,6 +33,7 @@ from app.config import Settings
 from app.core import identity, recovery_flow, recovery_lock, users
 from app.core.recovery_flow import Result, Stage
 from app.extensions import core, limiter
+from app.web import language
 from app.web.limits import account_limits, typed_username
 from app.web.request_info import origin
 
@@ -87,8 +88,8 @@ def _hostname(host: str) -> str:
 class RecoveryHost:
     """WSGI middleware: requests to the recovery host are the recovery portal at its root.
 
-    "/x" on that host is routed as "<prefix>/x"; static files pass through; nothing else of the
-    service (the 2FA portal, Settings) is reachable there.
+    "/x" on that host is routed as "<prefix>/x"; static files and the language switcher pass
+    through; nothing else of the service (the 2FA portal, Settings) is reachable there.
     """
 
     def __init__(self, wsgi_app: Callable, host: str, prefix: str) -> None:
@@ -104,7 +105,7 @@ class RecoveryHost:
             environ[ON_HOST] = True
             path = environ.get("PATH_INFO", "") or "/"
             inside = path == self.prefix or path.startswith(self.prefix + "/")
-            if not inside and not path.startswith("/static/"):
+            if not inside and not path.startswith("/static/") and path != language.PATH:
                 environ["PATH_INFO"] = self.prefix + path
         return self.wsgi_app(environ, start_response)
 

@@ -1,0 +1,20 @@
+"""Languages and local time (docs/languages.md): what every door uses to speak to a person."""
+
+from app.i18n.languages import KNOWN, html_tag, name
+from app.i18n.text import (
+    N_,
+    _,
+    current_language,
+    gettext,
+    lazy_gettext,
+    ngettext,
+    pgettext,
+    use_language,
+)
+from app.i18n.times import local, local_clock, local_date, local_iso, zone
+
+_l = lazy_gettext
+
+__all__ = ["KNOWN", "N_", "_", "_l", "current_language", "gettext", "html_tag", "lazy_gettext",
+           "local", "local_clock", "local_date", "local_iso", "name", "ngettext", "pgettext",
+           "use_language", "zone"]

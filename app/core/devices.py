@@ -15,10 +15,18 @@ from app.core import audit, browser_sessions, notices, users
 from app.core.context import Context, Origin
 from app.core.factors import Verdict
 from app.core.factors import totp as totp_factor
+from app.i18n import N_, _, local, zone
 from app.models import Device, User
 
-DEVICE_TYPES = {"mobile": "Mobile phone", "tablet": "Tablet", "token": "Hardware token"}
-PLATFORMS = {"ios": "iOS", "android": "Android", "other": "Other"}
+# msgids: shown with `_(DEVICE_TYPES[kind])` (the web's templates get them translated)
+DEVICE_TYPES = {"mobile": N_("Mobile phone"), "tablet": N_("Tablet"),
+                "token": N_("Hardware token")}
+PLATFORMS = {"ios": "iOS", "android": "Android", "other": N_("Other")}
+# The name "Add a new device" suggests, by type and platform.
+SUGGESTED_NAMES = {("mobile", "ios"): N_("iOS mobile phone"),
+                   ("mobile", "android"): N_("Android mobile phone"),
+                   ("tablet", "ios"): N_("iOS tablet"),
+                   ("tablet", "android"): N_("Android tablet")}
 NAME_MAX = 40
 
 
@@ -38,8 +46,8 @@ class HeldError(DeviceError):
         self.until = until
 
 
-LAST_DEVICE_UNCONFIRMED = ("This is your last device. Tick the box to confirm that you "
-                           "understand what follows, then click Remove.")
+LAST_DEVICE_UNCONFIRMED = N_("This is your last device. Tick the box to confirm that you "
+                             "understand what follows, then click Remove.")
 
 
 def active_devices(user: User) -> list[Device]:
@@ -54,16 +62,16 @@ def default_device(user: User) -> Device | None:
 def owned_device(ctx: Context, user: User, device_id: int, *, active: bool = True) -> Device:
     device = ctx.db.get(Device, device_id)
     if device is None or device.user_id != user.id or device.active != active:
-        raise DeviceError("That device was not found.")
+        raise DeviceError(_("That device was not found."))
     return device
 
 
 def clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
-        raise DeviceError("Please give the device a name.")
+        raise DeviceError(_("Please give the device a name."))
     if len(name) > NAME_MAX:
-        raise DeviceError(f"A device name has at most {NAME_MAX} characters.")
+        raise DeviceError(_("A device name has at most %(max)d characters.", max=NAME_MAX))
     return name
 
 
@@ -87,14 +95,14 @@ def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
     if enrolled_via not in ENROLLED_VIA:
         raise DeviceError("Unknown way of authenticating the enrolment.")
     if kind not in ("totp", "push"):
-        raise DeviceError("Choose an app.")
+        raise DeviceError(_("Choose an app."))
     if device_type not in ("mobile", "tablet"):
-        raise DeviceError("Choose a Mobile phone or a Tablet.")
+        raise DeviceError(_("Choose a Mobile phone or a Tablet."))
     if platform not in ("ios", "android"):
-        raise DeviceError("Choose iOS or Android.")
+        raise DeviceError(_("Choose iOS or Android."))
     ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
     device = _new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
-                         platform=platform, name=DEVICE_TYPES[device_type], kind=kind,
+                         platform=platform, name=_(DEVICE_TYPES[device_type]), kind=kind,
                          enrolled_via=enrolled_via)
     audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
                  detail=f"{device_type}/{platform}/{kind}"
@@ -180,11 +188,13 @@ def hold_until(ctx: Context, user: User, acting: Device | None) -> datetime | No
 
 
 def held_message(ctx: Context, until: datetime) -> str:
-    return ("This device was added with a recovery passcode, so for your protection it cannot "
-            "remove your other devices until "
-            f"{notices.local_time(ctx.settings, until)}. If you no longer have your other "
-            "device, contact the IT help desk; if you did not add this device, use the "
-            "\"This wasn't me\" link in the email we sent you.")
+    """Why the device may not remove the others yet, and until when (local time, the zone
+    named)."""
+    return _("This device was added with a recovery passcode, so for your protection it "
+             "cannot remove your other devices until %(until)s %(zone)s. If you no longer "
+             "have your other device, contact the IT help desk; if you did not add this "
+             "device, use the \"This wasn't me\" link in the email we sent you.",
+             until=local(until), zone=zone())
 
 
 def remove(ctx: Context, origin: Origin, user: User, device_id: int, *,
@@ -205,7 +215,7 @@ def remove(ctx: Context, origin: Origin, user: User, device_id: int, *,
                      f"{until.isoformat(timespec='minutes')}")
         raise HeldError(held_message(ctx, until), until)
     if is_last(user, device) and not last_confirmed:
-        raise LastDeviceError(LAST_DEVICE_UNCONFIRMED)
+        raise LastDeviceError(_(LAST_DEVICE_UNCONFIRMED))
     was_default, name = device.is_default, device.name
     ctx.db.delete(device)
     ctx.db.flush()

@@ -25,13 +25,15 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, or_, update
 from app.config import Settings
 from app.core import audit, notices
 from app.core.context import Context, Origin
+from app.i18n import N_, ngettext
 from app.models import User
 
-LOCKED_MESSAGE = ("Your account is temporarily locked after too many failed attempts. "
-                  "Please try again later, or contact the IT help desk.")
+# msgids: shown with `_(LOCKED_MESSAGE)` when the message is built
+LOCKED_MESSAGE = N_("Your account is temporarily locked after too many failed attempts. "
+                    "Please try again later, or contact the IT help desk.")
 # What "Send me a Push" says to a locked user.
-LOCKED_PUSH_MESSAGE = ("Your account is temporarily locked. Please try again later, or contact "
-                       "the IT help desk.")
+LOCKED_PUSH_MESSAGE = N_("Your account is temporarily locked. Please try again later, or "
+                         "contact the IT help desk.")
 # Failures left before the lock at which the person is warned ("2 attempts left").
 WARN_AT = 2
 
@@ -168,5 +170,6 @@ def attempts_left_warning(attempts_left: int | None) -> str:
     """What a wrong second factor adds when the lock is near ("2 attempts left"), else ""."""
     if attempts_left is None or not 0 < attempts_left <= WARN_AT:
         return ""
-    plural = "attempt" if attempts_left == 1 else "attempts"
-    return (f"{attempts_left} {plural} left before your account is temporarily locked.")
+    return ngettext("%(num)d attempt left before your account is temporarily locked.",
+                    "%(num)d attempts left before your account is temporarily locked.",
+                    attempts_left)

@@ -17,18 +17,24 @@ from dataclasses import dataclass
 from app.core import audit, browser_sessions, lockout
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
+from app.core.texts import Translated
 from app.core.users import DeviceRef, Subject
+from app.i18n import N_, _
 from app.models import Device, User
 
-MESSAGES = {
-    Verdict.OK: "Success.",
-    Verdict.WRONG: "Incorrect passcode. Please try again.",
-    Verdict.REPLAY: "That passcode has already been used. Wait for the next one and try again.",
-    Verdict.EXPIRED: "That recovery passcode has expired. Get a new one from the recovery portal.",
-}
+# Translated when read (`MESSAGES[verdict]`): the RADIUS door's `use_language` applies.
+MESSAGES = Translated({
+    Verdict.OK: N_("Success."),
+    Verdict.WRONG: N_("Incorrect passcode. Please try again."),
+    Verdict.REPLAY: N_("That passcode has already been used. Wait for the next one and try "
+                       "again."),
+    Verdict.EXPIRED: N_("That recovery passcode has expired. Get a new one from the recovery "
+                        "portal."),
+})
 # Shown on "Add a new device" after a recovery passcode (the portal and the SSO prompt).
-RECOVERY_ADDS_A_DEVICE = ("Your recovery passcode lets you add a new device, nothing else. "
-                          "Once it is added, “Continue to Login” and sign in with it.")
+# (a msgid: show it with `_(RECOVERY_ADDS_A_DEVICE)`)
+RECOVERY_ADDS_A_DEVICE = N_("Your recovery passcode lets you add a new device, nothing else. "
+                            "Once it is added, “Continue to Login” and sign in with it.")
 
 
 @dataclass
@@ -55,9 +61,11 @@ class PasscodeOutcome:
         """The one text every door shows (the portal, the SSO prompt, the VPN's Reply-Message):
         with the warning when the lock is near."""
         if self.locked:
-            return lockout.LOCKED_MESSAGE
+            return _(lockout.LOCKED_MESSAGE)
         warning = lockout.attempts_left_warning(self.attempts_left)
-        return f"{MESSAGES[self.verdict]} {warning}" if warning else MESSAGES[self.verdict]
+        if not warning:
+            return MESSAGES[self.verdict]
+        return _("%(verdict)s %(warning)s", verdict=MESSAGES[self.verdict], warning=warning)
 
 
 def normalise_passcode(code: str) -> str:

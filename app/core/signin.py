@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from app.core import audit, browser_sessions, lockout, provisioning, users
 from app.core.context import Context, Origin
+from app.i18n import N_
 from app.models import User
 
-SIGN_IN_FAILED = "Incorrect UMPASS ID or password, or the account cannot sign in."
+# a msgid: each door shows `_(SIGN_IN_FAILED)`
+SIGN_IN_FAILED = N_("Incorrect UMPASS ID or password, or the account cannot sign in.")
 
 
 def sign_in(ctx: Context, origin: Origin, username: str, password: str) -> User | None:

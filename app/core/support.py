@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select
 
 from app.core import audit, audit_search, lockout, remembered, users
 from app.core.context import Context
+from app.i18n import N_, _
 from app.models import AuditEvent, Device, RecoveryPasscode, RememberedBrowser, User
 
 PAGE_SIZE = 20
@@ -19,12 +20,12 @@ RECENT_ACTIVITY = 10
 # What a person sees of their own activity ("My Settings & Devices"): their sign-ins and the
 # changes to their devices, (audit action, result) -> words.
 ACTIVITY = {
-    ("sign_in", "ok"): "Signed in with your password",
-    ("factor", "ok"): "Confirmed with a second factor",
-    ("radius.access", "accept"): "Signed in to the VPN",
-    ("device.activate", "ok"): "Device added",
-    ("device.add", "ok"): "Device added",
-    ("device.remove", "ok"): "Device removed",
+    ("sign_in", "ok"): N_("Signed in with your password"),
+    ("factor", "ok"): N_("Confirmed with a second factor"),
+    ("radius.access", "accept"): N_("Signed in to the VPN"),
+    ("device.activate", "ok"): N_("Device added"),
+    ("device.add", "ok"): N_("Device added"),
+    ("device.remove", "ok"): N_("Device removed"),
 }
 
 
@@ -148,8 +149,14 @@ def activity_row(ctx: Context, user: User, event_id: int) -> AuditEvent | None:
         AuditEvent.id == event_id, AuditEvent.username == user.username, _is_activity()))
 
 
-def activity_words(row: AuditEvent) -> str:
-    """ "Device added: Phone"."""
-    words = ACTIVITY.get((row.action, row.result), row.action)
-    return f"{words}: {row.device}" if row.device and row.action.startswith("device.") \
-        else words
+def activity_words(row: AuditEvent, translate: bool = True) -> str:
+    """ "Device added: Phone", in the current language (`translate=False`: in English, the
+    source text, e.g. for an audit record)."""
+    words = ACTIVITY.get((row.action, row.result))
+    if words is None:
+        return row.action
+    if row.device and row.action.startswith("device."):
+        if not translate:
+            return f"{words}: {row.device}"
+        return _("%(what)s: %(device)s", what=_(words), device=row.device)
+    return _(words) if translate else words

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app.core import notices, support
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
+from app.i18n import N_, _
 from app.web import server_session
 from app.web.csp import CSP
 
@@ -67,40 +68,67 @@ def _keep_cookie_deletions(original, answer) -> None:
             answer.headers.add("Set-Cookie", header)
 
 
+# The error pages' own words for the HTTP errors people meet (werkzeug's texts, as msgids).
+HTTP_TEXTS = {
+    400: (N_("Bad Request"), N_("The browser (or proxy) sent a request that this server could "
+                                "not understand.")),
+    401: (N_("Unauthorized"), N_("The server could not verify that you are authorized to "
+                                 "access the URL requested. You either supplied the wrong "
+                                 "credentials (e.g. a bad password), or your browser doesn't "
+                                 "understand how to supply the credentials required.")),
+    403: (N_("Forbidden"), N_("You don't have the permission to access the requested "
+                              "resource. It is either read-protected or not readable by the "
+                              "server.")),
+    404: (N_("Not Found"), N_("The requested URL was not found on the server. If you entered "
+                              "the URL manually please check your spelling and try again.")),
+    405: (N_("Method Not Allowed"), N_("The method is not allowed for the requested URL.")),
+    413: (N_("Request Entity Too Large"), N_("The data value transmitted exceeds the capacity "
+                                             "limit.")),
+    500: (N_("Internal Server Error"), N_("The server encountered an internal error and was "
+                                          "unable to complete your request. Either the server "
+                                          "is overloaded or there is an error in the "
+                                          "application.")),
+}
+
+
 def _error_page(title: str, message: str, status: int):
+    """`title` and `message` are msgids (or texts translated already): a page shows them in
+    its language; the JSON answers keep the English words they always had."""
     if request.path.startswith(JSON_PATHS):  # the companion app and the admin API read JSON
         return jsonify(error=message or title), status
-    return render_template("error.html", title=title, message=message), status
+    return render_template("error.html", title=_(title),
+                           message=_(message) if message else ""), status
 
 
 def _database_down(exc: Exception):
     log.error("%s unavailable: %s", "directory" if isinstance(exc, DirectoryUnavailable)
               else "database", exc.__class__.__name__)
     g.user = None  # the page must not ask the database who is signed in
-    return _error_page("Temporarily unavailable",
-                       "The 2FA service is temporarily unavailable. "
-                       "Please try again in a few minutes.", 503)
+    return _error_page(N_("Temporarily unavailable"),
+                       N_("The 2FA service is temporarily unavailable. "
+                          "Please try again in a few minutes."), 503)
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_exc):
-        return _error_page("Please try again",
-                           "This form was open too long or came from another site. "
-                           "Go back, reload the page and try again.", 400)
+        return _error_page(N_("Please try again"),
+                           N_("This form was open too long or came from another site. "
+                              "Go back, reload the page and try again."), 400)
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(_exc):
-        return _error_page("Too many attempts",
-                           "Too many attempts from here or for this account. "
-                           "Please wait a minute and try again.", 429)
+        return _error_page(N_("Too many attempts"),
+                           N_("Too many attempts from here or for this account. "
+                              "Please wait a minute and try again."), 429)
 
     for unavailable in (*UNAVAILABLE, DirectoryUnavailable):
         app.register_error_handler(unavailable, _database_down)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        answer = app.make_response(_error_page(exc.name, exc.description or "", exc.code or 500))
+        answer = app.make_response(_error_page(exc.name, str(exc.description or ""),
+                                               exc.code or 500))
         allowed = getattr(exc, "valid_methods", None)  # a 405 says what the URL takes
         if allowed:
             answer.headers["Allow"] = ", ".join(allowed)
@@ -113,8 +141,8 @@ def _register_errors(app: Flask) -> None:
 
 
 def _unexpected_page():
-    return _error_page("Something went wrong",
-                       "An unexpected error occurred. Please try again.", 500)
+    return _error_page(N_("Something went wrong"),
+                       N_("An unexpected error occurred. Please try again."), 500)
 
 
 def init_app(app: Flask) -> None:
@@ -173,11 +201,15 @@ def init_app(app: Flask) -> None:
     def inject():
         from app.core.devices import DEVICE_TYPES, PLATFORMS
         from app.web.auth import current_user
+        from app.web.remember import browser_words
 
-        return {"current_user": current_user, "DEVICE_TYPES": DEVICE_TYPES,
+        # the device types and platforms in the page's language
+        return {"current_user": current_user,
+                "DEVICE_TYPES": {key: _(label) for key, label in DEVICE_TYPES.items()},
                 "pending_login_url": sso_prompt.pending_login_url,
-                "PLATFORMS": PLATFORMS, "door_words": notices.door_words,
-                "activity_words": support.activity_words}
+                "PLATFORMS": {key: _(label) for key, label in PLATFORMS.items()},
+                "door_words": notices.door_words, "activity_words": support.activity_words,
+                "browser_words": browser_words}
 
     @app.template_filter("local_time")
     def local_time(when):

@@ -20,6 +20,7 @@ from flask import (
 from app.core import devices, passcodes, push
 from app.core.factors import Verdict
 from app.extensions import core, htmx
+from app.i18n import _
 from app.models import Device
 from app.web.auth import (
     login_required,
@@ -76,7 +77,7 @@ def after_recovery():
     """A recovery passcode was typed (in the portal's prompt with any `next`, or in the SSO
     prompt): it opens "Add a new device" and nothing else (app/web/auth.py: mark_recovery)."""
     mark_recovery()
-    flash(passcodes.RECOVERY_ADDS_A_DEVICE)
+    flash(_(passcodes.RECOVERY_ADDS_A_DEVICE))
     return open_flow()
 
 
@@ -101,7 +102,7 @@ def device_type():
             _save(stage="platform", device_type=choice)
             return redirect(url_for("devices.platform"))
         return render_template("devices/type.html", form=form,
-                               error="Choose a Mobile phone or a Tablet."), 400
+                               error=_("Choose a Mobile phone or a Tablet.")), 400
     return render_template("devices/type.html", form=form)
 
 
@@ -173,8 +174,8 @@ def _activate_push():
         return redirect(url_for("devices.name"))
     error, status = "", 200
     if request.method == "POST":  # "Continue" without htmx: check the activation
-        error, status = ("The app is not activated yet. Open the link on your phone, finish "
-                         "there, then click Continue."), 409
+        error, status = _("The app is not activated yet. Open the link on your phone, finish "
+                          "there, then click Continue."), 409
     settings = current_app.config["UM2FA"]
     link = push.activation_link(settings.base_url or request.host_url, _enrol()["code"])
     return render_template("devices/activate_push.html", form=EmptyForm(), error=error,
@@ -236,8 +237,8 @@ def activate():
             _save(stage="name")
             return redirect(url_for("devices.name"))
         else:
-            error, status = ("That code does not match. Check that you scanned this QR code "
-                             "and type the code your app shows now."), 400
+            error, status = _("That code does not match. Check that you scanned this QR code "
+                              "and type the code your app shows now."), 400
     uri = devices.provisioning_uri(ctx, user, device)
     secret = devices.secret_of(ctx, device)
     return render_template("devices/activate.html", form=form, error=error,
@@ -254,8 +255,7 @@ def name():
     ctx, user = core.context(), require_user()
     device_id = _enrol()["device_id"]
     state = _enrol()
-    kind = devices.DEVICE_TYPES[state["device_type"]].lower()
-    suggested = f"{devices.PLATFORMS[state['platform']]} {kind}"
+    suggested = _(devices.SUGGESTED_NAMES[state["device_type"], state["platform"]])
     form = NameForm(name=suggested)
     if request.method == "POST" and form.validate():
         try:

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 
+from app.i18n import _l
+
 PASSCODE_PATTERN = r"^\s*(\d\s*){6}$|^\s*(\d[\s-]*){9}$"
 
 
@@ -14,44 +16,44 @@ def parse_device_id(raw: str | None) -> int | None:
 
 
 class SignInForm(FlaskForm):
-    username = StringField("UMPASS ID", validators=[InputRequired("Enter your UMPASS ID."),
-                                                    Length(max=64)])
-    password = PasswordField("UMPASS password",
-                             validators=[InputRequired("Enter your password."),
+    username = StringField(_l("UMPASS ID"), validators=[
+        InputRequired(_l("Enter your UMPASS ID.")), Length(max=64)])
+    password = PasswordField(_l("UMPASS password"),
+                             validators=[InputRequired(_l("Enter your password.")),
                                          Length(max=256)])
 
 
 class PasscodeForm(FlaskForm):
-    passcode = StringField("Passcode", validators=[
-        InputRequired("Enter a passcode."),
-        Regexp(PASSCODE_PATTERN, message="A passcode has 6 digits (from your device) or 9 digits "
-                                         "(a recovery passcode).")])
+    passcode = StringField(_l("Passcode"), validators=[
+        InputRequired(_l("Enter a passcode.")),
+        Regexp(PASSCODE_PATTERN, message=_l("A passcode has 6 digits (from your device) or 9 "
+                                            "digits (a recovery passcode)."))])
 
 
 class DevicePasscodeForm(PasscodeForm):
     """A passcode, optionally for one chosen device (checked by core, not by the form)."""
 
-    device = StringField("Device")
+    device = StringField(_l("Device"))
 
 
 class ActivationForm(FlaskForm):
-    passcode = StringField("6-digit code", validators=[
-        InputRequired("Enter the 6-digit code your app shows."),
-        Regexp(r"^\s*(\d\s*){6}$", message="Enter the 6 digits your app shows.")])
+    passcode = StringField(_l("6-digit code"), validators=[
+        InputRequired(_l("Enter the 6-digit code your app shows.")),
+        Regexp(r"^\s*(\d\s*){6}$", message=_l("Enter the 6 digits your app shows."))])
 
 
 class PlatformForm(FlaskForm):
     CHOICES = (("ios", "iOS"), ("android", "Android"))
 
-    platform = StringField("Platform", validators=[
-        InputRequired("Choose iOS or Android."),
-        AnyOf([value for value, _ in CHOICES], message="Choose iOS or Android.")])
+    platform = StringField(_l("Platform"), validators=[
+        InputRequired(_l("Choose iOS or Android.")),
+        AnyOf([value for value, _label in CHOICES], message=_l("Choose iOS or Android."))])
 
 
 class NameForm(FlaskForm):
-    name = StringField("Device name", validators=[
-        InputRequired("Give the device a name."),
-        Length(max=40, message="A device name has at most 40 characters.")])
+    name = StringField(_l("Device name"), validators=[
+        InputRequired(_l("Give the device a name.")),
+        Length(max=40, message=_l("A device name has at most 40 characters."))])
 
 
 class EmptyForm(FlaskForm):

@@ -8,8 +8,11 @@ from __future__ import annotations
 from flask import abort, request
 from werkzeug.routing import IntegerConverter
 
+from app.i18n import N_
+
 NUL = "\x00"
-MESSAGE = "The request holds a NUL character, which nothing here accepts."
+# a msgid: the error page translates it, the JSON answers keep it in English
+MESSAGE = N_("The request holds a NUL character, which nothing here accepts.")
 
 
 def _in_values(values) -> bool:

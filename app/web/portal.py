@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, url_for
 
 from app.core import devices, signin
 from app.extensions import core
+from app.i18n import _
 from app.web.auth import current_user, end_session, start_session
 from app.web.forms import EmptyForm, SignInForm
 from app.web.gate import portal_campus_only
@@ -34,7 +35,7 @@ def sign_in():
     user = signin.sign_in(core.context(), origin(), form.username.data, form.password.data)
     if user is None:
         return render_template("portal/sign_in.html", form=form,
-                               error=signin.SIGN_IN_FAILED), 401
+                               error=_(signin.SIGN_IN_FAILED)), 401
     start_session(user, via="portal")
     return redirect(url_for("portal.index"))
 

@@ -11,6 +11,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from app.core import devices, passcodes, push
 from app.extensions import core, htmx
+from app.i18n import N_, _
 from app.web import devices as add_device
 from app.web import push_prompt
 from app.web.auth import (
@@ -30,11 +31,11 @@ bp.before_request(campus_only)
 DOOR = "portal"
 SERVICE = "2FA portal"
 
-DESTINATIONS = {
-    "done": ("prompt.done", "Continue to Login"),
-    "settings": ("settings.index", "My Settings & Devices"),
-    "add": ("devices.device_type", "Add a new device"),
-    "admin": ("admin.index", "Help-desk console"),
+DESTINATIONS = {  # (endpoint, the prompt's heading: a msgid)
+    "done": ("prompt.done", N_("Continue to Login")),
+    "settings": ("settings.index", N_("My Settings & Devices")),
+    "add": ("devices.device_type", N_("Add a new device")),
+    "admin": ("admin.index", N_("Help-desk console")),
 }
 
 
@@ -59,7 +60,7 @@ def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
     template = "prompt/_passcode_form.html" if partial else "prompt/prompt.html"
     return render_template(template, user=user, devices=devices.active_devices(user),
                            chosen=chosen, form=form, next=_next(), error=error,
-                           heading=DESTINATIONS[_next()][1],
+                           heading=_(DESTINATIONS[_next()][1]),
                            show_passcode=show_passcode or bool(error), push_view=push_view,
                            push_ok=push_prompt.can_push(user, chosen),
                            push_links=_links(_next())), status

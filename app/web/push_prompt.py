@@ -13,12 +13,13 @@ from flask import redirect, render_template, session
 
 from app.core import push
 from app.extensions import core, htmx
+from app.i18n import N_, _
 from app.models import Device, PushRequest, User
 from app.web.forms import parse_device_id
 from app.web.request_info import origin
 
 SESSION_KEY = "push"
-NO_PUSH = "There is no push waiting. Send one, or enter a passcode."
+NO_PUSH = N_("There is no push waiting. Send one, or enter a passcode.")
 # HTTP status for each kind of PushError; any other is a 400.
 ERROR_STATUS: dict[type[push.PushError], int] = {push.PushBlocked: 403, push.TooManyPushes: 429}
 
@@ -104,7 +105,7 @@ def check(door: str, user: User) -> PushView:
     used for this login here, once: the view is "done" only for the request that used it."""
     state = session.get(SESSION_KEY)
     if not state or state.get("door") != door:
-        return PushView("none", NO_PUSH)
+        return PushView("none", _(NO_PUSH))
     outcome = push.finish(core.context(), origin(door), user, state["id"])
     if outcome.status == "pending" and outcome.request is not None:
         return _pending(outcome.request, state)

@@ -9,6 +9,7 @@ from flask import Response, after_this_request, current_app, request
 
 from app.core import remembered
 from app.extensions import core
+from app.i18n import N_, _
 from app.models import User
 from app.web.request_info import is_secure, origin
 
@@ -20,12 +21,29 @@ _SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"),
             ("Linux", "Linux"))
 
 
+A_BROWSER = N_("A browser")
+_LABEL = re.compile(r"(?P<browser>.+) on (?P<system>\S+)")
+
+
 def browser_label(user_agent: str) -> str:
-    """ "Firefox on Windows": enough to tell one's browsers apart, nothing more kept."""
-    browser = next((name for mark, name in _BROWSERS if mark in user_agent), "A browser")
+    """ "Firefox on Windows": enough to tell one's browsers apart, nothing more kept. The
+    record keeps these English words; `browser_words` shows them in the page's language."""
+    browser = next((name for mark, name in _BROWSERS if mark in user_agent), A_BROWSER)
     system = next((name for mark, name in _SYSTEMS if re.search(re.escape(mark), user_agent)),
                   "")
     return f"{browser} on {system}" if system else browser
+
+
+def browser_words(label: str | None) -> str:
+    """A remembered browser's label as the page shows it: "Firefox on Windows" in the page's
+    language ("A browser" for none)."""
+    label = label or A_BROWSER
+    found = _LABEL.fullmatch(label)
+    if found is None:
+        return _(label) if label == A_BROWSER else label
+    browser = found["browser"]
+    return _("%(browser)s on %(system)s", browser=_(browser) if browser == A_BROWSER else browser,
+             system=found["system"])
 
 
 def recognised(user_id: int) -> bool:

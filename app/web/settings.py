@@ -17,6 +17,7 @@ from flask import (
 
 from app.core import devices, notices, remembered, support, wasnt_me
 from app.extensions import core, htmx
+from app.i18n import _
 from app.models import Device
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
@@ -64,7 +65,7 @@ def rename(device_id: int):
                                 form.name.data)
     except devices.DeviceError as exc:
         return _list(options=device_id, error=str(exc), status=400, name_form=form)
-    return _done(f"Renamed to “{device.name}”.")
+    return _done(_("Renamed to “%(name)s”.", name=device.name))
 
 
 @bp.post("/devices/<int:device_id>/default")
@@ -74,7 +75,7 @@ def make_default(device_id: int):
         device = devices.make_default(core.context(), origin(), require_user(), device_id)
     except devices.DeviceError as exc:
         return _list(error=str(exc), status=404)
-    return _done(f"“{device.name}” is now your default device.")
+    return _done(_("“%(name)s” is now your default device.", name=device.name))
 
 
 @bp.get("/devices/<int:device_id>/remove")
@@ -101,7 +102,7 @@ def remove(device_id: int):
         return _list(confirm=device_id, error=str(exc), status=400)
     except devices.DeviceError as exc:
         return _list(error=str(exc), status=404)
-    return _done("The device was removed.")
+    return _done(_("The device was removed."))
 
 
 @bp.post("/remembered/<int:browser_id>/forget")
@@ -109,8 +110,8 @@ def remove(device_id: int):
 def forget_browser(browser_id: int):
     """ "Forget": that browser is asked for a second factor again, wherever its cookie is."""
     if not remembered.forget(core.context(), origin(), require_user(), browser_id):
-        return _list(error="That browser was not found.", status=404)
-    flash("The browser was forgotten: it will be asked for a second factor again.")
+        return _list(error=_("That browser was not found."), status=404)
+    flash(_("The browser was forgotten: it will be asked for a second factor again."))
     return redirect(url_for("settings.index"))
 
 

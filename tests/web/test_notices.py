@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from app.core import devices, notices, passcodes, recovery, users
 from app.core.context import Origin
+from app.i18n import local as local_text
+from app.i18n import use_language
 from app.models import Device, Notice, RecoveryPasscode, User
 from tests.conftest import (
     add_totp_device,
@@ -337,7 +339,9 @@ def test_a_recovery_device_cannot_remove_the_others_during_the_hold(app, client,
     page = text(response)
     assert "added with a recovery passcode" in page
     until = datetime.fromtimestamp(clock.now, ZoneInfo("Asia/Macau")) + timedelta(hours=24)
-    assert f"{until:%Y-%m-%d %H:%M} (Asia/Macau" in page
+    # local time, the zone named (app/i18n: "7 Dec 2026, 6:44 pm Macao time (GMT+08:00)")
+    with use_language("en"):
+        assert f"{local_text(until)} Macao time (GMT+08:00)" in page
     assert device_exists(app, own)
     [held] = [r for r in audit_rows(app, "device.remove") if r.result == "held"]
     assert held.device == "Own phone"

@@ -32,7 +32,7 @@ def test_recent_activity_lists_sign_ins_and_device_changes(app, client, clock):
     page = client.get("/settings").get_data(as_text=True)
     assert "Recent activity" in page and "My Settings &amp; Devices" in page
     assert "Signed in with your password" in page and "Confirmed with a second factor" in page
-    assert "Device added: Phone" in page and "Asia/Macau" in page
+    assert "Device added: Phone" in page and "Macao time (GMT+08:00)" in page  # local time
     assert "the 2FA portal" in page and "127.0.0.1" in page
     # the guide's texts are still there
     assert "Device Options" in page and "Add a new device" in page

@@ -13,6 +13,7 @@ from app.core import audit, device_keys, devices, notices, webpush
 from app.core.context import Context, Origin
 from app.core.factors import totp as totp_factor
 from app.core.push.errors import ActivationError
+from app.i18n import _
 from app.models import ActivationCode, Device, User
 
 KIND = "push"
@@ -66,24 +67,24 @@ def activate(ctx: Context, origin: Origin, code: str, public_key_b64: str, proof
             or device.active or device.kind != KIND):
         audit.record(ctx, origin, "device.activate", "fail", detail="unknown, used or expired "
                      "activation code")
-        raise ActivationError("This activation link is not valid: it was used already or has "
-                              "expired. Start again from \"Add a new device\".")
+        raise ActivationError(_("This activation link is not valid: it was used already or "
+                                "has expired. Start again from \"Add a new device\"."))
     try:
         der = device_keys.load_public_key(public_key_b64)
     except device_keys.DeviceKeyError as exc:
-        raise ActivationError(f"Activation failed: {exc}.") from exc
+        raise ActivationError(_("Activation failed: %(reason)s.", reason=exc)) from exc
     if not device_keys.verify(der, device_keys.activation_message(code.strip()), proof):
-        raise ActivationError("Activation failed: the key's signature does not match.")
+        raise ActivationError(_("Activation failed: the key's signature does not match."))
     try:
         cleaned = webpush.clean_subscription(ctx.settings, subscription) if subscription else None
     except webpush.SubscriptionError as exc:
-        raise ActivationError(f"Activation failed: {exc}.") from exc
+        raise ActivationError(_("Activation failed: %(reason)s.", reason=exc)) from exc
     used = ctx.db.execute(update(ActivationCode)
                           .where(ActivationCode.id == row.id, ActivationCode.used_at.is_(None))
                           .values(used_at=now)
                           .execution_options(synchronize_session=False)).rowcount == 1
     if not used:
-        raise ActivationError("This activation link was used already.")
+        raise ActivationError(_("This activation link was used already."))
     user = ctx.db.get(User, device.user_id)
     assert user is not None
     device.public_key = der

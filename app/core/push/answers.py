@@ -13,6 +13,7 @@ from app.core import audit, device_keys, lockout, notify
 from app.core.after_commit import after_commit
 from app.core.context import Context, Origin
 from app.core.push.errors import (
+    ALREADY_ANSWERED,
     MESSAGES,
     AlreadyAnswered,
     BadAnswerSignature,
@@ -20,6 +21,7 @@ from app.core.push.errors import (
     UnknownRequest,
 )
 from app.core.push.lifecycle import well_formed
+from app.i18n import _
 from app.models import Device, PushRequest, User
 
 log = logging.getLogger("um2fa.push")
@@ -60,7 +62,7 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
     now = ctx.now()
     if request.status != "pending" or request.expires_at <= now:
         raise AlreadyAnswered(MESSAGES["expired"] if request.status in ("pending", "expired")
-                              else "This request was already answered.")
+                              else _(ALREADY_ANSWERED))
     new = FINAL["approved" if decision == "approve" else decision]
     if decision == "approve" and request.number and not hmac.compare_digest(
             number.strip().encode(), request.number.encode()):
@@ -72,7 +74,7 @@ def answer(ctx: Context, origin: Origin, device: Device, public_id: str, decisio
                                    answer_signature=device_keys.b64url_decode(signature))
                            .execution_options(synchronize_session=False)).rowcount == 1
     if not moved:
-        raise AlreadyAnswered("This request was already answered.")
+        raise AlreadyAnswered(_(ALREADY_ANSWERED))
     _announce_after_commit(ctx, [public_id])
     ctx.db.refresh(request)
     user = device.user

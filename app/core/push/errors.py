@@ -6,21 +6,28 @@ never by the text. Every message is safe to show.
 
 from __future__ import annotations
 
-MESSAGES = {
-    "pending": "Push sent. Check your phone.",
-    "approved": "Approved.",
-    "used": "This push was already used to sign in.",
-    "denied": "The push was denied.",
-    "mismatch": "The number typed on the phone did not match. Please try again.",
-    "fraud": "The push was denied and reported as fraud. Contact the IT help desk if this "
-             "was a mistake.",
-    "expired": "The push expired before it was answered. Send another one or enter a "
-               "passcode.",
-}
-BLOCKED = ("Pushes to your account are paused because a push was reported as fraud. Enter a "
-           "passcode instead, or try again later.")
-TOO_MANY = "You have too many pushes waiting. Answer or wait for one of them, then try again."
-NOT_PUSH = "That device cannot receive pushes. Enter a passcode instead."
+from app.core.texts import Translated
+from app.i18n import N_, _
+
+# Translated when read (`MESSAGES[status]`), in the language of the door that reads it.
+MESSAGES = Translated({
+    "pending": N_("Push sent. Check your phone."),
+    "approved": N_("Approved."),
+    "used": N_("This push was already used to sign in."),
+    "denied": N_("The push was denied."),
+    "mismatch": N_("The number typed on the phone did not match. Please try again."),
+    "fraud": N_("The push was denied and reported as fraud. Contact the IT help desk if this "
+                "was a mistake."),
+    "expired": N_("The push expired before it was answered. Send another one or enter a "
+                  "passcode."),
+})
+# msgids: translated with `_()` where they are used
+BLOCKED = N_("Pushes to your account are paused because a push was reported as fraud. Enter a "
+             "passcode instead, or try again later.")
+TOO_MANY = N_("You have too many pushes waiting. Answer or wait for one of them, then try "
+              "again.")
+NOT_PUSH = N_("That device cannot receive pushes. Enter a passcode instead.")
+ALREADY_ANSWERED = N_("This request was already answered.")
 
 
 class PushError(ValueError):
@@ -30,8 +37,8 @@ class PushError(ValueError):
 class NotPushable(PushError):
     """The chosen device is not the user's active companion app."""
 
-    def __init__(self, message: str = NOT_PUSH) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message if message is not None else _(NOT_PUSH))
 
 
 class PushLocked(PushError):
@@ -41,15 +48,15 @@ class PushLocked(PushError):
 class PushBlocked(PushError):
     """Pushes are paused after a fraud report."""
 
-    def __init__(self, message: str = BLOCKED) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message if message is not None else _(BLOCKED))
 
 
 class TooManyPushes(PushError):
     """The user has as many pushes waiting as allowed."""
 
-    def __init__(self, message: str = TOO_MANY) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message if message is not None else _(TOO_MANY))
 
 
 class ActivationError(PushError):

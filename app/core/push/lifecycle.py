@@ -25,6 +25,7 @@ from app.core.push.errors import (
     PushLocked,
     TooManyPushes,
 )
+from app.i18n import _
 from app.models import Device, PushRequest, User
 
 
@@ -73,7 +74,7 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
     if not can_push(device) or device is None or device.user_id != user.id:
         raise NotPushable()
     if lockout.is_locked(user, ctx.now()):
-        raise PushLocked(lockout.LOCKED_PUSH_MESSAGE)
+        raise PushLocked(_(lockout.LOCKED_PUSH_MESSAGE))
     if is_blocked(ctx, user):
         audit.record(ctx, origin, "push.start", "blocked", username=user.username,
                      device=device.name)
@@ -201,7 +202,7 @@ def finish(ctx: Context, origin: Origin, user: User, public_id: str, *,
             return PushOutcome("done", MESSAGES["approved"], request, device)
         state = "used"
     if lockout.is_locked(user, ctx.now()):
-        return PushOutcome("locked", lockout.LOCKED_MESSAGE, request, device)
+        return PushOutcome("locked", _(lockout.LOCKED_MESSAGE), request, device)
     if is_blocked(ctx, user) and state != "fraud":
-        return PushOutcome("blocked", BLOCKED, request, device)
+        return PushOutcome("blocked", _(BLOCKED), request, device)
     return PushOutcome(state, MESSAGES.get(state, MESSAGES["expired"]), request, device)

@@ -288,3 +288,12 @@ def test_language_names_in_the_settings_keep_the_catalogs_case(tmp_path, written
     settings = _load(tmp_path, UM2FA_LANGUAGES=written, UM2FA_DEFAULT_LANGUAGE="zh-hant")
     assert settings.languages == ("en", "zh_Hant", "pt")
     assert settings.default_language == "zh_Hant"
+
+
+def test_a_language_added_later_is_found_by_its_primary_tag():
+    from app.i18n.languages import from_accept_language
+
+    offered = ("en", "zh_Hant", "pt", "ja")
+    assert from_accept_language(["ja-JP", "en"], offered) == "ja"
+    assert from_accept_language(["zh-CN", "zh-Hans", "ja"], offered) == "ja"
+    assert from_accept_language(["*", "pt"], offered) == "pt"

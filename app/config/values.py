@@ -39,6 +39,16 @@ def _coerce_list(value: Any) -> tuple[str, ...]:
     return tuple(str(item).strip().lower() for item in items if str(item).strip())
 
 
+def _language_name(value: str) -> str:
+    """A language as its catalog is named ("zh-hant", "ZH_HANT" -> "zh_Hant"); one we have no
+    catalog for is kept as written, for the config check to name."""
+    from app.i18n.languages import KNOWN
+
+    text = value.strip()
+    wanted = text.replace("-", "_").lower()
+    return next((known for known in KNOWN if known.lower() == wanted), text)
+
+
 def _attribute_table(value: Any, setting: str, fields: Any, pattern: Any, kind: str,
                      example: str) -> dict[str, str]:
     """A TOML table, or JSON text in UM2FA_<SETTING>: our field -> an attribute name of `kind`
@@ -119,6 +129,10 @@ def coerce(name: str, value: Any) -> Any:
         return Path(value)
     if name in _BOOL_FIELDS:
         return _coerce_bool(name, value)
+    if name == "languages":  # catalog names keep their case: zh_Hant
+        return tuple(_language_name(item) for item in _coerce_list(value))
+    if name == "default_language":
+        return _language_name(str(value))
     if name in _LIST_FIELDS:
         return _coerce_list(value)
     if name == "recovery_prefix":

@@ -30,8 +30,10 @@ def html_tag(language: str) -> str:
 def _catalog_for_tag(tag: str) -> str | None:
     """The catalog a browser's language tag asks for, or None.
 
-    Chinese in Taiwan, Hong Kong and Macau, or in Traditional script, is 繁體中文; every
-    Portuguese (Portugal, Brazil, Macau) is Português; English in any region is English."""
+    Chinese in Taiwan, Hong Kong and Macau, or in Traditional script, is 繁體中文 (other Chinese
+    is `zh_Hans`, which we do not offer); every Portuguese (Portugal, Brazil, Macau) is
+    Português; English in any region is English; another language is its primary subtag, the
+    name of its catalog if one is added (README: adding a language)."""
     parts = tag.strip().lower().replace("_", "-").split("-")
     if not parts or not parts[0]:
         return None
@@ -39,12 +41,8 @@ def _catalog_for_tag(tag: str) -> str | None:
     if primary == "zh":
         if "hant" in rest or any(r in ("tw", "hk", "mo") for r in rest):
             return "zh_Hant"
-        return None
-    if primary == "pt":
-        return "pt"
-    if primary == "en":
-        return "en"
-    return None
+        return "zh_Hans"
+    return primary if primary.isalpha() else None
 
 
 def from_accept_language(values: Iterable[str], offered: Iterable[str]) -> str | None:

@@ -74,17 +74,36 @@ def signed_in(user_id: int) -> None:
         preferences.set_language(ctx, user_id, chosen())
 
 
+def _recovery_prefix() -> str | None:
+    """The recovery portal's path prefix when the request came to UM2FA_RECOVERY_HOST, where
+    its pages are at the root ("/identify/staff" is routed as "/recovery/identify/staff")."""
+    from app.web.recovery import ON_HOST  # app.web.recovery imports this module
+
+    return _settings().recovery_prefix if request.environ.get(ON_HOST) else None
+
+
+def _routed(path: str) -> str:
+    """The path as the application routes it (on the recovery host: with the prefix)."""
+    prefix = _recovery_prefix()
+    if prefix is None or path == prefix or path.startswith(prefix + "/"):
+        return path
+    return prefix + path
+
+
 def _back_to(target: str | None) -> str:
-    """`next` if it is a page of ours that answers GET, else the portal."""
+    """`next` if it is a page of ours that answers GET, else the portal (on the recovery host:
+    the recovery portal's start, its root)."""
     fallback = url_for("portal.index")
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return fallback
+    if any(ord(c) < 0x20 or c.isspace() for c in target):
         return fallback
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return fallback
     adapter = current_app.url_map.bind("localhost")
     try:
-        adapter.match(parts.path, method="GET")
+        adapter.match(_routed(parts.path), method="GET")
     except RequestRedirect:
         return target
     except (NotFound, MethodNotAllowed):
@@ -107,13 +126,23 @@ def switch():
     return answer
 
 
+def _this_page() -> str:
+    """Where the switcher comes back to: this page's address as the browser sees it."""
+    here = (request.full_path if request.method == "GET" else request.path).rstrip("?")
+    prefix = _recovery_prefix()
+    if prefix is not None and (here == prefix or here.startswith((prefix + "/", prefix + "?"))):
+        here = here[len(prefix):] or "/"
+        if here.startswith("?"):
+            here = "/" + here
+    return here
+
+
 def _template_values() -> dict[str, Any]:
     offered = _settings().languages
-    here = request.full_path if request.method == "GET" else request.path
     return {"page_language": chosen(), "html_lang": languages.html_tag(chosen()),
             "language_choices": [(lang, languages.name(lang), languages.html_tag(lang))
                                  for lang in offered],
-            "language_next": here.rstrip("?"), "local_time_zone": times.zone}
+            "language_next": _this_page(), "local_time_zone": times.zone}
 
 
 def init_app(app: Flask) -> None:

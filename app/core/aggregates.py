@@ -124,10 +124,11 @@ def apply(ctx: Context, origin: Origin, aggregate: MetadataAggregate, loaded: Lo
     copy than the one loaded before (an earlier validUntil: replayed by whoever can alter the
     download) is refused with AggregateError: it could bring back SPs the federation removed."""
     if aggregate.valid_until is not None and loaded.valid_until < aggregate.valid_until:
+        newer, older = (when.strftime("%Y-%m-%d %H:%M") for when in (loaded.valid_until,
+                                                                     aggregate.valid_until))
         raise AggregateError(
             _("the aggregate is older than the copy loaded before (validUntil %(loaded)sZ, "
-              "before %(before)sZ)", loaded=f"{loaded.valid_until:%Y-%m-%d %H:%M}",
-              before=f"{aggregate.valid_until:%Y-%m-%d %H:%M}"))
+              "before %(before)sZ)", loaded=newer, before=older))
     wanted = set(categories(aggregate))
     current = {sp.entity_id: sp for sp in ctx.db.scalars(
         select(ServiceProvider).where(ServiceProvider.aggregate_id == aggregate.id))}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.core import audit, users
 from app.core.context import Context, Origin
+from app.i18n import N_, _
 from app.models import Admin, User
 
 HELPDESK, ADMIN = "helpdesk", "admin"
@@ -62,24 +63,24 @@ def role_from_groups(ctx: Context, username: str) -> str | None:
     return None
 
 
-SELF_DEMOTION = ("you cannot take away your own admin role: another administrator must do it, "
-                 "so that the console is never left without an administrator by mistake")
+SELF_DEMOTION = N_("you cannot take away your own admin role: another administrator must do "
+                   "it, so that the console is never left without an administrator by mistake")
 
 
 def _not_oneself(origin: Origin, row: Admin | None, role: str | None) -> None:
     """An administrator may not lower or remove their own admin role (`role` None: removal)."""
     if (row is not None and row.role == ADMIN and role != ADMIN and origin.actor
             and origin.actor == row.username):
-        raise AdminError(SELF_DEMOTION)
+        raise AdminError(_(SELF_DEMOTION))
 
 
 def add(ctx: Context, origin: Origin, username: str, role: str) -> Admin:
     """Give `username` a console role, or change the role they have."""
     if role not in ROLES:
-        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+        raise AdminError(_("role must be one of %(choices)s", choices=", ".join(ROLES)))
     user = users.find(ctx, username)
     if user is None:
-        raise AdminError(f"no such user: {username} (add the user first)")
+        raise AdminError(_("no such user: %(username)s (add the user first)", username=username))
     row = ctx.db.scalar(select(Admin).where(Admin.username == user.username))
     _not_oneself(origin, row, role)
     if row is None:
@@ -94,7 +95,7 @@ def add(ctx: Context, origin: Origin, username: str, role: str) -> Admin:
 def remove(ctx: Context, origin: Origin, username: str) -> None:
     row = ctx.db.scalar(select(Admin).where(Admin.username == username.strip().lower()))
     if row is None:
-        raise AdminError(f"{username} is not an admin")
+        raise AdminError(_("%(username)s is not an admin", username=username))
     _not_oneself(origin, row, None)
     ctx.db.delete(row)
     audit.record(ctx, origin, "admin.remove", "ok", username=row.username)

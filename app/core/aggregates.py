@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from app.core import audit
 from app.core import service_providers as sps
 from app.core.context import Context, Origin
+from app.i18n import _
 from app.models import MetadataAggregate, ServiceProvider
 
 # A node that claimed an aggregate has this long to fetch it before another node may try.
@@ -103,9 +104,9 @@ def add(ctx: Context, origin: Origin, url: str, cert_pem: str, wanted: list[str]
     With `replace`, an aggregate already added takes the new certificate and categories."""
     aggregate = find(ctx, url)
     if aggregate is not None and not replace:
-        raise AggregateError(f"the aggregate {url} is already added (use --replace to change "
-                             "its certificate or categories, `um2fa sp refresh --all` to read "
-                             "it again)")
+        raise AggregateError(_("the aggregate %(url)s is already added (use --replace to change "
+                               "its certificate or categories, `um2fa sp refresh --all` to read "
+                               "it again)", url=url))
     if aggregate is None:
         aggregate = MetadataAggregate(url=url, created_at=ctx.now(), next_refresh_at=ctx.now(),
                                       last_error="")
@@ -123,10 +124,11 @@ def apply(ctx: Context, origin: Origin, aggregate: MetadataAggregate, loaded: Lo
     copy than the one loaded before (an earlier validUntil: replayed by whoever can alter the
     download) is refused with AggregateError: it could bring back SPs the federation removed."""
     if aggregate.valid_until is not None and loaded.valid_until < aggregate.valid_until:
+        newer, older = (when.strftime("%Y-%m-%d %H:%M") for when in (loaded.valid_until,
+                                                                     aggregate.valid_until))
         raise AggregateError(
-            f"the aggregate is older than the copy loaded before (validUntil "
-            f"{loaded.valid_until:%Y-%m-%d %H:%M}Z, before "
-            f"{aggregate.valid_until:%Y-%m-%d %H:%M}Z)")
+            _("the aggregate is older than the copy loaded before (validUntil %(loaded)sZ, "
+              "before %(before)sZ)", loaded=newer, before=older))
     wanted = set(categories(aggregate))
     current = {sp.entity_id: sp for sp in ctx.db.scalars(
         select(ServiceProvider).where(ServiceProvider.aggregate_id == aggregate.id))}
@@ -223,7 +225,7 @@ def remove(ctx: Context, origin: Origin, url: str) -> int:
     """Remove the aggregate and every SP registered from it; how many SPs went."""
     aggregate = find(ctx, url)
     if aggregate is None:
-        raise AggregateError(f"no such aggregate: {url}")
+        raise AggregateError(_("no such aggregate: %(url)s", url=url))
     # its SPs first, by one statement (the foreign key's ON DELETE CASCADE would do it too,
     # behind the session's back)
     gone = ctx.db.execute(delete(ServiceProvider).where(

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from app.core import audit
 from app.core.admins import ROLES, AdminError
 from app.core.context import Context, Origin
+from app.i18n import _
 from app.models import ApiToken
 
 PURPOSE = "api-token"
@@ -24,11 +25,11 @@ def _hash(ctx: Context, token: str) -> bytes:
 def add(ctx: Context, origin: Origin, name: str, role: str) -> str:
     """A new token for `name`; the token itself is returned once and never stored."""
     if not NAME_RE.fullmatch(name):
-        raise AdminError("a token's name is 1-64 letters, digits, '.', '_' or '-'")
+        raise AdminError(_("a token's name is 1-64 letters, digits, '.', '_' or '-'"))
     if role not in ROLES:
-        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+        raise AdminError(_("role must be one of %(choices)s", choices=", ".join(ROLES)))
     if ctx.db.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
-        raise AdminError(f"a token named {name} exists (remove it first)")
+        raise AdminError(_("a token named %(name)s exists (remove it first)", name=name))
     token = PREFIX + secrets.token_urlsafe(32)
     ctx.db.add(ApiToken(name=name, role=role, token_hash=_hash(ctx, token),
                         created_at=ctx.now()))
@@ -44,7 +45,7 @@ def find(ctx: Context, name: str) -> ApiToken | None:
 def remove(ctx: Context, origin: Origin, name: str) -> None:
     row = find(ctx, name)
     if row is None:
-        raise AdminError(f"no API token named {name}")
+        raise AdminError(_("no API token named %(name)s", name=name))
     ctx.db.delete(row)
     audit.record(ctx, origin, "api_token.remove", "ok", detail=name)
 

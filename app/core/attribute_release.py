@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from app.core import service_providers as sps
 from app.core.context import Context
+from app.i18n import _
 from app.models import ServiceProvider, User
 
 RS_CATEGORY = "http://refeds.org/category/research-and-scholarship"
@@ -62,8 +63,8 @@ def resolve(names: list[str]) -> list[str]:
     """An operator's attribute names (friendly or urn:oid) as friendly names, catalog order."""
     unknown = [n for n in names if known(n) is None]
     if unknown:
-        raise ReleaseError(f"unknown attribute(s): {', '.join(unknown)}; known: "
-                           f"{', '.join(CATALOG)}")
+        raise ReleaseError(_("unknown attribute(s): %(unknown)s; known: %(known)s",
+                             unknown=", ".join(unknown), known=", ".join(CATALOG)))
     wanted = {known(n) for n in names}
     return [name for name in CATALOG if name in wanted]
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from sqlalchemy import and_, or_, select
 
 from app.core import users
 from app.core.context import Context
+from app.i18n import N_, _
 from app.models import AuditEvent
 
 DEFAULT_PAGE = 50
@@ -35,8 +36,8 @@ _RELATIVE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _CURSOR = re.compile(r"(\d{1,20})-(\d{1,19})")
 MAX_ID = 2**31 - 1  # audit_events.id is an INTEGER: a larger one is a database error
-_OUT_OF_RANGE = ("is out of range (times run from 0001-01-01T00:00 to 9999-12-31T23:59 UTC; "
-                 "a date as until ends at the next day's start)")
+_OUT_OF_RANGE = N_("%(name)s: %(text)s is out of range (times run from 0001-01-01T00:00 to "
+                   "9999-12-31T23:59 UTC; a date as until ends at the next day's start)")
 
 
 class AuditSearchError(ValueError):
@@ -118,30 +119,33 @@ def _select(query: AuditQuery, after: Cursor | None):
 
 # --- what the doors pass in --------------------------------------------------------------------
 
-def query_from(fields: Mapping[str, str], now: datetime) -> AuditQuery:
+def query_from(fields: Mapping[str, str], now: datetime, *, zone: tzinfo = UTC) -> AuditQuery:
     """A query from text fields (a form, query parameters, command-line options): `since` and
-    `until` as `parse_time` reads them, the others exact (the username case-folded)."""
+    `until` as `parse_time` reads them (a time without an offset in `zone`: the console passes
+    the university's), the others exact (the username case-folded)."""
     for name in (*FIELDS, "since", "until"):
         if users.NUL in (fields.get(name) or ""):  # PostgreSQL refuses it in a parameter
-            raise AuditSearchError(f"{name} contains a NUL character")
+            raise AuditSearchError(_("%(name)s contains a NUL character", name=name))
     values: dict[str, str] = {}
     for name in FIELDS:
         value = (fields.get(name) or "").strip()
         if len(value) > _WIDTHS[name]:
-            raise AuditSearchError(f"{name} is too long (at most {_WIDTHS[name]} characters)")
+            raise AuditSearchError(_("%(name)s is too long (at most %(num)s characters)",
+                                     name=name, num=_WIDTHS[name]))
         values[name] = value.lower() if name == "username" else value
-    since = parse_time(fields.get("since") or "", now, "since")
-    until = parse_time(fields.get("until") or "", now, "until", end_of_day=True)
+    since = parse_time(fields.get("since") or "", now, "since", zone=zone)
+    until = parse_time(fields.get("until") or "", now, "until", end_of_day=True, zone=zone)
     if since is not None and until is not None and until <= since:
-        raise AuditSearchError("until must be later than since")
+        raise AuditSearchError(_("until must be later than since"))
     return AuditQuery(since=since, until=until, **values)
 
 
-def parse_time(text: str, now: datetime, name: str = "time", *,
-               end_of_day: bool = False) -> datetime | None:
+def parse_time(text: str, now: datetime, name: str = "time", *, end_of_day: bool = False,
+               zone: tzinfo = UTC) -> datetime | None:
     """A point in time: empty (none), a span back from now (`30m`, `12h`, `7d`), a date
     (`2026-12-01`: its start, or with `end_of_day` the next day's start, so that `until` takes
-    the whole day) or an ISO date and time (UTC unless it says otherwise)."""
+    the whole day) or an ISO date and time, both in `zone` (UTC by default) unless the text
+    gives an offset; the answer is in UTC."""
     text = text.strip()
     if not text:
         return None
@@ -149,21 +153,24 @@ def parse_time(text: str, now: datetime, name: str = "time", *,
     if relative:
         span = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
         if span > timedelta(days=MAX_RELATIVE_DAYS):
-            raise AuditSearchError(f"{name}: {text} is too far back")
+            raise AuditSearchError(_("%(name)s: %(text)s is too far back", name=name, text=text))
         return now - span
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
+            start = datetime(day.year, day.month, day.day, tzinfo=zone)
+            if end_of_day:
+                start = datetime.combine(day + timedelta(days=1), start.timetz())
+            return start.astimezone(UTC)
         when = datetime.fromisoformat(text)
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return (when.replace(tzinfo=zone) if when.tzinfo is None else when).astimezone(UTC)
     except OverflowError:  # the day after 9999-12-31, or a time zone past either end
-        raise AuditSearchError(f"{name}: {text!r} {_OUT_OF_RANGE}") from None
+        raise AuditSearchError(_(_OUT_OF_RANGE, name=name, text=repr(text))) from None
     except ValueError:
         raise AuditSearchError(
-            f"{name}: {text!r} is not a date (2026-12-01), a date and time "
-            "(2026-12-01T08:00) or a span back from now (30m, 12h, 7d)") from None
+            _("%(name)s: %(text)s is not a date (2026-12-01), a date and time "
+              "(2026-12-01T08:00) or a span back from now (30m, 12h, 7d)",
+              name=name, text=repr(text))) from None
 
 
 def page_size(text: str) -> int:
@@ -172,10 +179,10 @@ def page_size(text: str) -> int:
     if not text:
         return DEFAULT_PAGE
     if not (text.isascii() and text.isdigit()) or len(text) > 6:
-        raise AuditSearchError("the page size must be a number")
+        raise AuditSearchError(_("the page size must be a number"))
     size = int(text)
     if not 1 <= size <= MAX_PAGE:
-        raise AuditSearchError(f"the page size must be 1 to at most {MAX_PAGE}")
+        raise AuditSearchError(_("the page size must be 1 to at most %(num)s", num=MAX_PAGE))
     return size
 
 
@@ -185,7 +192,7 @@ def parse_cursor(text: str) -> Cursor | None:
     text = text.strip()
     if not text:
         return None
-    invalid = AuditSearchError("the cursor is not valid (use next_cursor as given)")
+    invalid = AuditSearchError(_("the cursor is not valid (use next_cursor as given)"))
     match = _CURSOR.fullmatch(text)
     if not match:
         raise invalid

@@ -18,6 +18,7 @@ from app.core import (
 )
 from app.core.context import Context, Origin
 from app.core.support import NotFound, get_user
+from app.i18n import _
 from app.models import RecoveryPasscode, User
 
 REASON_MAX = 200
@@ -31,9 +32,9 @@ def with_reason(origin: Origin, reason: str) -> Origin:
     """The origin whose audit records carry the reason ("reason: ...")."""
     reason = " ".join(reason.split())
     if not reason:
-        raise HelpdeskError("Give a reason (it goes into the audit record).")
+        raise HelpdeskError(_("Give a reason (it goes into the audit record)."))
     if len(reason) > REASON_MAX:
-        raise HelpdeskError(f"Keep the reason under {REASON_MAX} characters.")
+        raise HelpdeskError(_("Keep the reason under %(num)s characters.", num=REASON_MAX))
     return replace(origin, info="; ".join(p for p in (origin.info, f"reason: {reason}") if p))
 
 
@@ -44,8 +45,8 @@ def _target(ctx: Context, origin: Origin, username: str) -> User:
     user = get_user(ctx, username)
     if origin.actor_role and origin.actor_role != admins.ADMIN \
             and admins.role_of(ctx, user) == admins.ADMIN:
-        raise HelpdeskError("This is an administrator's account: only an administrator can do "
-                            "that.")
+        raise HelpdeskError(_("This is an administrator's account: only an administrator can "
+                              "do that."))
     return user
 
 
@@ -57,8 +58,9 @@ def unlock(ctx: Context, origin: Origin, username: str, reason: str) -> User:
     user = _target(ctx, origin, username)
     if user.disabled and origin.actor_role \
             and not admins.can(origin.actor_role, "users.disable"):
-        raise HelpdeskError("This account is disabled (by an administrator, or after the person "
-                            "reported \"This wasn't me\"): an administrator must enable it.")
+        raise HelpdeskError(_("This account is disabled (by an administrator, or after the "
+                              "person reported \"This wasn't me\"): an administrator must "
+                              "enable it."))
     user = users.unlock(ctx, acting, user.username)
     notices.tell(ctx, acting, user, notices.ACCOUNT_UNLOCKED)
     return user
@@ -91,7 +93,7 @@ def issue_recovery(ctx: Context, origin: Origin, username: str, reason: str, *,
     confirm the ID check, which the audit records. The code (and its row) is returned to be
     shown once."""
     if not id_checked:
-        raise HelpdeskError("Confirm that you checked the person's identity document first.")
+        raise HelpdeskError(_("Confirm that you checked the person's identity document first."))
     acting = with_reason(origin, reason)
     acting = replace(acting, info=f"{acting.info}; identity checked by the help desk")
     return recovery.issue(ctx, acting, _target(ctx, origin, username))

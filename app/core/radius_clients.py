@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.config import Network
 from app.core import audit
 from app.core.context import Context, Origin
+from app.i18n import _
 from app.models import RadiusClient
 
 MODES = ("append", "challenge", "second-factor")
@@ -52,7 +53,8 @@ def parse_address(value: str) -> Network:
     try:
         net = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError as exc:
-        raise RadiusClientError(f"not an address or network in CIDR form: {value!r}") from exc
+        raise RadiusClientError(_("not an address or network in CIDR form: %(value)s",
+                                  value=repr(value))) from exc
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped:
         mapped = net.network_address.ipv4_mapped
         net = ipaddress.ip_network(f"{mapped}/{max(net.prefixlen - 96, 0)}", strict=False)
@@ -62,24 +64,27 @@ def parse_address(value: str) -> Network:
 def _validate(name: str, secret: str, mode: str, delimiter: str, fail_mode: str,
               push_timeout: int) -> None:
     if not NAME_RE.fullmatch(name):
-        raise RadiusClientError(f"client name {name!r} must be 1-64 letters, digits, '.', '-', "
-                                "'_'")
+        raise RadiusClientError(_("client name %(name)s must be 1-64 letters, digits, '.', '-', "
+                                  "'_'", name=repr(name)))
     low, high = SECRET_LENGTH_RANGE
     if not low <= len(secret) <= high:
-        raise RadiusClientError(f"the shared secret must have {low} to {high} characters")
+        raise RadiusClientError(_("the shared secret must have %(low)s to %(high)s characters",
+                                  low=low, high=high))
     if not all(33 <= ord(c) <= 126 for c in secret):
-        raise RadiusClientError("the shared secret must be printable ASCII without spaces")
+        raise RadiusClientError(_("the shared secret must be printable ASCII without spaces"))
     if mode not in MODES:
-        raise RadiusClientError(f"mode must be one of {', '.join(MODES)}")
+        raise RadiusClientError(_("mode must be one of %(choices)s", choices=", ".join(MODES)))
     if fail_mode not in FAIL_MODES:
-        raise RadiusClientError(f"fail mode must be one of {', '.join(FAIL_MODES)}")
+        raise RadiusClientError(_("fail mode must be one of %(choices)s",
+                                  choices=", ".join(FAIL_MODES)))
     if not 1 <= len(delimiter) <= 4 or any(c.isalnum() or c.isspace() or not c.isprintable()
                                            for c in delimiter):
-        raise RadiusClientError("the delimiter must be 1-4 printable characters that are not "
-                                "letters, digits or spaces")
+        raise RadiusClientError(_("the delimiter must be 1-4 printable characters that are not "
+                                  "letters, digits or spaces"))
     low, high = PUSH_TIMEOUT_RANGE
     if not low <= push_timeout <= high:
-        raise RadiusClientError(f"the push timeout must be {low} to {high} seconds")
+        raise RadiusClientError(_("the push timeout must be %(low)s to %(high)s seconds",
+                                  low=low, high=high))
 
 
 def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
@@ -90,10 +95,11 @@ def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
     _validate(name, secret, mode, delimiter, fail_mode, push_timeout)
     _check_language(ctx, language)
     if find(ctx, name) is not None:
-        raise RadiusClientError(f"a RADIUS client named {name} already exists")
+        raise RadiusClientError(_("a RADIUS client named %(name)s already exists", name=name))
     clash = ctx.db.scalar(select(RadiusClient).where(RadiusClient.network == str(network)))
     if clash is not None:
-        raise RadiusClientError(f"client {clash.name} already has the address {network}")
+        raise RadiusClientError(_("client %(name)s already has the address %(network)s",
+                                  name=clash.name, network=str(network)))
     client = RadiusClient(name=name, network=str(network),
                           secret_enc=ctx.keys.encrypt(secret.encode()), mode=mode,
                           delimiter=delimiter,
@@ -118,7 +124,7 @@ def find(ctx: Context, name: str) -> RadiusClient | None:
 def remove(ctx: Context, origin: Origin, name: str) -> None:
     client = find(ctx, name)
     if client is None:
-        raise RadiusClientError(f"no RADIUS client named {name}")
+        raise RadiusClientError(_("no RADIUS client named %(name)s", name=name))
     ctx.db.delete(client)
     audit.record(ctx, origin, "radius_client.remove", "ok", detail=name)
 
@@ -126,10 +132,10 @@ def remove(ctx: Context, origin: Origin, name: str) -> None:
 def set_mode(ctx: Context, origin: Origin, name: str, mode: str) -> RadiusClient:
     """Change how the client's logins are read (append, challenge, second-factor)."""
     if mode not in MODES:
-        raise RadiusClientError(f"mode must be one of {', '.join(MODES)}")
+        raise RadiusClientError(_("mode must be one of %(choices)s", choices=", ".join(MODES)))
     client = find(ctx, name)
     if client is None:
-        raise RadiusClientError(f"no RADIUS client named {name}")
+        raise RadiusClientError(_("no RADIUS client named %(name)s", name=name))
     before, client.mode = client.mode, mode
     ctx.db.flush()
     audit.record(ctx, origin, "radius_client.mode", "ok", detail=f"{name}: {before} -> {mode}")
@@ -138,8 +144,8 @@ def set_mode(ctx: Context, origin: Origin, name: str, mode: str) -> RadiusClient
 
 def _check_language(ctx: Context, language: str | None) -> None:
     if language is not None and language not in ctx.settings.languages:
-        raise RadiusClientError("the language must be one of "
-                                f"{', '.join(ctx.settings.languages)}")
+        raise RadiusClientError(_("the language must be one of %(choices)s",
+                                  choices=", ".join(ctx.settings.languages)))
 
 
 def set_language(ctx: Context, origin: Origin, name: str, language: str | None) -> RadiusClient:
@@ -147,7 +153,7 @@ def set_language(ctx: Context, origin: Origin, name: str, language: str | None) 
     _check_language(ctx, language)
     client = find(ctx, name)
     if client is None:
-        raise RadiusClientError(f"no RADIUS client named {name}")
+        raise RadiusClientError(_("no RADIUS client named %(name)s", name=name))
     before, client.language = client.language, language
     ctx.db.flush()
     audit.record(ctx, origin, "radius_client.language", "ok",

@@ -1,12 +1,22 @@
 """What one service provider asks for and receives, in words: `um2fa sp show`, the console's
-page of an SP and the admin API read the same lines from here."""
+page of an SP and the admin API read the same lines from here. They stay English (the API's
+JSON keys are the labels); the console shows them translated (`in_words`)."""
 
 from __future__ import annotations
 
 from app.core import attribute_release, sp_encryption
 from app.core import service_providers as sps
 from app.core.context import Context
+from app.i18n import N_, _
 from app.models import ServiceProvider
+
+# The labels and the fixed values of `describe`, for the console to translate.
+WORDS = frozenset((
+    N_("entity ID"), N_("name"), N_("source"), N_("ACS URLs"), N_("SLO URL"),
+    N_("entity categories"), N_("subject-id:req"), N_("requested attributes"),
+    N_("released (default)"), N_("released (operator's list)"), N_("email NameID"),
+    N_("encrypted assertions"), N_("allowed"), N_("not allowed"), N_("no (switched off)"),
+    N_("no (no encryption key)")))
 
 
 def encryption(sp: ServiceProvider) -> str:
@@ -32,3 +42,9 @@ def describe(ctx: Context, sp: ServiceProvider) -> list[tuple[str, str]]:
         (f"released ({policy})", ", ".join(attribute_release.policy(sp))),
         ("email NameID", "allowed" if sp.allow_email_nameid else "not allowed"),
         ("encrypted assertions", encryption(sp))]
+
+
+def in_words(facts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`describe`'s lines in the current language (values that are data stay as they are)."""
+    return [(_(label) if label in WORDS else label, _(value) if value in WORDS else value)
+            for label, value in facts]

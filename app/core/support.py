@@ -36,7 +36,7 @@ class NotFound(LookupError):
 def get_user(ctx: Context, username: str) -> User:
     user = users.find(ctx, username)
     if user is None:
-        raise NotFound(f"no such user: {username[:64]}")
+        raise NotFound(_("no such user: %(username)s", username=username[:64]))
     return user
 
 
@@ -115,13 +115,15 @@ def timeline(ctx: Context, username: str, *, door: str = "", result: str = "",
     pass as `before` (None at the end). A cursor that is not one: AuditSearchError."""
     user = get_user(ctx, username)
     if users.NUL in door + result:  # (PostgreSQL refuses a NUL in a parameter)
-        raise audit_search.AuditSearchError("a filter holds a NUL character")
+        raise audit_search.AuditSearchError(_("a filter holds a NUL character"))
     if door and door not in audit.DOORS:
         raise audit_search.AuditSearchError(
-            f"door: {door[:20]!r} is not a door (one of {', '.join(audit.DOORS)})")
+            _("door: %(door)s is not a door (one of %(choices)s)", door=repr(door[:20]),
+              choices=", ".join(audit.DOORS)))
     if result and result not in audit.RESULTS:
         raise audit_search.AuditSearchError(
-            f"result: {result[:20]!r} is not an outcome (one of {', '.join(audit.RESULTS)})")
+            _("result: %(result)s is not an outcome (one of %(choices)s)",
+              result=repr(result[:20]), choices=", ".join(audit.RESULTS)))
     found = audit_search.page(
         ctx, audit_search.AuditQuery(username=user.username, door=door, result=result),
         size=limit, after=audit_search.parse_cursor(before))

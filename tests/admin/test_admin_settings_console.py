@@ -106,6 +106,47 @@ def test_a_radius_clients_mode_changes_and_it_is_removed(app, console):
     assert console.get("/admin/radius-clients/vpn1/remove").status_code == 404
 
 
+
+def test_a_radius_clients_reply_message_language_is_chosen_shown_and_changed(app, console):
+    form = console.get("/admin/radius-clients").get_data(as_text=True)
+    assert '<select id="rc-language" name="language">' in form
+    assert '<option value="" selected>Default (English)</option>' in form
+    assert '<option value="zh_Hant">繁體中文</option>' in form
+    assert '<option value="pt">Português</option>' in form
+    answer = send(console, "/admin/radius-clients", {"name": "vpn1", "address": "10.0.0.5",
+                                                     "mode": "append", "language": "pt"})
+    assert answer.status_code == 200
+    with committed(app) as c:
+        assert radius_clients.find(c, "vpn1").language == "pt"
+        assert radius_clients.load(c)[0].language == "pt"
+    assert "language=pt" in last_audit(app, "radius_client.add").detail
+    listing = console.get("/admin/radius-clients").get_data(as_text=True)
+    row = listing.split('id="radius-client-vpn1"')[1].split("</tr>")[0]
+    assert '<option value="pt" selected>Português</option>' in row
+    # changed to Chinese, then back to the default
+    answer = send(console, "/admin/radius-clients/vpn1/language", {"language": "zh_Hant"})
+    assert answer.status_code == 302
+    with committed(app) as c:
+        assert radius_clients.find(c, "vpn1").language == "zh_Hant"
+    changed = last_audit(app, "radius_client.language")
+    assert changed.actor == "boss" and changed.detail == "vpn1: pt -> zh_Hant"
+    assert "vpn1 now answers in 繁體中文." in console.get("/admin/radius-clients").get_data(
+        as_text=True)
+    assert send(console, "/admin/radius-clients/vpn1/language", {"language": ""}).status_code \
+        == 302
+    with committed(app) as c:
+        assert radius_clients.find(c, "vpn1").language is None
+    assert last_audit(app, "radius_client.language").detail == "vpn1: zh_Hant -> default"
+    # a language not offered is refused with the page and its message; an unknown client: 404
+    bad = send(console, "/admin/radius-clients/vpn1/language", {"language": "fr"})
+    assert bad.status_code == 400 and "the language must be one of" in bad.get_data(as_text=True)
+    bad = send(console, "/admin/radius-clients", {"name": "vpn2", "address": "10.0.0.6",
+                                                  "mode": "append", "language": "xx"})
+    assert bad.status_code == 400 and "the language must be one of" in bad.get_data(as_text=True)
+    assert send(console, "/admin/radius-clients/nope/language", {"language": "pt"}).status_code \
+        == 404
+
+
 # --- service providers ---------------------------------------------------------------------
 
 def test_an_sp_is_added_by_pasting_its_metadata_shown_and_removed(app, console):

@@ -36,12 +36,14 @@ def test_search_filters_and_pages_newest_first(app, clock):
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="audit-results"' in text
     assert text.count("radius.access") == 2 and "bob" not in text.split("audit-results")[1]
-    assert "2026-12-01 08:04:00" in text and "2026-12-01 08:03:00" in text
+    # shown in Macau time (UTC+8), the zone named once
+    assert "2026-12-01 16:04:00" in text and "2026-12-01 16:03:00" in text
+    assert "Macao time (GMT+08:00)" in text and "UTC)" not in text
     older = text.split('<a href="')[-1] if 'rel="next"' in text else ""
     assert "after=" in older
     link = older.split('"')[0].replace("&amp;", "&")
     second = client.get(link).get_data(as_text=True)
-    assert "2026-12-01 08:02:00" in second and "2026-12-01 08:04:00" not in second
+    assert "2026-12-01 16:02:00" in second and "2026-12-01 16:04:00" not in second
     assert "Newest" in second
 
 
@@ -81,10 +83,23 @@ def test_csv_has_every_match_and_no_formula_cells(app, clock):
     bob = next(r for r in rows if r[1] == "bob")
     assert bob[6] == "'+1 phone" and bob[7] == "'@carol"
     assert bob[8] == "'=HYPERLINK(\"http://evil\")"
-    assert rows[1][0].startswith("2026-12-01T08:02:00")  # newest first
+    assert rows[1][0].startswith("2026-12-01T08:02:00")  # newest first, in UTC
     export = audit_rows(app, "audit.export")[-1]
     assert export.actor == "boss" and export.door == "admin"
-    assert "since=2026-12-01T00:00:00+00:00" in export.detail
+    # the console's dates are Macau days: 1 December starts at 16:00 UTC the day before
+    assert "since=2026-11-30T16:00:00+00:00" in export.detail
+    assert "until=2026-12-01T16:00:00+00:00" in export.detail
+
+
+def test_a_typed_time_without_an_offset_is_macau_time(app, clock):
+    client = signed_in_console(app, clock, admins.ADMIN)
+    add_events(app, 5)  # 08:00 to 08:04 UTC: 16:00 to 16:04 in Macau
+    text = client.get("/admin/audit?since=2026-12-01T16:03").get_data(as_text=True)
+    assert "2026-12-01 16:03:00" in text and "2026-12-01 16:04:00" in text
+    assert "2026-12-01 16:02:00" not in text
+    # an offset given is taken as it is
+    text = client.get("/admin/audit?since=2026-12-01T08:02%2B00:00").get_data(as_text=True)
+    assert "2026-12-01 16:02:00" in text and "2026-12-01 16:01:00" not in text
 
 
 def test_the_dashboard_draws_its_chart_and_figures(app, clock):

@@ -86,7 +86,7 @@ def test_the_persons_page_shows_their_state_devices_and_timeline(app, desk):
     page = desk.get("/admin/users/alice")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Locked out until" in text and "Asia/Macau" in text
+    assert "Locked out until" in text and "Macao time (GMT+08:00)" in text
     assert "Lost phone" in text and "lockout" in text
     assert 'href="/admin/users/alice/timeline"' in text
     # a help-desk person sees the actions of their role only

@@ -8,13 +8,14 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from app.core import admins, api_tokens
 from app.extensions import core
-from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
+from app.i18n import N_, _
+from app.web.admin.base import bp, confirm_then, console_origin, menu, requires, role_name
 
 ADMINS, TOKENS = "admins.manage", "api_tokens.manage"
 NO_STORE = {"Cache-Control": "no-store"}
 
-menu("admin.admins", "Administrators", ADMINS)
-menu("admin.api_tokens", "API tokens", TOKENS)
+menu("admin.admins", N_("Administrators"), ADMINS)
+menu("admin.api_tokens", N_("API tokens"), TOKENS)
 
 
 def _field(name: str) -> str:
@@ -42,7 +43,7 @@ def admin_add():
         row = admins.add(core.context(), console_origin(), form["username"], form["role"])
     except admins.AdminError as exc:
         return _admins_page(form, str(exc), 400)
-    flash(f"{row.username} is now {row.role}.")
+    flash(_("%(username)s is now %(role)s.", username=row.username, role=role_name(row.role)))
     return redirect(url_for("admin.admins"))
 
 
@@ -51,12 +52,12 @@ def admin_add():
 def admin_role(username: str):
     ctx = core.context()
     if admins.find(ctx, username) is None:
-        abort(404, f"{username} has no console role.")
+        abort(404, _("%(username)s has no console role.", username=username))
     try:
         row = admins.add(ctx, console_origin(), username, _field("role"))
     except admins.AdminError as exc:
         return _admins_page(error=str(exc), status=400)
-    flash(f"{row.username} is now {row.role}.")
+    flash(_("%(username)s is now %(role)s.", username=row.username, role=role_name(row.role)))
     return redirect(url_for("admin.admins"))
 
 
@@ -66,13 +67,15 @@ def admin_remove(username: str):
     ctx = core.context()
     row = admins.find(ctx, username)
     if row is None:
-        abort(404, f"{username} has no console role.")
+        abort(404, _("%(username)s has no console role.", username=username))
     return confirm_then(
-        title=f"Remove {row.username}'s console role?", back=url_for("admin.admins"),
-        question=f"{row.username} ({row.role}) will no longer get into the console. A role "
-                 "from a directory group stays.",
+        title=_("Remove %(username)s's console role?", username=row.username),
+        back=url_for("admin.admins"),
+        question=_("%(username)s (%(role)s) will no longer get into the console. A role from a "
+                   "directory group stays.", username=row.username, role=role_name(row.role)),
         act=lambda: admins.remove(ctx, console_origin(), row.username),
-        done=f"{row.username} no longer has a console role.", then=url_for("admin.admins"),
+        done=_("%(username)s no longer has a console role.", username=row.username),
+        then=url_for("admin.admins"),
         refused=(admins.AdminError,))
 
 
@@ -107,9 +110,10 @@ def api_token_add():
 def api_token_remove(name: str):
     ctx = core.context()
     if api_tokens.find(ctx, name) is None:
-        abort(404, f"There is no API token named {name}.")
+        abort(404, _("There is no API token named %(name)s.", name=name))
     return confirm_then(
-        title=f"Remove the API token {name}?", question="Calls with it are refused at once.",
+        title=_("Remove the API token %(name)s?", name=name),
+        question=_("Calls with it are refused at once."),
         back=url_for("admin.api_tokens"),
         act=lambda: api_tokens.remove(ctx, console_origin(), name),
-        done=f"Removed the API token {name}.", then=url_for("admin.api_tokens"))
+        done=_("Removed the API token %(name)s.", name=name), then=url_for("admin.api_tokens"))

@@ -7,13 +7,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from flask import Response, render_template, request, stream_with_context, url_for
+from flask import Response, current_app, render_template, request, stream_with_context, url_for
 
 from app.core import audit, audit_search
 from app.core.audit_search import AuditQuery, AuditSearchError
 from app.core.context import Context
 from app.extensions import core
+from app.i18n import N_
 from app.models import AuditEvent
 from app.web.admin.base import bp, console_origin, menu, requires
 
@@ -23,7 +26,24 @@ CSV_COLUMNS = ("at", "username", "door", "action", "result", "address", "device"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ARGS = (*audit_search.FIELDS, "since", "until", "size")
 
-menu("admin.audit", "Audit search", "audit.search")
+menu("admin.audit", N_("Audit search"), "audit.search")
+
+
+def _zone() -> ZoneInfo:
+    """The university's time zone: the console reads and shows the audit's times in it (the
+    record itself, the CSV and the API stay UTC)."""
+    return ZoneInfo(current_app.config["UM2FA"].timezone)
+
+
+def _query(ctx: Context) -> AuditQuery:
+    """The search typed into the form: a time without an offset is local time."""
+    return audit_search.query_from(request.args, ctx.now(), zone=_zone())
+
+
+def local_seconds(when: datetime) -> str:
+    """"2026-12-01 16:04:00": a record's time in the university's time zone, to the second."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return aware.astimezone(_zone()).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @bp.get("/audit", endpoint="audit")
@@ -32,7 +52,7 @@ def audit_page():
     ctx = core.context()
     found, error = None, ""
     try:
-        query = audit_search.query_from(request.args, ctx.now())
+        query = _query(ctx)
         size = audit_search.page_size(request.args.get("size", ""))
         after = audit_search.parse_cursor(request.args.get("after", ""))
         found = audit_search.page(ctx, query, size=size, after=after)
@@ -43,7 +63,8 @@ def audit_page():
              if found is not None and found.next_cursor else "")
     page = render_template("admin/audit.html", found=found, error=error, search=search,
                            older=older, paged="after" in request.args,
-                           csv_url=url_for("admin.audit_csv", **search))
+                           csv_url=url_for("admin.audit_csv", **search),
+                           local_seconds=local_seconds)
     return page, 400 if error else 200
 
 
@@ -54,10 +75,11 @@ def audit_csv():
     export itself is audited with its search."""
     ctx = core.context()
     try:
-        query = audit_search.query_from(request.args, ctx.now())
+        query = _query(ctx)
     except AuditSearchError as exc:
         page = render_template("admin/audit.html", found=None, error=str(exc),
-                               search=_search_args(), older="", paged=False, csv_url="")
+                               search=_search_args(), older="", paged=False, csv_url="",
+                               local_seconds=local_seconds)
         return page, 400
     audit.record(ctx, console_origin(), "audit.export", "ok", detail=describe(query))
     stamp = ctx.now().strftime("%Y%m%d-%H%M%S")

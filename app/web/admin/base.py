@@ -28,6 +28,7 @@ from flask import (
 
 from app.core import admins, signin
 from app.extensions import core
+from app.i18n import N_, _
 from app.web import addresses
 from app.web.auth import current_user, end_session, start_session
 from app.web.console_actions import guarded, public, requested_view_is_public
@@ -42,6 +43,12 @@ DOOR = "admin"
 MENU: list[tuple[str, str, str]] = []
 
 
+# How the console names a role and a recovery passcode's status (the stored values stay English).
+ROLE_NAMES = {admins.ADMIN: N_("admin"), admins.HELPDESK: N_("helpdesk")}
+PASSCODE_STATUSES = {"used": N_("used"), "revoked": N_("revoked"), "expired": N_("expired"),
+                     "unused": N_("unused")}
+
+
 # The order of the menu, whatever the order the area modules are imported in.
 MENU_ORDER = ("admin.index", "admin.users", "admin.dashboard", "admin.audit",
               "admin.radius_clients", "admin.service_providers", "admin.admins",
@@ -49,7 +56,8 @@ MENU_ORDER = ("admin.index", "admin.users", "admin.dashboard", "admin.audit",
 
 
 def menu(endpoint: str, label: str, action: str) -> None:
-    if endpoint not in [e for e, _, _ in MENU]:
+    """`label`: marked with N_, translated where the menu is shown."""
+    if endpoint not in [item[0] for item in MENU]:
         MENU.append((endpoint, label, action))
         MENU.sort(key=lambda item: (MENU_ORDER.index(item[0]) if item[0] in MENU_ORDER
                                     else len(MENU_ORDER)))
@@ -70,7 +78,7 @@ def confirm_then(*, title: str, question: str, back: str, act: Callable[[], None
     and goes to `then`; an error of `refused` is the page again with its message (400)."""
     if request.method == "GET":
         return render_template("admin/confirm.html", title=title, question=question,
-                               action=request.path, button="Remove", back=back)
+                               action=request.path, button=_("Remove"), back=back)
     try:
         act()
     except refused as exc:
@@ -109,7 +117,7 @@ def guard():
     # idle since the last console page, or since the second factor for a first visit
     if now - session.get("admin_seen", session["mfa_at"]) > idle:
         end_session(DOOR)
-        flash("Your console session was idle too long. Please sign in again.")
+        flash(_("Your console session was idle too long. Please sign in again."))
         return redirect(url_for("admin.sign_in"))
     role = admins.role_of(core.context(), user)
     if role is None:
@@ -125,7 +133,16 @@ def console_helpers():
         return admins.can(g.get("console_role"), action)
 
     return {"console_can": can,
-            "console_menu": lambda: [(e, label) for e, label, action in MENU if can(action)]}
+            "console_menu": lambda: [(e, label) for e, label, action in MENU if can(action)],
+            "console_role_name": role_name, "passcode_status_name": passcode_status_name}
+
+
+def role_name(role: str | None) -> str:
+    return _(ROLE_NAMES[role]) if role in ROLE_NAMES else (role or "")
+
+
+def passcode_status_name(status: str) -> str:
+    return _(PASSCODE_STATUSES[status]) if status in PASSCODE_STATUSES else status
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -146,7 +163,7 @@ def sign_in():
     return redirect(url_for("prompt.index", next="admin"))
 
 
-menu("admin.index", "Console home", "users.read")
+menu("admin.index", N_("Console home"), "users.read")
 
 
 @bp.get("/")

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
+from app.i18n import _
+
 # Colours that stay apart for most colour vision (Okabe-Ito), then again.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
            "#000000")
@@ -25,7 +27,7 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str],
     """A stacked bar chart: one bar per label, one coloured part per series (name, counts),
     a y axis from 0 to the largest bar, every `label_every`-th label under the x axis, and a
     legend below."""
-    totals = [sum(counts[i] for _, counts in series) for i in range(len(labels))]
+    totals = [sum(counts[i] for _name, counts in series) for i in range(len(labels))]
     top = max(totals, default=0) or 1
     legend_rows = (len(series) + 2) // 3
     height = HEIGHT + legend_rows * LEGEND_ROW
@@ -71,7 +73,7 @@ def _axes(top: int, plot_w: float, plot_h: float) -> str:
 
 def _legend(series: Sequence[tuple[str, Sequence[int]]], y0: int) -> str:
     parts = []
-    for index, (name, _) in enumerate(series):
+    for index, (name, _counts) in enumerate(series):
         x = LEFT + (index % 3) * 220
         y = y0 + (index // 3) * LEGEND_ROW
         parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour(index)}"/>'
@@ -82,7 +84,8 @@ def _legend(series: Sequence[tuple[str, Sequence[int]]], y0: int) -> str:
 
 def _describe(labels: Sequence[str], totals: Sequence[int]) -> str:
     if not labels:
-        return "No data."
+        return _("No data.")
     peak = max(range(len(totals)), key=lambda i: totals[i])
-    return (f"{sum(totals)} in all from {labels[0]} to {labels[-1]}; the most, {totals[peak]}, "
-            f"at {labels[peak]}.")
+    return _("%(total)s in all from %(first)s to %(last)s; the most, %(most)s, at %(peak)s.",
+             total=sum(totals), first=labels[0], last=labels[-1], most=totals[peak],
+             peak=labels[peak])

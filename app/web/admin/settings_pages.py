@@ -6,11 +6,12 @@ from __future__ import annotations
 from flask import current_app, render_template
 
 from app.config.masked import effective
+from app.i18n import N_
 from app.web.admin.base import bp, menu, requires
 
 ACTION = "settings.read"
 
-menu("admin.settings", "Settings", ACTION)
+menu("admin.settings", N_("Settings"), ACTION)
 
 
 @bp.get("/settings", endpoint="settings")

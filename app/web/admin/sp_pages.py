@@ -10,6 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from app.core import attribute_release, sp_summary
 from app.core import service_providers as sps
 from app.extensions import core
+from app.i18n import N_, _
 from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 from saml.sp_metadata import register as register_metadata
 from saml.xml import SamlError
@@ -17,7 +18,7 @@ from saml.xml import SamlError
 ACTION = "service_providers.manage"
 PAGE_SIZE = 100
 
-menu("admin.service_providers", "Service providers", ACTION)
+menu("admin.service_providers", N_("Service providers"), ACTION)
 
 
 def _page_number() -> int:
@@ -50,14 +51,14 @@ def service_provider_add():
         return render_template("admin/service_provider_add.html", xml="", replace=False)
     xml, replace = _submitted_metadata(), bool(request.form.get("replace"))
     if not xml.strip():
-        error = "Choose a metadata file or paste the SP's metadata XML."
+        error = _("Choose a metadata file or paste the SP's metadata XML.")
     else:
         try:
-            sp, _ = register_metadata(core.context(), console_origin(), xml, replace=replace)
+            sp, _created = register_metadata(core.context(), console_origin(), xml, replace=replace)
         except (SamlError, sps.ServiceProviderError) as exc:
             error = str(exc)
         else:
-            flash(f"Registered {sp.entity_id}.")
+            flash(_("Registered %(entity_id)s.", entity_id=sp.entity_id))
             return redirect(url_for("admin.service_provider", sp_id=sp.id))
     # the XML stays in the form (a file's too), so nothing is lost
     return render_template("admin/service_provider_add.html", xml=xml, replace=replace,
@@ -68,14 +69,15 @@ def _found(sp_id: int):
     ctx = core.context()
     sp = sps.get(ctx, sp_id)
     if sp is None:
-        abort(404, "There is no such service provider.")
+        abort(404, _("There is no such service provider."))
     return ctx, sp
 
 
 def _sp_page(ctx, sp, error: str = "", status: int = 200):
     """One SP's page: its facts, and the settings form with what it receives now ticked."""
     return render_template("admin/service_provider.html", sp=sp,
-                           facts=sp_summary.describe(ctx, sp), own=sp.aggregate_id is None,
+                           facts=sp_summary.in_words(sp_summary.describe(ctx, sp)),
+                           own=sp.aggregate_id is None,
                            catalog=attribute_release.CATALOG.values(),
                            released=attribute_release.policy(sp), error=error), status
 
@@ -99,7 +101,7 @@ def _submitted_options() -> sps.Options:
     elif choice == "list":
         options.release = attribute_release.resolve(request.form.getlist("attribute"))
     else:
-        raise ValueError("Choose the default policy or only the attributes ticked.")
+        raise ValueError(_("Choose the default policy or only the attributes ticked."))
     return options
 
 
@@ -112,7 +114,7 @@ def service_provider_settings(sp_id: int):
     except ValueError as exc:
         return _sp_page(ctx, sp, error=str(exc), status=400)
     sps.set_options(ctx, console_origin(), sp.entity_id, options)
-    flash(f"Saved the settings of {sp.name}.")
+    flash(_("Saved the settings of %(name)s.", name=sp.name))
     return redirect(url_for("admin.service_provider", sp_id=sp_id))
 
 
@@ -121,8 +123,11 @@ def service_provider_settings(sp_id: int):
 def service_provider_remove(sp_id: int):
     ctx, sp = _found(sp_id)
     return confirm_then(
-        title=f"Remove {sp.name}?", back=url_for("admin.service_provider", sp_id=sp_id),
-        question=f"{sp.entity_id} will no longer get assertions from UM 2FA.",
+        title=_("Remove %(name)s?", name=sp.name),
+        back=url_for("admin.service_provider", sp_id=sp_id),
+        question=_("%(entity_id)s will no longer get assertions from UM 2FA.",
+                   entity_id=sp.entity_id),
         act=lambda: sps.remove(ctx, console_origin(), sp.entity_id),
-        done=f"Removed {sp.entity_id}.", then=url_for("admin.service_providers"),
+        done=_("Removed %(entity_id)s.", entity_id=sp.entity_id),
+        then=url_for("admin.service_providers"),
         refused=(sps.ServiceProviderError,))

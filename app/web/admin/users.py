@@ -15,6 +15,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from app.core import audit, audit_search, helpdesk, support
 from app.extensions import core, htmx
+from app.i18n import N_, _
 from app.web.admin.base import bp, console_origin, menu, requires
 from app.web.forms import EmptyForm
 
@@ -28,7 +29,7 @@ def _page_number() -> int:
     return min(int(raw), 10_000) if raw.isascii() and raw.isdigit() and raw != "0" else 1
 
 
-menu("admin.users", "Find a person", "users.read")
+menu("admin.users", N_("Find a person"), "users.read")
 
 
 @bp.get("/users")
@@ -54,7 +55,7 @@ def _person(username: str, *, failed: str = "", error: str = "", status: int = 2
     ctx = core.context()
     try:
         view = support.user_view(ctx, username)
-        recent, _ = support.timeline(ctx, username, limit=RECENT_TIMELINE)
+        recent, _older = support.timeline(ctx, username, limit=RECENT_TIMELINE)
     except support.NotFound:
         abort(404)
     return render_template("admin/person.html", view=view, recent=recent, form=EmptyForm(),
@@ -66,7 +67,7 @@ def _act(username: str, action: str, do, done: str):
     """Run a help-desk action from its form: back to the person with `done`, or the page again
     with what went wrong."""
     if not EmptyForm().validate():
-        return _person(username, failed=action, error="The form expired. Please try again.",
+        return _person(username, failed=action, error=_("The form expired. Please try again."),
                        status=400)
     try:
         do(core.context(), console_origin(), request.form.get("reason", ""))
@@ -83,7 +84,7 @@ def _act(username: str, action: str, do, done: str):
 def unlock(username: str):
     return _act(username, "unlock",
                 lambda ctx, origin, reason: helpdesk.unlock(ctx, origin, username, reason),
-                f"{username} is unlocked and was told so.")
+                _("%(username)s is unlocked and was told so.", username=username))
 
 
 @bp.post("/users/<username>/devices/<int:device_id>/remove")
@@ -91,11 +92,11 @@ def unlock(username: str):
 def remove_device(username: str, device_id: int):
     if request.form.get("confirm") != "yes" and EmptyForm().validate():
         return _person(username, failed=f"remove-{device_id}",
-                       error="Tick the box to confirm removing the device.", status=400)
+                       error=_("Tick the box to confirm removing the device."), status=400)
     return _act(username, f"remove-{device_id}",
                 lambda ctx, origin, reason: helpdesk.remove_device(ctx, origin, username,
                                                                    device_id, reason),
-                f"The device was removed; {username} was told so.")
+                _("The device was removed; %(username)s was told so.", username=username))
 
 
 @bp.post("/users/<username>/sessions/end")
@@ -103,7 +104,8 @@ def remove_device(username: str, device_id: int):
 def end_sessions(username: str):
     return _act(username, "sessions",
                 lambda ctx, origin, reason: helpdesk.end_sessions(ctx, origin, username, reason),
-                f"{username} is signed out everywhere and was told so.")
+                _("%(username)s is signed out everywhere and was told so.",
+                  username=username))
 
 
 @bp.post("/users/<username>/disable")
@@ -112,7 +114,7 @@ def disable(username: str):
     return _act(username, "disable",
                 lambda ctx, origin, reason: helpdesk.set_disabled(ctx, origin, username, True,
                                                                   reason),
-                f"{username} is disabled and was told so.")
+                _("%(username)s is disabled and was told so.", username=username))
 
 
 @bp.post("/users/<username>/enable")
@@ -121,7 +123,7 @@ def enable(username: str):
     return _act(username, "enable",
                 lambda ctx, origin, reason: helpdesk.set_disabled(ctx, origin, username, False,
                                                                   reason),
-                f"{username} is enabled again and was told so.")
+                _("%(username)s is enabled again and was told so.", username=username))
 
 
 @bp.post("/users/<username>/recovery")
@@ -130,10 +132,10 @@ def issue_recovery(username: str):
     """A recovery passcode after the help-desk person checked an identity document: shown on
     this answer only (no-store), never stored or logged."""
     if not EmptyForm().validate():
-        return _person(username, failed="recovery", error="The form expired. Please try again.",
+        return _person(username, failed="recovery", error=_("The form expired. Please try again."),
                        status=400)
     try:
-        code, _ = helpdesk.issue_recovery(core.context(), console_origin(), username,
+        code, _row = helpdesk.issue_recovery(core.context(), console_origin(), username,
                                           request.form.get("reason", ""),
                                           id_checked=request.form.get(ID_CHECK) == "yes")
     except support.NotFound:

@@ -46,6 +46,7 @@ def extracted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pot")
     for domain, config in (("messages", "babel.cfg"), ("companion", "babel-companion.cfg")):
         subprocess.run([str(ROOT / ".venv/bin/pybabel"), "-q", "extract", "-F", config,
+                        "-k", "_l", "-k", "lazy_gettext",  # as scripts/i18n extract
                         "--no-location", "-o", str(out / f"{domain}.pot"), "."],
                        cwd=ROOT, check=True, capture_output=True)
     return out

@@ -54,7 +54,7 @@ def test_the_recovery_portal_speaks_the_browsers_language(app, client, language,
 
 
 @pytest.mark.parametrize(("language", "title", "label"), [
-    ("zh_Hant", "核實您的身分", "出生日期"),
+    ("zh_Hant", "核實您的身份", "出生日期"),
     ("pt", "Verifique a sua identidade", "Data de nascimento"),
 ])
 def test_the_identify_step_is_translated(app, client, language, title, label):

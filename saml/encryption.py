@@ -28,6 +28,7 @@ from app.core.sp_encryption import (
     XMLENC11,
     AssertionEncryption,
 )
+from app.i18n import N_
 from saml.xml import NS, SamlError, parse, xpath
 
 # what we encrypt with: the data algorithm's xmlsec transform and key size in bits
@@ -47,7 +48,7 @@ _ELEMENT = XMLENC + "Element"
 _SAML = "{" + NS["saml"] + "}"
 _XENC = "{" + NS["xenc"] + "}"
 _DS = "{" + NS["ds"] + "}"
-UNDECRYPTABLE = ("The NameID of the logout request is encrypted to a key this sign-in service "
+UNDECRYPTABLE = N_("The NameID of the logout request is encrypted to a key this sign-in service "
                  "does not have, or cannot be decrypted.")
 
 
@@ -56,8 +57,8 @@ def _certificate_key(cert_b64: str) -> xmlsec.Key:
         return xmlsec.Key.from_memory(base64.b64decode(cert_b64, validate=True),
                                       xmlsec.KeyFormat.CERT_DER, None)
     except (binascii.Error, ValueError, xmlsec.Error) as exc:
-        raise SamlError("The service provider's encryption certificate in its metadata cannot "
-                        "be used. Ask its administrators for new metadata.") from exc
+        raise SamlError(N_("The service provider's encryption certificate in its metadata cannot "
+                        "be used. Ask its administrators for new metadata.")) from exc
 
 
 _LOCAL = threading.local()
@@ -102,15 +103,16 @@ def encrypt_assertion(signed_assertion: str, encryption: AssertionEncryption) ->
     try:
         context.encrypt_xml(data, assertion)
     except xmlsec.Error as exc:  # e.g. not an RSA key
-        raise SamlError("The service provider's encryption certificate in its metadata cannot "
-                        "be used. Ask its administrators for new metadata.") from exc
+        raise SamlError(N_("The service provider's encryption certificate in its metadata cannot "
+                        "be used. Ask its administrators for new metadata.")) from exc
     return etree.tostring(wrapper).decode()
 
 
 def _one(node: etree._Element, path: str, what: str) -> etree._Element:
     found = xpath(node, path)
     if len(found) != 1:
-        raise SamlError(f"The logout request's encrypted NameID has {len(found)} {what}.")
+        raise SamlError(N_("The logout request's encrypted NameID has %(count)d %(what)s."),
+                        count=len(found), what=what)
     return found[0]
 
 
@@ -118,11 +120,11 @@ def _checked_cipher(node: etree._Element, accepted: set[str], what: str) -> None
     """An EncryptedData or EncryptedKey with one accepted algorithm and its cipher text inline."""
     method = _one(node, "xenc:EncryptionMethod", f"{what} methods")
     if method.get("Algorithm") not in accepted:
-        raise SamlError(f"The logout request's encrypted NameID uses a {what} algorithm that "
-                        "is not accepted.")
+        raise SamlError(N_("The logout request's encrypted NameID uses a %(what)s algorithm "
+                           "that is not accepted."), what=what)
     _one(node, "xenc:CipherData/xenc:CipherValue", f"{what} cipher values")
     if xpath(node, "xenc:CipherData/xenc:CipherReference"):
-        raise SamlError("The logout request's encrypted NameID refers to data elsewhere.")
+        raise SamlError(N_("The logout request's encrypted NameID refers to data elsewhere."))
 
 
 def _normalised(encrypted_id: etree._Element) -> etree._Element:
@@ -132,11 +134,12 @@ def _normalised(encrypted_id: etree._Element) -> etree._Element:
     copy = deepcopy(encrypted_id)
     data = _one(copy, "xenc:EncryptedData", "EncryptedData elements")
     if data.get("Type", _ELEMENT) != _ELEMENT:
-        raise SamlError("The logout request's encrypted NameID is not an encrypted element.")
+        raise SamlError(N_("The logout request's encrypted NameID is not an encrypted element."))
     _checked_cipher(data, _ACCEPTED_DATA, "data encryption")
     keys = xpath(data, "ds:KeyInfo/xenc:EncryptedKey") + xpath(copy, "xenc:EncryptedKey")
     if len(keys) != 1:
-        raise SamlError(f"The logout request's encrypted NameID has {len(keys)} encrypted keys.")
+        raise SamlError(N_("The logout request's encrypted NameID has %(count)d encrypted keys."),
+                        count=len(keys))
     key = keys[0]
     _checked_cipher(key, _ACCEPTED_KEY_TRANSPORT, "key transport")
     for info in xpath(key, "ds:KeyInfo"):

@@ -14,6 +14,7 @@ import xmlsec
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from app.i18n import N_
 from saml.keys import SigningKey
 from saml.response import SUCCESS, instant, new_id
 from saml.xml import SamlError, deflate_b64, parse, xpath
@@ -122,12 +123,12 @@ def parse_logout_response(xml: bytes) -> LogoutResponse:
     request we sent, and its signature, are the caller's to check."""
     root = parse(xml)
     if root.tag != _PROTOCOL + "LogoutResponse" or not root.get("ID"):
-        raise SamlError("The message is not a SAML LogoutResponse.")
+        raise SamlError(N_("The message is not a SAML LogoutResponse."))
     if root.get("Version") != "2.0":
-        raise SamlError("The LogoutResponse is not SAML 2.0.")
+        raise SamlError(N_("The LogoutResponse is not SAML 2.0."))
     status = _first(root, "samlp:Status/samlp:StatusCode/@Value")
     if not status:
-        raise SamlError("The LogoutResponse has no status.")
+        raise SamlError(N_("The LogoutResponse has no status."))
     return LogoutResponse(
         id=root.get("ID"),
         issuer=_first(root, "saml:Issuer/text()"),

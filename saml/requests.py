@@ -9,6 +9,7 @@ from urllib.parse import unquote_plus
 from lxml import etree
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from app.i18n import N_
 from saml.encryption import decrypt_nameid
 from saml.signature import ALLOWED_SIG_ALGS, verify_enveloped
 from saml.xml import SamlError, b64decode, inflate, parse, xpath
@@ -61,7 +62,7 @@ def _raw_query_part(query_string: str, name: str) -> str | None:
 def from_redirect(query_string: str, args: dict, param: str = "SAMLRequest") -> Incoming:
     value = args.get(param)
     if not value:
-        raise SamlError(f"The request carries no {param}.")
+        raise SamlError(N_("The request carries no %(param)s."), param=param)
     parts = [_raw_query_part(query_string, n) for n in (param, "RelayState", "SigAlg")]
     return Incoming(xml=inflate(value), relay_state=args.get("RelayState", ""),
                     binding="redirect", sig_alg=args.get("SigAlg", ""),
@@ -72,7 +73,7 @@ def from_redirect(query_string: str, args: dict, param: str = "SAMLRequest") -> 
 def from_post(form: dict, param: str = "SAMLRequest") -> Incoming:
     value = form.get(param)
     if not value:
-        raise SamlError(f"The request carries no {param}.")
+        raise SamlError(N_("The request carries no %(param)s."), param=param)
     return Incoming(xml=b64decode(value), relay_state=form.get("RelayState", ""), binding="post")
 
 
@@ -81,19 +82,19 @@ def verify_signature(incoming: Incoming, certs: list[str]) -> None:
     pems = [OneLogin_Saml2_Utils.format_cert(c) for c in certs]
     if incoming.binding == "redirect":
         if not incoming.signature:
-            raise SamlError("This service provider signs its requests, but the request is not "
-                            "signed.")
+            raise SamlError(N_("This service provider signs its requests, but the request is not "
+                            "signed."))
         alg = unquote_plus(incoming.sig_alg)
         if alg not in ALLOWED_SIG_ALGS:
-            raise SamlError("The request's signature algorithm is not accepted.")
+            raise SamlError(N_("The request's signature algorithm is not accepted."))
         signature = b64decode(incoming.signature)
         if not any(OneLogin_Saml2_Utils.validate_binary_sign(incoming.signed_query, signature,
                                                              pem, alg) for pem in pems):
-            raise SamlError("The request's signature is not valid.")
+            raise SamlError(N_("The request's signature is not valid."))
         return
-    verify_enveloped(parse(incoming.xml), pems, "request",
-                     unsigned="This service provider signs its requests, but the request is "
-                              "not signed.")
+    verify_enveloped(parse(incoming.xml), pems, N_("request"),
+                     unsigned=N_("This service provider signs its requests, but the request "
+                                 "is not signed."))
 
 
 def _text(root, path: str) -> str:
@@ -104,12 +105,12 @@ def _text(root, path: str) -> str:
 def parse_authn_request(xml: bytes) -> AuthnRequest:
     root = parse(xml)
     if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}AuthnRequest":
-        raise SamlError("The message is not a SAML AuthnRequest.")
+        raise SamlError(N_("The message is not a SAML AuthnRequest."))
     if root.get("Version") != "2.0" or not root.get("ID"):
-        raise SamlError("The AuthnRequest is not SAML 2.0 or has no ID.")
+        raise SamlError(N_("The AuthnRequest is not SAML 2.0 or has no ID."))
     binding = root.get("ProtocolBinding")
     if binding and binding != "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST":
-        raise SamlError("Only the HTTP-POST binding is supported for responses.")
+        raise SamlError(N_("Only the HTTP-POST binding is supported for responses."))
     return AuthnRequest(
         id=root.get("ID"),
         issuer=_text(root, "saml:Issuer/text()"),
@@ -126,10 +127,10 @@ def parse_authn_request(xml: bytes) -> AuthnRequest:
 def parse_logout_request(xml: bytes) -> LogoutRequest:
     root = parse(xml)
     if root.tag != "{urn:oasis:names:tc:SAML:2.0:protocol}LogoutRequest" or not root.get("ID"):
-        raise SamlError("The message is not a SAML LogoutRequest.")
+        raise SamlError(N_("The message is not a SAML LogoutRequest."))
     encrypted = xpath(root, "saml:EncryptedID")
     if len(encrypted) + len(xpath(root, "saml:NameID")) > 1:
-        raise SamlError("The logout request names more than one subject.")
+        raise SamlError(N_("The logout request names more than one subject."))
     return LogoutRequest(id=root.get("ID"), issuer=_text(root, "saml:Issuer/text()"),
                          nameid=_text(root, "saml:NameID/text()"),
                          encrypted_id=etree.tostring(encrypted[0]) if encrypted else b"",

@@ -10,6 +10,7 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.errors import OneLogin_Saml2_Error
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from app.i18n import N_
 from saml.xml import NS, SamlError, xpath
 
 ALLOWED_SIG_ALGS = {C.RSA_SHA256, C.RSA_SHA384, C.RSA_SHA512}
@@ -23,6 +24,7 @@ ALLOWED_TRANSFORMS = {
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
 }
 _DS = "{" + NS["ds"] + "}"
+TERMS = ("what",)  # `what` names the document: a marked text, translated with the message
 
 
 def verify_enveloped(root: etree._Element, pems: list[str], what: str, *,
@@ -42,7 +44,8 @@ def verify_enveloped(root: etree._Element, pems: list[str], what: str, *,
             continue
         except xmlsec.Error:  # a certificate xmlsec cannot read
             continue
-    raise SamlError(f"The {what}'s signature is not valid.")
+    raise SamlError(N_("The %(what)s's signature is not valid."),
+                        terms=TERMS, what=what)
 
 
 def enveloped_signature(root: etree._Element, what: str, *,
@@ -55,25 +58,32 @@ def enveloped_signature(root: etree._Element, what: str, *,
     checked by the caller (verify_enveloped)."""
     signatures = list(root.iter(_DS + "Signature"))
     if not signatures:
-        raise SamlError(unsigned or f"The {what} is not signed.")
+        if unsigned:
+            raise SamlError(unsigned)
+        raise SamlError(N_("The %(what)s is not signed."), terms=TERMS, what=what)
     if len(signatures) > 1:
-        raise SamlError(f"The {what} carries more than one signature.")
+        raise SamlError(N_("The %(what)s carries more than one signature."),
+                        terms=TERMS, what=what)
     signature = signatures[0]
     root_id = root.get("ID") or ""
     if signature.getparent() is not root or not root_id:
-        raise SamlError(f"The {what}'s signature does not sign the {what} itself.")
+        raise SamlError(N_("The %(what)s's signature does not sign the %(what)s itself."),
+                        terms=TERMS, what=what)
     # no other attribute (another ID, an xml:id) may name what the reference resolves to
     if root.xpath("count(//@*[. = $id])", id=root_id) != 1:
-        raise SamlError(f"The {what}'s ID is not unique.")
+        raise SamlError(N_("The %(what)s's ID is not unique."), terms=TERMS, what=what)
     references = xpath(signature, "ds:SignedInfo/ds:Reference")
     if len(references) != 1 or references[0].get("URI") != "#" + root_id:
-        raise SamlError(f"The {what}'s signature does not sign the {what} itself.")
+        raise SamlError(N_("The %(what)s's signature does not sign the %(what)s itself."),
+                        terms=TERMS, what=what)
     methods = xpath(signature, "ds:SignedInfo/ds:SignatureMethod/@Algorithm")
     digests = xpath(references[0], "ds:DigestMethod/@Algorithm")
     if (len(methods) != 1 or methods[0] not in ALLOWED_SIG_ALGS or len(digests) != 1
             or digests[0] not in ALLOWED_DIGEST_ALGS):
-        raise SamlError(f"The {what}'s signature algorithm is not accepted.")
+        raise SamlError(N_("The %(what)s's signature algorithm is not accepted."),
+                        terms=TERMS, what=what)
     transforms = xpath(references[0], "ds:Transforms/ds:Transform")
     if any(t.get("Algorithm") not in ALLOWED_TRANSFORMS for t in transforms):
-        raise SamlError(f"The {what}'s signature uses a transform that is not accepted.")
+        raise SamlError(N_("The %(what)s's signature uses a transform that is not accepted."),
+                        terms=TERMS, what=what)
     return signature

@@ -27,6 +27,7 @@ from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from app.core.attribute_release import CATALOG
+from app.i18n import N_
 from saml.keys import SigningKey
 from saml.xml import SamlError, b64decode, parse, xpath
 
@@ -187,7 +188,7 @@ def _time(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError as exc:
-        raise SamlError("The upstream IdP's answer has a time that cannot be read.") from exc
+        raise SamlError(N_("The upstream IdP's answer has a time that cannot be read.")) from exc
 
 
 def _same(a: str | None, b: str) -> bool:
@@ -197,27 +198,27 @@ def _same(a: str | None, b: str) -> bool:
 def _check_window(not_before: datetime | None, not_after: datetime | None,
                   now: datetime) -> None:
     if not_before is not None and now + SKEW < not_before:
-        raise SamlError("The upstream IdP's answer is not valid yet (check the clocks).")
+        raise SamlError(N_("The upstream IdP's answer is not valid yet (check the clocks)."))
     if not_after is not None and now - SKEW >= not_after:
-        raise SamlError("The upstream IdP's answer has expired. Start again from the service "
-                        "you want to use.")
+        raise SamlError(N_("The upstream IdP's answer has expired. Start again from the service "
+                        "you want to use."))
 
 
 def _check_strictly(root, sp: ServiceProvider, request_id: str, now: datetime) -> datetime:
     """The checks python3-saml is lenient about; returns when the assertion stops being valid."""
     if not _same(root.get("InResponseTo"), request_id):
-        raise SamlError("The upstream IdP's answer is not for the sign-in we started.")
+        raise SamlError(N_("The upstream IdP's answer is not for the sign-in we started."))
     if root.get("Destination") is not None and root.get("Destination") != sp.acs_url:
-        raise SamlError("The upstream IdP's answer was meant for another service.")
+        raise SamlError(N_("The upstream IdP's answer was meant for another service."))
     assertions = xpath(root, "saml:Assertion")
     if len(assertions) != 1:
-        raise SamlError("The upstream IdP's answer must hold exactly one assertion.")
+        raise SamlError(N_("The upstream IdP's answer must hold exactly one assertion."))
     assertion = assertions[0]
     restrictions = xpath(assertion, "saml:Conditions/saml:AudienceRestriction")
     if not restrictions or any(
             sp.entity_id not in [str(t).strip() for t in xpath(r, "saml:Audience/text()")]
             for r in restrictions):
-        raise SamlError("The upstream IdP's answer is meant for another service (audience).")
+        raise SamlError(N_("The upstream IdP's answer is meant for another service (audience)."))
     conditions = xpath(assertion, "saml:Conditions")[0]
     _check_window(_time(conditions.get("NotBefore")), _time(conditions.get("NotOnOrAfter")), now)
     for data in xpath(assertion, f"saml:Subject/saml:SubjectConfirmation[@Method='{C.CM_BEARER}']"
@@ -228,23 +229,23 @@ def _check_strictly(root, sp: ServiceProvider, request_id: str, now: datetime) -
             _check_window(_time(data.get("NotBefore")), not_after, now)
             limit = _time(conditions.get("NotOnOrAfter"))
             return min(not_after, limit) if limit else not_after
-    raise SamlError("The upstream IdP's answer has no bearer confirmation for this sign-in "
-                    "(Recipient, InResponseTo and NotOnOrAfter).")
+    raise SamlError(N_("The upstream IdP's answer has no bearer confirmation for this sign-in "
+                    "(Recipient, InResponseTo and NotOnOrAfter)."))
 
 
 def _username(auth: OneLogin_Saml2_Auth, attribute: str,
               attributes: dict[str, list[str]]) -> str:
     if attribute == NAMEID:
         if auth.get_nameid_format() in OPAQUE_NAMEID_FORMATS:
-            raise SamlError("The upstream IdP sent an opaque NameID; set "
+            raise SamlError(N_("The upstream IdP sent an opaque NameID; set "
                             "UM2FA_SSO_UPSTREAM_USERNAME_ATTRIBUTE to the attribute that "
-                            "holds the UMPASS ID.")
+                            "holds the UMPASS ID."))
         value = auth.get_nameid() or ""
     else:
         value = next((v for v in attributes.get(attribute, []) if v.strip()), "")
     if not value.strip():
-        raise SamlError("The upstream IdP's answer does not say who signed in "
-                        f"({attribute} is missing).")
+        raise SamlError(N_("The upstream IdP's answer does not say who signed in "
+                           "(%(attribute)s is missing)."), attribute=attribute)
     return value.strip()
 
 
@@ -252,17 +253,17 @@ def validate_response(sp: ServiceProvider, idp: UpstreamIdp, saml_response: str,
                       request_id: str, now: datetime) -> UpstreamIdentity:
     """Check the Response POSTed to our ACS; SamlError (safe to show) when it is refused."""
     if not saml_response:
-        raise SamlError("The upstream IdP's answer carries no SAMLResponse.")
+        raise SamlError(N_("The upstream IdP's answer carries no SAMLResponse."))
     parse(b64decode(saml_response))  # size, DOCTYPE and entity checks first
     auth = OneLogin_Saml2_Auth(_request_data(sp, {"SAMLResponse": saml_response}),
                                settings(sp, idp))
     try:
         auth.process_response(request_id=request_id)
     except Exception as exc:  # python3-saml raises several kinds
-        raise SamlError("The upstream IdP's answer cannot be read.") from exc
+        raise SamlError(N_("The upstream IdP's answer cannot be read.")) from exc
     if auth.get_errors() or not auth.is_authenticated():
         reason = auth.get_last_error_reason() or "not authenticated"
-        raise SamlError(f"The upstream IdP's answer was refused: {reason}")
+        raise SamlError(N_("The upstream IdP's answer was refused: %(reason)s"), reason=reason)
     root = parse(auth.get_last_response_xml())
     not_after = _check_strictly(root, sp, request_id, now)
     attributes = {**auth.get_friendlyname_attributes(), **auth.get_attributes()}

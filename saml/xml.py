@@ -10,6 +10,8 @@ import zlib
 from lxml import etree
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
+from app.i18n import N_
+
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
     "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
@@ -23,7 +25,16 @@ _DECLARATION = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 class SamlError(ValueError):
-    """A SAML message we refuse; the message is safe to show on the error page."""
+    """A SAML message we refuse; the message is safe to show on the error page.
+
+    `message` is an English text with `%(name)s` placeholders, marked for the catalogs where it
+    is raised (`N_`); `str()` is that text filled in, in English (the audit record and logs),
+    and the SSO door shows it translated (app/web/sso_base.py: `shown`). `terms` names the
+    params whose values are marked texts too ("request", "assertion"), translated with it."""
+
+    def __init__(self, message: str, *, terms: tuple[str, ...] = (), **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message, self.params, self.terms = message, params, terms
 
 
 def parse(xml: bytes | str, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
@@ -31,21 +42,21 @@ def parse(xml: bytes | str, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
     a federation's metadata aggregate passes its own, larger bound)."""
     data = xml.encode() if isinstance(xml, str) else xml
     if len(data) > max_bytes:
-        raise SamlError("The SAML message is too large.")
+        raise SamlError(N_("The SAML message is too large."))
     if _DECLARATION.search(data):
-        raise SamlError("The SAML message contains a document type declaration, which is "
-                        "not allowed.")
+        raise SamlError(N_("The SAML message contains a document type declaration, which is "
+                        "not allowed."))
     try:
         return OneLogin_Saml2_XML.to_etree(data)
     except Exception as exc:  # the parser's own errors for DTDs, entities and broken XML
-        raise SamlError("The SAML message is not well-formed XML.") from exc
+        raise SamlError(N_("The SAML message is not well-formed XML.")) from exc
 
 
 def b64decode(value: str) -> bytes:
     try:
         return base64.b64decode(value, validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise SamlError("The SAML message is not valid base64.") from exc
+        raise SamlError(N_("The SAML message is not valid base64.")) from exc
 
 
 def inflate(value: str) -> bytes:
@@ -55,10 +66,10 @@ def inflate(value: str) -> bytes:
     try:
         out = inflater.decompress(raw, MAX_XML_BYTES + 1)
     except zlib.error as exc:
-        raise SamlError("The SAML message is not DEFLATE-compressed as the binding requires.") \
+        raise SamlError(N_("The SAML message is not DEFLATE-compressed as the binding requires.")) \
             from exc
     if len(out) > MAX_XML_BYTES or inflater.unconsumed_tail:
-        raise SamlError("The SAML message is too large.")
+        raise SamlError(N_("The SAML message is too large."))
     return out
 
 

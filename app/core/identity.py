@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from app.core import lockout, users
 from app.core.context import Context
+from app.i18n import _
 from app.models import User
 
 
@@ -33,12 +34,22 @@ class IdentityCheck:
 
 
 def normalise(role: str, username: str, dob: str, id_last4: str) -> Identity:
-    """Raises users.UserError (a message safe to show) when a value has the wrong shape."""
+    """Raises users.UserError (a message safe to show, in the person's language) when a value
+    has the wrong shape."""
     name = username.strip().lower()
     if not name or len(name) > 64:
-        raise users.UserError("Enter your UMPASS ID.")
-    return Identity(role=role.strip().lower(), username=name, dob=users.normalise_dob(dob),
-                    id_last4=users.normalise_id_last4(id_last4))
+        raise users.UserError(_("Enter your UMPASS ID."))
+    try:
+        dob = users.normalise_dob(dob)
+    except users.UserError as exc:
+        raise users.UserError(_("date of birth %(value)s is not a date in YYYY-MM-DD form",
+                                value=repr(dob))) from exc
+    try:
+        id_last4 = users.normalise_id_last4(id_last4)
+    except users.UserError as exc:
+        raise users.UserError(_("the last 4 characters of the ID/passport must be 4 letters "
+                                "or digits")) from exc
+    return Identity(role=role.strip().lower(), username=name, dob=dob, id_last4=id_last4)
 
 
 def check(ctx: Context, answers: Identity) -> IdentityCheck:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from app.core import devices
 from app.core import service_providers as sps
 from app.core.context import Context
+from app.i18n import N_
 from app.models import ServiceProvider, User
 
 MFA_CONTEXT = "https://refeds.org/profile/mfa"
@@ -22,7 +23,12 @@ UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 
 
 class SsoError(ValueError):
-    """The message is safe to show on the SSO error page."""
+    """The message is safe to show on the SSO error page: an English text marked for the
+    catalogs (`str()` for the audit), shown translated by the door (app/web/sso_base.py)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message, self.params, self.terms = message, params, ()
 
 
 class NameIdPolicyError(SsoError):
@@ -84,8 +90,8 @@ def nameid_format(requested: str, sp: ServiceProvider) -> str:
     if requested and requested != UNSPECIFIED:
         if requested not in offered:
             raise NameIdPolicyError(
-                "This service asks for a kind of user identifier the university's sign-in "
-                f"service does not give it ({requested[:100]}).")
+                N_("This service asks for a kind of user identifier the university's sign-in "
+                   "service does not give it (%(format)s)."), format=requested[:100])
         return requested
     return next((f for f in sps.nameid_formats(sp) if f in offered), PERSISTENT)
 
@@ -95,8 +101,8 @@ def nameid(ctx: Context, user: User, sp_entity_id: str, fmt: str) -> str:
     join their records; a transient one is new every time."""
     if fmt == EMAIL:
         if not user.email:
-            raise SsoError("This service asks for your email address, but your account has "
-                           "none. Please contact the IT help desk.")
+            raise SsoError(N_("This service asks for your email address, but your account has "
+                              "none. Please contact the IT help desk."))
         return user.email
     if fmt == TRANSIENT:
         return "_" + secrets.token_hex(16)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core import audit, lockout, provisioning, users
 from app.core.context import Context, Origin
 from app.core.directory import DirectoryUser
+from app.i18n import N_
 from app.models import UpstreamAssertion, User
 
 # Kept this long after its own expiry, so that clock skew cannot bring an assertion back.
@@ -23,7 +24,12 @@ REPLAY_MARGIN = timedelta(minutes=5)
 
 
 class UpstreamError(ValueError):
-    """The message is safe to show on the SSO error page."""
+    """The message is safe to show on the SSO error page: an English text marked for the
+    catalogs (`str()` for the audit), shown translated by the door (app/web/sso_base.py)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message, self.params, self.terms = message, params, ()
 
 
 def claim_assertion(ctx: Context, issuer: str, assertion_id: str,
@@ -71,12 +77,12 @@ def sign_in(ctx: Context, origin: Origin, found: DirectoryUser, upstream: str) -
     except users.UserError as exc:
         audit.record(ctx, origin, "sign_in", "fail", username=found.username[:64],
                      detail=f"upstream IdP: unusable username ({upstream[:100]})")
-        raise UpstreamError("The university sign-in service named a user that cannot have an "
-                            "account here. Please contact the IT help desk.") from exc
+        raise UpstreamError(N_("The university sign-in service named a user that cannot "
+                               "have an account here. Please contact the IT help desk.")) from exc
     if lockout.is_locked(user, ctx.now()):
         audit.record(ctx, origin, "sign_in", "fail", username=user.username,
                      detail="locked; upstream IdP")
-        raise UpstreamError("Your account is locked. Please contact the IT help desk.")
+        raise UpstreamError(N_("Your account is locked. Please contact the IT help desk."))
     audit.record(ctx, origin, "sign_in", "ok", username=user.username,
                  detail=f"upstream IdP {upstream[:150]}")
     return user

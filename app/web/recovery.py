@@ -26,6 +26,7 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import PasswordField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 
@@ -33,6 +34,7 @@ from app.config import Settings
 from app.core import identity, recovery_flow, recovery_lock, users
 from app.core.recovery_flow import Result, Stage
 from app.extensions import core, limiter
+from app.i18n import N_, _, _l, local_clock, local_iso, ngettext, zone
 from app.web import language
 from app.web.limits import account_limits, typed_username
 from app.web.request_info import origin
@@ -45,31 +47,32 @@ DOOR = "recovery"
 
 
 class IdentityForm(FlaskForm):
-    username = StringField("UMPASS ID", validators=[InputRequired("Enter your UMPASS ID."),
-                                                    Length(max=64)])
-    dob = StringField("Date of birth", validators=[
-        InputRequired("Enter your date of birth."),
+    username = StringField(_l("UMPASS ID"), validators=[InputRequired(_l("Enter your UMPASS ID.")),
+                                                        Length(max=64)])
+    dob = StringField(_l("Date of birth"), validators=[
+        InputRequired(_l("Enter your date of birth.")),
         Regexp(r"^\s*\d{4}-\d{2}-\d{2}\s*$",
-               message="Enter your date of birth as YYYY-MM-DD, e.g. 2001-02-03.")])
-    id_last4 = StringField("Last 4 characters of ID/Passport Number", validators=[
-        InputRequired("Enter the last 4 characters of your ID/passport number."),
+               message=_l("Enter your date of birth as YYYY-MM-DD, e.g. 2001-02-03."))])
+    id_last4 = StringField(_l("Last 4 characters of ID/Passport Number"), validators=[
+        InputRequired(_l("Enter the last 4 characters of your ID/passport number.")),
         Regexp(r"^\s*[A-Za-z0-9]{4}\s*$",
-               message="Enter the last 4 characters (letters or digits) of your ID/passport "
-                       "number, e.g. 123A.")])
+               message=_l("Enter the last 4 characters (letters or digits) of your "
+                          "ID/passport number, e.g. 123A."))])
 
 
-OPTIONS = {"passcode": "Get 2FA Passcode"}
+OPTIONS = {"passcode": N_("Get 2FA Passcode")}
+ROLE_NAMES = {"student": N_("Student"), "staff": N_("Staff")}
 
 
 class OptionForm(FlaskForm):
-    option = StringField("What do you need?", validators=[
-        InputRequired("Select “Get 2FA Passcode”."),
-        AnyOf(list(OPTIONS), message="Select “Get 2FA Passcode”.")])
+    option = StringField(_l("What do you need?"), validators=[
+        InputRequired(_l("Select “Get 2FA Passcode”.")),
+        AnyOf(list(OPTIONS), message=_l("Select “Get 2FA Passcode”."))])
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField("UMPASS password", validators=[
-        InputRequired("Enter your UMPASS password."), Length(max=256)])
+    password = PasswordField(_l("UMPASS password"), validators=[
+        InputRequired(_l("Enter your UMPASS password.")), Length(max=256)])
 
 
 def _settings() -> Settings:
@@ -134,9 +137,21 @@ def _only_on_recovery_host():
     return None
 
 
+def _here_on_host() -> str:
+    """The page's own address as the recovery host's browser sees it (no path prefix)."""
+    here = (request.full_path if request.method == "GET" else request.path).rstrip("?")
+    root = request.script_root + _settings().recovery_prefix
+    if here == root or here.startswith(root + "/") or here.startswith(root + "?"):
+        here = request.script_root + (here[len(root):] or "/")
+    return here
+
+
 @bp.context_processor
 def _inject() -> dict:
-    return {"rurl": rurl, "portal_url": _portal_url()}
+    values = {"rurl": rurl, "portal_url": _portal_url()}
+    if request.environ.get(ON_HOST):  # the language switcher comes back here, not to the prefix
+        values["language_next"] = _here_on_host()
+    return values
 
 
 # --- rate limits ------------------------------------------------------------------------------
@@ -175,12 +190,14 @@ def _back_to_current(stage: Stage | None):
     if stage is Stage.CHOSEN:
         return redirect(rurl("recovery.password"), 303)
     if session.pop(SESSION_KEY, None) is not None:
-        flash("Your recovery session has ended or expired. Please start again.")
+        flash(_("Your recovery session has ended or expired. Please start again."))
     return redirect(rurl("recovery.roles"), 303)
 
 
 def _roles() -> dict[str, str]:
-    return {role: role.replace("-", " ").replace("_", " ").title()
+    """Each role and its name in the page's language (a role we have no name for: its key)."""
+    return {role: _(ROLE_NAMES[role]) if role in ROLE_NAMES
+            else role.replace("-", " ").replace("_", " ").title()
             for role in _settings().recovery_roles}
 
 
@@ -254,8 +271,22 @@ def password():
     code = outcome.passcode
     return render_template("recovery/passcode.html", passcode=code,
                            grouped=" ".join(code[i:i + 3] for i in range(0, len(code), 3)),
-                           expires_at=outcome.expires_at,
-                           minutes=_settings().recovery_ttl_seconds // 60)
+                           expiry=_expiry(outcome.expires_at,
+                                          _settings().recovery_ttl_seconds // 60))
+
+
+def _expiry(expires_at: datetime, minutes: int) -> Markup:
+    """ "It expires at <time>3:26 pm</time> Macao time (GMT+08:00), in 60 minutes.": the time
+    of day in local time (the passcode lives within the hour), the zone named once. Built here:
+    a template's ngettext takes no placeholder but the number."""
+    clock = Markup('<time datetime="{}">{}</time>').format(local_iso(expires_at),
+                                                         local_clock(expires_at))
+    # The sentence with the number filled in and the other placeholders left as they are,
+    # escaped; then the values (the <time> element is ours, the zone's name is escaped).
+    sentence = ngettext("It expires at %(time)s %(zone)s, in %(num)d minute.",
+                        "It expires at %(time)s %(zone)s, in %(num)d minutes.", minutes,
+                        time="%(time)s", zone="%(zone)s")
+    return escape(sentence) % {"time": clock, "zone": zone()}
 
 
 def _locked(until: datetime | None):

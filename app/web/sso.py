@@ -27,6 +27,7 @@ from flask import (
 from app.core import attribute_release, audit, sp_encryption, sso
 from app.core import service_providers as sps
 from app.extensions import core, csrf
+from app.i18n import N_
 from app.web import remember
 from app.web.auth import current_user
 from app.web.csp import CSP
@@ -97,17 +98,17 @@ def single_sign_on():
         authn = parse_authn_request(incoming.xml)
         sp = sps.find(ctx, authn.issuer)
         if sp is None:
-            raise SamlError("This service is not registered with the university's sign-in "
-                            "service.")
+            raise SamlError(N_("This service is not registered with the university's "
+                               "sign-in service."))
         acs = sps.choose_acs(sp, authn.acs_url)
         if sp.sign_requests:
             verify_signature(incoming, sps.certs(sp))
         expected = base_url() + url_for("sso.single_sign_on")
         if authn.destination and authn.destination != expected:
-            raise SamlError("The request was meant for another sign-in service.")
+            raise SamlError(N_("The request was meant for another sign-in service."))
     except (SamlError, sps.ServiceProviderError) as exc:
         audit.record(ctx, origin(DOOR), "saml.request", "refused", detail=str(exc)[:200])
-        return error_page(str(exc))
+        return error_page(exc)
     try:
         fmt = sso.nameid_format(authn.nameid_format, sp)
     except sso.NameIdPolicyError as exc:
@@ -146,11 +147,11 @@ def resume():
     if step is sso.Step.PROMPT or step is sso.Step.ENROL:
         return redirect(url_for("sso.prompt"))
     if step is sso.Step.DENY:
-        return error_page("Your account has no device for two-factor authentication. "
-                          "Please contact the IT help desk.", 403)
+        return error_page(N_("Your account has no device for two-factor authentication. "
+                             "Please contact the IT help desk."), 403)
     mfa = sso.mfa_done(ctx, state, user)
     if pending["mfa_required"] and not mfa:
-        return error_page("This service requires two-factor authentication.", 403)
+        return error_page(N_("This service requires two-factor authentication."), 403)
     return _answer(pending, user, mfa)
 
 
@@ -169,12 +170,12 @@ def _answer(pending: dict, user, mfa: bool):
     sp = sps.find(ctx, pending["sp"])
     if sp is None:
         session.pop("saml_req", None)
-        return error_page("This service is no longer registered.")
+        return error_page(N_("This service is no longer registered."))
     try:
         value = sso.nameid(ctx, user, sp.entity_id, pending["format"])
         released = attribute_release.release(ctx, user, sp)
     except (sso.SsoError, attribute_release.ReleaseError) as exc:
-        return _refuse(ctx, user, sp.entity_id, str(exc), str(exc))
+        return _refuse(ctx, user, sp.entity_id, exc, str(exc))
     session_index = session.setdefault("saml_session", "_" + secrets.token_hex(16))
     assertion = Assertion(issuer=entity_id(), audience=sp.entity_id, recipient=pending["acs"],
                           in_response_to=pending["id"], nameid_format=pending["format"],
@@ -185,7 +186,7 @@ def _answer(pending: dict, user, mfa: bool):
     try:
         xml = build_response(assertion, signing_keys()[-1], sp_encryption.for_assertions(sp))
     except SamlError as exc:  # the SP's encryption certificate is unusable
-        return _refuse(ctx, user, sp.entity_id, str(exc), "encryption certificate unusable")
+        return _refuse(ctx, user, sp.entity_id, exc, "encryption certificate unusable")
     audit.record(ctx, origin(DOOR), "saml.response", "ok", username=user.username,
                  detail=f"{sp.entity_id} {'mfa' if mfa else 'password'}")
     session.pop("saml_req", None)
@@ -193,7 +194,7 @@ def _answer(pending: dict, user, mfa: bool):
     return _post_to_acs(pending["acs"], pending["relay"], xml, sp.name)
 
 
-def _refuse(ctx, user, sp_entity_id: str, message: str, reason: str):
+def _refuse(ctx, user, sp_entity_id: str, message: Exception, reason: str):
     """No Response for this request: the person sees why, the audit says so."""
     session.pop("saml_req", None)
     audit.record(ctx, origin(DOOR), "saml.response", "refused", username=user.username,

@@ -8,11 +8,25 @@ from flask import Blueprint, current_app, render_template, request, session
 
 from app.core import service_providers as sps
 from app.extensions import core
+from app.i18n import N_, _
 from saml import keys as saml_keys
 
 bp = Blueprint("sso", __name__)
 DOOR = "sso"
-NO_SIGN_IN = "There is no sign-in in progress. Start again from the service you want to use."
+NO_SIGN_IN = N_("There is no sign-in in progress. Start again from the service you want to "
+                "use.")
+
+
+SAML_PARAMS = ("SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature")
+
+
+@bp.context_processor
+def _language_next() -> dict:
+    """The language switcher comes back to the page without a SAML message in its address:
+    a message is used once, and it would carry it into another page's form."""
+    if any(name in request.args for name in SAML_PARAMS):
+        return {"language_next": request.path}
+    return {}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -47,8 +61,24 @@ def encryption_keys() -> list[saml_keys.KeyPair]:
     return _key_pairs("saml_encryption_keys", saml_keys.ENCRYPTION)
 
 
-def error_page(message: str, status: int = 400):
-    return render_template("sso/error.html", message=message), status
+def shown(reason: str | Exception) -> str:
+    """A refusal in the page's language: a text marked with `N_`, or an exception carrying one
+    (SamlError, SsoError, UpstreamError: `message`, `params`, and `terms`, the params that are
+    marked texts too). Any other exception's text is shown as it is."""
+    if not isinstance(reason, Exception):
+        return _(reason)
+    message = getattr(reason, "message", None)
+    if not isinstance(message, str):
+        return str(reason)
+    params = dict(getattr(reason, "params", {}))
+    for term in getattr(reason, "terms", ()):
+        params[term] = _(str(params[term]))
+    return _(message, **params)
+
+
+def error_page(reason: str | Exception, status: int = 400):
+    """The SSO error page; `reason` as for `shown` (the audit keeps `str(reason)`: English)."""
+    return render_template("sso/error.html", message=shown(reason)), status
 
 
 def no_sign_in():

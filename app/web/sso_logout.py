@@ -16,9 +16,18 @@ from app.core import audit
 from app.core import service_providers as sps
 from app.core import single_logout as slo
 from app.extensions import core
+from app.i18n import N_
 from app.web.auth import current_user, end_session
 from app.web.request_info import origin
-from app.web.sso_base import DOOR, base_url, bp, encryption_keys, entity_id, signing_keys
+from app.web.sso_base import (
+    DOOR,
+    base_url,
+    bp,
+    encryption_keys,
+    entity_id,
+    shown,
+    signing_keys,
+)
 from saml.logout import (
     PARTIAL_LOGOUT,
     UNKNOWN_PRINCIPAL,
@@ -41,8 +50,9 @@ CHAIN = "saml_logout"  # the chain in progress, in the signed-out session
 REQUEST_LIFETIME = 120  # seconds: NotOnOrAfter of our LogoutRequests (one browser redirect)
 
 
-def _problem(message: str):
-    return render_template("sso/sign_out_problem.html", message=message,
+def _problem(reason: str | Exception):
+    """The sign-out problem page for `reason` (as for sso_base.shown)."""
+    return render_template("sso/sign_out_problem.html", message=shown(reason),
                            in_progress=_chain() is not None), 400
 
 
@@ -85,7 +95,7 @@ def skip_logout_step():
     chain = _chain()
     step = chain.pending() if chain is not None else None
     if chain is None or step is None:
-        return _problem("There is no sign-out in progress.")
+        return _problem(N_("There is no sign-out in progress."))
     audit.record(core.context(), origin(DOOR), "saml.logout_response", "skipped",
                  detail=step.sp)
     slo.skip(chain)
@@ -101,18 +111,18 @@ def _logout_request():
         logout = parse_logout_request(incoming.xml)
         sp = sps.find(ctx, logout.issuer)
         if sp is None or not sp.slo_url:
-            raise SamlError("This service is not registered for single logout.")
+            raise SamlError(N_("This service is not registered for single logout."))
         # An SP with a signing certificate must sign its LogoutRequests (an SP registered
         # without one is trusted on its word, as before: docs/saml.md).
         if sp.sign_requests or sps.certs(sp):
             verify_signature(incoming, sps.certs(sp))
         elif logout.encrypted_id:
             # nothing from a sender we cannot authenticate is decrypted (no decryption oracle)
-            raise SamlError("An encrypted NameID must come in a signed logout request.")
+            raise SamlError(N_("An encrypted NameID must come in a signed logout request."))
         logout = reveal_nameid(logout, [k.key_pem for k in encryption_keys()])
     except SamlError as exc:
         audit.record(ctx, origin(DOOR), "saml.logout", "refused", detail=str(exc)[:200])
-        return _problem(str(exc))
+        return _problem(exc)
 
     def answer(status: str = SUCCESS, sub_status: str = "") -> str:
         return logout_response_url(issuer=entity_id(), destination=sp.slo_url,
@@ -207,16 +217,16 @@ def _logout_response():
     chain = _chain()
     try:
         if chain is None or chain.pending() is None:
-            raise SamlError("There is no sign-out in progress.")
+            raise SamlError(N_("There is no sign-out in progress."))
         incoming = from_redirect(_raw_query(), request.args, "SAMLResponse")
         answer = parse_logout_response(incoming.xml)
         if slo.answer_refusal(chain, answer.issuer, answer.in_response_to) is not None:
-            raise SamlError("This answer is not from the service being signed out.")
+            raise SamlError(N_("This answer is not from the service being signed out."))
         _check_answer(ctx, incoming, answer.issuer, answer.destination)
     except SamlError as exc:
         audit.record(ctx, origin(DOOR), "saml.logout_response", "refused",
                      detail=str(exc)[:200])
-        return _problem(str(exc))
+        return _problem(exc)
     slo.record_answer(chain, answer.success)
     audit.record(ctx, origin(DOOR), "saml.logout_response",
                  "ok" if answer.success else "not_confirmed",
@@ -229,12 +239,12 @@ def _check_answer(ctx, incoming: Incoming, issuer: str, destination: str) -> Non
     and sent it to us."""
     sp = sps.find(ctx, issuer)
     if sp is None:
-        raise SamlError("This service is no longer registered.")
+        raise SamlError(N_("This service is no longer registered."))
     if sps.certs(sp):
         try:
             verify_signature(incoming, sps.certs(sp))
         except SamlError as exc:
-            raise SamlError("The service's answer is not signed as its metadata requires.") \
+            raise SamlError(N_("The service's answer is not signed as its metadata requires.")) \
                 from exc
     if destination and destination != base_url() + url_for("sso.single_logout"):
-        raise SamlError("The answer was meant for another sign-in service.")
+        raise SamlError(N_("The answer was meant for another sign-in service."))

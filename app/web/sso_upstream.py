@@ -30,6 +30,7 @@ from flask import (
 from app.config import ConfigError
 from app.core import audit, upstream_idp
 from app.extensions import core, csrf, limiter
+from app.i18n import N_
 from app.web.auth import start_session
 from app.web.limits import signin_address_limit
 from app.web.request_info import origin
@@ -107,10 +108,12 @@ def _repost():
     return page
 
 
-def _refuse(message: str, status: int = 400):
+def _refuse(reason: str | Exception, status: int = 400):
+    """The error page for `reason` (a marked text, or an exception carrying one); the audit
+    keeps it in English."""
     audit.record(core.context(), origin(DOOR), "saml.upstream", "refused",
-                 detail=message[:200])
-    return error_page(message, status)
+                 detail=str(reason)[:200])
+    return error_page(reason, status)
 
 
 @bp.post(upstream.ACS_PATH)
@@ -126,15 +129,15 @@ def acs():
             return _refuse(NO_SIGN_IN)
         if request.form.get("again") != "1":
             return _repost()
-        return _refuse("Your browser did not keep the sign-in session. Allow cookies for this "
-                       "site and start again from the service you want to use.")
+        return _refuse(N_("Your browser did not keep the sign-in session. Allow cookies for "
+                          "this site and start again from the service you want to use."))
     session.pop(SESSION_KEY)  # one answer per request we sent, whatever happens next
     pending = session.get("saml_req")
     if pending is None or pending.get("id") != state.get("for"):
         return _refuse(NO_SIGN_IN)
     if not hmac.compare_digest(request.form.get("RelayState", "").encode(),
                                state["relay"].encode()):
-        return _refuse("The upstream IdP's answer is not for the sign-in we started.")
+        return _refuse(N_("The upstream IdP's answer is not for the sign-in we started."))
     ctx = core.context()
     settings = current_app.config["UM2FA"]
     try:
@@ -143,13 +146,13 @@ def acs():
                                               request_id=state["id"], now=ctx.now())
         if not upstream_idp.claim_assertion(ctx, identity.issuer, identity.assertion_id,
                                             identity.not_on_or_after):
-            raise SamlError("This answer from the upstream IdP has been used already. Start "
-                            "again from the service you want to use.")
+            raise SamlError(N_("This answer from the upstream IdP has been used already. "
+                               "Start again from the service you want to use."))
         found = upstream_idp.describe(identity.username, identity.attributes,
                                       settings.sso_upstream_attributes, settings.saml_scope)
         user = upstream_idp.sign_in(ctx, origin(DOOR), found, identity.issuer)
     except (SamlError, upstream_idp.UpstreamError) as exc:
-        return _refuse(str(exc))
+        return _refuse(exc)
     start_session(user, via="sso")
     session["saml_req"] = pending
     return redirect(url_for("sso.resume"), code=303)

@@ -15,6 +15,7 @@ ALICE = {"role": "student", "username": "alice", "dob": "2001-02-03", "id_last4"
 PASSCODE_RE = re.compile(r'id="recovery-passcode"[^>]*data-value="(\d{9})"')
 MASKS = [
     (re.compile(r'(name="csrf_token" type="hidden" value=")[^"]+'), r"\1<csrf>"),
+    (re.compile(r'(name="csrf_token" value=")[^"]+'), r"\1<csrf>"),  # the language switcher
     (re.compile(r'("X-CSRFToken": ")[^"]+'), r"\1<csrf>"),
 ]
 

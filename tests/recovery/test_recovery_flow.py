@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -61,7 +62,9 @@ def test_steps_one_to_five_issue_a_passcode(app, client, clock):
     assert f">{code[:3]} {code[3:6]} {code[6:]}<" in body  # grouped for reading
     assert 'data-copy="recovery-passcode"' in body and ">Copy<" in body
     expires = datetime.fromtimestamp(clock.now, UTC) + timedelta(seconds=3600)
-    assert f"{expires:%Y-%m-%d %H:%M} UTC" in body and "in 60 minutes" in body
+    here = expires.astimezone(ZoneInfo("Asia/Macau"))  # local time, the zone named once
+    assert f'<time datetime="{here.isoformat(timespec="seconds")}">' in body
+    assert "Macao time (GMT+08:00), in 60 minutes" in body and " UTC" not in body
     assert "works <strong>once</strong>" in body
     assert "Add a new device" in body and "Enter a Passcode" in body and "Settings" in body
     assert 'href="/">Go to the 2FA portal' in body

@@ -72,7 +72,12 @@ def gettext(message: str, **params: Any) -> str:
 
 def ngettext(singular: str, plural: str, num: int, **params: Any) -> str:
     params.setdefault("num", num)
-    return catalog(current_language()).ungettext(singular, plural, num) % params
+    return plural_text(singular, plural, num) % params
+
+
+def plural_text(singular: str, plural: str, num: int) -> str:
+    """The translated form for `num`, its placeholders unfilled (Jinja fills them itself)."""
+    return catalog(current_language()).ungettext(singular, plural, num)
 
 
 def pgettext(context: str, message: str, **params: Any) -> str:

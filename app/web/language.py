@@ -152,7 +152,8 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=chosen, timezone_selector=lambda: settings.timezone,
                    default_translation_directories=str(text.CATALOGS))
     # Every template speaks through app.i18n, the same texts the core and the RADIUS door use.
-    app.jinja_env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    # (Jinja's newstyle gettext fills the placeholders itself, after escaping the values.)
+    app.jinja_env.install_gettext_callables(i18n.gettext, text.plural_text, newstyle=True)
     app.jinja_env.globals.update(pgettext=i18n.pgettext)
     app.jinja_env.filters.update(local=i18n.local, local_date=i18n.local_date,
                                  local_clock=i18n.local_clock, local_iso=i18n.local_iso)

@@ -88,7 +88,9 @@ async function learnClock(serverSeconds) {
 
 async function call(method, path, payload, headers = {}) {
   const body = payload === undefined ? "" : JSON.stringify(payload);
-  const init = { method, headers: { ...headers }, cache: "no-store", credentials: "omit" };
+  // the server's messages in the app's language (the app sends no cookie)
+  const init = { method, headers: { "Accept-Language": document.documentElement.lang || "en",
+    ...headers }, cache: "no-store", credentials: "omit" };
   if (body) {
     init.body = body;
     init.headers["Content-Type"] = "application/json";
@@ -110,7 +112,9 @@ async function call(method, path, payload, headers = {}) {
   const error = (data && data.error)
     || (response.ok ? "" : _("The service answered unexpectedly (HTTP %(status)s).",
       { status: response.status }));
-  return { ok: response.ok && data !== null, status: response.status, data, error, response };
+  const reason = (data && data.reason) || error; // a refused signature's reason, in English
+  return { ok: response.ok && data !== null, status: response.status, data, error, reason,
+    response };
 }
 
 // Every call after activation is signed by the device key over the method, the path, the
@@ -125,12 +129,12 @@ async function signedCall(account, method, path, payload, retried = false) {
     "X-UM2FA-Timestamp": timestamp,
     "X-UM2FA-Signature": signature,
   });
-  if (result.status === 401 && /timestamp/i.test(result.error) && !retried) {
+  if (result.status === 401 && /timestamp/i.test(result.reason) && !retried) {
     const date = Date.parse(result.response.headers.get("Date") || "");
     await learnClock(date / 1000);
     return signedCall(account, method, path, payload, true);
   }
-  if (result.status === 401 && /unknown or inactive device/i.test(result.error)) {
+  if (result.status === 401 && /unknown or inactive device/i.test(result.reason)) {
     await markGone(account);
   }
   return result;

@@ -10,7 +10,7 @@
 //   ({"type": "language"}); the worker keeps that catalog (/app/strings/<language>.json) in its
 //   cache and translates with it (the texts are marked _("...") for the "companion" catalog).
 
-const CACHE = "um2fa-companion-v2";
+const CACHE = "um2fa-companion-v1";
 const SHELL = [
   "./",
   "./manifest.webmanifest",

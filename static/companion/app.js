@@ -25,7 +25,9 @@ const RESULTS = {
     + "paused. Change your password and contact the IT help desk.")],
   expired: [N_("Expired"), N_("Send a new push from the login screen.")],
 };
-const DOORS = { portal: N_("2FA portal"), sso: N_("Single sign-on"), radius: N_("VPN / network") };
+const DOORS = {
+  portal: N_("2FA portal"), sso: N_("Single sign-on"), radius: N_("VPN / network"),
+};
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -89,8 +91,9 @@ async function learnClock(serverSeconds) {
 async function call(method, path, payload, headers = {}) {
   const body = payload === undefined ? "" : JSON.stringify(payload);
   // the server's messages in the app's language (the app sends no cookie)
-  const init = { method, headers: { "Accept-Language": document.documentElement.lang || "en",
-    ...headers }, cache: "no-store", credentials: "omit" };
+  const language = document.documentElement.lang || "en";
+  const init = { method, headers: { "Accept-Language": language, ...headers },
+    cache: "no-store", credentials: "omit" };
   if (body) {
     init.body = body;
     init.headers["Content-Type"] = "application/json";

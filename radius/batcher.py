@@ -82,8 +82,7 @@ class Batcher:
                 decisions = radius_auth.decide_many(self.services, [p.request for p in batch])
         except Exception:  # noqa: BLE001 - decide_many answers its own errors; never die
             log.exception("error deciding %d Access-Requests", len(batch))
-            decisions = [radius_auth.Decision(radius_auth.Outcome.REJECT,
-                                              radius_auth.UNAVAILABLE, reason="error")
-                         for _ in batch]
+            default = self.services.settings.default_language
+            decisions = [radius_auth.error_decision(p.request, default) for p in batch]
         with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
             self.loop.call_soon_threadsafe(self.done, batch, decisions)

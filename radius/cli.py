@@ -46,9 +46,12 @@ def radius_clients_group() -> None: ...
               show_default=True,
               help="Seconds to wait for a push answer; keep it below the NAS's RADIUS "
                    "timeout.")
+@click.option("--language", default=None, metavar="LANG",
+              help="The language of its Reply-Messages (one of UM2FA_LANGUAGES, e.g. en, "
+                   "zh_Hant, pt). Left out: UM2FA_DEFAULT_LANGUAGE.")
 @with_appcontext
 def clients_add(name, address, secret, mode, delimiter, require_message_authenticator,
-                fail_mode, push_timeout) -> None:
+                fail_mode, push_timeout, language) -> None:
     """Allow the NAS NAME to send Access-Requests."""
     generated = secret is None
     if secret == STDIN:
@@ -60,7 +63,7 @@ def clients_add(name, address, secret, mode, delimiter, require_message_authenti
             client = radius_clients.add(
                 ctx, CLI, name, address, secret, mode=mode, delimiter=delimiter,
                 require_message_authenticator=require_message_authenticator,
-                fail_mode=fail_mode, push_timeout=push_timeout)
+                fail_mode=fail_mode, push_timeout=push_timeout, language=language)
         except radius_clients.RadiusClientError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"added RADIUS client {client.name} for {client.network} ({client.mode} mode)")
@@ -83,7 +86,23 @@ def clients_list() -> None:
         ma = "required" if c.require_message_authenticator else "optional"
         click.echo(f"{c.name}\t{c.network}\t{c.mode}\tdelimiter {c.delimiter}\t"
                    f"Message-Authenticator {ma}\tfail mode {c.fail_mode}\t"
-                   f"push timeout {c.push_timeout}s")
+                   f"push timeout {c.push_timeout}s\tlanguage {c.language or 'default'}")
+
+
+@radius_clients_group.command("set-language")
+@click.argument("name")
+@click.argument("language")
+@with_appcontext
+def clients_set_language(name, language) -> None:
+    """The language of the NAS NAME's Reply-Messages: one of UM2FA_LANGUAGES, or "default"
+    (UM2FA_DEFAULT_LANGUAGE). A running server notices within its refresh interval."""
+    chosen = None if language == "default" else language
+    with core_session() as ctx:
+        try:
+            radius_clients.set_language(ctx, CLI, name, chosen)
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"RADIUS client {name} answers in {chosen or 'the default language'}")
 
 
 @radius_clients_group.command("remove")

@@ -293,8 +293,8 @@ class RadiusServer(ServerAsync):
         except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
             log.exception("error deciding an Access-Request from client %s",
                           request.client.name)
-            decision = radius_auth.Decision(radius_auth.Outcome.REJECT,
-                                            radius_auth.UNAVAILABLE, reason="error")
+            decision = radius_auth.error_decision(request,
+                                                  self.services.settings.default_language)
         finally:
             self.password_in_flight -= 1
         self._answer(Pending(protocol, pkt, request, key, addr), decision)
@@ -371,8 +371,8 @@ class RadiusServer(ServerAsync):
         except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
             log.exception("error finishing a push login from client %s",
                           item.request.client.name)
-            final = radius_auth.Decision(radius_auth.Outcome.REJECT, radius_auth.UNAVAILABLE,
-                                         reason="error")
+            final = radius_auth.error_decision(item.request,
+                                               self.services.settings.default_language)
         finally:
             self.push_waits -= 1
         self._send(item, final)

@@ -9,6 +9,9 @@ after UM2FA_NOTICE_LINK_DAYS days (app/core/wasnt_me.py does what it undoes).
 
 Everything leaves after the transaction commits (a rolled-back action tells nobody), and a
 mail or push service that fails never fails the action. No notice carries a secret.
+
+A user's mail is in their language (their stored choice, else the request's); the help desk's
+alerts in UM2FA_DEFAULT_LANGUAGE. Times in mail are local (app.i18n.local), the zone named once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from sqlalchemy import select
 from app.config import Settings
 from app.core import audit, notify, webpush
 from app.core.context import Context, Origin
+from app.core.preferences import language_of
+from app.i18n import N_, _, local, use_language, zone
 from app.models import Device, Notice, RecoveryPasscode, User
 
 log = logging.getLogger("um2fa.notices")
@@ -36,26 +41,42 @@ RECOVERY_ISSUED, DEVICE_ADDED, DEVICE_REMOVED, ACCOUNT_LOCKED = (
 # What the help desk does (app/core/helpdesk.py)
 ACCOUNT_UNLOCKED, SESSIONS_ENDED, ACCOUNT_DISABLED, ACCOUNT_ENABLED = (
     "account_unlocked", "sessions_ended", "account_disabled", "account_enabled")
-# What happened, for the subject line, the app and the page ({device}: the device's name).
+# What happened, for the subject line, the app and the page (%(device)s: the device's name).
+# Marked for the catalogs; what() translates them.
 WHAT = {
-    RECOVERY_ISSUED: "A recovery passcode was issued for your account",
-    DEVICE_ADDED: "A device was added to your account: {device}",
-    DEVICE_REMOVED: "A device was removed from your account: {device}",
-    ACCOUNT_LOCKED: "Your account was locked after too many failed second factors",
-    ACCOUNT_UNLOCKED: "Your account was unlocked by the IT help desk",
-    SESSIONS_ENDED: "The IT help desk signed you out everywhere",
-    ACCOUNT_DISABLED: "Your account was disabled by the IT help desk",
-    ACCOUNT_ENABLED: "Your account was enabled again by the IT help desk",
+    RECOVERY_ISSUED: N_("A recovery passcode was issued for your account"),
+    DEVICE_ADDED: N_("A device was added to your account: %(device)s"),
+    DEVICE_REMOVED: N_("A device was removed from your account: %(device)s"),
+    ACCOUNT_LOCKED: N_("Your account was locked after too many failed second factors"),
+    ACCOUNT_UNLOCKED: N_("Your account was unlocked by the IT help desk"),
+    SESSIONS_ENDED: N_("The IT help desk signed you out everywhere"),
+    ACCOUNT_DISABLED: N_("Your account was disabled by the IT help desk"),
+    ACCOUNT_ENABLED: N_("Your account was enabled again by the IT help desk"),
 }
-# What "This wasn't me" undoes, besides what it always does.
+# What "This wasn't me" undoes, besides what it always does (a fragment the "This wasn't me"
+# page places; translate it with _ there).
 UNDOES = {
-    RECOVERY_ISSUED: "revoke the recovery passcode, ",
-    DEVICE_ADDED: "remove the device, ",
+    RECOVERY_ISSUED: N_("revoke the recovery passcode, "),
+    DEVICE_ADDED: N_("remove the device, "),
 }
-DOORS = {"portal": "the 2FA portal", "sso": "a web sign-in (SSO)", "radius": "the VPN",
-         "recovery": "the recovery portal", "device-api": "the companion app",
-         "cli": "the IT help desk", "admin": "the IT help desk", "api": "the IT help desk",
-         "test": "a test"}
+# The email's "if it was not you" paragraph, whole, per event (word order differs by language).
+IF_NOT_YOU = {
+    RECOVERY_ISSUED: N_("If it was not you, open this link and click \"This wasn't me\": it "
+                        "will revoke the recovery passcode, sign you out everywhere, lock your "
+                        "account and alert the IT help desk, who will contact you. Then change "
+                        "your UMPASS password."),
+    DEVICE_ADDED: N_("If it was not you, open this link and click \"This wasn't me\": it will "
+                     "remove the device, sign you out everywhere, lock your account and alert "
+                     "the IT help desk, who will contact you. Then change your UMPASS "
+                     "password."),
+}
+IF_NOT_YOU_OTHER = N_("If it was not you, open this link and click \"This wasn't me\": it "
+                      "will sign you out everywhere, lock your account and alert the IT help "
+                      "desk, who will contact you. Then change your UMPASS password.")
+DOORS = {"portal": N_("the 2FA portal"), "sso": N_("a web sign-in (SSO)"),
+         "radius": N_("the VPN"), "recovery": N_("the recovery portal"),
+         "device-api": N_("the companion app"), "cli": N_("the IT help desk"),
+         "admin": N_("the IT help desk"), "api": N_("the IT help desk"), "test": N_("a test")}
 # The email audit action per event ("recovery.notify" since the recovery portal's first mail).
 MAIL_ACTION = {RECOVERY_ISSUED: "recovery.notify"}
 RECENT = 20  # notices the companion app lists
@@ -75,21 +96,31 @@ def local_time(settings: Settings, when: datetime) -> str:
             f"UTC{offset[:3]}:{offset[3:]})")
 
 
+def local_words(when: datetime) -> str:
+    """`when` in local time for the current language, with the zone: "6 Dec 2026, 2:05 pm
+    (Macao time (GMT+08:00))" (the companion app's list, where each line stands alone)."""
+    return _("%(time)s (%(zone)s)", time=local(when), zone=zone())
+
+
 def where(notice: Notice) -> str:
     return where_from(notice.door, notice.client_addr)
 
 
 def where_from(door: str, client_addr: str) -> str:
-    """ "the address 10.0.0.5, through the VPN": an origin in words."""
-    return f"the address {client_addr or 'unknown'}, through {door_words(door)}"
+    """ "the address 10.0.0.5, through the VPN": an origin in words (current language)."""
+    return _("the address %(address)s, through %(door)s",
+             address=client_addr or _("unknown"), door=door_words(door))
 
 
 def door_words(door: str) -> str:
-    return DOORS.get(door, door or "unknown")
+    return _(DOORS[door]) if door in DOORS else (door or _("unknown"))
 
 
 def what(notice: Notice) -> str:
-    return WHAT.get(notice.event, notice.event).format(device=notice.device_name or "a device")
+    """What happened, in the current language."""
+    if notice.event not in WHAT:
+        return notice.event
+    return _(WHAT[notice.event], device=notice.device_name or _("a device"))
 
 
 def link(settings: Settings, token: str) -> str:
@@ -140,23 +171,30 @@ def _email(ctx: Context, origin: Origin, user: User, notice: Notice, token: str)
         audit.record(ctx, origin, action, "skipped", username=user.username,
                      detail="no email address")
         return
-    name = user.display_name or user.username
-    text = (
-        f"Dear {name},\n\n"
-        f"{what(notice)} ({user.username}).\n\n"
-        f"When: {local_time(settings, notice.created_at)}\n"
-        f"From: {where(notice)}\n\n"
-        f"If it was you, there is nothing more to do.\n\n"
-        f"If it was not you, open this link and click \"This wasn't me\": it will "
-        f"{UNDOES.get(notice.event, '')}sign you out everywhere, lock your account and alert "
-        f"the IT help desk, who will contact you. Then change your UMPASS password.\n\n"
-        f"    {link(settings, token)}\n\n"
-        f"The link works once, until {local_time(settings, notice.expires_at)}.\n\n"
-        f"This message was sent automatically by {settings.issuer}; please do not reply.\n")
-    msg = notify.message(settings, user.email, f"{settings.issuer}: {what(notice)}",
-                         notice.created_at, text)
+    with use_language(language_of(ctx, user.id)):
+        subject, text = _user_mail(settings, user, notice, token)
+    msg = notify.message(settings, user.email, subject, notice.created_at, text)
     notify.send_after_commit(ctx, origin, msg, action, user.username,
                              f"{notice.event} to {user.email}")
+
+
+def _user_mail(settings: Settings, user: User, notice: Notice, token: str) -> tuple[str, str]:
+    """The notice's subject and text in the current language."""
+    paragraphs = [
+        _("Dear %(name)s,", name=user.display_name or user.username),
+        _("%(what)s (%(username)s).", what=what(notice), username=user.username),
+        "\n".join((_("When: %(time)s", time=local(notice.created_at)),
+                   _("From: %(where)s", where=where(notice)))),
+        _("If it was you, there is nothing more to do."),
+        _(IF_NOT_YOU.get(notice.event, IF_NOT_YOU_OTHER)),
+        f"    {link(settings, token)}",
+        _("The link works once, until %(time)s.", time=local(notice.expires_at)),
+        _("Times in this message are %(zone)s.", zone=zone()),
+        _("This message was sent automatically by %(issuer)s; please do not reply.",
+          issuer=settings.issuer),
+    ]
+    subject = _("%(issuer)s: %(what)s", issuer=settings.issuer, what=what(notice))
+    return subject, "\n\n".join(paragraphs) + "\n"
 
 
 @dataclass(frozen=True)
@@ -167,11 +205,15 @@ class Reported:
     what: str
     when: datetime
     where: str
-    seen: str  # where they saw it: "the notice", "their recent activity"
+    seen: str  # where they saw it: "the notice", "their recent activity" (N_ marked)
+    notice: Notice | None = None  # the notice, to say it again in the help desk's language
+
+
+SEEN_NOTICE, SEEN_ACTIVITY = N_("the notice"), N_("their recent activity")
 
 
 def reported_notice(notice: Notice) -> Reported:
-    return Reported(what(notice), notice.created_at, where(notice), "the notice")
+    return Reported(what(notice), notice.created_at, where(notice), SEEN_NOTICE, notice)
 
 
 def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported,
@@ -181,22 +223,53 @@ def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported
     settings = ctx.settings
     if not settings.smtp_host or not settings.admin_emails:
         return
-    text = (
-        f"{user.username} ({user.display_name or 'no name'}) clicked \"This wasn't me\" on "
-        f"{reported.seen}: {reported.what}.\n\n"
-        f"That happened at {local_time(settings, reported.when)} from {reported.where}.\n"
-        f"\"This wasn't me\" came from the address {origin.client_addr or 'unknown'} at "
-        f"{local_time(settings, ctx.now())}.\n\n"
-        f"Done: {undone}every session of the user ended, remembered browsers forgotten, the "
-        f"account locked (um2fa users unlock {user.username} lifts it).\n\n"
-        f"Someone probably knows this user's password and personal details: contact the "
-        f"user, check the audit records and their devices before unlocking.\n\n"
-        f"This message was sent automatically by {settings.issuer}.\n")
-    msg = notify.message(settings, settings.admin_emails,
-                         f"{settings.issuer}: {user.username} reported \"This wasn't me\"",
-                         ctx.now(), text)
+    with use_language(settings.default_language):
+        subject, text = _alert_mail(ctx, origin, user, reported, undone)
+    msg = notify.message(settings, settings.admin_emails, subject, ctx.now(), text)
     notify.send_after_commit(ctx, origin, msg, "notice.alert", user.username,
                              f"to {len(settings.admin_emails)} administrator(s)")
+
+
+def _alert_mail(ctx: Context, origin: Origin, user: User, reported: Reported,
+                undone: str) -> tuple[str, str]:
+    """The help desk's alert, in the current language. `reported` and `undone` come in the
+    language of the person who clicked; the alert says them as they were said."""
+    settings = ctx.settings
+    notice = reported.notice
+    paragraphs = [
+        _("%(username)s (%(name)s) clicked \"This wasn't me\" on %(seen)s: %(what)s.",
+          username=user.username, name=user.display_name or _("no name"),
+          seen=_(reported.seen), what=what(notice) if notice else reported.what),
+        "\n".join((
+            _("That happened at %(time)s from %(where)s.", time=local(reported.when),
+              where=where(notice) if notice else reported.where),
+            _("\"This wasn't me\" came from the address %(address)s at %(time)s.",
+              address=origin.client_addr or _("unknown"), time=local(ctx.now())))),
+        _(_done_words(notice, undone), device=notice.device_name if notice else "",
+          username=user.username),
+        _("Someone probably knows this user's password and personal details: contact the "
+          "user, check the audit records and their devices before unlocking."),
+        _("Times in this message are %(zone)s.", zone=zone()),
+        _("This message was sent automatically by %(issuer)s.", issuer=settings.issuer),
+    ]
+    subject = _("%(issuer)s: %(username)s reported \"This wasn't me\"",
+                issuer=settings.issuer, username=user.username)
+    return subject, "\n\n".join(paragraphs) + "\n"
+
+
+def _done_words(notice: Notice | None, undone: str) -> str:
+    """What "This wasn't me" did, as one sentence (`undone`: app/core/wasnt_me.py's English
+    words for what it undid, "" for nothing)."""
+    if undone and notice is not None and notice.event == DEVICE_ADDED:
+        return N_("Done: device %(device)s removed, every session of the user ended, "
+                  "remembered browsers forgotten, the account locked (um2fa users unlock "
+                  "%(username)s lifts it).")
+    if undone and notice is not None and notice.event == RECOVERY_ISSUED:
+        return N_("Done: recovery passcode revoked, every session of the user ended, "
+                  "remembered browsers forgotten, the account locked (um2fa users unlock "
+                  "%(username)s lifts it).")
+    return N_("Done: every session of the user ended, remembered browsers forgotten, the "
+              "account locked (um2fa users unlock %(username)s lifts it).")
 
 
 def find(ctx: Context, token: str) -> Notice | None:
@@ -222,6 +295,6 @@ def describe(ctx: Context, notice: Notice) -> dict:
     """A notice as the device API gives it."""
     return {"id": str(notice.id), "event": notice.event, "text": what(notice),
             "at": notice.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "local_time": local_time(ctx.settings, notice.created_at),
+            "local_time": local_words(notice.created_at),
             "client_addr": notice.client_addr, "door": notice.door,
             "can_report": usable(ctx, notice)}

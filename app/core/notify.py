@@ -25,6 +25,7 @@ from app.config import Settings
 from app.core import audit
 from app.core.after_commit import after_commit
 from app.core.context import Context, Origin
+from app.i18n import _, local, use_language, zone
 from app.models import PushRequest, User
 
 log = logging.getLogger("um2fa.notify")
@@ -137,21 +138,29 @@ def _send_audited(ctx: Context, origin: Origin, msg: EmailMessage, action: str, 
 
 def fraud_notice(settings: Settings, to: tuple[str, ...], user: User, request: PushRequest,
                  until: datetime) -> EmailMessage:
+    """The administrators' fraud alert, in the current language (times local)."""
     msg = EmailMessage()
-    msg["Subject"] = f"UM 2FA: a push to {user.username} was reported as fraud"
+    msg["Subject"] = _("UM 2FA: a push to %(username)s was reported as fraud",
+                       username=user.username)
     msg["From"] = settings.smtp_from
     msg["To"] = ", ".join(to)
     msg["Date"] = format_datetime(until)
     msg["Message-ID"] = make_msgid(domain=settings.smtp_from.rpartition("@")[2] or None)
-    msg.set_content(
-        f"{user.username} ({user.display_name or 'no name'}) denied a push and reported it as "
-        f"fraud.\n\n"
-        f"The login was through {request.door} ({request.service or 'no service named'}) from "
-        f"the address {request.client_addr or 'unknown'}, started at "
-        f"{request.created_at:%Y-%m-%d %H:%M:%S} UTC.\n"
-        f"Pushes to this user are paused until {until:%Y-%m-%d %H:%M} UTC.\n\n"
-        f"Someone probably knows this user's password: check the audit records and contact "
-        f"the user.\n\nThis message was sent automatically by {settings.issuer}.\n")
+    paragraphs = [
+        _("%(username)s (%(name)s) denied a push and reported it as fraud.",
+          username=user.username, name=user.display_name or _("no name")),
+        "\n".join((
+            _("The login was through %(door)s (%(service)s) from the address %(address)s, "
+              "started at %(time)s.", door=request.door,
+              service=request.service or _("no service named"),
+              address=request.client_addr or _("unknown"), time=local(request.created_at)),
+            _("Pushes to this user are paused until %(time)s.", time=local(until)))),
+        _("Someone probably knows this user's password: check the audit records and contact "
+          "the user."),
+        _("Times in this message are %(zone)s.", zone=zone()),
+        _("This message was sent automatically by %(issuer)s.", issuer=settings.issuer),
+    ]
+    msg.set_content("\n\n".join(paragraphs) + "\n")
     return msg
 
 
@@ -161,6 +170,7 @@ def fraud_reported(ctx: Context, origin: Origin, user: User, request: PushReques
     settings = ctx.settings
     if not settings.smtp_host or not settings.admin_emails:
         return False
-    msg = fraud_notice(settings, settings.admin_emails, user, request, until)
+    with use_language(settings.default_language):
+        msg = fraud_notice(settings, settings.admin_emails, user, request, until)
     return _send_audited(ctx, origin, msg, "push.fraud_notify", user,
                          f"to {len(settings.admin_emails)} administrator(s)")

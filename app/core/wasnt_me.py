@@ -90,7 +90,7 @@ def by_activity(ctx: Context, origin: Origin, user: User, event_id: int) -> bool
     audit.record(ctx, origin, "activity.wasnt_me", "ok", username=user.username,
                  device=row.device, detail=f"{what} (audit {row.id}); sessions ended, locked")
     notices.alert_help_desk(ctx, origin, user, notices.Reported(
-        what, row.at, notices.where_from(row.door, row.client_addr), "their recent activity"),
+        what, row.at, notices.where_from(row.door, row.client_addr), notices.SEEN_ACTIVITY),
         "")
     return True
 

@@ -2,7 +2,9 @@
 
 Answers on and off campus, without cookies or CSRF tokens: after activation every call is
 signed by the device's key (checked by core, `push.authenticate_call`). Errors are JSON
-{"error": "<message safe to show>"}, never an HTML page.
+{"error": "<message safe to show>"}, never an HTML page. The message is in the request's
+language (the app sends its page's language as Accept-Language); a refused signature also
+carries "reason", the same in English, for the app to act on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from app.config import Settings
 from app.core import notices, push, wasnt_me, webpush
 from app.core.context import Context
 from app.extensions import core, csrf, limiter
+from app.i18n import N_, _
 from app.models import Device
 from app.web.request_info import origin
 
@@ -25,6 +28,12 @@ bp = Blueprint("device_api", __name__, url_prefix="/api/device/v1")
 csrf.exempt(bp)
 
 DOOR = "device-api"
+# Why "This wasn't me" did nothing (app/core/wasnt_me.py's statuses).
+NOT_DONE = {
+    wasnt_me.USED: N_("Nothing was done: this notice's \"This wasn't me\" was used already."),
+    wasnt_me.EXPIRED: N_("Nothing was done: this notice's \"This wasn't me\" was expired."),
+}
+NOT_DONE_OTHER = N_("Nothing was done: this notice's \"This wasn't me\" was %(status)s.")
 MAX_BODY = 16 * 1024
 HEADER_DEVICE = "X-UM2FA-Device"
 HEADER_TIMESTAMP = "X-UM2FA-Timestamp"
@@ -35,8 +44,8 @@ class BadRequest(ValueError):
     """A request body the API cannot use; the message is safe to show."""
 
 
-def error(message: str, status: int) -> tuple[Response, int]:
-    return jsonify(error=message), status
+def error(message: str, status: int, **extra: str) -> tuple[Response, int]:
+    return jsonify(error=message, **extra), status
 
 
 def _settings() -> Settings:
@@ -50,7 +59,7 @@ def _ctx() -> Context:
 @bp.before_request
 def _limit_body():
     if (request.content_length or 0) > MAX_BODY:
-        return error(f"The request body is larger than {MAX_BODY} bytes.", 413)
+        return error(_("The request body is larger than %(limit)s bytes.", limit=MAX_BODY), 413)
     return None
 
 
@@ -61,7 +70,8 @@ def _bad_request(exc: BadRequest):
 
 @bp.errorhandler(push.DeviceAuthError)
 def _unauthorised(exc: push.DeviceAuthError):
-    return error(f"Not authenticated: {exc}.", 401)
+    reason = str(exc)
+    return error(_("Not authenticated: %(reason)s.", reason=_(reason)), 401, reason=reason)
 
 
 @bp.errorhandler(push.UnknownRequest)
@@ -86,7 +96,7 @@ def _push_error(exc: push.PushError):
 
 @bp.errorhandler(webpush.SubscriptionError)
 def _subscription_error(exc: webpush.SubscriptionError):
-    return error(f"Push subscription refused: {exc}.", 400)
+    return error(_("Push subscription refused: %(reason)s.", reason=str(exc)), 400)
 
 
 # --- request bodies -------------------------------------------------------------------------
@@ -96,28 +106,29 @@ def _body() -> dict[str, Any]:
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, RecursionError) as exc:  # ValueError: also a too-long integer
-        raise BadRequest("The request body must be JSON.") from exc
+        raise BadRequest(_("The request body must be JSON.")) from exc
     if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise BadRequest(_("The request body must be a JSON object."))
     return data
 
 
 def _text(data: dict[str, Any], name: str, *, max_length: int, required: bool = True) -> str:
     value = data.get(name, None if required else "")
     if not isinstance(value, str) or (required and not value.strip()):
-        raise BadRequest(f"\"{name}\" must be a non-empty string." if required
-                         else f"\"{name}\" must be a string.")
+        raise BadRequest(_("\"%(name)s\" must be a non-empty string.", name=name) if required
+                         else _("\"%(name)s\" must be a string.", name=name))
     if len(value) > max_length:
-        raise BadRequest(f"\"{name}\" is too long (at most {max_length} characters).")
+        raise BadRequest(_("\"%(name)s\" is too long (at most %(limit)s characters).",
+                           name=name, limit=max_length))
     return value
 
 
 def _subscription(data: dict[str, Any], *, required: bool) -> dict | None:
     if required and "subscription" not in data:
-        raise BadRequest("\"subscription\" is required (an object, or null to remove it).")
+        raise BadRequest(_("\"subscription\" is required (an object, or null to remove it)."))
     value = data.get("subscription")
     if value is not None and not isinstance(value, dict):
-        raise BadRequest("\"subscription\" must be a PushSubscription object or null.")
+        raise BadRequest(_("\"subscription\" must be a PushSubscription object or null."))
     return value
 
 
@@ -210,7 +221,7 @@ def answer(public_id: str):
     number = _text(data, "number", max_length=20, required=False)
     signature = _text(data, "signature", max_length=200)
     if decision not in push.DECISIONS:
-        raise BadRequest("\"decision\" must be approve, deny or fraud.")
+        raise BadRequest(_("\"decision\" must be approve, deny or fraud."))
     new = push.answer(_ctx(), origin(DOOR), _device(), public_id, decision, number, signature)
     return jsonify(status=new)
 
@@ -239,8 +250,8 @@ def notice_wasnt_me(notice_id: str):
     known = notice_id.isascii() and notice_id.isdigit() and len(notice_id) <= 18
     result = wasnt_me.by_device(_ctx(), origin(DOOR), _device(), int(notice_id) if known else 0)
     if result.status == wasnt_me.UNKNOWN:
-        return error("No such notice for this device.", 404)
+        return error(_("No such notice for this device."), 404)
     if result.status != wasnt_me.DONE:
-        return error(f"Nothing was done: this notice's \"This wasn't me\" was {result.status}"
-                     f"{' already' if result.status == wasnt_me.USED else ''}.", 409)
+        return error(_(NOT_DONE.get(result.status, NOT_DONE_OTHER), status=result.status),
+                     409)
     return jsonify(status="locked")

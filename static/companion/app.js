@@ -2,24 +2,32 @@
 // Plain modules, no build step. Keys are WebCrypto CryptoKeys kept in IndexedDB; the private
 // key and the passcode key are non-extractable, so not even this script can read them out.
 import * as c from "./crypto.js";
+import { N_, _, load } from "./i18n.js";
 
 const script = document.querySelector("script[data-sw]");
 const ROOT = script.dataset.root || "";
 const API = "/api/device/v1";
 const POLL_MS = 2000;
 const RESULT_KEEP_MS = 60000;
+// Times in the university's time zone, formatted for the page's language (the server says
+// which: data-locale, e.g. "zh-Hant-MO", and data-timezone, e.g. "Asia/Macau").
+const LOCALE = script.dataset.locale || undefined;
+const TIME_ZONE = script.dataset.timezone || undefined;
 
+// Marked with N_ (for the catalog), translated with _ where shown.
 const RESULTS = {
-  approved: ["Approved", "Your sign-in continues on the login screen."],
-  used: ["Approved", "You are signed in."],
-  denied: ["Denied", "The sign-in was refused."],
-  mismatch: ["The number did not match", "The sign-in was refused. Try again from the login "
-    + "screen and type the number it shows."],
-  fraud: ["Reported as fraud", "The sign-in was refused and pushes to your account are paused. "
-    + "Change your password and contact the IT help desk."],
-  expired: ["Expired", "Send a new push from the login screen."],
+  approved: [N_("Approved"), N_("Your sign-in continues on the login screen.")],
+  used: [N_("Approved"), N_("You are signed in.")],
+  denied: [N_("Denied"), N_("The sign-in was refused.")],
+  mismatch: [N_("The number did not match"), N_("The sign-in was refused. Try again from the "
+    + "login screen and type the number it shows.")],
+  fraud: [N_("Reported as fraud"), N_("The sign-in was refused and pushes to your account are "
+    + "paused. Change your password and contact the IT help desk.")],
+  expired: [N_("Expired"), N_("Send a new push from the login screen.")],
 };
-const DOORS = { portal: "2FA portal", sso: "Single sign-on", radius: "VPN / network" };
+const DOORS = {
+  portal: N_("2FA portal"), sso: N_("Single sign-on"), radius: N_("VPN / network"),
+};
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -82,7 +90,10 @@ async function learnClock(serverSeconds) {
 
 async function call(method, path, payload, headers = {}) {
   const body = payload === undefined ? "" : JSON.stringify(payload);
-  const init = { method, headers: { ...headers }, cache: "no-store", credentials: "omit" };
+  // the server's messages in the app's language (the app sends no cookie)
+  const language = document.documentElement.lang || "en";
+  const init = { method, headers: { "Accept-Language": language, ...headers },
+    cache: "no-store", credentials: "omit" };
   if (body) {
     init.body = body;
     init.headers["Content-Type"] = "application/json";
@@ -92,7 +103,7 @@ async function call(method, path, payload, headers = {}) {
     response = await fetch(ROOT + path, init);
   } catch {
     setOnline(false);
-    return { ok: false, status: 0, error: "No network connection." };
+    return { ok: false, status: 0, error: _("No network connection.") };
   }
   setOnline(true);
   let data = null;
@@ -102,8 +113,11 @@ async function call(method, path, payload, headers = {}) {
     data = null;
   }
   const error = (data && data.error)
-    || (response.ok ? "" : `The service answered unexpectedly (HTTP ${response.status}).`);
-  return { ok: response.ok && data !== null, status: response.status, data, error, response };
+    || (response.ok ? "" : _("The service answered unexpectedly (HTTP %(status)s).",
+      { status: response.status }));
+  const reason = (data && data.reason) || error; // a refused signature's reason, in English
+  return { ok: response.ok && data !== null, status: response.status, data, error, reason,
+    response };
 }
 
 // Every call after activation is signed by the device key over the method, the path, the
@@ -118,12 +132,12 @@ async function signedCall(account, method, path, payload, retried = false) {
     "X-UM2FA-Timestamp": timestamp,
     "X-UM2FA-Signature": signature,
   });
-  if (result.status === 401 && /timestamp/i.test(result.error) && !retried) {
+  if (result.status === 401 && /timestamp/i.test(result.reason) && !retried) {
     const date = Date.parse(result.response.headers.get("Date") || "");
     await learnClock(date / 1000);
     return signedCall(account, method, path, payload, true);
   }
-  if (result.status === 401 && /unknown or inactive device/i.test(result.error)) {
+  if (result.status === 401 && /unknown or inactive device/i.test(result.reason)) {
     await markGone(account);
   }
   return result;
@@ -156,7 +170,7 @@ async function activate(code) {
   const publicKey = await c.exportPublicKey(keyPair);
   const proof = await c.signText(keyPair.privateKey, c.activationMessage(code));
   const result = await call("POST", `${API}/activate`, { code, public_key: publicKey, proof });
-  if (!result.ok) throw new Error(result.error || "The activation failed. Please try again.");
+  if (!result.ok) throw new Error(result.error || _("The activation failed. Please try again."));
   const answer = result.data;
   await learnClock(Number(answer.server_time));
   const totp = answer.totp;
@@ -184,8 +198,8 @@ async function onActivate(event) {
   const form = event.currentTarget;
   const code = activationCode(form.elements.code.value);
   if (!code) {
-    showProblem("Paste the activation link from the 2FA portal (or the code after "
-      + "“#activate=”).");
+    showProblem(_("Paste the activation link from the 2FA portal (or the code after "
+      + "“#activate=”)."));
     form.elements.code.focus();
     return;
   }
@@ -197,7 +211,8 @@ async function onActivate(event) {
     const account = await activate(code);
     history.replaceState(null, "", location.pathname);
     form.reset();
-    showMessage(`This phone is activated for ${account.username} at ${account.issuer}.`);
+    showMessage(_("This phone is activated for %(user)s at %(issuer)s.",
+      { user: account.username, issuer: account.issuer }));
     render();
   } catch (error) {
     showProblem(error.message);
@@ -346,14 +361,16 @@ function renderNotices(items) {
     what.textContent = notice.text;
     const facts = document.createElement("div");
     facts.className = "muted";
-    facts.textContent = `${notice.local_time} · from ${notice.client_addr || "unknown"}`
-      + ` · ${account.username}`;
+    const address = notice.client_addr || _("unknown");
+    facts.textContent = _("%(time)s · from %(address)s · %(user)s", {
+      time: notice.local_time, address, user: account.username,
+    });
     item.append(what, facts);
     if (notice.can_report) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "danger small";
-      button.textContent = "This wasn't me";
+      button.textContent = _("This wasn't me");
       button.addEventListener("click", () => reportNotice(account, notice, button));
       item.append(button);
     }
@@ -363,14 +380,16 @@ function renderNotices(items) {
 }
 
 async function reportNotice(account, notice, button) {
-  if (!window.confirm("Undo this change, sign out everywhere and lock your account?")) return;
+  if (!window.confirm(_("Undo this change, sign out everywhere and lock your account?"))) {
+    return;
+  }
   button.disabled = true;
   const result = await signedCall(account, "POST", `${API}/notices/${notice.id}/wasnt-me`);
   if (result.ok) {
-    showMessage("Done: your account is locked and the IT help desk will contact you. "
-      + "Change your UMPASS password now.");
+    showMessage(_("Done: your account is locked and the IT help desk will contact you. "
+      + "Change your UMPASS password now."));
   } else {
-    showProblem(result.error || "That did not work. Please contact the IT help desk.");
+    showProblem(result.error || _("That did not work. Please contact the IT help desk."));
   }
   pollNotices(true);
 }
@@ -401,8 +420,8 @@ async function focusRequest(id) {
 
 function when(iso) {
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString(undefined, {
-    dateStyle: "medium", timeStyle: "medium",
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString(LOCALE, {
+    dateStyle: "medium", timeStyle: "medium", timeZone: TIME_ZONE,
   });
 }
 
@@ -412,8 +431,9 @@ function showRequest(account, data) {
   const el = $("request-template").content.firstElementChild.cloneNode(true);
   el.dataset.id = data.id;
   el.querySelector(".r-user").textContent = data.username || account.username;
-  el.querySelector(".r-service").textContent = data.service || DOORS[data.door] || data.door;
-  el.querySelector(".r-addr").textContent = data.client_addr || "an unknown address";
+  el.querySelector(".r-service").textContent = data.service
+    || (DOORS[data.door] ? _(DOORS[data.door]) : data.door);
+  el.querySelector(".r-addr").textContent = data.client_addr || _("an unknown address");
   el.querySelector(".r-when").textContent = when(data.created_at);
   const card = { el, account, data, done: false, busy: false,
     expires: Date.parse(data.expires_at) / 1000 };
@@ -444,7 +464,7 @@ async function answer(card, decision) {
   const input = card.el.querySelector(".number-input");
   const number = decision === "approve" && card.data.verified ? input.value.trim() : "";
   if (decision === "approve" && card.data.verified && !/^\d{3}$/.test(number)) {
-    showCardError(card, "Enter the 3-digit number shown on your login screen.");
+    showCardError(card, _("Enter the 3-digit number shown on your login screen."));
     input.focus();
     return;
   }
@@ -481,8 +501,8 @@ function showCardError(card, text) {
 function finish(card, status) {
   if (card.done) return;
   card.done = true;
-  const [title, detail] = RESULTS[status]
-    || ["Answered", "This request was already answered."];
+  const [title, detail] = (RESULTS[status]
+    || [N_("Answered"), N_("This request was already answered.")]).map((text) => _(text));
   card.el.querySelector(".r-form").hidden = true;
   card.el.querySelector(".r-expires").hidden = true;
   card.el.classList.add(`status-${status}`);
@@ -503,7 +523,8 @@ function finish(card, status) {
 function tickRequest(card) {
   if (card.done) return;
   const left = Math.max(0, Math.round(card.expires - now()));
-  card.el.querySelector(".r-expires").textContent = `Expires in ${left} s.`;
+  card.el.querySelector(".r-expires").textContent = _("Expires in %(seconds)s s.",
+    { seconds: left });
   if (left === 0 && !card.busy) finish(card, "expired");
 }
 
@@ -543,7 +564,7 @@ async function tickPasscodes() {
     const code = await c.totp(account.totpKey, t, account.digits, account.period);
     const left = account.period - (Math.floor(t) % account.period);
     el.querySelector(".a-code").textContent = code;
-    el.querySelector(".a-left").textContent = `changes in ${left} s`;
+    el.querySelector(".a-left").textContent = _("changes in %(seconds)s s", { seconds: left });
   }
 }
 
@@ -596,10 +617,14 @@ function readHash() {
   }
 }
 
-function registerServiceWorker() {
+function registerServiceWorker(language) {
   if (!("serviceWorker" in navigator)) return;
   navigator.serviceWorker.register(script.dataset.sw, { scope: script.dataset.scope })
     .catch(() => undefined);
+  // the notifications speak the app's language: tell the worker which one
+  navigator.serviceWorker.ready.then((registration) => {
+    if (registration.active) registration.active.postMessage({ type: "language", language });
+  }).catch(() => undefined);
   navigator.serviceWorker.addEventListener("message", (event) => {
     const data = event.data || {};
     if (data.type === "open" && data.id) state.focusId = data.id;
@@ -609,19 +634,20 @@ function registerServiceWorker() {
 }
 
 async function main() {
+  const language = await load(script.dataset.scope); // the texts, before any is shown
   $("activate-form").addEventListener("submit", onActivate);
   $("show-activate").addEventListener("click", () => {
     render(true);
     $("activation-code").focus();
   });
   $("notify").addEventListener("click", onNotify);
-  registerServiceWorker();
+  registerServiceWorker(language);
   try {
     state.clockOffset = (await getMeta("clockOffset")) || 0;
     state.accounts = (await loadAccounts()).sort((a, b) => a.activatedAt - b.activatedAt);
   } catch {
-    showProblem("This browser does not let the app keep its key (private browsing?). "
-      + "Open the app in a normal window.");
+    showProblem(_("This browser does not let the app keep its key (private browsing?). "
+      + "Open the app in a normal window."));
   }
   readHash();
   render();

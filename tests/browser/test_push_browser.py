@@ -428,7 +428,7 @@ def test_the_app_lists_a_notice_and_this_wasnt_me_undoes_it(live_server, page: P
     notice = phone.locator("#notices li").first
     expect(notice).to_contain_text("A device was added to your account: Thief's phone")
     expect(notice).to_contain_text("203.0.113.9")
-    expect(notice).to_contain_text("Asia/Macau")
+    expect(notice).to_contain_text("Macao time (GMT+08:00)")
     shots("phone-notice")
     phone.once("dialog", lambda dialog: dialog.accept())
     notice.get_by_role("button", name="This wasn't me").click()
@@ -439,3 +439,27 @@ def test_the_app_lists_a_notice_and_this_wasnt_me_undoes_it(live_server, page: P
         assert [d.name for d in devices.list_for(ctx, alice)] == ["Mobile phone"]
     expect(phone.locator("#notices li").first.get_by_role("button")).to_have_count(0)
     assert_clean_console(phone)
+
+
+def test_the_app_speaks_the_browsers_language(live_server, browser) -> None:
+    """Issue 16: a phone set to Traditional Chinese gets the app in Chinese: the page's own
+    texts from the server, the script's from /app/strings/zh_Hant.json."""
+    add_alice(live_server)
+    context = browser.new_context(locale="zh-TW", viewport={"width": 420, "height": 860})
+    phone = context.new_page()
+    phone.console_errors = []
+    phone.on("console", lambda m: m.type == "error" and phone.console_errors.append(m.text))
+    try:
+        phone.goto(f"{live_server.url}/app/")
+        assert phone.locator("html").get_attribute("lang") == "zh-Hant"
+        expect(phone.get_by_role("heading", name="啟用此手提電話")).to_be_visible()
+        phone.get_by_role("button", name="啟用").click()  # no code: the script's own text
+        expect(phone.get_by_role("alert")).to_contain_text("請貼上 2FA 網站提供的啟用連結")
+        phone.goto(f"{live_server.url}/app/#activate={new_activation(live_server)}")
+        phone.get_by_role("button", name="啟用").click()
+        expect(phone.get_by_role("status").first).to_contain_text("此手提電話已為")
+        expect(phone.locator(".account .a-left")).to_contain_text("秒後更新")
+        expect(phone.get_by_role("heading", name="驗證碼")).to_be_visible()
+        assert_clean_console(phone)
+    finally:
+        context.close()

@@ -17,6 +17,8 @@ from pyrad.client import Client, Timeout
 from radius.translate import load_dictionary
 from tests.peers.live import UM2FA
 
+CHECKOUT = Path(__file__).resolve().parents[2]  # the subprocess runs this checkout's code
+
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 DICTIONARY = load_dictionary()
 
@@ -181,5 +183,7 @@ def make_env(instance_dir: Path, database_url: str, **settings: str) -> dict[str
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
     env.update({"UM2FA_INSTANCE_DIR": str(instance_dir), "UM2FA_DATABASE_URL": database_url,
                 "PYTHONUNBUFFERED": "1"})
+    # the code of this checkout, not whichever one the virtualenv's editable install names
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CHECKOUT), env.get("PYTHONPATH"))))
     env.update({f"UM2FA_{k.upper()}": v for k, v in settings.items()})
     return env

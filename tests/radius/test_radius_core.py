@@ -31,7 +31,7 @@ from tests.conftest import (
 from tests.helpers.radius import DirectoryOutsideTheDatabase, client, decide
 
 # append mode: one text for a wrong password and a wrong or missing factor (issue 13, point 5)
-APPEND_FAILED = radius_auth.APPEND_FAILED.format(d=",")
+APPEND_FAILED = radius_auth.APPEND_FAILED % {"d": ","}
 
 
 def results(app) -> list[str]:
@@ -111,7 +111,7 @@ def test_a_configured_delimiter(app, clock):
     assert decide(app, f"with,comma+{totp_code(secret, clock.now)}",
                   cfg=cfg).outcome is Outcome.ACCEPT
     hint = decide(app, "with,comma", cfg=cfg)
-    assert hint.message == radius_auth.APPEND_FAILED.format(d="+")
+    assert hint.message == radius_auth.APPEND_FAILED % {"d": "+"}
     assert "e.g. password+123456" in hint.message
 
 

@@ -61,8 +61,8 @@ def test_41_wrong_passwords_for_one_user_are_not_all_checked(app):
     answers = [decide(app, f"guess-{n}", calling_station=f"198.51.100.{n}") for n in range(41)]
     assert all(d.outcome is Outcome.REJECT for d in answers)
     # the first ones are checked (and fail as ever), the later ones are refused unchecked
-    assert [d.message for d in answers[:USER_LIMIT]] == [radius_auth.APPEND_FAILED.format(
-        d=",")] * USER_LIMIT
+    assert [d.message for d in answers[:USER_LIMIT]] == [radius_auth.APPEND_FAILED % {
+        "d": ","}] * USER_LIMIT
     assert all(waited(d) >= 1 for d in answers[USER_LIMIT:])
     assert password_checks(app) == USER_LIMIT
     # even the right password is not checked while the user waits
@@ -84,7 +84,7 @@ def test_each_failure_past_the_limit_doubles_the_wait(app, clock):
         assert refused.delay > 0  # the door holds the Access-Reject a little (bounded)
         clock.advance(waits[-1])
         failed = decide(app, f"after-{n}")  # the wait is over: checked, and wrong again
-        assert failed.message == radius_auth.APPEND_FAILED.format(d=",")
+        assert failed.message == radius_auth.APPEND_FAILED % {"d": ","}
     assert waits == [2, 4, 8, 16]
     assert password_checks(app) == USER_LIMIT + 4
     clock.advance(16 * 2 + 900)  # the window passes without failures: forgotten
@@ -110,7 +110,7 @@ def test_one_calling_station_guessing_many_usernames_is_limited(app, clock):
     station = "192.0.2.66"
     for n in range(SOURCE_LIMIT):
         wrong = decide(app, "Winter2026!", username=f"user{n}", calling_station=station)
-        assert wrong.message == radius_auth.APPEND_FAILED.format(d=",")
+        assert wrong.message == radius_auth.APPEND_FAILED % {"d": ","}
     refused = decide(app, "Winter2026!", username="someone-new", calling_station=station)
     assert refused.outcome is Outcome.REJECT and waited(refused) >= 1
     assert password_checks(app) == SOURCE_LIMIT
@@ -136,7 +136,7 @@ def test_append_mode_says_the_same_for_a_wrong_password_and_a_wrong_or_missing_f
         "no device, missing factor": decide(app, PASSWORD, username="dave"),
     }
     assert {d.outcome for d in answers.values()} == {Outcome.REJECT}
-    assert {d.message for d in answers.values()} == {radius_auth.APPEND_FAILED.format(d=",")}
+    assert {d.message for d in answers.values()} == {radius_auth.APPEND_FAILED % {"d": ","}}
     # the audit still says what happened
     details = [r.detail for r in audit_rows(app, radius_auth.ACTION)]
     assert details[0].startswith("password") and details[2].startswith("totp wrong")

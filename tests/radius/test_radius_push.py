@@ -54,7 +54,7 @@ def test_no_push_device_gets_a_hint(app):
         decision = decide(app, f"{PASSWORD},{word}")
         assert decision.outcome is Outcome.REJECT
         # append mode: the same text as a wrong password (issue 13, point 5)
-        assert decision.message == radius_auth.APPEND_FAILED.format(d=",")
+        assert decision.message == radius_auth.APPEND_FAILED % {"d": ","}
     second = decide(app, "push", cfg=client_config("second-factor"))
     assert second.message == radius_auth.PUSH_UNAVAILABLE_ALONE
     assert all(r.detail.startswith("no push device") for r in

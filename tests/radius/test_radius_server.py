@@ -32,7 +32,7 @@ from tests.radius.conftest import SECRETS, SOURCE, UNKNOWN_SOURCE
 
 LOCAL = SECRETS["local"]
 # append mode: one text for a wrong password and a wrong or missing factor (issue 13, point 5)
-APPEND_FAILED = radius_auth.APPEND_FAILED.format(d=",")
+APPEND_FAILED = radius_auth.APPEND_FAILED % {"d": ","}
 
 
 def decisions(app) -> list:

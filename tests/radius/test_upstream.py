@@ -351,7 +351,7 @@ def test_the_vpn_door_checks_the_password_upstream(app, radius, upstream, restar
     wrong = ask(radius.port, "alice", f"not-the-password,{code}")
     assert wrong.code == "Access-Reject", wrong.output
     # append mode: a wrong password reads like a wrong passcode (issue 13, point 5)
-    assert radius_auth.APPEND_FAILED.format(d=",") in wrong.reply_message
+    assert radius_auth.APPEND_FAILED % {"d": ","} in wrong.reply_message
     local = ask(radius.port, "alice", f"a-local-password-never-used,{code}")
     assert local.code == "Access-Reject", local.output
     right = ask(radius.port, "alice", f"{PASSWORDS['alice']},{code}")

@@ -87,7 +87,10 @@ def mails_to(inbox, address: str = "alice@example.edu") -> list:
 
 
 def local(clock) -> str:
-    return f"{datetime.fromtimestamp(clock.now, ZoneInfo('Asia/Macau')):%Y-%m-%d %H:%M}"
+    """The time as the mail says it (English: "6 Dec 2026, 3:26 pm", Macau time)."""
+    from app.i18n import local as local_words
+
+    return local_words(datetime.fromtimestamp(clock.now, ZoneInfo("Asia/Macau")))
 
 
 def told(inbox, push_service, phone, clock, event: str, what: str, where: str) -> str:
@@ -96,7 +99,7 @@ def told(inbox, push_service, phone, clock, event: str, what: str, where: str) -
     [mail] = mails_to(inbox)
     body = mail.get_content()
     assert what in mail["Subject"] and what in body
-    assert f"When: {local(clock)} (Asia/Macau, UTC+08:00)" in body
+    assert f"When: {local(clock)}" in body and "Times in this message are Macao time" in body
     assert where in body
     [wake] = push_service.wait_for(1)
     assert wake.payload["type"] == "notice"

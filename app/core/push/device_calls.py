@@ -12,6 +12,7 @@ from app.core import device_keys
 from app.core.context import Context
 from app.core.push.activation import can_push
 from app.core.push.errors import DeviceAuthError
+from app.i18n import N_
 from app.models import Device, DeviceNonce
 
 CALL_WINDOW_SECONDS = 60
@@ -24,16 +25,16 @@ def authenticate_call(ctx: Context, device_id: str, timestamp: str, signature: s
     known = device_id.isascii() and device_id.isdigit() and len(device_id) <= 18
     device = ctx.db.get(Device, int(device_id)) if known else None
     if device is None or not can_push(device):
-        raise DeviceAuthError("unknown or inactive device")
+        raise DeviceAuthError(N_("unknown or inactive device"))
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-        raise DeviceAuthError("bad timestamp: whole seconds since 1970 (Unix time)")
+        raise DeviceAuthError(N_("bad timestamp: whole seconds since 1970 (Unix time)"))
     stamp = int(timestamp)
     if abs(stamp - ctx.clock()) > CALL_WINDOW_SECONDS:
-        raise DeviceAuthError("timestamp outside the allowed window; check the phone's clock")
+        raise DeviceAuthError(N_("timestamp outside the allowed window; check the phone's clock"))
     message = device_keys.call_message(method, path, timestamp, body)
     assert device.public_key is not None
     if not device_keys.verify(device.public_key, message, signature):
-        raise DeviceAuthError("bad signature")
+        raise DeviceAuthError(N_("bad signature"))
     _remember_signature(ctx, device, signature)
     return device
 
@@ -50,4 +51,4 @@ def _remember_signature(ctx: Context, device: Device, signature: str) -> None:
             ctx.db.add(DeviceNonce(digest=digest, expires_at=now + timedelta(
                 seconds=2 * CALL_WINDOW_SECONDS + 5)))
     except IntegrityError as exc:
-        raise DeviceAuthError("this call was already made (replay)") from exc
+        raise DeviceAuthError(N_("this call was already made (replay)")) from exc

@@ -26,7 +26,9 @@ from app.core.radius_auth.decision import (
     AccessRequest,
     Decision,
     Outcome,
+    error_decision,
     origin_of,
+    speaking,
 )
 from app.core.radius_auth.entry import (
     DEGRADED,

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from app.core import audit, devices, push
 from app.core.context import Context, Origin
 from app.core.radius_auth.decision import ACTION, AccessRequest, Decision, Outcome
+from app.i18n import N_, _
 from app.models import Device, PushRequest, RadiusChallenge, User
 
 CHALLENGE_TTL_SECONDS = 300
@@ -29,17 +30,19 @@ def _state_hash(ctx: Context, state: bytes) -> bytes:
 def _prompt(user: User) -> str:
     names = [d.name for d in devices.active_devices(user)]
     if not names:
-        return ("You have no 2FA device yet: add one in the 2FA portal (with a recovery "
-                "passcode from the recovery portal), then enter its 6-digit passcode.")
-    pushes = [f"{i} to push to {d.name}" for i, d in enumerate(push.push_devices(user), 1)]
+        return _("You have no 2FA device yet: add one in the 2FA portal (with a recovery "
+                 "passcode from the recovery portal), then enter its 6-digit passcode.")
+    separator = _(", ")
+    pushes = [_("%(number)s to push to %(device)s", number=i, device=d.name)
+              for i, d in enumerate(push.push_devices(user), 1)]
     if pushes:
-        return (f"Enter a passcode or {', '.join(pushes)} (6-digit passcode from "
-                f"{', '.join(names)}).")
-    return f"Enter a 6-digit passcode from {', '.join(names)}."
+        return _("Enter a passcode or %(pushes)s (6-digit passcode from %(devices)s).",
+                 pushes=separator.join(pushes), devices=separator.join(names))
+    return _("Enter a 6-digit passcode from %(devices)s.", devices=separator.join(names))
 
 
-PUSH_NUMBER = ("Push sent to {device}. In the UM 2FA app, enter {number} and approve, then "
-               "press OK here (or enter a passcode instead).")
+PUSH_NUMBER = N_("Push sent to %(device)s. In the UM 2FA app, enter %(number)s and approve, "
+                 "then press OK here (or enter a passcode instead).")
 
 
 def _new_state(ctx: Context, req: AccessRequest, user: User, push_id: str | None = None) -> bytes:
@@ -67,7 +70,7 @@ def ask_number(ctx: Context, origin: Origin, req: AccessRequest, user: User,
     audit.record(ctx, origin, ACTION, "challenge", username=user.username, device=device.name,
                  detail="Verified Push sent, its number shown")
     return Decision(Outcome.CHALLENGE,
-                    PUSH_NUMBER.format(device=device.name, number=request.number),
+                    _(PUSH_NUMBER, device=device.name, number=request.number),
                     reason="verified push", state=state)
 
 

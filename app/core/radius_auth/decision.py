@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from app.core import audit
@@ -13,19 +14,21 @@ from app.core.context import Context, Origin
 from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
 from app.core.users import Subject
+from app.i18n import N_, _, use_language
 from app.models import User
 
 DOOR = "radius"
 ACTION = "radius.access"
 
-PASSCODE_EXAMPLE = "e.g. password{d}123456"
 # Append mode: a wrong password and a wrong or missing factor read the same, so the answer does
 # not tell a guesser that the password was right (the audit record says which).
-APPEND_FAILED = ("Incorrect password or passcode. Append a 6-digit passcode to your password, "
-                 "e.g. password{d}123456 (no 2FA device yet? Add one in the 2FA portal, "
-                 "with a recovery passcode from the recovery portal).")
-CHALLENGE_GONE = "This login has expired or was already answered. Please log in again."
-UNAVAILABLE = "The 2FA service is temporarily unavailable. Please try again later."
+# The Reply-Messages are marked N_ here and translated with _ when a decision is made, in the
+# RADIUS client's language (the door sets it: radius/server.py).
+APPEND_FAILED = N_("Incorrect password or passcode. Append a 6-digit passcode to your password, "
+                   "e.g. password%(d)s123456 (no 2FA device yet? Add one in the 2FA portal, "
+                   "with a recovery passcode from the recovery portal).")
+CHALLENGE_GONE = N_("This login has expired or was already answered. Please log in again.")
+UNAVAILABLE = N_("The 2FA service is temporarily unavailable. Please try again later.")
 
 
 class Outcome(enum.Enum):
@@ -63,11 +66,23 @@ class Decision:
     delay: float = 0.0  # seconds the door holds this reject (guessing: bounded by the settings)
 
 
+def speaking(req: AccessRequest, default_language: str) -> AbstractContextManager[None]:
+    """Texts made inside the block are in the RADIUS client's language (None: the default).
+    Set it in the thread that makes them: a context variable does not cross run_in_executor."""
+    return use_language(req.client.language or default_language)
+
+
+def error_decision(req: AccessRequest, default_language: str) -> Decision:
+    """The reject the door sends when deciding failed unexpectedly."""
+    with speaking(req, default_language):
+        return Decision(Outcome.REJECT, _(UNAVAILABLE), reason="error")
+
+
 def failure_text(req: AccessRequest, message: str) -> str:
     """What a failed login reads: in append mode `APPEND_FAILED`, one text for a wrong password
     and a wrong or missing factor alike; in the other modes `message`."""
     if req.client.mode == "append" and req.state is None:
-        return APPEND_FAILED.format(d=req.client.delimiter)
+        return _(APPEND_FAILED, d=req.client.delimiter)
     return message
 
 
@@ -109,4 +124,4 @@ def unavailable(keys: Keys, req: AccessRequest, detail: str, reason: str) -> Dec
     be told from a mistyped password, so the username is the keyed hash for everyone."""
     audit.log_only(origin_of(req), ACTION, "reject", username=typed_username(keys, req),
                    detail=detail)
-    return Decision(Outcome.REJECT, UNAVAILABLE, reason=reason)
+    return Decision(Outcome.REJECT, _(UNAVAILABLE), reason=reason)

@@ -11,22 +11,25 @@ from app.core.directory import DirectoryUnavailable
 from app.core.radius_auth import modes
 from app.core.radius_auth.decision import (
     ACTION,
-    UNAVAILABLE,
     AccessRequest,
     Decision,
     Outcome,
+    error_decision,
     finish,
     origin_of,
     session_class,
+    speaking,
     unavailable,
 )
 from app.core.services import CoreServices
 from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
+from app.i18n import N_, _
 
 log = logging.getLogger("um2fa.radius")
 
-PAP_ONLY = "Only PAP is supported: set the VPN to send the password with PAP."
-DEGRADED = "Signed in with your password only: the 2FA service is temporarily unavailable."
+PAP_ONLY = N_("Only PAP is supported: set the VPN to send the password with PAP.")
+DEGRADED = N_("Signed in with your password only: the 2FA service is temporarily "
+              "unavailable.")
 
 
 def _cause(exc: BaseException) -> str:
@@ -36,7 +39,12 @@ def _cause(exc: BaseException) -> str:
 
 def decide(services: CoreServices, req: AccessRequest) -> Decision:
     """Decide one Access-Request in its own transaction; the client's fail mode answers when
-    the database cannot be reached."""
+    the database cannot be reached. The Reply-Message is in the client's language."""
+    with speaking(req, services.settings.default_language):
+        return _decide(services, req)
+
+
+def _decide(services: CoreServices, req: AccessRequest) -> Decision:
     try:
         with services.context() as ctx:
             return authenticate(ctx, req)
@@ -70,7 +78,8 @@ def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[D
         with services.context() as ctx:
             decisions = []
             for req in requests:
-                decisions.append(authenticate(ctx, req))
+                with speaking(req, ctx.settings.default_language):
+                    decisions.append(authenticate(ctx, req))
                 if ctx.db.identity_map or ctx.db.new:
                     # the ORM paths (a challenge answer, append mode) must not see another
                     # request's objects as they were before its plain UPDATEs
@@ -80,7 +89,7 @@ def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[D
     except DATABASE_UNAVAILABLE as exc:
         log.error("database unavailable for %d RADIUS decisions: %s", len(requests),
                   _cause(exc))
-        return [database_unavailable(services, req) for req in requests]
+        return [decide_unavailable(services, req) for req in requests]
     except Exception:  # noqa: BLE001 - decided again one by one below
         log.exception("a batch of %d RADIUS decisions failed; deciding them one by one",
                       len(requests))
@@ -92,18 +101,24 @@ def _decide_or_error(services: CoreServices, req: AccessRequest) -> Decision:
         return decide(services, req)
     except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
         log.exception("error deciding an Access-Request from client %s", req.client.name)
-        return Decision(Outcome.REJECT, UNAVAILABLE, reason="error")
+        return error_decision(req, services.settings.default_language)
 
 
 def authenticate(ctx: Context, req: AccessRequest) -> Decision:
     origin = origin_of(req)
     if req.password is None:
-        return finish(ctx, origin, req, Outcome.REJECT, PAP_ONLY, reason="no User-Password")
+        return finish(ctx, origin, req, Outcome.REJECT, _(PAP_ONLY), reason="no User-Password")
     if req.state is not None:
         return modes.challenge_answer(ctx, origin, req)
     if req.client.mode == "second-factor":
         return modes.second_factor_only(ctx, origin, req)
     return modes.password_first(ctx, origin, req)
+
+
+def decide_unavailable(services: CoreServices, req: AccessRequest) -> Decision:
+    """The client's fail mode, in its language."""
+    with speaking(req, services.settings.default_language):
+        return database_unavailable(services, req)
 
 
 def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision:
@@ -125,7 +140,7 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
                            level=logging.ERROR,
                            detail="FAIL-SAFE: database unreachable, password only, "
                                   "no second factor")
-            return Decision(Outcome.ACCEPT, DEGRADED, reason="fail-safe",
+            return Decision(Outcome.ACCEPT, _(DEGRADED), reason="fail-safe",
                             session_class=session_class())
     return unavailable(services.keys, req,
                        f"database unreachable (fail mode {req.client.fail_mode})",

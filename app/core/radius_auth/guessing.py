@@ -20,16 +20,17 @@ from app.core import users
 from app.core.attempts import Count
 from app.core.context import Context, Origin
 from app.core.radius_auth.decision import AccessRequest, Decision, Outcome, finish
+from app.i18n import N_, _, ngettext
 
-WAIT = "Too many failed attempts. Wait {wait} and try again."
+WAIT = N_("Too many failed attempts. Wait %(wait)s and try again.")
 TOLERANCE = 0.001  # seconds: the database keeps times to the microsecond
 
 
 def wait_text(seconds: float) -> str:
     whole = max(1, math.ceil(seconds - TOLERANCE))
     if whole < 120:
-        return f"{whole} second{'' if whole == 1 else 's'}"
-    return f"{math.ceil(whole / 60)} minutes"
+        return ngettext("%(num)d second", "%(num)d seconds", whole)
+    return ngettext("%(num)d minute", "%(num)d minutes", math.ceil(whole / 60))
 
 
 def _keys(ctx: Context, req: AccessRequest) -> list[tuple[str, int, str]]:
@@ -63,7 +64,7 @@ def refusal(ctx: Context, origin: Origin, req: AccessRequest) -> Decision | None
     if left <= TOLERANCE:
         return None
     # the user row only names the audit record (known users by name, others as a keyed hash)
-    return finish(ctx, origin, req, Outcome.REJECT, WAIT.format(wait=wait_text(left)),
+    return finish(ctx, origin, req, Outcome.REJECT, _(WAIT, wait=wait_text(left)),
                   user=users.find(ctx, req.username),
                   reason=f"too many failed passwords ({what}): password not checked",
                   delay=min(left, ctx.settings.radius_guess_max_delay_seconds))

@@ -25,12 +25,13 @@ from app.core.radius_auth.decision import (
     finish,
 )
 from app.core.users import Subject
+from app.i18n import N_, _
 from app.models import User
 
 PUSH_RE = re.compile(r"push([1-9]?)")
 
-RECOVERY_REFUSED = ("A recovery passcode only adds a new device in the 2FA portal; it does not "
-                    "sign in to the VPN. Add a device there, then use its passcode.")
+RECOVERY_REFUSED = N_("A recovery passcode only adds a new device in the 2FA portal; it does "
+                      "not sign in to the VPN. Add a device there, then use its passcode.")
 
 
 def is_push(word: str) -> bool:
@@ -106,7 +107,7 @@ def challenge_answer(ctx: Context, origin: Origin, req: AccessRequest) -> Decisi
     a passcode."""
     user, answer, push_id = challenge.redeem(ctx, req)
     if user is None:
-        return finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE,
+        return finish(ctx, origin, req, Outcome.REJECT, _(CHALLENGE_GONE),
                       reason="unknown, expired, used or misbound State")
     if push_id and (not answer or is_push(answer) or not _is_factor(answer)):
         return pushes.follow(ctx, origin, req, user, push_id)
@@ -124,7 +125,7 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
         return pushes.send(ctx, origin, req, user, device)
     if passcodes.is_recovery_passcode(factor):
         # an enrolment credential only: refused unverified (not spent, not counted)
-        return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, RECOVERY_REFUSED),
+        return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, _(RECOVERY_REFUSED)),
                       user=user, reason="recovery passcode refused")
     outcome = passcodes.verify_passcode(ctx, origin, user, factor, allow_recovery=False)
     if not outcome.ok:
@@ -132,7 +133,8 @@ def second_factor(ctx: Context, origin: Origin, req: AccessRequest, user: User |
                       user=user,
                       reason=f"{outcome.factor or 'passcode'} "
                              f"{'locked' if outcome.locked else outcome.verdict.value}")
-    used = outcome.device.name if outcome.device else "a passcode"
-    return finish(ctx, origin, req, Outcome.ACCEPT, f"Success. Logged in with {used}.",
+    used = outcome.device.name if outcome.device else _("a passcode")
+    return finish(ctx, origin, req, Outcome.ACCEPT, _("Success. Logged in with %(used)s.",
+                                                      used=used),
                   user=user, reason=outcome.factor,
                   device=outcome.device.name if outcome.device else "")

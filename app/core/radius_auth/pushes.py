@@ -33,19 +33,22 @@ from app.core.radius_auth.decision import (
     failure_text,
     finish,
     origin_of,
+    speaking,
     unavailable,
 )
 from app.core.radius_auth.guessing import TOLERANCE, wait_text
 from app.core.services import CoreServices
 from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
+from app.i18n import N_, _
 from app.models import Device, PushRequest, User
 
 log = logging.getLogger("um2fa.radius")
 
-PUSH_UNAVAILABLE_ALONE = "You have no device that can receive a push; enter your 6-digit passcode."
-PUSH_SENT = "Push sent. Approve it in the UM 2FA app."
-PUSH_FATIGUE = ("Too many pushes were denied or went unanswered, so no push is sent for now. "
-                "Wait {wait} and try again, or use a passcode.")
+PUSH_UNAVAILABLE_ALONE = N_("You have no device that can receive a push; enter your 6-digit "
+                            "passcode.")
+PUSH_SENT = N_("Push sent. Approve it in the UM 2FA app.")
+PUSH_FATIGUE = N_("Too many pushes were denied or went unanswered, so no push is sent for now. "
+                  "Wait %(wait)s and try again, or use a passcode.")
 
 
 def _fatigue_key(user: User) -> str:
@@ -68,12 +71,12 @@ def send(ctx: Context, origin: Origin, req: AccessRequest, user: User,
     mode, a Verified Push whose number a second Access-Challenge shows."""
     if device is None:
         return finish(ctx, origin, req, Outcome.REJECT,
-                      failure_text(req, PUSH_UNAVAILABLE_ALONE), user=user,
+                      failure_text(req, _(PUSH_UNAVAILABLE_ALONE)), user=user,
                       reason="no push device")
     wait = _fatigue_wait(ctx, user)
     if wait > 0:
         return finish(ctx, origin, req, Outcome.REJECT,
-                      PUSH_FATIGUE.format(wait=wait_text(wait)), user=user,
+                      _(PUSH_FATIGUE, wait=wait_text(wait)), user=user,
                       reason="push fatigue: too many pushes not approved, none sent")
     verified = req.client.mode == "challenge" and ctx.settings.verified_push
     try:
@@ -85,7 +88,7 @@ def send(ctx: Context, origin: Origin, req: AccessRequest, user: User,
     ctx.attempts.add(ctx, [_fatigue_key(user)], ctx.settings.radius_push_fatigue_window_seconds)
     if request.number:
         return challenge.ask_number(ctx, origin, req, user, request, device)
-    return Decision(Outcome.PENDING, PUSH_SENT, reason="push sent", push_id=request.public_id,
+    return Decision(Outcome.PENDING, _(PUSH_SENT), reason="push sent", push_id=request.public_id,
                     push_row=request.id, push_timeout=req.client.push_timeout)
 
 
@@ -95,10 +98,10 @@ def follow(ctx: Context, origin: Origin, req: AccessRequest, user: User,
     push has left (the door then calls `finish_push`)."""
     request = push.find(ctx, user, push_id)
     if request is None:
-        return finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE, user=user,
+        return finish(ctx, origin, req, Outcome.REJECT, _(CHALLENGE_GONE), user=user,
                       reason="push: gone")
     left = int((request.expires_at - ctx.now()).total_seconds())
-    return Decision(Outcome.PENDING, PUSH_SENT, reason="push sent", push_id=request.public_id,
+    return Decision(Outcome.PENDING, _(PUSH_SENT), reason="push sent", push_id=request.public_id,
                     push_row=request.id,
                     push_timeout=max(0, min(left, req.client.push_timeout)))
 
@@ -118,21 +121,27 @@ def push_answers(services: CoreServices, since_row: int) -> dict[str, str]:
 def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Decision:
     """The final answer to a login that waited for a push (core's `push.finish` decides):
     accept once if it was approved, else reject with why. The wait is over, so a push still
-    pending is expired for good."""
+    pending is expired for good. In the RADIUS client's language (this runs on a worker
+    thread: the language is set here)."""
+    with speaking(req, services.settings.default_language):
+        return _finish_push(services, req, push_id)
+
+
+def _finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Decision:
     try:
         with services.context() as ctx:
             origin = origin_of(req)
             user = users.find(ctx, req.username)
             if user is None:
-                return finish(ctx, origin, req, Outcome.REJECT, CHALLENGE_GONE,
+                return finish(ctx, origin, req, Outcome.REJECT, _(CHALLENGE_GONE),
                               reason="push: user gone")
             outcome = push.finish(ctx, origin, user, push_id, give_up=True)
             if outcome.ok:  # approved: the push fatigue count starts again
                 ctx.attempts.clear(ctx, _fatigue_key(user))
                 name = outcome.device.name if outcome.device else "push"
                 return finish(ctx, origin, req, Outcome.ACCEPT,
-                              f"Success. Logged in with a push to {name}.", user=user,
-                              reason="push", device=name)
+                              _("Success. Logged in with a push to %(device)s.", device=name),
+                              user=user, reason="push", device=name)
             return finish(ctx, origin, req, Outcome.REJECT, outcome.message, user=user,
                           reason=f"push {outcome.status}")
     except DATABASE_UNAVAILABLE as exc:

@@ -1,5 +1,6 @@
 """Admin API for RADIUS clients (role admin): list, add (the shared secret is in that answer
-only), change the mode, remove; app/core/radius_clients.py's rules, as in the console."""
+only), change the mode or the Reply-Messages' language, remove; app/core/radius_clients.py's
+rules, as in the console."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ CLIENT = {"type": "object", "properties": {
     "mode": {"type": "string", "enum": list(radius_clients.MODES)},
     "delimiter": {"type": "string"}, "require_message_authenticator": {"type": "boolean"},
     "fail_mode": {"type": "string", "enum": list(radius_clients.FAIL_MODES)},
-    "push_timeout": {"type": "integer"}, "created_at": {"type": "string"}}}
+    "push_timeout": {"type": "integer"},
+    "language": {"type": ["string", "null"],
+                 "description": "the language of its Reply-Messages, one of UM2FA_LANGUAGES "
+                                "(e.g. en, zh_Hant, pt); null: UM2FA_DEFAULT_LANGUAGE"},
+    "created_at": {"type": "string"}}}
 NEW_CLIENT = {"type": "object", "required": ["name", "address"], "properties": {
     "name": {"type": "string"},
     "address": {"type": "string", "description": "an address or a network in CIDR form"},
@@ -28,7 +33,10 @@ NEW_CLIENT = {"type": "object", "required": ["name", "address"], "properties": {
                                                 "generated and returned once"},
     "mode": CLIENT["properties"]["mode"], "delimiter": {"type": "string"},
     "require_message_authenticator": {"type": "boolean"},
-    "fail_mode": CLIENT["properties"]["fail_mode"], "push_timeout": {"type": "integer"}}}
+    "fail_mode": CLIENT["properties"]["fail_mode"], "push_timeout": {"type": "integer"},
+    "language": CLIENT["properties"]["language"]}}
+CHANGE = {"type": "object", "description": "mode, language or both", "properties": {
+    "mode": CLIENT["properties"]["mode"], "language": CLIENT["properties"]["language"]}}
 
 
 def as_json(client: RadiusClient) -> dict[str, Any]:
@@ -36,7 +44,16 @@ def as_json(client: RadiusClient) -> dict[str, Any]:
             "delimiter": client.delimiter,
             "require_message_authenticator": client.require_message_authenticator,
             "fail_mode": client.fail_mode, "push_timeout": client.push_timeout,
+            "language": client.language,
             "created_at": client.created_at.isoformat() if client.created_at else None}
+
+
+def _language(data: dict[str, Any]) -> str | None:
+    """The "language" field: one of the offered languages, or null (the default language)."""
+    value = data.get("language")
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "language must be a string or null")
+    return value or None
 
 
 def _found(ctx, name: str) -> RadiusClient:
@@ -74,7 +91,8 @@ def radius_client_add():
             require_message_authenticator=params.flag(data, "require_message_authenticator",
                                                     True),
             fail_mode=params.required_text(data, "fail_mode", "secure"),
-            push_timeout=params.number(data, "push_timeout", radius_clients.DEFAULT_PUSH_TIMEOUT))
+            push_timeout=params.number(data, "push_timeout", radius_clients.DEFAULT_PUSH_TIMEOUT),
+            language=_language(data))
     except radius_clients.RadiusClientError as exc:
         raise ApiError(400, str(exc)) from exc
     response = jsonify({**as_json(client), "secret": secret})
@@ -84,14 +102,22 @@ def radius_client_add():
 
 @bp.patch("/radius-clients/<name>")
 @requires(ACTION)
-@documented("Change a RADIUS client's mode", statuses=(400, 404), returns=CLIENT, body={
-    "type": "object", "required": ["mode"], "properties": {"mode": CLIENT["properties"]["mode"]}})
+@documented("Change a RADIUS client's mode or its Reply-Messages' language",
+            statuses=(400, 404), returns=CLIENT, body=CHANGE)
 def radius_client_change(name: str):
     ctx = core.context()
-    _found(ctx, name)
-    mode = params.required_text(params.json_body(), "mode")
+    client = _found(ctx, name)
+    data = params.json_body()
+    params.change_fields(data, ("mode", "language"))
+    language = _language(data)
+    if language is not None and language not in ctx.settings.languages:  # before any change
+        raise ApiError(400, f"the language must be one of {', '.join(ctx.settings.languages)}")
     try:
-        client = radius_clients.set_mode(ctx, api_origin(), name, mode)
+        if "language" in data:
+            client = radius_clients.set_language(ctx, api_origin(), name, language)
+        if "mode" in data:
+            client = radius_clients.set_mode(ctx, api_origin(), name,
+                                             params.required_text(data, "mode"))
     except radius_clients.RadiusClientError as exc:
         raise ApiError(400, str(exc)) from exc
     return jsonify(as_json(client))

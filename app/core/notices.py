@@ -20,7 +20,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -86,14 +85,6 @@ RECENT = 20  # notices the companion app lists
 class Told:
     notice: Notice
     token: str  # for the link; never stored
-
-
-def local_time(settings: Settings, when: datetime) -> str:
-    """`when` in the university's time zone, e.g. "2026-12-06 14:05 (Asia/Macau, UTC+08:00)"."""
-    local = when.astimezone(ZoneInfo(settings.timezone))
-    offset = local.strftime("%z")
-    return (f"{local:%Y-%m-%d %H:%M} ({settings.timezone}, "
-            f"UTC{offset[:3]}:{offset[3:]})")
 
 
 def local_words(when: datetime) -> str:

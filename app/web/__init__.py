@@ -211,8 +211,3 @@ def init_app(app: Flask) -> None:
                 "door_words": notices.door_words, "activity_words": support.activity_words,
                 "browser_words": browser_words}
 
-    @app.template_filter("local_time")
-    def local_time(when):
-        """A time in the university's time zone (UM2FA_TIMEZONE), as the notices give it."""
-        return notices.local_time(app.config["UM2FA"], when) if when is not None else "never"
-

@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -17,7 +16,7 @@ from flask import (
 
 from app.core import devices, notices, remembered, support, wasnt_me
 from app.extensions import core, htmx
-from app.i18n import _
+from app.i18n import _, local, local_iso
 from app.models import Device
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
@@ -134,10 +133,9 @@ def _activity_page(event_id: int, status: int = 200):
     row = support.activity_row(core.context(), require_user(), event_id)
     if row is None:
         abort(404)
-    settings = current_app.config["UM2FA"]
     return render_template(
         "wasnt_me/page.html", form=EmptyForm(), status=wasnt_me.DONE, done=False, undoes="",
-        what=support.activity_words(row), when=notices.local_time(settings, row.at),
+        what=support.activity_words(row), when=local(row.at), when_iso=local_iso(row.at),
         where=notices.where_from(row.door, row.client_addr)), status
 
 

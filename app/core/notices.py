@@ -27,7 +27,7 @@ from app.config import Settings
 from app.core import audit, notify, webpush
 from app.core.context import Context, Origin
 from app.core.preferences import language_of
-from app.i18n import N_, _, local, use_language, zone
+from app.i18n import N_, _, current_language, local, use_language, zone
 from app.models import Device, Notice, RecoveryPasscode, User
 
 log = logging.getLogger("um2fa.notices")
@@ -76,6 +76,8 @@ DOORS = {"portal": N_("the 2FA portal"), "sso": N_("a web sign-in (SSO)"),
          "radius": N_("the VPN"), "recovery": N_("the recovery portal"),
          "device-api": N_("the companion app"), "cli": N_("the IT help desk"),
          "admin": N_("the IT help desk"), "api": N_("the IT help desk"), "test": N_("a test")}
+# Pages where the user acts for themselves: a notice mail follows the page's language.
+SELF_SERVICE_DOORS = ("portal", "sso", "recovery", "device-api")
 # The email audit action per event ("recovery.notify" since the recovery portal's first mail).
 MAIL_ACTION = {RECOVERY_ISSUED: "recovery.notify"}
 RECENT = 20  # notices the companion app lists
@@ -162,11 +164,21 @@ def _email(ctx: Context, origin: Origin, user: User, notice: Notice, token: str)
         audit.record(ctx, origin, action, "skipped", username=user.username,
                      detail="no email address")
         return
-    with use_language(language_of(ctx, user.id)):
+    with use_language(_mail_language(ctx, origin, user)):
         subject, text = _user_mail(settings, user, notice, token)
     msg = notify.message(settings, user.email, subject, notice.created_at, text)
     notify.send_after_commit(ctx, origin, msg, action, user.username,
                              f"{notice.event} to {user.email}")
+
+
+def _mail_language(ctx: Context, origin: Origin, user: User) -> str:
+    """The user's own language; else, when the user acted on a page, that page's language; else
+    (the help desk, the VPN) the default language."""
+    chosen = language_of(ctx, user.id)
+    if chosen:
+        return chosen
+    return current_language() if origin.door in SELF_SERVICE_DOORS else (
+        ctx.settings.default_language)
 
 
 def _user_mail(settings: Settings, user: User, notice: Notice, token: str) -> tuple[str, str]:

@@ -48,9 +48,9 @@ def recovery_mail(app, inbox, language: str | None):
 def test_a_notice_to_a_chinese_speaker_is_in_chinese_in_macau_time(app, inbox, clock):
     mail = recovery_mail(app, inbox, "zh_Hant")
     body = mail.get_content()
-    assert mail["Subject"] == "UM 2FA：已為你的帳戶發出一個復原驗證碼"
-    assert "Alice 你好：" in body
-    assert "如果是你本人，則無需再做任何事。" in body
+    assert mail["Subject"] == "UM 2FA：已為您的帳戶發出一個復原驗證碼"
+    assert "Alice 您好：" in body
+    assert "如果是您本人，則無需再做任何事。" in body
     assert "來自：位址 203.0.113.9，經由帳戶復原網站" in body
     assert "「這不是我」" in body and "/this-wasnt-me/" in body
     assert "此訊息中的時間均為" in body and "GMT+08:00" in body
@@ -76,6 +76,22 @@ def test_without_a_stored_language_the_notice_is_in_english(app, inbox):
     assert "Times in this message are Macao time (GMT+08:00)." in body
 
 
+@pytest.mark.parametrize(("door", "subject"), [
+    ("recovery", "UM 2FA：已為您的帳戶發出一個復原驗證碼"),  # the user acted, on a Chinese page
+    ("admin", "UM 2FA: A recovery passcode was issued for your account"),  # the help desk did
+])
+def test_without_a_stored_language_the_mail_follows_who_acted(app, inbox, door, subject):
+    """A user who never chose a language: the page they acted on speaks for them; the help
+    desk's console language is the help desk's, not theirs (the default language then)."""
+    from app.i18n import use_language
+
+    make_user(app)
+    with use_language("zh_Hant"), committed(app) as c:
+        recovery.issue(c, Origin(door=door, client_addr="10.0.0.9"), users.get(c, "alice"))
+    [(_sender, _to, raw)] = delivered(inbox)
+    assert message_from_bytes(raw, policy=default_policy)["Subject"] == subject
+
+
 def test_the_notice_words_follow_the_language(app):
     from app.i18n import use_language
     from app.models import Notice
@@ -85,7 +101,7 @@ def test_the_notice_words_follow_the_language(app):
     assert notices.what(notice) == "A device was added to your account: Thief's phone"
     assert notices.where(notice) == "the address 10.1.2.3, through the VPN"
     with use_language("zh_Hant"):
-        assert notices.what(notice) == "你的帳戶新增了一部裝置：Thief's phone"
+        assert notices.what(notice) == "您的帳戶新增了一部裝置：Thief's phone"
         assert notices.where(notice) == "位址 10.1.2.3，經由VPN"
     with use_language("pt"):
         assert notices.what(notice) == "Foi adicionado um dispositivo à sua conta: Thief's phone"

@@ -137,21 +137,10 @@ def _only_on_recovery_host():
     return None
 
 
-def _here_on_host() -> str:
-    """The page's own address as the recovery host's browser sees it (no path prefix)."""
-    here = (request.full_path if request.method == "GET" else request.path).rstrip("?")
-    root = request.script_root + _settings().recovery_prefix
-    if here == root or here.startswith(root + "/") or here.startswith(root + "?"):
-        here = request.script_root + (here[len(root):] or "/")
-    return here
-
-
 @bp.context_processor
 def _inject() -> dict:
-    values = {"rurl": rurl, "portal_url": _portal_url()}
-    if request.environ.get(ON_HOST):  # the language switcher comes back here, not to the prefix
-        values["language_next"] = _here_on_host()
-    return values
+    # (the language switcher's way back on the recovery host: app/web/language.py)
+    return {"rurl": rurl, "portal_url": _portal_url()}
 
 
 # --- rate limits ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ which speaks RADIUS with pyrad (radius/upstream.py); app/core imports no Flask, 
 
 from __future__ import annotations
 
+from app import i18n
 from app.config import Settings
 from app.core.attempts import make_attempts
 from app.core.directory import Directory, LocalDirectory
@@ -35,6 +36,7 @@ def make_directory(settings: Settings) -> Directory:
 
 def build_services(settings: Settings) -> CoreServices:
     """The CoreServices that `settings` describe (the clock is the system's)."""
+    i18n.configure(settings.default_language, settings.timezone)
     return CoreServices(
         db=Database(settings.database_url), settings=settings,
         keys=Keys(settings.encryption_key), directory=make_directory(settings),

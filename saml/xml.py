@@ -11,6 +11,7 @@ from lxml import etree
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from app.i18n import N_
+from app.i18n.refusal import Refusal
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -24,17 +25,9 @@ MAX_XML_BYTES = 256 * 1024
 _DECLARATION = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-class SamlError(ValueError):
-    """A SAML message we refuse; the message is safe to show on the error page.
-
-    `message` is an English text with `%(name)s` placeholders, marked for the catalogs where it
-    is raised (`N_`); `str()` is that text filled in, in English (the audit record and logs),
-    and the SSO door shows it translated (app/web/sso_base.py: `shown`). `terms` names the
-    params whose values are marked texts too ("request", "assertion"), translated with it."""
-
-    def __init__(self, message: str, *, terms: tuple[str, ...] = (), **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message, self.params, self.terms = message, params, terms
+class SamlError(Refusal):
+    """A SAML message we refuse; the message is safe to show on the error page (in English in
+    the audit, translated on the page: app/i18n/refusal.py)."""
 
 
 def parse(xml: bytes | str, max_bytes: int = MAX_XML_BYTES) -> etree._Element:

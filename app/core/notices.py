@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -205,18 +206,21 @@ class Reported:
     """What the person said "This wasn't me" about: a notice, or a row of their recent
     activity in "My Settings & Devices" (app/core/support.py: recent_activity)."""
 
-    what: str
+    # What happened and from where, said in the current language when called: the alert is
+    # in the help desk's language, not the one of the person who clicked.
+    what: Callable[[], str]
     when: datetime
-    where: str
+    where: Callable[[], str]
     seen: str  # where they saw it: "the notice", "their recent activity" (N_ marked)
-    notice: Notice | None = None  # the notice, to say it again in the help desk's language
+    notice: Notice | None = None  # the notice, for what "This wasn't me" undid
 
 
 SEEN_NOTICE, SEEN_ACTIVITY = N_("the notice"), N_("their recent activity")
 
 
 def reported_notice(notice: Notice) -> Reported:
-    return Reported(what(notice), notice.created_at, where(notice), SEEN_NOTICE, notice)
+    return Reported(lambda: what(notice), notice.created_at, lambda: where(notice), SEEN_NOTICE,
+                    notice)
 
 
 def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported,
@@ -235,17 +239,16 @@ def alert_help_desk(ctx: Context, origin: Origin, user: User, reported: Reported
 
 def _alert_mail(ctx: Context, origin: Origin, user: User, reported: Reported,
                 undone: str) -> tuple[str, str]:
-    """The help desk's alert, in the current language. `reported` and `undone` come in the
-    language of the person who clicked; the alert says them as they were said."""
+    """The help desk's alert, in the current language (`reported` says itself in it)."""
     settings = ctx.settings
     notice = reported.notice
     paragraphs = [
         _("%(username)s (%(name)s) clicked \"This wasn't me\" on %(seen)s: %(what)s.",
           username=user.username, name=user.display_name or _("no name"),
-          seen=_(reported.seen), what=what(notice) if notice else reported.what),
+          seen=_(reported.seen), what=reported.what()),
         "\n".join((
             _("That happened at %(time)s from %(where)s.", time=local(reported.when),
-              where=where(notice) if notice else reported.where),
+              where=reported.where()),
             _("\"This wasn't me\" came from the address %(address)s at %(time)s.",
               address=origin.client_addr or _("unknown"), time=local(ctx.now())))),
         _(_done_words(notice, undone), device=notice.device_name if notice else "",

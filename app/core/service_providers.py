@@ -9,12 +9,14 @@ from sqlalchemy import func, select
 
 from app.core import audit
 from app.core.context import Context, Origin
-from app.i18n import _
+from app.i18n import N_
+from app.i18n.refusal import Refusal
 from app.models import MetadataAggregate, ServiceProvider
 
 
-class ServiceProviderError(ValueError):
-    """The message is safe to show."""
+class ServiceProviderError(Refusal):
+    """The message is safe to show (English in the audit and the CLI, translated on a page:
+    app/i18n/refusal.py)."""
 
 
 @dataclass
@@ -93,9 +95,9 @@ def register(ctx: Context, origin: Origin, reg: Registration, *,
     check(reg)
     sp = lookup(ctx, reg.entity_id)
     if sp is not None and not replace:
-        raise ServiceProviderError(_("service provider %(entity_id)s is already registered (to "
+        raise ServiceProviderError(N_("service provider %(entity_id)s is already registered (to "
                                      "update it: --replace on the command line, \"replace\" in "
-                                     "the console and the API)", entity_id=reg.entity_id))
+                                     "the console and the API)"), entity_id=reg.entity_id)
     if sp is None:
         sp = ServiceProvider(entity_id=reg.entity_id, created_at=ctx.now())
         ctx.db.add(sp)
@@ -110,7 +112,7 @@ def check(reg: Registration) -> None:
     """What every registration needs, on its own or from an aggregate: http(s) URLs only."""
     for url in reg.acs_urls + ([reg.slo_url] if reg.slo_url else []):
         if not url.startswith(("https://", "http://")):
-            raise ServiceProviderError(_("not an http(s) URL in the metadata: %(url)s", url=url))
+            raise ServiceProviderError(N_("not an http(s) URL in the metadata: %(url)s"), url=url)
 
 
 def fill(sp: ServiceProvider, reg: Registration) -> None:
@@ -133,13 +135,13 @@ def fill(sp: ServiceProvider, reg: Registration) -> None:
 def remove(ctx: Context, origin: Origin, entity_id: str) -> None:
     sp = lookup(ctx, entity_id)
     if sp is None:
-        raise ServiceProviderError(_("no such service provider: %(entity_id)s",
-                                     entity_id=entity_id))
+        raise ServiceProviderError(N_("no such service provider: %(entity_id)s"),
+                                     entity_id=entity_id)
     if sp.aggregate_id is not None:
-        raise ServiceProviderError(_("service provider %(entity_id)s comes from a federation's "
+        raise ServiceProviderError(N_("service provider %(entity_id)s comes from a federation's "
                                      "metadata aggregate and would come back with its next "
                                      "refresh: filter the aggregate by category, or remove the "
-                                     "aggregate (um2fa sp aggregates)", entity_id=entity_id))
+                                     "aggregate (um2fa sp aggregates)"), entity_id=entity_id)
     ctx.db.delete(sp)
     audit.record(ctx, origin, "sp.remove", "ok", detail=entity_id)
 
@@ -183,8 +185,8 @@ def set_options(ctx: Context, origin: Origin, entity_id: str, options: Options) 
     """`options.release`: friendly names (attribute_release.resolve checks an operator's)."""
     sp = lookup(ctx, entity_id)
     if sp is None:
-        raise ServiceProviderError(_("no such service provider: %(entity_id)s",
-                                     entity_id=entity_id))
+        raise ServiceProviderError(N_("no such service provider: %(entity_id)s"),
+                                     entity_id=entity_id)
     changed = []
     if options.release is not None:
         sp.release = json.dumps(options.release)
@@ -219,6 +221,6 @@ def choose_acs(sp: ServiceProvider, requested: str) -> str:
     if not requested:
         return urls[0]
     if requested not in urls:
-        raise ServiceProviderError(_("The service asked for its answer to go to an address it "
+        raise ServiceProviderError(N_("The service asked for its answer to go to an address it "
                                      "has not registered."))
     return requested

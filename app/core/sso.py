@@ -12,6 +12,7 @@ from app.core import devices
 from app.core import service_providers as sps
 from app.core.context import Context
 from app.i18n import N_
+from app.i18n.refusal import Refusal
 from app.models import ServiceProvider, User
 
 MFA_CONTEXT = "https://refeds.org/profile/mfa"
@@ -22,13 +23,8 @@ TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 
 
-class SsoError(ValueError):
-    """The message is safe to show on the SSO error page: an English text marked for the
-    catalogs (`str()` for the audit), shown translated by the door (app/web/sso_base.py)."""
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message, self.params, self.terms = message, params, ()
+class SsoError(Refusal):
+    """The message is safe to show on the SSO error page (app/i18n/refusal.py)."""
 
 
 class NameIdPolicyError(SsoError):

@@ -17,19 +17,15 @@ from app.core import audit, lockout, provisioning, users
 from app.core.context import Context, Origin
 from app.core.directory import DirectoryUser
 from app.i18n import N_
+from app.i18n.refusal import Refusal
 from app.models import UpstreamAssertion, User
 
 # Kept this long after its own expiry, so that clock skew cannot bring an assertion back.
 REPLAY_MARGIN = timedelta(minutes=5)
 
 
-class UpstreamError(ValueError):
-    """The message is safe to show on the SSO error page: an English text marked for the
-    catalogs (`str()` for the audit), shown translated by the door (app/web/sso_base.py)."""
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message, self.params, self.terms = message, params, ()
+class UpstreamError(Refusal):
+    """The message is safe to show on the SSO error page (app/i18n/refusal.py)."""
 
 
 def claim_assertion(ctx: Context, issuer: str, assertion_id: str,

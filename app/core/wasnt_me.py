@@ -86,12 +86,12 @@ def by_activity(ctx: Context, origin: Origin, user: User, event_id: int) -> bool
                      detail=f"no such activity: {event_id}")
         return False
     _secure(ctx, origin, user)
-    what = support.activity_words(row)
     audit.record(ctx, origin, "activity.wasnt_me", "ok", username=user.username,
-                 device=row.device, detail=f"{what} (audit {row.id}); sessions ended, locked")
+                 device=row.device, detail=f"{support.activity_words(row, translate=False)} "
+                                           f"(audit {row.id}); sessions ended, locked")
     notices.alert_help_desk(ctx, origin, user, notices.Reported(
-        what, row.at, notices.where_from(row.door, row.client_addr), notices.SEEN_ACTIVITY),
-        "")
+        lambda: support.activity_words(row), row.at,
+        lambda: notices.where_from(row.door, row.client_addr), notices.SEEN_ACTIVITY), "")
     return True
 
 

@@ -27,6 +27,7 @@ from app.config import Settings
 from app.core import preferences
 from app.extensions import core
 from app.i18n import languages, text, times
+from app.web.request_info import on_recovery_host
 
 bp = Blueprint("language", __name__)
 COOKIE = "um2fa_lang"
@@ -77,9 +78,7 @@ def signed_in(user_id: int) -> None:
 def _recovery_prefix() -> str | None:
     """The recovery portal's path prefix when the request came to UM2FA_RECOVERY_HOST, where
     its pages are at the root ("/identify/staff" is routed as "/recovery/identify/staff")."""
-    from app.web.recovery import ON_HOST  # app.web.recovery imports this module
-
-    return _settings().recovery_prefix if request.environ.get(ON_HOST) else None
+    return _settings().recovery_prefix if on_recovery_host() else None
 
 
 def _routed(path: str) -> str:
@@ -147,8 +146,7 @@ def _template_values() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["UM2FA"]
-    text.configure(settings.default_language, _request_language)
-    times.configure(settings.timezone)
+    text.configure(settings.default_language, _request_language)  # (the rest: app/bootstrap.py)
     babel.init_app(app, locale_selector=chosen, timezone_selector=lambda: settings.timezone,
                    default_translation_directories=str(text.CATALOGS))
     # Every template speaks through app.i18n, the same texts the core and the RADIUS door use.

@@ -37,12 +37,12 @@ from app.extensions import core, limiter
 from app.i18n import N_, _, _l, local_clock, local_iso, ngettext, zone
 from app.web import language
 from app.web.limits import account_limits, typed_username
-from app.web.request_info import origin
+from app.web.request_info import ON_RECOVERY_HOST, origin
 
 bp = Blueprint("recovery", __name__)
 
 SESSION_KEY = "recovery_flow"
-ON_HOST = "um2fa.recovery_host"  # WSGI environ flag: the request came to UM2FA_RECOVERY_HOST
+ON_HOST = ON_RECOVERY_HOST
 DOOR = "recovery"
 
 

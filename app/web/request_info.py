@@ -7,6 +7,13 @@ from flask import current_app, g, request, session
 from app.core.context import Origin
 from app.web import addresses
 
+# WSGI environ flag: the request came to UM2FA_RECOVERY_HOST (app/web/recovery.py RecoveryHost).
+ON_RECOVERY_HOST = "um2fa.recovery_host"
+
+
+def on_recovery_host() -> bool:
+    return bool(request.environ.get(ON_RECOVERY_HOST))
+
 
 def client_addr() -> str:
     if "client_addr" not in g:

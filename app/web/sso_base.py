@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, render_template, request, session
 
 from app.core import service_providers as sps
 from app.extensions import core
-from app.i18n import N_, _
+from app.i18n import N_
+from app.i18n.refusal import said
 from saml import keys as saml_keys
 
 bp = Blueprint("sso", __name__)
@@ -61,24 +62,9 @@ def encryption_keys() -> list[saml_keys.KeyPair]:
     return _key_pairs("saml_encryption_keys", saml_keys.ENCRYPTION)
 
 
-def shown(reason: str | Exception) -> str:
-    """A refusal in the page's language: a text marked with `N_`, or an exception carrying one
-    (SamlError, SsoError, UpstreamError: `message`, `params`, and `terms`, the params that are
-    marked texts too). Any other exception's text is shown as it is."""
-    if not isinstance(reason, Exception):
-        return _(reason)
-    message = getattr(reason, "message", None)
-    if not isinstance(message, str):
-        return str(reason)
-    params = dict(getattr(reason, "params", {}))
-    for term in getattr(reason, "terms", ()):
-        params[term] = _(str(params[term]))
-    return _(message, **params)
-
-
 def error_page(reason: str | Exception, status: int = 400):
     """The SSO error page; `reason` as for `shown` (the audit keeps `str(reason)`: English)."""
-    return render_template("sso/error.html", message=shown(reason)), status
+    return render_template("sso/error.html", message=said(reason)), status
 
 
 def no_sign_in():

@@ -17,6 +17,7 @@ from app.core import service_providers as sps
 from app.core import single_logout as slo
 from app.extensions import core
 from app.i18n import N_
+from app.i18n.refusal import said
 from app.web.auth import current_user, end_session
 from app.web.request_info import origin
 from app.web.sso_base import (
@@ -25,7 +26,6 @@ from app.web.sso_base import (
     bp,
     encryption_keys,
     entity_id,
-    shown,
     signing_keys,
 )
 from saml.logout import (
@@ -51,8 +51,8 @@ REQUEST_LIFETIME = 120  # seconds: NotOnOrAfter of our LogoutRequests (one brows
 
 
 def _problem(reason: str | Exception):
-    """The sign-out problem page for `reason` (as for sso_base.shown)."""
-    return render_template("sso/sign_out_problem.html", message=shown(reason),
+    """The sign-out problem page for `reason` (app/i18n/refusal.py: said)."""
+    return render_template("sso/sign_out_problem.html", message=said(reason),
                            in_progress=_chain() is not None), 400
 
 

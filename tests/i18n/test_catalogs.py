@@ -93,3 +93,12 @@ def test_catalogs_compile_and_are_not_english(language):
 
     translations = Translations.load(str(CATALOGS), [language], "messages")
     assert translations.ugettext("Sign out") != "Sign out"
+
+
+def test_portuguese_plurals_are_portugals_zero_is_plural():
+    """Babel's `pt` rule is Brazil's (0 is singular, a third "many" form); Portugal and Macau
+    say "0 segundos": the catalogs' header keeps nplurals=2; plural=(n != 1)."""
+    from babel.support import Translations
+
+    translations = Translations.load(str(CATALOGS), ["pt"], "messages")
+    assert [translations.plural(n) for n in (0, 1, 2, 1_000_000)] == [1, 0, 1, 1]

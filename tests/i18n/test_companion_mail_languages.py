@@ -31,7 +31,8 @@ def inbox(smtp_port):
 @pytest.fixture
 def settings_overrides(smtp_port) -> dict:
     return {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_from": "2fa@um.example.edu",
-            "smtp_timeout": 5, "base_url": "https://2fa.example.edu"}
+            "smtp_timeout": 5, "base_url": "https://2fa.example.edu",
+            "admin_emails": "helpdesk@um.example.edu"}
 
 
 def recovery_mail(app, inbox, language: str | None):
@@ -63,7 +64,7 @@ def test_a_notice_to_a_portuguese_speaker_is_in_portuguese(app, inbox):
     mail = recovery_mail(app, inbox, "pt")
     body = mail.get_content()
     assert mail["Subject"] == "UM 2FA: Foi emitido um código de recuperação para a sua conta"
-    assert "Caro(a) Alice," in body and "Se foi você, não precisa de fazer mais nada." in body
+    assert "Caro(a) Alice," in body and "Se foi por si, não precisa de fazer mais nada." in body
     assert 'carregue em "Não fui eu"' in body and "código de recuperação será revogado" in body
     assert "Origem: o endereço 203.0.113.9, via portal de recuperação" in body
 
@@ -90,6 +91,34 @@ def test_without_a_stored_language_the_mail_follows_who_acted(app, inbox, door, 
         recovery.issue(c, Origin(door=door, client_addr="10.0.0.9"), users.get(c, "alice"))
     [(_sender, _to, raw)] = delivered(inbox)
     assert message_from_bytes(raw, policy=default_policy)["Subject"] == subject
+
+
+def test_this_wasnt_me_on_activity_keeps_the_audit_english_and_alerts_in_the_default(
+        app, inbox):
+    """A person reading Chinese clicks "This wasn't me" on a row of their recent activity: the
+    audit record stays English, and the help desk's alert is in the default language."""
+    from sqlalchemy import select
+
+    from app.core import wasnt_me
+    from app.i18n import use_language
+    from app.models import AuditEvent
+    from tests.conftest import TEST_ORIGIN, add_totp_device
+
+    make_user(app)
+    add_totp_device(app)
+    delivered(inbox)  # the "device added" notice
+    with committed(app) as c:
+        row = c.db.scalars(select(AuditEvent).where(AuditEvent.action == "device.add")).first()
+        with use_language("zh_Hant"):
+            assert wasnt_me.by_activity(c, TEST_ORIGIN, users.get(c, "alice"), row.id)
+    with committed(app) as c:
+        detail = c.db.scalar(select(AuditEvent.detail).where(
+            AuditEvent.action == "activity.wasnt_me"))
+    assert detail.startswith("Device added") and "sessions ended, locked" in detail, detail
+    alerts = [message_from_bytes(raw, policy=default_policy) for _s, _t, raw in delivered(inbox)]
+    alert = next(m for m in alerts if "reported" in m["Subject"])
+    assert "clicked \"This wasn't me\" on their recent activity: Device added" in (
+        alert.get_content())
 
 
 def test_the_notice_words_follow_the_language(app):

@@ -11,8 +11,8 @@ import pytest
 
 from app.core import notices, users
 from app.i18n import N_, local_clock, use_language
+from app.i18n.refusal import said as shown
 from app.models import Notice
-from app.web.sso_base import shown
 from saml.xml import SamlError
 from tests.conftest import audit_rows, committed, make_user, post
 from tests.helpers import recovery_steps as steps
@@ -164,6 +164,27 @@ def test_a_saml_error_page_is_translated_and_the_audit_stays_english(app, client
     assert "not registered" in audit_rows(app, "saml.request")[-1].detail
 
 
+def test_a_service_providers_refusal_is_translated_on_the_page_and_english_in_the_audit(
+        app, client):
+    """An SP that asks for its answer at an address it never registered: the person reads
+    why in their language; the audit record stays English."""
+    import base64
+
+    from tests.sso.test_sso import _authn_request
+
+    sp = make_sp(client, app)
+    xml = _authn_request(sp.entity_id, acs="http://evil.test/acs")
+    response = speaking(client, "zh_Hant").post(
+        "/saml/sso", data={"SAMLRequest": base64.b64encode(xml.encode())})
+    assert response.status_code == 400
+    assert "has not registered" not in page(response)
+    with use_language("zh_Hant"):
+        from app.i18n import _
+        assert _("The service asked for its answer to go to an address it has not "
+                 "registered.") in page(response)
+    assert "has not registered" in audit_rows(app, "saml.request")[-1].detail
+
+
 def test_a_samls_message_and_its_terms_are_translated_where_shown():
     error = SamlError(N_("The %(what)s's signature is not valid."), terms=("what",),
                       what=N_("request"))
@@ -199,7 +220,7 @@ def _notice(app, token: str) -> datetime:
 
 @pytest.mark.parametrize(("language", "title", "button", "offer"), [
     ("zh_Hant", "這是您本人嗎？", "這不是我", "我們會撤銷該復原驗證碼"),
-    ("pt", "Foi o próprio?", "Não fui eu", "revogamos o código de recuperação"),
+    ("pt", "Foi por si?", "Não fui eu", "revogamos o código de recuperação"),
 ])
 def test_this_wasnt_me_is_translated_with_the_local_time(app, client, language, title,
                                                          button, offer):

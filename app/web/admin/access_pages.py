@@ -9,6 +9,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from app.core import admins, api_tokens
 from app.extensions import core
 from app.i18n import N_, _
+from app.i18n.refusal import said
 from app.web.admin.base import bp, confirm_then, console_origin, menu, requires, role_name
 
 ADMINS, TOKENS = "admins.manage", "api_tokens.manage"
@@ -42,7 +43,7 @@ def admin_add():
     try:
         row = admins.add(core.context(), console_origin(), form["username"], form["role"])
     except admins.AdminError as exc:
-        return _admins_page(form, str(exc), 400)
+        return _admins_page(form, said(exc), 400)
     flash(_("%(username)s is now %(role)s.", username=row.username, role=role_name(row.role)))
     return redirect(url_for("admin.admins"))
 
@@ -56,7 +57,7 @@ def admin_role(username: str):
     try:
         row = admins.add(ctx, console_origin(), username, _field("role"))
     except admins.AdminError as exc:
-        return _admins_page(error=str(exc), status=400)
+        return _admins_page(error=said(exc), status=400)
     flash(_("%(username)s is now %(role)s.", username=row.username, role=role_name(row.role)))
     return redirect(url_for("admin.admins"))
 
@@ -100,7 +101,7 @@ def api_token_add():
     try:
         token = api_tokens.add(core.context(), console_origin(), form["name"], form["role"])
     except admins.AdminError as exc:
-        return _tokens_page(form, str(exc), 400)
+        return _tokens_page(form, said(exc), 400)
     return render_template("admin/api_token_added.html", name=form["name"], role=form["role"],
                            token=token), 200, NO_STORE
 

@@ -17,6 +17,7 @@ from app.core.audit_search import AuditQuery, AuditSearchError
 from app.core.context import Context
 from app.extensions import core
 from app.i18n import N_
+from app.i18n.refusal import said
 from app.models import AuditEvent
 from app.web.admin.base import bp, console_origin, menu, requires
 
@@ -57,7 +58,7 @@ def audit_page():
         after = audit_search.parse_cursor(request.args.get("after", ""))
         found = audit_search.page(ctx, query, size=size, after=after)
     except AuditSearchError as exc:
-        error = str(exc)
+        error = said(exc)
     search = _search_args()
     older = (url_for("admin.audit", **search, after=str(found.next_cursor))
              if found is not None and found.next_cursor else "")
@@ -77,7 +78,7 @@ def audit_csv():
     try:
         query = _query(ctx)
     except AuditSearchError as exc:
-        page = render_template("admin/audit.html", found=None, error=str(exc),
+        page = render_template("admin/audit.html", found=None, error=said(exc),
                                search=_search_args(), older="", paged=False, csv_url="",
                                local_seconds=local_seconds)
         return page, 400

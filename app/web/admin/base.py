@@ -29,6 +29,7 @@ from flask import (
 from app.core import admins, signin
 from app.extensions import core
 from app.i18n import N_, _
+from app.i18n.refusal import said
 from app.web import addresses
 from app.web.auth import current_user, end_session, start_session
 from app.web.console_actions import guarded, public, requested_view_is_public
@@ -82,7 +83,7 @@ def confirm_then(*, title: str, question: str, back: str, act: Callable[[], None
     try:
         act()
     except refused as exc:
-        return render_template("admin/confirm.html", title=title, question="", error=str(exc),
+        return render_template("admin/confirm.html", title=title, question="", error=said(exc),
                                action="", back=back), 400
     flash(done)
     return redirect(then)

@@ -11,6 +11,7 @@ from app.core import radius_clients
 from app.extensions import core
 from app.i18n import N_, _
 from app.i18n import name as language_name
+from app.i18n.refusal import said
 from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 
 ACTION = "radius_clients.manage"
@@ -61,7 +62,7 @@ def radius_client_add():
                                     form["address"], secret, mode=form["mode"],
                                     language=_language(form["language"]))
     except radius_clients.RadiusClientError as exc:
-        return _listing(form, str(exc), 400)
+        return _listing(form, said(exc), 400)
     response = render_template("admin/radius_client_added.html", client=client, secret=secret,
                                generated=not form["secret"])
     return response, 200, {"Cache-Control": "no-store"}
@@ -81,7 +82,7 @@ def radius_client_mode(name: str):
     try:
         radius_clients.set_mode(ctx, console_origin(), name, request.form.get("mode", ""))
     except radius_clients.RadiusClientError as exc:
-        return _listing(error=str(exc), status=400)
+        return _listing(error=said(exc), status=400)
     flash(_("%(name)s now uses %(mode)s mode.", name=name, mode=request.form["mode"]))
     return redirect(url_for("admin.radius_clients"))
 
@@ -95,7 +96,7 @@ def radius_client_language(name: str):
     try:
         radius_clients.set_language(ctx, console_origin(), name, language)
     except radius_clients.RadiusClientError as exc:
-        return _listing(error=str(exc), status=400)
+        return _listing(error=said(exc), status=400)
     shown = dict(language_choices()).get(language or "", language)
     flash(_("%(name)s now answers in %(language)s.", name=name, language=shown))
     return redirect(url_for("admin.radius_clients"))

@@ -11,6 +11,7 @@ from app.core import attribute_release, sp_summary
 from app.core import service_providers as sps
 from app.extensions import core
 from app.i18n import N_, _
+from app.i18n.refusal import said
 from app.web.admin.base import bp, confirm_then, console_origin, menu, requires
 from saml.sp_metadata import register as register_metadata
 from saml.xml import SamlError
@@ -56,7 +57,7 @@ def service_provider_add():
         try:
             sp, _created = register_metadata(core.context(), console_origin(), xml, replace=replace)
         except (SamlError, sps.ServiceProviderError) as exc:
-            error = str(exc)
+            error = said(exc)
         else:
             flash(_("Registered %(entity_id)s.", entity_id=sp.entity_id))
             return redirect(url_for("admin.service_provider", sp_id=sp.id))
@@ -112,7 +113,7 @@ def service_provider_settings(sp_id: int):
     try:
         options = _submitted_options()
     except ValueError as exc:
-        return _sp_page(ctx, sp, error=str(exc), status=400)
+        return _sp_page(ctx, sp, error=said(exc), status=400)
     sps.set_options(ctx, console_origin(), sp.entity_id, options)
     flash(_("Saved the settings of %(name)s.", name=sp.name))
     return redirect(url_for("admin.service_provider", sp_id=sp_id))

@@ -16,6 +16,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from app.core import audit, audit_search, helpdesk, support
 from app.extensions import core, htmx
 from app.i18n import N_, _
+from app.i18n.refusal import said
 from app.web.admin.base import bp, console_origin, menu, requires
 from app.web.forms import EmptyForm
 
@@ -74,7 +75,7 @@ def _act(username: str, action: str, do, done: str):
     except support.NotFound:
         abort(404)
     except helpdesk.HelpdeskError as exc:
-        return _person(username, failed=action, error=str(exc), status=400)
+        return _person(username, failed=action, error=said(exc), status=400)
     flash(done)
     return redirect(url_for("admin.person", username=username))
 
@@ -141,7 +142,7 @@ def issue_recovery(username: str):
     except support.NotFound:
         abort(404)
     except helpdesk.HelpdeskError as exc:
-        return _person(username, failed="recovery", error=str(exc), status=400)
+        return _person(username, failed="recovery", error=said(exc), status=400)
     response = render_template("admin/recovery_issued.html", username=username, code=code)
     return response, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -162,7 +163,7 @@ def timeline(username: str):
     except support.NotFound:
         abort(404)
     except audit_search.AuditSearchError as exc:
-        error = str(exc)
+        error = said(exc)
     page = render_template("admin/timeline.html", username=username, rows=rows, older=older,
                            door=door, result=result, doors=audit.DOORS,
                            results=audit.RESULTS, error=error)

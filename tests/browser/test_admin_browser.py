@@ -46,7 +46,8 @@ def test_an_administrator_adds_a_radius_client_and_a_service_provider(live_serve
     page.get_by_role("link", name="Back to the RADIUS clients").click()
     row = page.locator("#radius-clients tbody tr", has_text="vpn-main")
     expect(row).to_contain_text("10.20.0.0/16")
-    expect(row.get_by_role("combobox")).to_have_value("challenge")
+    expect(row.get_by_label("Mode of vpn-main")).to_have_value("challenge")
+    expect(row.get_by_label("Language of vpn-main")).to_have_value("")  # the default
     assert secret not in page.content()
     shots("radius-clients")
 

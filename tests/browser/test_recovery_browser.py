@@ -76,7 +76,7 @@ def test_recover_then_add_a_device_with_the_passcode(live_server, page: Page, sh
     assert re.fullmatch(r"\d{3} \d{3} \d{3}", shown), shown
     passcode = shown.replace(" ", "")
     expect(page.get_by_text("It works once.")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"It expires at \d{1,2}:\d{2} [ap]m Macao time"))) \
+    expect(page.get_by_text(re.compile(r"It expires at \d{1,2}:\d{2}\s[ap]m Macao time"))) \
         .to_be_visible()
     copy = page.locator("button[data-copy=recovery-passcode]")
     expect(copy).to_have_text("Copy")

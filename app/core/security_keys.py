@@ -43,6 +43,7 @@ CLONED = N_("This security key was refused: it may have been copied. Use another
 NOT_ALLOWED = N_("This kind of security key is not allowed here. Use one the university gave "
                  "you.")
 ALREADY_REGISTERED = N_("This security key is already registered.")
+STATUS_TEXTS = {"ok": N_("Success."), "expired": EXPIRED, "cloned": CLONED}  # else NOT_ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,7 @@ class KeyOutcome:
     def message(self) -> str:
         if self.locked:
             return _(lockout.LOCKED_MESSAGE)
-        text = _({"ok": N_("Success."), "expired": EXPIRED, "cloned": CLONED}
-                 .get(self.status, NOT_ACCEPTED))
+        text = _(STATUS_TEXTS.get(self.status, NOT_ACCEPTED))
         warning = lockout.attempts_left_warning(self.attempts_left)
         return _("%(verdict)s %(warning)s", verdict=text, warning=warning) if warning else text
 

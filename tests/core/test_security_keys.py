@@ -228,3 +228,13 @@ def test_the_portal_takes_a_challenge_once(app, alice, client, monkeypatch) -> N
                         headers=headers)
     assert again.status_code == 401 and "expired or was already used" in again.json["error"]
     assert client.post("/prompt/security-key/options", json={}).status_code == 400  # no CSRF
+
+
+def test_the_allow_list_setting_is_read_and_checked(tmp_path) -> None:
+    from app.config import ConfigError, load_settings
+
+    env = {"UM2FA_INSTANCE_DIR": str(tmp_path)}
+    settings = load_settings(environ={**env, "UM2FA_WEBAUTHN_AAGUIDS": f"{AAGUID}, {AAGUID}"})
+    assert settings.webauthn_aaguids == (AAGUID, AAGUID)
+    with pytest.raises(ConfigError, match="UM2FA_WEBAUTHN_AAGUIDS must be a comma list"):
+        load_settings(environ={**env, "UM2FA_WEBAUTHN_AAGUIDS": "yubikey-5"})

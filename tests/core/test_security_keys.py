@@ -238,3 +238,19 @@ def test_the_allow_list_setting_is_read_and_checked(tmp_path) -> None:
     assert settings.webauthn_aaguids == (AAGUID, AAGUID)
     with pytest.raises(ConfigError, match="UM2FA_WEBAUTHN_AAGUIDS must be a comma list"):
         load_settings(environ={**env, "UM2FA_WEBAUTHN_AAGUIDS": "yubikey-5"})
+
+
+def test_a_removed_key_takes_its_credential_with_it_and_can_be_added_again(app, alice,
+                                                                          monkeypatch) -> None:
+    from sqlalchemy import func, select
+
+    from app.models import WebAuthnCredential
+
+    device_id = _register(app, monkeypatch)
+    with committed(app) as c:
+        devices.remove(c, TEST_ORIGIN, users.get(c, "alice"), device_id, last_confirmed=True)
+    with committed(app) as c:
+        assert c.db.scalar(select(func.count()).select_from(WebAuthnCredential)) == 0
+    _register(app, monkeypatch)  # the same credential id, registered again
+    with committed(app) as c:
+        assert [d.kind for d in devices.active_devices(users.get(c, "alice"))] == ["webauthn"]

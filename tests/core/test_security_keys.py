@@ -254,3 +254,20 @@ def test_a_removed_key_takes_its_credential_with_it_and_can_be_added_again(app, 
     _register(app, monkeypatch)  # the same credential id, registered again
     with committed(app) as c:
         assert [d.kind for d in devices.active_devices(users.get(c, "alice"))] == ["webauthn"]
+
+
+def test_the_vpn_never_offers_a_security_key(app, alice, monkeypatch) -> None:
+    """At the VPN door (RADIUS) a security key is no way to answer: the challenge names only
+    the devices that can, and a user with a key and a phone is asked for the phone's passcode."""
+    from app.core.radius_auth import Outcome
+    from tests.conftest import PASSWORD
+    from tests.helpers.radius import client, decide
+
+    _register(app, monkeypatch)
+    only_key = decide(app, PASSWORD, cfg=client("challenge"))
+    assert only_key.outcome is Outcome.CHALLENGE
+    assert "security key or passkey cannot be used here" in only_key.message
+    assert decide(app, PASSWORD).outcome is Outcome.REJECT  # append mode: nothing to push to
+    add_totp_device(app, name="Phone")
+    with_phone = decide(app, PASSWORD, cfg=client("challenge"))
+    assert with_phone.message == "Enter a 6-digit passcode from Phone."

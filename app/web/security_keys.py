@@ -11,7 +11,6 @@ from flask import Response, current_app, jsonify, request, session
 
 from app.core import security_keys
 from app.extensions import core
-from app.i18n import _
 
 SESSION_KEY = "webauthn"
 
@@ -52,7 +51,3 @@ def go_to(response: Any) -> Response:
     for cookie in response.headers.getlist("Set-Cookie"):
         answer.headers.add("Set-Cookie", cookie)
     return answer
-
-
-def bad_request() -> tuple[Response, int]:
-    return refused(_(security_keys.NOT_ACCEPTED))

@@ -74,11 +74,12 @@
       body: JSON.stringify(body || {}),
     });
     const type = response.headers.get("Content-Type") || "";
-    if (!type.includes("application/json")) {  // sent to a sign-in or the prompt: go there
+    if (type.includes("application/json")) return response.json();
+    if (response.redirected) {  // sent to the sign-in or the prompt again: go there
       window.location.assign(response.url);
       return null;
     }
-    return response.json();
+    return { error: "" };  // e.g. too many attempts: the button's own failure text
   };
 
   const showError = (message) => {
@@ -96,8 +97,8 @@
     }
     const options = await post(button.dataset.options);
     if (!options) return;
-    if (options.error) {
-      showError(options.error);
+    if ("error" in options) {
+      showError(options.error || button.dataset.failed);
       return;
     }
     let credential;

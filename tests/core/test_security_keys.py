@@ -17,7 +17,7 @@ from webauthn.authentication.verify_authentication_response import VerifiedAuthe
 from webauthn.helpers import bytes_to_base64url, structs
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
-from app.core import devices, security_keys, users
+from app.core import devices, security_keys, support, users
 from app.core.radius_auth import challenge
 from tests.conftest import (
     TEST_ORIGIN,
@@ -96,6 +96,9 @@ def test_a_registered_key_is_an_active_device_no_vpn_door_counts(app, alice,
         assert devices.vpn_devices(user) == []
         # the VPN's challenge says so, rather than listing the key as a way to answer
         assert "security key or passkey cannot be used here" in challenge._prompt(user)
+        # the help desk's page about the person lists it, by its type
+        [seen] = support.user_view(c, "alice").devices
+        assert (seen.id, seen.device_type) == (device_id, "security_key")
     assert [r.result for r in audit_rows(app, "device.activate")] == ["ok"]
 
 

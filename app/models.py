@@ -108,6 +108,23 @@ class Device(Base):
     user: Mapped[User] = relationship(back_populates="devices")
 
 
+class WebAuthnCredential(Base):
+    """A security key's or passkey's credential (docs/passkeys.md), for its Device row (kind
+    "webauthn"). Only public data: the credential id, its COSE public key, the signature counter
+    and the authenticator's AAGUID; the private key never leaves the authenticator."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           unique=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    aaguid: Mapped[str] = mapped_column(String(36), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ActivationCode(Base):
     """The single-use code in a companion app's activation link (stored as a keyed hash)."""
 

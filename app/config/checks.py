@@ -261,9 +261,20 @@ def _check_languages(settings: Settings) -> None:
                           f"({', '.join(settings.languages)})")
 
 
+AAGUID_RE = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _check_webauthn(settings: Settings) -> None:
+    bad = [a for a in settings.webauthn_aaguids if not AAGUID_RE.fullmatch(a.strip())]
+    if bad:
+        raise ConfigError(f"UM2FA_WEBAUTHN_AAGUIDS must be a comma list of AAGUIDs such as "
+                          f"cb69481e-8ff7-4039-93ec-0a2729a154a8 (not {bad[0][:40]!r}); "
+                          "docs/passkeys.md")
+
+
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
     for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_saml,
                 _check_radius_limits, _check_ldap,
-                _check_upstream_radius, _check_upstream, _check_languages):
+                _check_upstream_radius, _check_upstream, _check_languages, _check_webauthn):
         one(settings)

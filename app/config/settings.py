@@ -84,6 +84,9 @@ class Settings:
     # Prepended to the rate-limit counters' keys: services sharing one Redis keep them apart.
     ratelimit_key_prefix: str = ""
     base_url: str = ""
+    # Security keys (docs/passkeys.md): when set, only authenticators whose AAGUID is listed
+    # may be added (attestation "direct"); for staff keys the university hands out.
+    webauthn_aaguids: tuple[str, ...] = ()
     # Recovery portal (docs/recovery.md); list values are comma-separated in env vars.
     recovery_roles: tuple[str, ...] = ("student", "staff")
     recovery_prefix: str = "/recovery"

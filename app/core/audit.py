@@ -45,7 +45,7 @@ DOORS = ("portal", "sso", "radius", "recovery", "device-api", "notice", "admin",
 # against the code: the timeline's filters offer these and refuse others.
 RESULTS = ("ok", "fail", "locked", "blocked", "refused", "held", "skipped", "accept", "reject",
            "challenge", "approved", "denied", "fraud", "mismatch", "created", "updated",
-           "removed", "bad-signature", "not_confirmed")
+           "removed", "bad-signature", "not_confirmed", "cloned")
 
 
 def record(ctx: Context, origin: Origin, action: str, result: str, *, username: str = "",

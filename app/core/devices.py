@@ -20,13 +20,17 @@ from app.models import Device, User
 
 # msgids: shown with `_(DEVICE_TYPES[kind])` (the web's templates get them translated)
 DEVICE_TYPES = {"mobile": N_("Mobile phone"), "tablet": N_("Tablet"),
-                "token": N_("Hardware token")}
+                "token": N_("Hardware token"),
+                "security_key": N_("Security key or passkey")}
 PLATFORMS = {"ios": "iOS", "android": "Android", "other": N_("Other")}
 # The name "Add a new device" suggests, by type and platform.
 SUGGESTED_NAMES = {("mobile", "ios"): N_("iOS mobile phone"),
                    ("mobile", "android"): N_("Android mobile phone"),
                    ("tablet", "ios"): N_("iOS tablet"),
-                   ("tablet", "android"): N_("Android tablet")}
+                   ("tablet", "android"): N_("Android tablet"),
+                   ("security_key", "other"): N_("Security key")}
+# Devices that answer at the VPN door (a passcode or a push); a security key needs a browser.
+VPN_KINDS = ("totp", "push")
 NAME_MAX = 40
 
 
@@ -54,6 +58,12 @@ def active_devices(user: User) -> list[Device]:
     return [d for d in user.devices if d.active]
 
 
+def vpn_devices(user: User) -> list[Device]:
+    """The active devices that can answer a VPN sign-in (not security keys: app/core/
+    security_keys.py)."""
+    return [d for d in active_devices(user) if d.kind in VPN_KINDS]
+
+
 def default_device(user: User) -> Device | None:
     devices = active_devices(user)
     return next((d for d in devices if d.is_default), devices[0] if devices else None)
@@ -75,7 +85,14 @@ def clean_name(name: str) -> str:
     return name
 
 
-def _new_device(ctx: Context, user: User, secret: str, **fields) -> Device:
+def drop_pending(ctx: Context, user: User) -> None:
+    """A new enrolment replaces any earlier unfinished (inactive) one."""
+    ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
+
+
+def new_device(ctx: Context, user: User, secret: str = "", **fields) -> Device:
+    """A device row (inactive until activated); `secret` a TOTP seed, kept encrypted (a
+    security key has none: its credential is in app/core/security_keys.py)."""
     device = Device(user_id=user.id, secret_enc=ctx.keys.encrypt(secret.encode()),
                     created_at=ctx.now(), **fields)
     ctx.db.add(device)
@@ -100,8 +117,8 @@ def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
         raise DeviceError(_("Choose a Mobile phone or a Tablet."))
     if platform not in ("ios", "android"):
         raise DeviceError(_("Choose iOS or Android."))
-    ctx.db.execute(delete(Device).where(Device.user_id == user.id, Device.active.is_(False)))
-    device = _new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
+    drop_pending(ctx, user)
+    device = new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
                          platform=platform, name=_(DEVICE_TYPES[device_type]), kind=kind,
                          enrolled_via=enrolled_via)
     audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
@@ -134,6 +151,13 @@ def activate(ctx: Context, origin: Origin, user: User, device_id: int, code: str
     if step is None or not totp_factor.claim_step(ctx, device, step):
         audit.record(ctx, origin, "device.activate", "fail", username=user.username)
         return Verdict.WRONG
+    finish_activation(ctx, origin, user, device)
+    return Verdict.OK
+
+
+def finish_activation(ctx: Context, origin: Origin, user: User, device: Device) -> None:
+    """A pending device proved itself (a code, or a security key's registration): active, the
+    default when it is the first, audited and told."""
     first = not active_devices(user)
     device.active = True
     device.is_default = first
@@ -141,7 +165,6 @@ def activate(ctx: Context, origin: Origin, user: User, device_id: int, code: str
     audit.record(ctx, origin, "device.activate", "ok", username=user.username,
                  device=device.name)
     notices.tell(ctx, origin, user, notices.DEVICE_ADDED, device=device)
-    return Verdict.OK
 
 
 def rename(ctx: Context, origin: Origin, user: User, device_id: int, name: str) -> Device:
@@ -247,7 +270,7 @@ def add_totp(ctx: Context, origin: Origin, user: User, name: str, secret: str | 
     name = clean_name(name)
     secret = _clean_secret(secret) if secret else totp_factor.new_secret()
     first = not active_devices(user)
-    device = _new_device(ctx, user, secret, name=name, device_type=device_type,
+    device = new_device(ctx, user, secret, name=name, device_type=device_type,
                          platform="other", active=True, is_default=first)
     mark_enrolled(ctx, user)
     audit.record(ctx, origin, "device.add", "ok", username=user.username, device=name,

@@ -17,11 +17,12 @@ from flask import (
     url_for,
 )
 
-from app.core import devices, passcodes, push
+from app.core import devices, passcodes, push, security_keys
 from app.core.factors import Verdict
 from app.extensions import core, htmx
 from app.i18n import _
 from app.models import Device
+from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
     mark_recovery,
@@ -101,8 +102,13 @@ def device_type():
         if choice in ("mobile", "tablet"):
             _save(stage="platform", device_type=choice)
             return redirect(url_for("devices.platform"))
+        if choice == security_keys.DEVICE_TYPE:  # no platform or app: registered in the browser
+            _save(stage="activate", device_type=choice, platform=security_keys.PLATFORM,
+                  kind=security_keys.KIND, device_id=None)
+            return redirect(url_for("devices.activate"))
         return render_template("devices/type.html", form=form,
-                               error=_("Choose a Mobile phone or a Tablet.")), 400
+                               error=_("Choose a Mobile phone, a Tablet or a Security key or "
+                                       "passkey.")), 400
     return render_template("devices/type.html", form=form)
 
 
@@ -222,6 +228,8 @@ def activate():
         return _back_to_current()
     if _enrol().get("kind") == "push":
         return _activate_push()
+    if _enrol().get("kind") == security_keys.KIND:
+        return render_template("devices/security_key.html")
     ctx, user = core.context(), require_user()
     try:
         device = devices.owned_device(ctx, user, _enrol()["device_id"], active=False)
@@ -245,6 +253,40 @@ def activate():
                            qr=segno.make(uri, error="m").svg_data_uri(scale=5, border=2),
                            secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
                            uri=uri), status
+
+
+# --- a security key or passkey: registered by the browser (static/js/webauthn.js) -----------
+
+def _registering() -> bool:
+    return _enrol().get("stage") == "activate" and _enrol().get("kind") == security_keys.KIND
+
+
+@bp.post("/security-key/options")
+@fresh_second_factor("add")
+def security_key_options():
+    """navigator.credentials.create's options; the challenge stays in the session."""
+    if not _registering():
+        return keys_web.refused(_("Start again from “Add a new device”."), 409)
+    return keys_web.options(security_keys.registration_options(
+        core.context(), require_user(), keys_web.relying_party()))
+
+
+@bp.post("/security-key")
+@fresh_second_factor("add")
+@account_limits(passcode_user_limit, passcode_user_ceiling, passcode_user_key)
+def security_key_register():
+    """The browser's new credential: verified and added, then the name step."""
+    if not _registering():
+        return keys_web.refused(_("Start again from “Add a new device”."), 409)
+    via = "" if second_factor_is_fresh() else "recovery"
+    try:
+        device = security_keys.register(core.context(), origin(), require_user(),
+                                        keys_web.relying_party(), keys_web.credential(),
+                                        keys_web.take_record(), enrolled_via=via)
+    except devices.DeviceError as exc:
+        return keys_web.refused(str(exc))
+    _save(stage="name", device_id=device.id)
+    return keys_web.go_to(redirect(url_for("devices.name")))
 
 
 @bp.route("/name", methods=["GET", "POST"])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from app.core import devices, passcodes, push
+from app.core import devices, passcodes, push, security_keys
 from app.extensions import core, htmx
 from app.i18n import N_, _
 from app.web import devices as add_device
 from app.web import push_prompt
+from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
     mark_second_factor,
@@ -49,7 +50,9 @@ def _links(next_step: str) -> push_prompt.Links:
         start=url_for("prompt.push_start"), status=url_for("prompt.push_status", next=next_step),
         methods=url_for("prompt.methods", next=next_step),
         passcode=url_for("prompt.index", next=next_step, method="passcode"),
-        passcode_hx=url_for("prompt.passcode_form", next=next_step))
+        passcode_hx=url_for("prompt.passcode_form", next=next_step),
+        key_options=url_for("prompt.key_options"),
+        key_verify=url_for("prompt.key_verify", next=next_step))
 
 
 def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
@@ -63,6 +66,7 @@ def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
                            heading=_(DESTINATIONS[_next()][1]),
                            show_passcode=show_passcode or bool(error), push_view=push_view,
                            push_ok=push_prompt.can_push(user, chosen),
+                           key_ok=push_prompt.can_use_key(user, chosen),
                            push_links=_links(_next())), status
 
 
@@ -95,10 +99,35 @@ def verify():
         return _render(form, show_passcode=True, error=outcome.message, status=401)
     if outcome.enrolment_only:
         return add_device.after_recovery()
-    mark_second_factor(outcome.device.id if outcome.device is not None else None)
+    return _second_factor_done(outcome.device.id if outcome.device is not None else None)
+
+
+def _second_factor_done(device_id: int | None):
+    mark_second_factor(device_id)
     if _next() == "add":
         return add_device.open_flow()
     return redirect(url_for(DESTINATIONS[_next()][0]))
+
+
+@bp.post("/security-key/options")
+@login_required
+def key_options():
+    """ "Use your security key": navigator.credentials.get's options (JSON)."""
+    return keys_web.options(security_keys.authentication_options(
+        core.context(), require_user(), keys_web.relying_party()))
+
+
+@bp.post("/security-key")
+@login_required
+@passcode_limits()
+def key_verify():
+    """The security key's answer (JSON): on success the page moves on, as after a passcode."""
+    outcome = security_keys.authenticate(core.context(), origin(), require_user(),
+                                         keys_web.relying_party(), keys_web.credential(),
+                                         keys_web.take_record())
+    if not outcome.ok:
+        return keys_web.refused(outcome.message, 401)
+    return keys_web.go_to(_second_factor_done(outcome.device.id))
 
 
 @bp.get("/methods")
@@ -108,7 +137,8 @@ def methods():
     user = require_user()
     chosen = getattr(push_prompt.chosen_device(user, request.args.get("device")), "id", None)
     return render_template("_prompt_methods.html", chosen=chosen, push_links=_links(_next()),
-                           push_ok=push_prompt.can_push(user, chosen))
+                           push_ok=push_prompt.can_push(user, chosen),
+                           key_ok=push_prompt.can_use_key(user, chosen))
 
 
 @bp.post("/push")

@@ -51,6 +51,8 @@ class Links:
     passcode: str      # GET: "Enter a Passcode" without htmx
     passcode_hx: str   # GET: the passcode fragment htmx swaps in
     remember: bool = False  # the prompt has a "Remember me" box (sent along with each poll)
+    key_options: str = ""  # POST: "Use your security key": the options (JSON)
+    key_verify: str = ""   # POST: its answer (JSON)
 
 
 def error_status(exc: push.PushError) -> int:
@@ -71,6 +73,13 @@ def chosen_device(user: User, raw: str | int | None) -> Device | None:
 
 def can_push(user: User, raw_device: str | int | None) -> bool:
     return push.can_push(chosen_device(user, raw_device))
+
+
+def can_use_key(user: User, raw_device: str | int | None) -> bool:
+    """The chosen device is a security key or passkey ("Use your security key")."""
+    from app.core import security_keys
+
+    return getattr(chosen_device(user, raw_device), "kind", "") == security_keys.KIND
 
 
 def has_push_device(user: User) -> bool:

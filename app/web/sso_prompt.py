@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from flask import current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices, passcodes, push, signin
+from app.core import devices, passcodes, push, security_keys, signin
 from app.extensions import core, htmx
+from app.i18n import _
 from app.web import devices as add_device
 from app.web import push_prompt, remember
+from app.web import security_keys as keys_web
 from app.web.auth import current_user, mark_second_factor, start_session
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
 from app.web.limits import passcode_limits, signin_limits
@@ -59,7 +61,8 @@ def _push_links() -> push_prompt.Links:
         start=url_for("sso.push_start"), status=url_for("sso.push_status"),
         methods=url_for("sso.methods"), passcode=url_for("sso.prompt", method="passcode"),
         passcode_hx=url_for("prompt.passcode_form", next="done"),
-        remember=remember.offered())
+        remember=remember.offered(), key_options=url_for("sso.key_options"),
+        key_verify=url_for("sso.key_verify"))
 
 
 def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error: str = "",
@@ -73,7 +76,8 @@ def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error
         form=form, error=error, show_passcode=show_passcode or bool(error), next="login",
         sp_name=sp_name(pending), remember_days=current_app.config["UM2FA"].remember_days,
         new_user=current_app.config["UM2FA"].new_user, push_view=push_view,
-        push_ok=push_prompt.can_push(user, chosen_id), push_links=_push_links()), status
+        push_ok=push_prompt.can_push(user, chosen_id),
+        key_ok=push_prompt.can_use_key(user, chosen_id), push_links=_push_links()), status
 
 
 def _second_factor_done(user, wanted: bool, device_id: int | None):
@@ -129,7 +133,34 @@ def methods():
     user = current_user()
     chosen = getattr(push_prompt.chosen_device(user, request.args.get("device")), "id", None)
     return render_template("_prompt_methods.html", chosen=chosen, push_links=_push_links(),
-                           push_ok=push_prompt.can_push(user, chosen))
+                           push_ok=push_prompt.can_push(user, chosen),
+                           key_ok=push_prompt.can_use_key(user, chosen))
+
+
+@bp.post("/sso/prompt/security-key/options")
+def key_options():
+    """ "Use your security key": navigator.credentials.get's options (JSON)."""
+    if _prompt_gate() is not None:
+        return keys_web.refused(_(security_keys.EXPIRED), 409)
+    return keys_web.options(security_keys.authentication_options(
+        core.context(), current_user(), keys_web.relying_party()))
+
+
+@bp.post("/sso/prompt/security-key")
+@passcode_limits()
+def key_verify():
+    """The security key's answer (JSON): on success the SP is answered (REFEDS MFA)."""
+    if _prompt_gate() is not None:
+        return keys_web.refused(_(security_keys.EXPIRED), 409)
+    user = current_user()
+    outcome = security_keys.authenticate(core.context(), origin(DOOR), user,
+                                         keys_web.relying_party(), keys_web.credential(),
+                                         keys_web.take_record())
+    if not outcome.ok:
+        return keys_web.refused(outcome.message, 401)
+    body = request.get_json(silent=True)
+    wanted = isinstance(body, dict) and body.get("remember") is True
+    return keys_web.go_to(_second_factor_done(user, wanted, outcome.device.id))
 
 
 @bp.post("/sso/prompt/push")

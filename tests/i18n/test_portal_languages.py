@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app.core import devices, lockout, passcodes, support
 from app.core.factors import Verdict
-from app.i18n import use_language
+from app.i18n import _, use_language
 from app.models import AuditEvent, Device
 from tests.conftest import (
     add_totp_device,
@@ -140,7 +140,9 @@ def test_recent_activity_words_and_device_labels_are_translated():
         assert support.activity_words(row, translate=False) == "Device added: Phone"
     with use_language("pt"):
         assert support.activity_words(row) == "Dispositivo adicionado: Phone"
-    assert set(devices.DEVICE_TYPES) == {"mobile", "tablet", "token"}
+    assert set(devices.DEVICE_TYPES) == {"mobile", "tablet", "token", "security_key"}
+    with use_language("zh_Hant"):
+        assert _(devices.DEVICE_TYPES["security_key"]) == "保安金鑰或通行密鑰"
 
 
 def test_an_error_page_in_chinese(app, client):

@@ -150,7 +150,8 @@ def test_enrolment_steps_cannot_be_skipped(app, client, clock):
     assert client.get("/devices/add/name").headers["Location"] == "/devices/add/type"
     bad = post(client, "/devices/add/type", {"device_type": "toaster"},
                token_from="/devices/add/type")
-    assert bad.status_code == 400 and "Choose a Mobile phone or a Tablet" in text(bad)
+    assert bad.status_code == 400
+    assert "Choose a Mobile phone, a Tablet or a Security key or passkey" in text(bad)
     post(client, "/devices/add/type", {"device_type": "mobile"}, token_from="/devices/add/type")
     bad = post(client, "/devices/add/platform", {"platform": "symbian"},
                token_from="/devices/add/platform")

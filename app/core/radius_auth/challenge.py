@@ -28,7 +28,10 @@ def _state_hash(ctx: Context, state: bytes) -> bytes:
 
 
 def _prompt(user: User) -> str:
-    names = [d.name for d in devices.active_devices(user)]
+    names = [d.name for d in devices.vpn_devices(user)]  # a security key needs a browser
+    if not names and devices.active_devices(user):
+        return _("A security key or passkey cannot be used here: add a Mobile phone or Tablet "
+                 "in the 2FA portal to sign in to the VPN.")
     if not names:
         return _("You have no 2FA device yet: add one in the 2FA portal (with a recovery "
                  "passcode from the recovery portal), then enter its 6-digit passcode.")

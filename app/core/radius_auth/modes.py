@@ -86,7 +86,7 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     # append mode (challenge mode asked above): the same text as a wrong password
     return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, ""), user=user,
                   reason="no second factor given"
-                  + ("" if devices.active_devices(user) else " (no device)"))
+                  + ("" if devices.vpn_devices(user) else " (no device)"))
 
 
 def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:

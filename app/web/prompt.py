@@ -58,11 +58,12 @@ def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
     user = require_user()
     chosen = getattr(push_prompt.chosen_device(user, form.device.data), "id", None)
     template = "prompt/_passcode_form.html" if partial else "prompt/prompt.html"
+    at_once = push_prompt.passcode_at_once(user)
     return render_template(template, user=user, devices=devices.active_devices(user),
                            chosen=chosen, form=form, next=_next(), error=error,
                            heading=_(DESTINATIONS[_next()][1]),
-                           show_passcode=(show_passcode or bool(error)
-                                          or push_prompt.passcode_at_once(user)),
+                           show_passcode=show_passcode or bool(error) or at_once,
+                           passcode_at_once=at_once,
                            push_view=push_view,
                            push_ok=push_prompt.can_push(user, chosen),
                            push_links=_links(_next())), status

@@ -68,10 +68,11 @@ def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error
     pending = pending_request()
     chosen = form.device.data or request.args.get("device", "")
     chosen_id = getattr(push_prompt.chosen_device(user, chosen), "id", None)
+    at_once = push_prompt.passcode_at_once(user)
     return render_template(
         "sso/prompt.html", user=user, devices=devices.active_devices(user), chosen=chosen_id,
         form=form, error=error, next="login",
-        show_passcode=show_passcode or bool(error) or push_prompt.passcode_at_once(user),
+        show_passcode=show_passcode or bool(error) or at_once, passcode_at_once=at_once,
         sp_name=sp_name(pending), remember_days=current_app.config["UM2FA"].remember_days,
         new_user=current_app.config["UM2FA"].new_user, push_view=push_view,
         push_ok=push_prompt.can_push(user, chosen_id), push_links=_push_links()), status

@@ -75,6 +75,8 @@ def test_without_a_device_the_passcode_field_is_there_at_once(app, client):
     sign_in(client)
     page = text(client.get("/prompt?next=add"))
     assert 'name="passcode"' in page and "autofocus" in page
+    assert ">Enter a Passcode</a>" not in page  # nothing to click first
+    assert "type your 9-digit recovery passcode below" in page
 
 
 def test_every_step_has_back_and_cancel(app, client):

@@ -439,7 +439,7 @@ def test_the_app_lists_a_notice_and_this_wasnt_me_undoes_it(live_server, page: P
     with server_core(live_server) as ctx:
         alice = users.get(ctx, "alice")
         assert alice.disabled
-        assert [d.name for d in devices.list_for(ctx, alice)] == ["Mobile phone"]
+        assert [d.name for d in devices.list_for(ctx, alice)] == ["Android mobile phone"]
     expect(phone.locator("#notices li").first.get_by_role("button")).to_have_count(0)
     assert_clean_console(phone)
 

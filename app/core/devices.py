@@ -104,6 +104,36 @@ def new_device(ctx: Context, user: User, secret: str = "", **fields) -> Device:
 ENROLLED_VIA = ("", "recovery")
 
 
+def suggested_name(user: User, device_type: str, platform: str) -> str:
+    """The name "Add a new device" suggests: the type and platform ("Android mobile phone"),
+    with a number when one of the user's active devices has that name already."""
+    base = _(SUGGESTED_NAMES.get((device_type, platform), DEVICE_TYPES[device_type]))
+    taken = {d.name.casefold() for d in active_devices(user)}
+    name, number = base, 1
+    while name.casefold() in taken:
+        number += 1
+        name = _("%(name)s %(number)d", name=base, number=number)[:NAME_MAX]
+    return name
+
+
+def _check_name_free(user: User, device: Device, name: str) -> None:
+    """Two devices of one person never share a name: the prompt tells them apart by it."""
+    if any(d.name.casefold() == name.casefold() for d in active_devices(user)
+           if d.id != device.id):
+        raise DeviceError(_("You already have a device named “%(name)s”. Choose another name.",
+                            name=name))
+
+
+def cancel_enrolment(ctx: Context, origin: Origin, user: User) -> None:
+    """ "Cancel" in "Add a new device": the device not yet activated is dropped (an activated
+    one stays, with its name)."""
+    dropped = ctx.db.execute(delete(Device).where(Device.user_id == user.id,
+                                                  Device.active.is_(False))).rowcount
+    ctx.db.expire(user, ["devices"])
+    if dropped:
+        audit.record(ctx, origin, "device.enrol_cancel", "ok", username=user.username)
+
+
 def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
                     platform: str, *, kind: str = "totp", enrolled_via: str = "") -> Device:
     """A pending (inactive) device with a fresh TOTP secret; earlier pending ones are dropped.
@@ -119,7 +149,8 @@ def begin_enrolment(ctx: Context, origin: Origin, user: User, device_type: str,
         raise DeviceError(_("Choose iOS or Android."))
     drop_pending(ctx, user)
     device = new_device(ctx, user, totp_factor.new_secret(), device_type=device_type,
-                         platform=platform, name=_(DEVICE_TYPES[device_type]), kind=kind,
+                         platform=platform, name=suggested_name(user, device_type, platform),
+                         kind=kind,
                          enrolled_via=enrolled_via)
     audit.record(ctx, origin, "device.enrol_start", "ok", username=user.username,
                  detail=f"{device_type}/{platform}/{kind}"
@@ -169,7 +200,9 @@ def finish_activation(ctx: Context, origin: Origin, user: User, device: Device) 
 
 def rename(ctx: Context, origin: Origin, user: User, device_id: int, name: str) -> Device:
     device = owned_device(ctx, user, device_id)
-    old, device.name = device.name, clean_name(name)
+    name = clean_name(name)
+    _check_name_free(user, device, name)
+    old, device.name = device.name, name
     audit.record(ctx, origin, "device.rename", "ok", username=user.username, device=device.name,
                  detail=f"was {old}")
     return device

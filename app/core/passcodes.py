@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from app.core import audit, browser_sessions, lockout
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
@@ -35,6 +37,17 @@ MESSAGES = Translated({
 # (a msgid: show it with `_(RECOVERY_ADDS_A_DEVICE)`)
 RECOVERY_ADDS_A_DEVICE = N_("Your recovery passcode lets you add a new device, nothing else. "
                             "Once it is added, “Continue to Login” and sign in with it.")
+
+
+@dataclass(frozen=True)
+class ActivationProof:
+    """A device was just activated in this browser session with the code of time step `step`
+    (app/core/devices.py: activate claims that step). Its first login may use the same step's
+    code once: the activation proved the same thing, so the person does not wait for the next
+    code. The door keeps it in the session and passes it once (`verify_passcode`)."""
+
+    device_id: int
+    step: int
 
 
 @dataclass
@@ -79,9 +92,12 @@ def is_recovery_passcode(code: str) -> bool:
 
 def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: str, *,
                     device_id: int | None = None, allow_recovery: bool = True,
-                    action: str = "factor") -> PasscodeOutcome:
+                    action: str = "factor",
+                    activation: ActivationProof | None = None) -> PasscodeOutcome:
     """Check a typed passcode: 6 digits against the chosen device (or any device of the user),
-    9 digits as a recovery passcode.
+    9 digits as a recovery passcode. `activation`: this session activated a device just now;
+    a replay of exactly that step on that device (nothing used since) is its first login,
+    audited as such (detail "totp:activation").
 
     `user` is an ORM User (the web doors) or a users.Subject (the RADIUS door's hot path, read
     without the ORM); the checks and writes are the same plain statements for both: one
@@ -93,7 +109,7 @@ def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: st
         ctx.db.flush()
         # the ORM user may have been read a while ago: its failure count is cleared regardless
         outcome = _verify(ctx, origin, Subject.of(user), code, device_id, allow_recovery, action,
-                          reset_always=True)
+                          reset_always=True, activation=activation)
         ctx.db.expire(user, ["failed_factor_count", "locked_at", "locked_until",
                              "lockout_level"])
         if outcome.device is not None:
@@ -102,11 +118,23 @@ def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: st
                 ctx.db.expire(device, ["last_step", "last_used_at"])
             outcome.device = device
         return outcome
-    return _verify(ctx, origin, user, code, device_id, allow_recovery, action)
+    return _verify(ctx, origin, user, code, device_id, allow_recovery, action,
+                   activation=activation)
+
+
+def _activation_covers(ctx: Context, check: Check, activation: ActivationProof | None) -> bool:
+    """The replayed step is the one the activation claimed, on that device, and no later step
+    was used since."""
+    if (activation is None or check.verdict is not Verdict.REPLAY or check.device is None
+            or check.device.id != activation.device_id or check.step != activation.step):
+        return False
+    last = ctx.db.scalar(select(Device.last_step).where(Device.id == activation.device_id))
+    return last == activation.step
 
 
 def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id: int | None,
-            allow_recovery: bool, action: str, reset_always: bool = False) -> PasscodeOutcome:
+            allow_recovery: bool, action: str, reset_always: bool = False,
+            activation: ActivationProof | None = None) -> PasscodeOutcome:
     code = normalise_passcode(code)
     if lockout.is_locked(subject, ctx.now()):
         audit.record(ctx, origin, action, "locked", username=subject.username)
@@ -124,11 +152,14 @@ def _verify(ctx: Context, origin: Origin, subject: Subject, code: str, device_id
     else:
         check = factor.verify(ctx, subject, device if factor_name == "totp" else None, code)
     used = check.device
+    detail = factor_name
+    if _activation_covers(ctx, check, activation):
+        check, detail = Check(Verdict.OK, check.device, check.step), "totp:activation"
     if check.verdict is Verdict.OK:
         if subject.failed_factor_count or reset_always:  # a Subject was read just now
             lockout.reset(ctx, subject)
         audit.record(ctx, origin, action, "ok", username=subject.username,
-                     device=used.name if used else factor_name, detail=factor_name)
+                     device=used.name if used else factor_name, detail=detail)
         if factor_name == "recovery":  # a recovery: every other session of the user ends
             browser_sessions.end_for_user(ctx, subject.id, keep=origin.session_id)
         return PasscodeOutcome(check.verdict, factor=factor_name, device=used)

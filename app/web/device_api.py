@@ -21,7 +21,8 @@ from app.core import notices, push, wasnt_me, webpush
 from app.core.context import Context
 from app.extensions import core, csrf, limiter
 from app.i18n import N_, _
-from app.models import Device
+from app.models import Device, PushRequest
+from app.web.addresses import is_campus
 from app.web.request_info import origin
 
 bp = Blueprint("device_api", __name__, url_prefix="/api/device/v1")
@@ -199,7 +200,7 @@ def pending():
     username = device.user.username
     # push_subscribed: false once a push service said the subscription is gone (404/410), so
     # the app subscribes anew instead of waiting for the browser to change its endpoint.
-    return jsonify(requests=[push.describe(r, username)
+    return jsonify(requests=[_described(r, username)
                              for r in push.pending_for(_ctx(), device)],
                    push_subscribed=device.push_subscription is not None)
 
@@ -210,7 +211,16 @@ def details(public_id: str):
     ctx, device = _ctx(), _device()
     found = push.request_for_device(ctx, device, public_id)
     state = push.statuses(ctx, [found.public_id])[found.public_id]
-    return jsonify({**push.describe(found, device.user.username), "status": state})
+    return jsonify({**_described(found, device.user.username), "status": state})
+
+
+def _described(request_: PushRequest, username: str) -> dict:
+    """What the phone shows about a request, with where it comes from in words a person
+    knows: `service` (the SP's or the VPN's name) and `campus` (true on campus, false off
+    campus, null when the address is unknown)."""
+    addr = request_.client_addr or ""
+    campus = is_campus(addr, current_app.config["UM2FA"].campus_networks) if addr else None
+    return {**push.describe(request_, username), "campus": campus}
 
 
 @bp.post("/requests/<public_id>/answer")

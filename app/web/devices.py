@@ -18,10 +18,11 @@ from flask import (
 )
 
 from app.core import devices, passcodes, push, security_keys
+from app.core.context import Origin
 from app.core.factors import Verdict
 from app.extensions import core, htmx
 from app.i18n import _
-from app.models import Device
+from app.models import Device, User
 from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
@@ -68,6 +69,38 @@ def _back_to_current():
     return redirect(url_for(f"devices.{'device_type' if stage == 'type' else stage}"))
 
 
+ACTIVATED_KEY = "activated"
+
+
+def remember_activation(device: Device) -> None:
+    """The device was activated with the code of its `last_step`: its first login in this
+    session may use that code (app/core/passcodes.py: ActivationProof)."""
+    if device.last_step is not None:
+        session[ACTIVATED_KEY] = {"device_id": device.id, "step": device.last_step}
+
+
+def activation_proof() -> passcodes.ActivationProof | None:
+    """What `remember_activation` kept, for the prompt's passcode check."""
+    kept = session.get(ACTIVATED_KEY)
+    if not isinstance(kept, dict):
+        return None
+    try:
+        return passcodes.ActivationProof(int(kept["device_id"]), int(kept["step"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def verify_with_activation(origin_: Origin, user: User, code: str,
+                           device_id: int | None) -> passcodes.PasscodeOutcome:
+    """The prompts' passcode check (portal and SSO): the activation kept in this session
+    covers its first login once."""
+    outcome = passcodes.verify_passcode(core.context(), origin_, user, code,
+                                        device_id=device_id, activation=activation_proof())
+    if outcome.ok:
+        session.pop(ACTIVATED_KEY, None)
+    return outcome
+
+
 def open_flow():
     """The step-up for "Add a new device" is done: its first step (the type)."""
     session["enrol"] = {"stage": "type"}
@@ -80,6 +113,36 @@ def after_recovery():
     mark_recovery()
     flash(_(passcodes.RECOVERY_ADDS_A_DEVICE))
     return open_flow()
+
+
+# Where each step's "Back" goes ("type": out of the wizard, as "Cancel" does).
+BACK = {"platform": "devices.device_type", "app": "devices.platform", "activate": "devices.app"}
+
+
+def _exit_url() -> str:
+    """Where "Cancel" leaves to: the SSO prompt's settings during a SAML sign-in, else "My
+    Settings & Devices" (or the portal's home after a recovery passcode, which opens nothing
+    else)."""
+    if session.get("saml_req") is not None:
+        return url_for("sso.settings")
+    return url_for("settings.index") if second_factor_is_fresh() else url_for("portal.index")
+
+
+@bp.context_processor
+def _wizard_links() -> dict:
+    """ "Back" and "Cancel" on every step (templates/devices/_wizard_nav.html)."""
+    return {"wizard_back": lambda step: url_for(BACK[step]) if step in BACK else _exit_url()}
+
+
+@bp.post("/cancel")
+@login_required
+def cancel():
+    """ "Cancel" on any step: leave the wizard; a device not yet activated is dropped."""
+    if not EmptyForm().validate():
+        return redirect(url_for("devices.start"))
+    devices.cancel_enrolment(core.context(), origin(), require_user())
+    session.pop("enrol", None)
+    return redirect(_exit_url())
 
 
 @bp.get("")
@@ -242,6 +305,7 @@ def activate():
         if not form.validate():
             error, status = form.passcode.errors[0], 400
         elif devices.activate(ctx, origin(), user, device.id, form.passcode.data) is Verdict.OK:
+            remember_activation(device)
             _save(stage="name")
             return redirect(url_for("devices.name"))
         else:
@@ -296,8 +360,11 @@ def name():
         return _back_to_current()
     ctx, user = core.context(), require_user()
     device_id = _enrol()["device_id"]
-    state = _enrol()
-    suggested = _(devices.SUGGESTED_NAMES[state["device_type"], state["platform"]])
+    try:  # the name suggested when the enrolment began (devices.suggested_name)
+        suggested = devices.owned_device(ctx, user, device_id).name
+    except devices.DeviceError:
+        session.pop("enrol", None)
+        return redirect(url_for("devices.start"))
     form = NameForm(name=suggested)
     if request.method == "POST" and form.validate():
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from app.core import devices, passcodes, push, security_keys
+from app.core import devices, push, security_keys
 from app.extensions import core, htmx
 from app.i18n import N_, _
 from app.web import devices as add_device
@@ -61,10 +61,13 @@ def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
     user = require_user()
     chosen = getattr(push_prompt.chosen_device(user, form.device.data), "id", None)
     template = "prompt/_passcode_form.html" if partial else "prompt/prompt.html"
+    at_once = push_prompt.passcode_at_once(user)
     return render_template(template, user=user, devices=devices.active_devices(user),
                            chosen=chosen, form=form, next=_next(), error=error,
                            heading=_(DESTINATIONS[_next()][1]),
-                           show_passcode=show_passcode or bool(error), push_view=push_view,
+                           show_passcode=show_passcode or bool(error) or at_once,
+                           passcode_at_once=at_once,
+                           push_view=push_view,
                            push_ok=push_prompt.can_push(user, chosen),
                            key_ok=push_prompt.can_use_key(user, chosen),
                            push_links=_links(_next())), status
@@ -93,8 +96,8 @@ def verify():
         error = next(iter(form.errors.values()))[0]
         return _render(form, show_passcode=True, error=error, status=400)
     user = require_user()
-    outcome = passcodes.verify_passcode(core.context(), origin(), user, form.passcode.data,
-                                     device_id=parse_device_id(form.device.data))
+    outcome = add_device.verify_with_activation(origin(), user, form.passcode.data,
+                                                parse_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)
     if outcome.enrolment_only:

@@ -71,6 +71,14 @@ def chosen_device(user: User, raw: str | int | None) -> Device | None:
     return devices.default_device(user)
 
 
+def passcode_at_once(user: User) -> bool:
+    """A user with no device can only "Enter a Passcode" (a recovery passcode): the prompt
+    shows the field at once, with no extra click."""
+    from app.core import devices
+
+    return not devices.active_devices(user)
+
+
 def can_push(user: User, raw_device: str | int | None) -> bool:
     return push.can_push(chosen_device(user, raw_device))
 

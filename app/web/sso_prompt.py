@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import current_app, redirect, render_template, request, session, url_for
 
-from app.core import devices, passcodes, push, security_keys, signin
+from app.core import devices, push, security_keys, signin
 from app.extensions import core, htmx
 from app.i18n import _
 from app.web import devices as add_device
@@ -71,9 +71,11 @@ def _prompt_page(form: DevicePasscodeForm, *, show_passcode: bool = False, error
     pending = pending_request()
     chosen = form.device.data or request.args.get("device", "")
     chosen_id = getattr(push_prompt.chosen_device(user, chosen), "id", None)
+    at_once = push_prompt.passcode_at_once(user)
     return render_template(
         "sso/prompt.html", user=user, devices=devices.active_devices(user), chosen=chosen_id,
-        form=form, error=error, show_passcode=show_passcode or bool(error), next="login",
+        form=form, error=error, next="login",
+        show_passcode=show_passcode or bool(error) or at_once, passcode_at_once=at_once,
         sp_name=sp_name(pending), remember_days=current_app.config["UM2FA"].remember_days,
         new_user=current_app.config["UM2FA"].new_user, push_view=push_view,
         push_ok=push_prompt.can_push(user, chosen_id),
@@ -106,8 +108,8 @@ def prompt_view():
         return _prompt_page(form, show_passcode=request.args.get("method") == "passcode")
     if not form.validate():
         return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
-    outcome = passcodes.verify_passcode(core.context(), origin(DOOR), user, form.passcode.data,
-                                     device_id=parse_device_id(form.device.data))
+    outcome = add_device.verify_with_activation(origin(DOOR), user, form.passcode.data,
+                                                parse_device_id(form.device.data))
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
     if outcome.enrolment_only:  # "Add a new device", never a sign-in to the SP

@@ -425,6 +425,14 @@ function when(iso) {
   });
 }
 
+// Where a sign-in comes from, in words a person knows: on or off campus, then the address.
+function whereFrom(data) {
+  const address = data.client_addr || _("an unknown address");
+  if (data.campus === true) return _("On campus (%(address)s)", { address });
+  if (data.campus === false) return _("Off campus (%(address)s)", { address });
+  return address;
+}
+
 function showRequest(account, data) {
   const existing = state.cards.get(data.id);
   if (existing) return existing;
@@ -433,7 +441,7 @@ function showRequest(account, data) {
   el.querySelector(".r-user").textContent = data.username || account.username;
   el.querySelector(".r-service").textContent = data.service
     || (DOORS[data.door] ? _(DOORS[data.door]) : data.door);
-  el.querySelector(".r-addr").textContent = data.client_addr || _("an unknown address");
+  el.querySelector(".r-addr").textContent = whereFrom(data);
   el.querySelector(".r-when").textContent = when(data.created_at);
   const card = { el, account, data, done: false, busy: false,
     expires: Date.parse(data.expires_at) / 1000 };

@@ -4,8 +4,9 @@ document.addEventListener("click", (event) => {
   if (!button) return;
   const source = document.getElementById(button.dataset.copy);
   if (!source || !navigator.clipboard) return;
-  navigator.clipboard.writeText(source.dataset.value || source.textContent.trim()).then(() => {
-    button.textContent = "Copied";
+  navigator.clipboard.writeText(button.dataset.value || source.dataset.value
+                                || source.textContent.trim()).then(() => {
+    button.textContent = button.dataset.copied || button.textContent;
   });
 });
 

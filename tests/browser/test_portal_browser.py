@@ -57,7 +57,7 @@ def test_add_log_in_rename_and_remove_a_device(live_server, page: Page, shots) -
     sign_in(page, live_server, shots, home_shot="portal-home")
 
     # "Add a new device" -> "Enter a Passcode" with the 9-digit recovery passcode; the QR page
-    # is an SVG data URI, and "Can't scan?" reveals the key a phone would read from it.
+    # is an SVG data URI, and the key a phone would read from it is shown beside it.
     follow(page, shots, "Add a new device", shot="add-prompt")
     passcode(page, shots, recovery, "recovery")
     phone = Phone()

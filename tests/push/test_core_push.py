@@ -64,7 +64,7 @@ def test_a_push_records_who_signs_in_to_what_from_where(ctx, alice, clock):
     assert described["service"] == "x" * 200 and described["verified"] is True
     assert request.number not in described.values()
     [row] = audit_rows_in(ctx, "push.start")
-    assert row["result"] == "ok" and row["device"] == "Mobile phone"
+    assert row["result"] == "ok" and row["device"] == "Android mobile phone"
 
 
 def audit_rows_in(ctx, action: str) -> list[dict]:

@@ -84,7 +84,7 @@ def test_activation_registers_the_key_and_returns_the_totp_seed(app, client, clo
     reply = phone.activate(link)
     assert reply.status == 201, reply.text
     assert reply.data["username"] == "alice" and reply.data["issuer"] == "UM 2FA"
-    assert reply.data["device_name"] == "Mobile phone"
+    assert reply.data["device_name"] == "iOS mobile phone"
     assert reply.data["totp"] | {"secret": ""} == {"secret": "", "digits": 6, "period": 30,
                                                    "algorithm": "SHA1"}
     assert reply.data["server_time"] == int(clock())
@@ -270,13 +270,27 @@ def test_the_api_answers_off_campus_without_csrf_or_cookies(app, client, clock):
 
 # --- answering pushes -----------------------------------------------------------------------
 
+def test_a_push_says_on_campus_or_off_campus_and_names_the_service(app, phone):
+    """Issue 17, point 7: the phone learns where a sign-in comes from in words a person knows
+    (the service's name; on or off campus), not only an address."""
+    on_campus, _ = send_push(app, service="VPN (Staff VPN)", client_addr="10.1.2.3")
+    off_campus, _ = send_push(app, service="myUM", client_addr="203.0.113.9")
+    unknown, _ = send_push(app, service="myUM", client_addr="")
+    shown = {r["id"]: r for r in phone.pending()}
+    assert shown[on_campus]["campus"] is True
+    assert shown[on_campus]["service"] == "VPN (Staff VPN)"
+    assert shown[off_campus]["campus"] is False and shown[unknown]["campus"] is None
+    assert phone.details(on_campus).data["campus"] is True
+
+
 def test_approve_with_the_typed_number(app, phone, clock):
     public_id, number = send_push(app, service="myUM")
     assert len(number) == 3 and number.isdigit()
     [shown] = phone.pending()
     assert shown == {"id": public_id, "username": "alice", "door": "test", "service": "myUM",
-                     "client_addr": "192.0.2.7", "created_at": shown["created_at"],
-                     "expires_at": shown["expires_at"], "verified": True}
+                     "client_addr": "192.0.2.7", "campus": False,
+                     "created_at": shown["created_at"], "expires_at": shown["expires_at"],
+                     "verified": True}
     assert number not in json.dumps(phone.details(public_id).data)  # typed, never shown
     assert phone.details(public_id).data["status"] == "pending"
     reply = phone.approve(public_id, number)

@@ -20,6 +20,8 @@ class Verdict(enum.Enum):
 class Check:
     verdict: Verdict
     device: Device | None = None
+    # The TOTP time step the response matched (claimed, or already claimed: a replay).
+    step: int | None = None
 
 
 class Factor(Protocol):

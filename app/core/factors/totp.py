@@ -98,5 +98,6 @@ class TotpFactor:
             step = matching_step(device_secret(ctx, dev), response, ctx.clock(),
                                  ctx.settings.totp_drift_steps)
             if step is not None:
-                return Check(Verdict.OK if claim(ctx, dev.id, step) else Verdict.REPLAY, dev)
+                verdict = Verdict.OK if claim(ctx, dev.id, step) else Verdict.REPLAY
+                return Check(verdict, dev, step)
         return Check(Verdict.WRONG, device)

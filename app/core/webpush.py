@@ -302,11 +302,13 @@ def forget_subscription(engine: Engine, subscription_json: str) -> None:
     log.info("web push subscription gone: cleared from %d device(s)", cleared)
 
 
-def wake_after_commit(ctx: Context, subscription_json: str, request_id: str) -> None:
+def wake_after_commit(ctx: Context, subscription_json: str, request_id: str,
+                      ttl: int | None = None) -> None:
     """Send the wake-up once the push request is committed (so the app, woken, finds it),
-    from a small pool of sender threads (so the login does not wait on the push service)."""
+    from a small pool of sender threads (so the login does not wait on the push service).
+    `ttl`: the push's own lifetime (a RADIUS client's push timeout), else the global one."""
     send_after_commit(ctx, subscription_json, {"type": "push", "id": request_id},
-                      ctx.settings.push_timeout)
+                      ttl or ctx.settings.push_timeout)
 
 
 def send_after_commit(ctx: Context, subscription_json: str, payload: dict, ttl: int) -> None:

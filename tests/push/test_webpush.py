@@ -273,6 +273,20 @@ def test_push_start_wakes_the_device(app, ctx, clock, settings, push_service, se
     assert set(message.payload) == {"type", "id"}
 
 
+@pytest.mark.parametrize("timeout", [25, 170])
+def test_push_ttl_follows_the_push_timeout(app, ctx, settings, push_service, senders, timeout):
+    """A VPN push lives as long as its RADIUS client's push timeout: the wake-up's TTL is that,
+    not the global one (a phone that comes online late must not get a dead push, nor miss a
+    live one)."""
+    make_user(app, "alice")
+    activate_push_device(ctx, "alice", push_service.subscribe(
+        webpush.application_server_key(settings)))
+    push.start(ctx, TEST_ORIGIN, users.get(ctx, "alice"), None, service="VPN",
+               timeout=timeout)
+    ctx.db.commit()
+    assert push_service.wait_for(1, WAIT)[0].ttl == timeout != settings.push_timeout
+
+
 def test_push_start_rolled_back_sends_nothing(app, ctx, settings, push_service, senders):
     make_user(app, "alice")
     activate_push_device(ctx, "alice", push_service.subscribe())

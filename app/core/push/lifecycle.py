@@ -102,7 +102,8 @@ def start(ctx: Context, origin: Origin, user: User, device: Device | None, *, se
     audit.record(ctx, origin, "push.start", "ok", username=user.username, device=device.name,
                  detail=service[:120])
     if device.push_subscription:
-        webpush.wake_after_commit(ctx, device.push_subscription, request.public_id)
+        webpush.wake_after_commit(ctx, device.push_subscription, request.public_id,
+                                  timeout or ctx.settings.push_timeout)
     return request
 
 

@@ -23,6 +23,7 @@ from app.db import Database
 from app.extensions import core
 from tests.conftest import (
     PASSWORD,
+    PG_URL,
     add_totp_device,
     audit_rows,
     committed,
@@ -139,6 +140,66 @@ def test_an_unreachable_database_gives_each_request_its_fail_mode(unreachable):
     assert outcomes(decisions) == ["reject", "accept"]
     assert decisions[0].message == radius_auth.UNAVAILABLE
     assert decisions[1].message == radius_auth.DEGRADED
+
+
+@pytest.mark.skipif(not PG_URL, reason="a server that drops a connection: PostgreSQL")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("cuts_wanted", [1, 2])
+def test_a_batch_cut_off_by_a_dropped_connection_is_decided_again(app, clock, services,
+                                                                 database_url, monkeypatch,
+                                                                 cuts_wanted):
+    """The database server drops the batch's connection in the middle of it (a failover, an
+    idle-timeout proxy, pg_terminate_backend): the batch is decided again once on a fresh
+    connection, and nobody's login is lost to the fail mode. Cut again, the fail mode answers
+    (one retry, not a loop)."""
+    import psycopg
+    from sqlalchemy import text
+
+    from app.core.radius_auth import entry
+
+    make_user(app)
+    make_user(app, "bob")
+    _, alice_secret = add_totp_device(app)
+    _, bob_secret = add_totp_device(app, "bob")
+    admin_url = database_url.replace("postgresql+psycopg://", "postgresql://").split("?")[0]
+    real, cuts = entry.authenticate, []
+
+    def cut_once(ctx, req):
+        if len(cuts) < cuts_wanted and req.username == "alice":  # dies after alice's login
+            decision = real(ctx, req)
+            pid = ctx.db.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            cuts.append(pid)
+            return decision
+        return real(ctx, req)
+
+    monkeypatch.setattr(entry, "authenticate", cut_once)
+    decisions = radius_auth.decide_many(services, [
+        request("alice", totp_code(alice_secret, clock.now)),
+        request("bob", totp_code(bob_secret, clock.now))])
+    assert len(cuts) == cuts_wanted
+    if cuts_wanted == 2:
+        assert outcomes(decisions) == ["reject", "reject"]
+        assert {d.message for d in decisions} == {radius_auth.UNAVAILABLE}
+        assert audit_rows(app, radius_auth.ACTION) == []
+        return
+    assert outcomes(decisions) == ["accept", "accept"]
+    # what the cut-off attempt did was rolled back: each login is recorded once
+    assert sorted((r.username, r.result) for r in audit_rows(app, radius_auth.ACTION)) == [
+        ("alice", "accept"), ("bob", "accept")]
+
+
+def test_an_unreachable_server_is_not_retried(unreachable, monkeypatch):
+    """Nothing listens: no connection was dropped, so no retry; the fail mode answers."""
+    contexts = []
+    real = unreachable.context
+    monkeypatch.setattr(unreachable, "context", lambda: contexts.append(1) or real())
+    decisions = radius_auth.decide_many(unreachable, [request("alice", "123456"),
+                                                      request("bob", "123456")])
+    assert outcomes(decisions) == ["reject", "reject"]
+    assert decisions[0].message == radius_auth.UNAVAILABLE
+    assert len(contexts) == 1
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ the client's fail mode when the database cannot be reached."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from app.core import audit
 from app.core.context import Context
@@ -26,6 +28,7 @@ from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from app.i18n import N_, _
 
 log = logging.getLogger("um2fa.radius")
+T = TypeVar("T")
 
 PAP_ONLY = N_("Only PAP is supported: set the VPN to send the password with PAP.")
 DEGRADED = N_("Signed in with your password only: the 2FA service is temporarily "
@@ -46,14 +49,34 @@ def decide(services: CoreServices, req: AccessRequest) -> Decision:
 
 def _decide(services: CoreServices, req: AccessRequest) -> Decision:
     try:
-        with services.context() as ctx:
-            return authenticate(ctx, req)
+        return retrying_a_dropped_connection(services, lambda ctx: authenticate(ctx, req))
     except DATABASE_UNAVAILABLE as exc:
         log.error("database unavailable for a RADIUS decision: %s", _cause(exc))
         return database_unavailable(services, req)
     except DirectoryUnavailable as exc:
         log.error("directory unavailable for a RADIUS decision: %s", exc)
         return unavailable(services.keys, req, "directory unavailable", "directory unavailable")
+
+
+def retrying_a_dropped_connection(services: CoreServices, work: Callable[[Context], T]) -> T:
+    """Run `work` in one transaction; if the server dropped the connection under it (a
+    failover, a proxy's idle timeout, a terminated backend), run it once more on a fresh one.
+
+    Only a connection that was open and then lost is retried: a server that cannot be reached
+    at all fails the same way again, and the fail mode answers at once. Retrying is safe
+    because nothing was committed (the transaction died with the connection) and, should a
+    commit have landed before the answer was lost, every single-use claim (a TOTP step, a
+    challenge's State) refuses its second use."""
+    try:
+        with services.context() as ctx:
+            return work(ctx)
+    except DATABASE_UNAVAILABLE as exc:
+        if not getattr(exc, "connection_invalidated", False):
+            raise
+        log.warning("database connection dropped under a RADIUS decision (%s); deciding "
+                    "again on a fresh connection", _cause(exc))
+    with services.context() as ctx:
+        return work(ctx)
 
 
 def verifies_password(req: AccessRequest) -> bool:
@@ -74,18 +97,21 @@ def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[D
     others their answer; if the database is unreachable, each gets its client's fail mode."""
     if len(requests) == 1:
         return [decide(services, requests[0])]
+
+    def batch(ctx: Context) -> list[Decision]:
+        decisions = []
+        for req in requests:
+            with speaking(req, ctx.settings.default_language):
+                decisions.append(authenticate(ctx, req))
+            if ctx.db.identity_map or ctx.db.new:
+                # the ORM paths (a challenge answer, append mode) must not see another
+                # request's objects as they were before its plain UPDATEs
+                ctx.db.flush()
+                ctx.db.expire_all()
+        return decisions
+
     try:
-        with services.context() as ctx:
-            decisions = []
-            for req in requests:
-                with speaking(req, ctx.settings.default_language):
-                    decisions.append(authenticate(ctx, req))
-                if ctx.db.identity_map or ctx.db.new:
-                    # the ORM paths (a challenge answer, append mode) must not see another
-                    # request's objects as they were before its plain UPDATEs
-                    ctx.db.flush()
-                    ctx.db.expire_all()
-            return decisions
+        return retrying_a_dropped_connection(services, batch)
     except DATABASE_UNAVAILABLE as exc:
         log.error("database unavailable for %d RADIUS decisions: %s", len(requests),
                   _cause(exc))

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
@@ -83,6 +83,19 @@ class Prepared:
         return compiled.execute(conn, params)
 
 
+def _wrapped(conn: Connection, dbapi_conn: Any, cursor: Any, exc: Exception,
+             sql: str) -> BaseException:
+    """A DBAPI error as SQLAlchemy raises it for its own statements (OperationalError and the
+    rest, parameters hidden); a lost connection is invalidated, as SQLAlchemy would, so the
+    pool never hands it out again and the caller knows to retry on a fresh one."""
+    lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error,
+                               hide_parameters=True, connection_invalidated=lost,
+                               dialect=conn.dialect)
+
+
 class _Result:
     __slots__ = ("rows", "rowcount")
 
@@ -108,11 +121,14 @@ class _Compiled:
                   for name in params}
         args: Any = [values[n] for n in self.positional] if self.positional is not None \
             else values
-        cursor = conn.connection.cursor()
+        dbapi_conn = conn.connection
+        cursor = dbapi_conn.cursor()
         try:
             cursor.execute(self.sql, args)
             rows = cursor.fetchall() if self.returns else []
             rowcount = cursor.rowcount
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, dbapi_conn, cursor, exc, self.sql) from exc
         finally:
             cursor.close()
         if rows and any(self.results):

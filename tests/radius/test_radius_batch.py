@@ -289,6 +289,34 @@ def test_prepared_statements_match_sqlalchemy(app, clock):
     assert row[:3] == (at, 2**40, True) and isinstance(row[3], bytes)
 
 
+@pytest.mark.skipif(not PG_URL, reason="a server that drops a connection: PostgreSQL")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_prepared_statement_on_a_dropped_connection_says_so(app, database_url):
+    """The hot path's raw cursor fails as SQLAlchemy would: an OperationalError that says its
+    connection was lost (so the batch is retried) and a connection the pool will not reuse."""
+    import psycopg
+    from sqlalchemy import bindparam, select, text
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import Prepared
+    from app.models import User
+
+    read = Prepared(select(User.__table__.c.id).where(User.__table__.c.username ==
+                                                      bindparam("name")))
+    admin_url = database_url.replace("postgresql+psycopg://", "postgresql://").split("?")[0]
+    with app.app_context():
+        ctx = core.context()
+        conn = ctx.db.connection()
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(OperationalError) as raised:
+            read.execute(conn, {"name": "alice"})
+        assert raised.value.connection_invalidated
+        assert conn.invalidated
+        ctx.db.rollback()
+
+
 # --- several processes on one port (SO_REUSEPORT) -------------------------------------------
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -72,6 +73,10 @@ class User(Base):
     # The language the user chose (docs/languages.md), for pages once signed in and for mail.
     # Deferred: read only where it is used (app/core/preferences.py), never by a login.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True, deferred=True)
+    # "Automatically send me a push" ("My Settings & Devices"): a 2FA prompt sends the push as
+    # it opens. Deferred like `language`: read and written only by app/core/preferences.py.
+    auto_push: Mapped[bool | None] = mapped_column(Boolean, nullable=True, deferred=True,
+                                                   server_default=false())
 
     devices: Mapped[list[Device]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Device.id")

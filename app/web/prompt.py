@@ -76,8 +76,16 @@ def _render(form: DevicePasscodeForm, *, show_passcode: bool, error: str = "",
 @bp.get("")
 @login_required
 def index():
-    form = DevicePasscodeForm(formdata=None, device=request.args.get("device", ""))
-    return _render(form, show_passcode=request.args.get("method") == "passcode")
+    raw = request.args.get("device", "")
+    form = DevicePasscodeForm(formdata=None, device=raw)
+    if request.args.get("method") == "passcode":
+        return _render(form, show_passcode=True)
+    view = None
+    if _next() != "add":  # people who lost their phone come to "Add a new device": no push
+        view = push_prompt.send_at_once(DOOR, require_user(), raw, SERVICE, next=_next())
+    if view is not None:
+        form.device.data = view.state.get("device", raw)
+    return _render(form, show_passcode=False, push_view=view)
 
 
 @bp.get("/passcode-form")

@@ -2,6 +2,10 @@
 
 The push's id stays in the session (never in the page), the page polls a status route every
 second with htmx, and each door finishes its own login once `check` says the push is done.
+
+"Automatically send me a push" (the user's setting, "My Settings & Devices"): `send_at_once`
+sends the push while the prompt page is drawn, so the page arrives with the push pending
+(polled like a clicked one, or checked with "Check now" without JavaScript).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from app.web.forms import parse_device_id
 from app.web.request_info import origin
 
 SESSION_KEY = "push"
+# The prompt (sign-in, then second factor) a push was sent automatically for: once each.
+AUTO_KEY = "push_auto"
 NO_PUSH = N_("There is no push waiting. Send one, or enter a passcode.")
 # HTTP status for each kind of PushError; any other is a 400.
 ERROR_STATUS: dict[type[push.PushError], int] = {push.PushBlocked: 403, push.TooManyPushes: 429}
@@ -30,7 +36,8 @@ class PushView:
 
     status: pending, done (approved and used for this login now), none (no push in this
     session) or why not, as core's push.PushOutcome says: locked, blocked, denied, mismatch,
-    fraud, expired, used.
+    fraud, expired, used; or refused (the push the prompt sends as it opens could not go:
+    the message says why).
     """
 
     status: str
@@ -39,6 +46,7 @@ class PushView:
     number: str = ""
     seconds_left: int = 0
     state: dict = field(default_factory=dict)
+    automatic: bool = False  # sent as the prompt opened ("Automatically send me a push")
 
 
 @dataclass(frozen=True)
@@ -109,12 +117,52 @@ def start(door: str, user: User, raw_device: str, service: str, **state) -> Push
     return _pending(request, session[SESSION_KEY])
 
 
+def send_at_once(door: str, user: User, raw_device: str, service: str,
+                 **state) -> PushView | None:
+    """ "Automatically send me a push": the view of the push sent as the prompt opens, else
+    None (the prompt waits for a click).
+
+    Core says whether this user's prompt sends it (`push.sends_at_once`, for the chosen
+    device). A push already waiting in this session is shown, not sent again. Otherwise one
+    push per prompt: per sign-in and second factor (a later step-up prompt sends again, a
+    reload does not), so a denied, expired or refused push is not sent again by itself: the
+    person clicks "Send me a Push". Core's limits hold (lockout, fraud pause, pushes pending):
+    a refusal is the view's message."""
+    ctx = core.context()
+    device = chosen_device(user, raw_device)
+    if device is None or not push.sends_at_once(ctx, user, device):
+        return None
+    if (view := waiting(door, user)) is not None:
+        return view
+    occasion = f"{door}:{session.get('auth_at')}:{session.get('mfa_at')}"
+    if session.get(AUTO_KEY) == occasion:
+        return None
+    session[AUTO_KEY] = occasion
+    try:
+        return start(door, user, str(device.id), service, device=str(device.id), auto=True,
+                     **state)
+    except push.PushError as exc:
+        return PushView("refused", str(exc), device.name, state={"device": str(device.id)})
+
+
+def waiting(door: str, user: User) -> PushView | None:
+    """The push this session sent at this door, while it still waits for the phone."""
+    state = session.get(SESSION_KEY)
+    if not state or state.get("door") != door:
+        return None
+    ctx = core.context()
+    request = push.find(ctx, user, state["id"])
+    if request is None or push.status(ctx, user, state["id"]) != "pending":
+        return None
+    return _pending(request, state)
+
+
 def _pending(request: PushRequest, state: dict) -> PushView:
     ctx = core.context()
     device = ctx.db.get(Device, request.device_id)
     left = max(0, ceil((request.expires_at - ctx.now()).total_seconds()))
     return PushView("pending", push.MESSAGES["pending"], device.name if device else "",
-                    request.number, left, dict(state))
+                    request.number, left, dict(state), automatic=bool(state.get("auto")))
 
 
 def check(door: str, user: User) -> PushView:

@@ -1,5 +1,6 @@
 """"My Settings & Devices": the device list, "Device Options", rename, default, "Remove",
-remembered browsers, and Recent activity with "This wasn't me"."""
+"Automatically send me a push", remembered browsers, and Recent activity with "This wasn't
+me"."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from flask import (
     url_for,
 )
 
-from app.core import devices, notices, remembered, support, wasnt_me
+from app.core import devices, notices, preferences, push, remembered, support, wasnt_me
 from app.extensions import core, htmx
-from app.i18n import _, local, local_iso
-from app.models import Device
+from app.i18n import N_, _, local, local_iso
+from app.models import Device, User
 from app.web.auth import require_user
 from app.web.forms import EmptyForm, NameForm
 from app.web.fresh import fresh_second_factor
@@ -29,16 +30,30 @@ bp.before_request(campus_only)
 
 
 def _list(*, options: int | None = None, confirm: int | None = None, error: str = "",
-          notice: str = "", status: int = 200, name_form: NameForm | None = None):
+          notice: str = "", status: int = 200, name_form: NameForm | None = None,
+          auto_error: str = ""):
     """The device list: the htmx fragment for htmx requests, else the whole page."""
     user = require_user()
     context = {"user": user, "devices": devices.list_for(core.context(), user),
                "options": options, "confirm": confirm, "error": error, "notice": notice,
                "form": EmptyForm(), "name_form": name_form or NameForm(formdata=None),
                "browsers": remembered.listed(core.context(), user),
-               "activity": support.recent_activity(core.context(), user)}
-    template = "settings/_device_list.html" if htmx else "settings/index.html"
-    return render_template(template, **context), status
+               "activity": support.recent_activity(core.context(), user),
+               **_auto_push_context(user, error=auto_error)}
+    if not htmx:
+        return render_template("settings/index.html", **context), status
+    # the device list, and "Automatically send me a push" beside it (out of band): a device
+    # removed or made the default changes what it says
+    return (render_template("settings/_device_list.html", **context)
+            + render_template("settings/_auto_push.html", oob=True, **context)), status
+
+
+def _auto_push_context(user: User, *, notice: str = "", error: str = "") -> dict:
+    default = devices.default_device(user)
+    return {"auto_push": preferences.auto_push(core.context(), user.id),
+            "push_devices": push.push_devices(user), "default_device": default,
+            "default_pushes": push.can_push(default), "auto_notice": notice,
+            "auto_error": error}
 
 
 @bp.get("")
@@ -111,6 +126,35 @@ def forget_browser(browser_id: int):
     if not remembered.forget(core.context(), origin(), require_user(), browser_id):
         return _list(error=_("That browser was not found."), status=404)
     flash(_("The browser was forgotten: it will be asked for a second factor again."))
+    return redirect(url_for("settings.index"))
+
+
+AUTO_PUSH_ON = N_("Saved: the 2FA prompt now sends a push as soon as it opens.")
+AUTO_PUSH_OFF = N_("Saved: the 2FA prompt now waits until you click “Send me a Push”.")
+AUTO_PUSH_UNAVAILABLE = N_("This setting cannot be saved right now. Please try again later.")
+
+
+@bp.post("/auto-push")
+@fresh_second_factor("settings")
+def auto_push():
+    """ "Automatically send me a push": on when the box is ticked, off when not."""
+    user = require_user()
+    on = request.form.get("auto_push") == "yes"
+    try:
+        preferences.set_auto_push(core.context(), origin(), user, on)
+    except preferences.Unavailable:
+        return _auto_push_answer(user, error=_(AUTO_PUSH_UNAVAILABLE), status=503)
+    return _auto_push_answer(user, notice=_(AUTO_PUSH_ON if on else AUTO_PUSH_OFF))
+
+
+def _auto_push_answer(user: User, *, notice: str = "", error: str = "", status: int = 200):
+    """htmx: the section again, saying what happened; else back to the page (with a flash)."""
+    if htmx:
+        return render_template("settings/_auto_push.html", form=EmptyForm(),
+                               **_auto_push_context(user, notice=notice, error=error)), status
+    if error:
+        return _list(auto_error=error, status=status)
+    flash(notice)
     return redirect(url_for("settings.index"))
 
 

@@ -105,7 +105,15 @@ def prompt_view():
         return redirect(url_for("sso.sign_in"))
     form = DevicePasscodeForm(formdata=request.form if request.method == "POST" else None)
     if request.method == "GET":
-        return _prompt_page(form, show_passcode=request.args.get("method") == "passcode")
+        if request.args.get("method") == "passcode":
+            return _prompt_page(form, show_passcode=True)
+        _forget_push_of_another_sign_in()
+        raw = request.args.get("device", "")
+        view = push_prompt.send_at_once(DOOR, user, raw, sp_name(pending_request()),
+                                        sp=pending_request()["sp"])
+        if view is not None:
+            form.device.data = view.state.get("device", raw)
+        return _prompt_page(form, push_view=view)
     if not form.validate():
         return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
     outcome = add_device.verify_with_activation(origin(DOOR), user, form.passcode.data,
@@ -181,15 +189,21 @@ def push_start():
     return redirect(url_for("sso.push_status"), code=303)
 
 
+def _forget_push_of_another_sign_in() -> None:
+    """A push this session sent for another SP than the one now pending is not this
+    sign-in's."""
+    state = session.get(push_prompt.SESSION_KEY) or {}
+    if state.get("door") == DOOR and state.get("sp") != pending_request()["sp"]:
+        push_prompt.forget()
+
+
 @bp.get("/sso/prompt/push")
 def push_status():
     """Polled every second while the push waits; an approval answers the SP."""
     if (stop := _prompt_gate()) is not None:
         return push_prompt.go_to(url_for("sso.resume")) if htmx else stop
     user = current_user()
-    state = session.get(push_prompt.SESSION_KEY) or {}
-    if state.get("door") == DOOR and state.get("sp") != pending_request()["sp"]:
-        push_prompt.forget()  # sent for another sign-in than the one now pending
+    _forget_push_of_another_sign_in()
     view = push_prompt.check(DOOR, user)
     if view.status == "done":
         return _second_factor_done(user, request.args.get("remember") == "yes",

@@ -28,10 +28,12 @@ from tests.browser.steps import (
     add_alice,
     add_device_until_app,
     assert_clean_console,
+    assert_in_place,
     continue_to_login,
     enter_passcode,
     follow,
     issue_recovery,
+    mark_page,
     name_device,
     sign_in,
 )
@@ -413,6 +415,54 @@ def test_deny_on_the_phone_shows_the_message(live_server, page: Page, shots) -> 
     expect(page.get_by_role("button", name="Send me a Push")).to_have_count(1)
     expect(page.get_by_role("link", name="Enter a Passcode")).to_have_count(1)
     shot(shots, page, "login-denied")
+    assert_clean_console(page)
+    assert_clean_console(phone)
+
+
+def test_automatically_send_me_a_push(live_server, page: Page, shots) -> None:
+    """Issue 17, point 5: "Automatically send me a push" ticked in "My Settings & Devices"
+    (htmx, in place); at the next sign-in the prompt arrives with the push pending, without a
+    click, and approving it on the phone lets the person in."""
+    add_alice(live_server)
+    phone = page.context.new_page()
+    phone.console_errors = []
+    phone.on("console", lambda m: m.type == "error" and phone.console_errors.append(m.text))
+    phone.set_viewport_size({"width": 412, "height": 900})
+    activate_phone(phone, live_server, lambda label: None)
+    sign_in(page, live_server, shots)
+    follow(page, shots, "My Settings & Devices")
+    enter_passcode(page, shots, pyotp.TOTP(device_secret(live_server)).now(), "step-up")
+    box = page.get_by_role("checkbox", name="Automatically send me a push")
+    expect(box).not_to_be_checked()
+    url = mark_page(page)
+    box.check()
+    page.locator("#auto-push").get_by_role("button", name="Save").click()
+    expect(page.locator("#auto-push").get_by_role("status")).to_have_text(
+        "Saved: the 2FA prompt now sends a push as soon as it opens.")
+    assert_in_place(page, url)
+    expect(box).to_be_checked()
+    shot(shots, page, "auto-push-on")
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, live_server, shots, label="again-")
+    page.get_by_role("link", name="My Settings & Devices").click()
+    # no click: the prompt arrives with the push sent and its number shown
+    status = page.locator("#push-status")
+    expect(status).to_contain_text("Sent automatically")
+    number = status.locator(".passcode-big")
+    expect(number).to_have_text(re.compile(r"^\d{3}$"))
+    expect(page.get_by_role("button", name="Send me a Push")).to_be_visible()
+    expect(page.get_by_role("link", name="Enter a Passcode")).to_be_visible()
+    shot(shots, page, "auto-push-sent")
+
+    card = request_card(phone)
+    card.get_by_label("Enter the number shown on your login screen").fill(number.inner_text())
+    card.get_by_role("button", name="Approve").click()
+    expect(card.get_by_role("status")).to_contain_text("Approved")
+    # the prompt finishes by itself (htmx polling, then HX-Redirect)
+    expect(page.get_by_role("checkbox", name="Automatically send me a push")).to_be_checked(
+        timeout=5000)
+    shot(shots, page, "auto-push-signed-in")
     assert_clean_console(page)
     assert_clean_console(phone)
 

@@ -288,10 +288,13 @@ def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
         thread.start()
         time.sleep(1)  # traffic flowing before the first run
         window_start = time.monotonic()
-        # Two no-op runs at head, then the last migration again. It only creates a new table
-        # (0015: webauthn_credentials, read only by a security key's ceremonies, which this
-        # traffic never runs), so these nodes work on the schema before it and after it alike.
-        # A newer migration must keep that true of itself (or move this test to one that does).
+        # Two no-op runs at head, then the last migration again. It adds a column (0016:
+        # users.auto_push, "Automatically send me a push") that the web traffic's every prompt
+        # page reads (app/core/push/activation.py: sends_at_once), in a savepoint that takes a
+        # missing column as "off" (app/core/preferences.py), and that no login loads with the
+        # user (deferred in the model); so these nodes sign people in on the schema before it
+        # and after it alike. A newer migration must keep that true of itself (or move this
+        # test to one that does).
         for args in (("db", "upgrade"), ("db", "upgrade"), ("db", "downgrade", "-1", "--yes"),
                      ("db", "upgrade")):
             result = um2fa(env, *args)
@@ -307,6 +310,10 @@ def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
         assert during.count("web") >= 3 and during.count("radius") >= 3, traffic.done
         assert migrate.current(url) == migrate.heads()
         assert table_exists(url, "admins")
+        with psycopg.connect(plain(url)) as conn:
+            columns = conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                   "table_name = 'users' AND table_schema = current_schema()")
+            assert "auto_push" in {c for (c,) in columns}
         assert radius.alive()
     finally:
         for process in reversed(started):

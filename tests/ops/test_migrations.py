@@ -110,3 +110,28 @@ def test_0011_keeps_releasing_what_existing_sps_received(database_url):
         ["uid", "mail", "displayName", "eduPersonPrincipalName", "eduPersonAffiliation"])
     assert row.allow_email_nameid and row.encrypt_assertions
     assert not new
+
+
+def test_0016_adds_auto_push_off_for_existing_users_and_drops_it_again(database_url):
+    """ "Automatically send me a push" (issue 17, point 5): off for the users already there;
+    undone, the column goes and the users stay."""
+    from sqlalchemy import inspect, text
+
+    command.upgrade(migrate.alembic_config(database_url), "0015")
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, username, display_name, email, given_name, surname, "
+                "role, disabled, failed_factor_count, lockout_level, created_at) VALUES (1, "
+                "'old', '', '', '', '', 'student', false, 0, 0, CURRENT_TIMESTAMP)"))
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT auto_push FROM users")).scalar_one() in (False, 0)
+        command.downgrade(migrate.alembic_config(database_url), "0015")
+        with engine.connect() as conn:
+            assert "auto_push" not in {c["name"] for c in inspect(conn).get_columns("users")}
+            assert conn.execute(text("SELECT username FROM users")).scalar_one() == "old"
+    finally:
+        engine.dispose()
+        migrate.upgrade(database_url)

@@ -19,6 +19,7 @@ from app.core.push.activation import (
     can_push,
     new_activation,
     push_devices,
+    sends_at_once,
     set_subscription,
 )
 from app.core.push.answers import DECISIONS, answer, describe, pending_for, request_for_device

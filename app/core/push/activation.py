@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from app.core import audit, device_keys, devices, notices, webpush
+from app.core import audit, device_keys, devices, notices, preferences, webpush
 from app.core.context import Context, Origin
 from app.core.factors import totp as totp_factor
 from app.core.push.errors import ActivationError
@@ -29,6 +29,15 @@ class Activation:
 def can_push(device: Device | None) -> bool:
     return (device is not None and device.active and device.kind == KIND
             and device.public_key is not None)
+
+
+def sends_at_once(ctx: Context, user: User, device: Device | None) -> bool:
+    """Whether a 2FA prompt sends the push as it opens, before any click: the user asked for
+    it ("Automatically send me a push") and `device`, the one the prompt has chosen (their
+    default unless they picked another), can receive pushes. The setting is read first: one row
+    by its key, and every prompt then proves that a schema without the column (read as off,
+    app/core/preferences.py) signs people in all the same (tests/ops/test_db_upgrade_live.py)."""
+    return preferences.auto_push(ctx, user.id) and can_push(device)
 
 
 def push_devices(user: User) -> list[Device]:

@@ -130,8 +130,11 @@ def _exit_url() -> str:
 
 @bp.context_processor
 def _wizard_links() -> dict:
-    """ "Back" and "Cancel" on every step (templates/devices/_wizard_nav.html)."""
-    return {"wizard_back": lambda step: url_for(BACK[step]) if step in BACK else _exit_url()}
+    """ "Back" and "Cancel" on every step (templates/devices/_wizard_nav.html); the steps a
+    security key skips, which the step bar does not mark done (templates/devices/_steps.html)."""
+    skipped = ("platform", "app") if _enrol().get("kind") == security_keys.KIND else ()
+    return {"wizard_back": lambda step: url_for(BACK[step]) if step in BACK else _exit_url(),
+            "wizard_skipped": skipped}
 
 
 @bp.post("/cancel")

@@ -82,11 +82,14 @@
     return { error: "" };  // e.g. too many attempts: the button's own failure text
   };
 
+  // The error is shown under the button and tied to it (aria-describedby), which keeps the focus.
+  let current = null;
   const showError = (message) => {
     const box = document.getElementById("webauthn-error");
     if (!box) return;
     box.textContent = message;
     box.hidden = false;
+    if (current) current.setAttribute("aria-describedby", box.id);
   };
 
   const run = async (button) => {
@@ -126,8 +129,13 @@
     const button = event.target.closest("[data-webauthn]");
     if (!button || button.disabled) return;
     event.preventDefault();
-    button.disabled = true;
+    current = button;
+    button.disabled = true;  // a disabled button loses the focus: it gets it back below
     run(button).catch(() => showError(button.dataset.failed))
-      .finally(() => { button.disabled = false; });
+      .finally(() => {
+        button.disabled = false;
+        const active = document.activeElement;
+        if (button.isConnected && (!active || active === document.body)) button.focus();
+      });
   });
 })();

@@ -71,7 +71,20 @@ def test_the_watch_checks_before_the_next_action(served: Page) -> None:
     assert "before Locator.click" in str(failed.value)
 
 
-def test_the_same_page_made_right_passes(served: Page) -> None:
+def test_the_watch_checks_before_a_key_press(served: Page) -> None:
+    served.goto(ORIGIN + "/bad")
+    with pytest.raises(AxeViolations, match="before Keyboard.press"):
+        served.keyboard.press("Tab")
+
+
+def test_the_same_page_made_right_passes_and_is_checked_once(served: Page,
+                                                             axe_watch: AxeWatch) -> None:
+    checked = axe_watch.checked
     served.goto(ORIGIN + "/good")
     check_axe(served, "the good page")
     served.get_by_role("button", name="Next").click()
+    assert axe_watch.checked == checked + 1
+    served.get_by_role("button", name="Next").click()
+    served.reload()
+    served.get_by_role("button", name="Next").click()
+    assert axe_watch.checked == checked + 1  # the same state: not checked again

@@ -83,3 +83,15 @@ document.addEventListener("DOMContentLoaded", () => {
     cancel.click();
   });
 })();
+
+// A table wider than its box scrolls sideways inside it (site.css, narrow screens): then it
+// takes the keyboard's focus, so the arrow keys can scroll it too; a table that fits does not.
+function focusScrollingTables() {
+  for (const table of document.querySelectorAll("table.data")) {
+    if (table.scrollWidth > table.clientWidth) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+  }
+}
+document.addEventListener("DOMContentLoaded", focusScrollingTables);
+document.addEventListener("htmx:afterSettle", focusScrollingTables);
+window.addEventListener("resize", focusScrollingTables);

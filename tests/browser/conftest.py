@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.axe import AxeWatch
 from tests.peers.live import ROOT, make_live_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,6 +21,22 @@ def live_server(tmp_path):
     server = make_live_server(tmp_path).start()
     yield server
     server.stop()
+
+
+AXE_WATCH = AxeWatch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def axe_watch():
+    """axe-core checks every page state the browser tests reach (tests/browser/axe.py)."""
+    AXE_WATCH.install()
+    yield AXE_WATCH
+    AXE_WATCH.uninstall()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if AXE_WATCH.checked or AXE_WATCH.repeats:
+        terminalreporter.write_line(AXE_WATCH.summary())
 
 
 @pytest.fixture(scope="session")

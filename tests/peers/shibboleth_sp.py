@@ -59,7 +59,8 @@ rows = "".join(f"<tr><th>{n}</th><td>{html.escape(os.environ[n.replace('-', '_')
                for n in NAMES if n.replace("-", "_") in os.environ)
 print("Content-Type: text/html; charset=utf-8")
 print()
-print(f"<!doctype html><title>Shibboleth SP</title><h1>Shibboleth SP</h1><table>{rows}</table>")
+print("<!doctype html><html lang='en'><title>Shibboleth SP</title><h1>Shibboleth SP</h1>"
+      f"<table>{rows}</table>")
 """
 
 # What the application behind this SP asks for in the SP's metadata (RequestedAttribute,

@@ -525,15 +525,17 @@ def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 
 
     from app import migrate
     from app.bootstrap import build_services
-    from app.config import load_settings
+    from app.config import load_settings, read_settings
     from app.core import radius_clients
     from app.core.context import Origin
     from app.core.directory import _hasher, hash_password
     from app.core.factors.totp import new_secret
     from app.models import Device, User
+    from app.shared_keys import make_missing
 
-    settings = load_settings({"instance_dir": workdir / "instance",
-                              "database_url": database_url})
+    given = {"instance_dir": workdir / "instance", "database_url": database_url}
+    make_missing(read_settings(given))  # the service's keys, as `um2fa keys generate` makes them
+    settings = load_settings(given)
     migrate.upgrade(settings.database_url)
     services = build_services(settings)  # the local directory: no UM2FA_DIRECTORY here
     db, keys = services.db, services.keys

@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory() as tmp:
-        signing = keys.load_all(Path(tmp), "idp")[-1]
+        signing = keys.load_all(Path(tmp), "idp", make=True)[-1]
         sp_cert = keys.generate(Path(tmp), "sp", keys.ENCRYPTION).cert_b64
     rows = [("signed (assertion and response)", None),
             ("signed, assertion encrypted AES-256-GCM + RSA-OAEP", GCM),

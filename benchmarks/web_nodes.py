@@ -796,7 +796,10 @@ def main() -> None:
         plain_url = args.database_url.replace("postgresql+psycopg://", "postgresql://")
         os.environ["UM2FA_INSTANCE_DIR"] = str(instance)  # the keys both nodes share
         from app import migrate
+        from app.config import read_settings
+        from app.shared_keys import make_missing
 
+        make_missing(read_settings({"database_url": url}))  # as `um2fa keys generate` does
         migrate.upgrade(url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
         env.update({"UM2FA_INSTANCE_DIR": str(instance), "UM2FA_REDIS_URL": args.redis_url,

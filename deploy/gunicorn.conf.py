@@ -11,10 +11,13 @@ access log is JSON with the request id when UM2FA_LOG_FORMAT=json.
 import multiprocessing
 import os
 
-from app.config import load_settings
+from app.config import ConfigError, load_settings
 from app.logging_setup import gunicorn_logger_class
 
-_settings = load_settings()
+try:
+    _settings = load_settings()
+except ConfigError as exc:  # a clear line and exit status 1, not gunicorn's traceback
+    raise SystemExit(f"Error: configuration: {exc}") from None
 
 
 def _int(name: str, default: int) -> int:
@@ -44,12 +47,15 @@ limit_request_fields = 100
 
 
 def on_starting(server) -> None:
-    """Once, in the master, before any worker: refuse an old schema (run `um2fa db upgrade`
-    first) and make the IdP's signing key on first start rather than in a racing worker."""
-    from app import migrate
-    from saml import keys as saml_keys
+    """Once, in the master, before any worker: refuse to start without the service's keys
+    (with a shared database; on SQLite the IdP's signing key is made here rather than in a
+    racing worker) or on an old schema (run `um2fa db upgrade` first)."""
+    from app import migrate, shared_keys
 
+    try:
+        shared_keys.require(_settings, shared_keys.WEB)
+    except ConfigError as exc:
+        raise SystemExit(f"Error: configuration: {exc}") from None
     if migrate.current(_settings.database_url) != migrate.heads():
         raise SystemExit("the database schema is not current: run `um2fa db upgrade`")
-    saml_keys.load_all(_settings.instance_dir, _settings.base_url or "um2fa")
 control_socket_disable = True  # gunicorn >= 25.1 would open one shared socket per user

@@ -148,7 +148,7 @@ def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_lev
     """Run the RADIUS server (PAP Access-Requests from the VPN)."""
     import asyncio
 
-    from app import migrate
+    from app import migrate, shared_keys
     from app.bootstrap import build_services
     from app.config import load_settings
     from app.logging_setup import configure
@@ -157,6 +157,7 @@ def radius_serve(host, port, threads, processes, max_in_flight, refresh, log_lev
 
     with configuration_errors():  # no Flask app: the services straight from the settings
         settings = load_settings()
+        shared_keys.require(settings, shared_keys.RADIUS)  # the VAPID key: VPN pushes wake phones
         services = build_services(settings)
     configure(settings.log_format, level=getattr(logging, log_level.upper()))
     logging.getLogger("alembic").setLevel(logging.WARNING)

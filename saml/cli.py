@@ -219,11 +219,14 @@ def saml_rotate_key(encryption) -> None:
     """Add a new signing key (both are published; the new one signs from the next start), or
     with --encryption a new encryption key (published first from the next start; every one
     still decrypts)."""
-    instance = current_app.config["UM2FA"].instance_dir
+    settings = current_app.config["UM2FA"]
+    instance = settings.instance_dir
     prefix = saml_keys.ENCRYPTION if encryption else saml_keys.SIGNING
-    saml_keys.load_all(instance, _entity_id(), prefix)  # the first key exists before the second
+    # The first key exists before the second; with a shared database this node must have the
+    # service's (MissingKeys otherwise): a rotation adds to the keys every node shares.
+    saml_keys.load_all(instance, _entity_id(), prefix, make=settings.makes_keys)
     key = saml_keys.generate(instance, _entity_id(), prefix)
-    count = len(saml_keys.load_all(instance, _entity_id(), prefix))
+    count = len(saml_keys.load_all(instance, _entity_id(), prefix, make=False))
     if encryption:
         click.echo(f"encryption key {key.number} added; after a restart the metadata publishes "
                    f"{count} encryption certificate(s), the new one first, and every one "
@@ -253,5 +256,5 @@ def saml_upstream_metadata() -> None:
     from saml import upstream
 
     settings = current_app.config["UM2FA"]
-    keys = saml_keys.load_all(settings.instance_dir, _entity_id())
+    keys = saml_keys.load_all(settings.instance_dir, _entity_id(), make=settings.makes_keys)
     click.echo(upstream.sp_metadata(upstream.ServiceProvider.from_settings(settings, keys)))

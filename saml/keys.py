@@ -1,4 +1,5 @@
-"""The IdP's key pairs: generated on first use into <instance>/saml/, rotated by adding.
+"""The IdP's key pairs in <instance>/saml/: generated on first use on SQLite (one machine), by
+`um2fa keys generate` with a shared database; rotated by adding.
 
 Signing keys are key-NNN.pem / cert-NNN.pem: the highest number signs, every one is published
 in the metadata so that service providers can move to a new key before the old one goes.
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from app.config.files import private_directory, write_private
+from app.config.keyfiles import MissingKeys
 
 SIGNING = ""  # file-name prefixes of the two kinds of key pair
 ENCRYPTION = "enc-"
@@ -78,11 +80,28 @@ def generate(instance_dir: Path, common_name: str, prefix: str = SIGNING) -> Key
     return KeyPair(number, key_pem.decode(), cert_pem.decode())
 
 
-def load_all(instance_dir: Path, common_name: str, prefix: str = SIGNING) -> list[KeyPair]:
-    """Every key of the kind, oldest first; one is generated if there is none yet."""
+def exists(instance_dir: Path, prefix: str = SIGNING) -> bool:
+    """Whether there is a key pair of the kind."""
+    directory = _directory(instance_dir)
+    return directory.exists() and bool(_numbers(directory, prefix))
+
+
+def where(instance_dir: Path, prefix: str = SIGNING) -> str:
+    """How an error or `um2fa keys generate` names a kind of key pair."""
+    kind = "encryption" if prefix == ENCRYPTION else "signing"
+    return (f"SAML {kind} key ({_directory(instance_dir)}/{prefix}key-NNN.pem and "
+            f"{prefix}cert-NNN.pem)")
+
+
+def load_all(instance_dir: Path, common_name: str, prefix: str = SIGNING, *,
+             make: bool) -> list[KeyPair]:
+    """Every key of the kind, oldest first. When there is none: with `make` (SQLite: one
+    machine) one is generated, else MissingKeys (app/config/keyfiles.py)."""
     directory = _directory(instance_dir)
     numbers = _numbers(directory, prefix) if directory.exists() else []
     if not numbers:
+        if not make:
+            raise MissingKeys([where(instance_dir, prefix)])
         return [generate(instance_dir, common_name, prefix)]
     return [KeyPair(n, (directory / f"{prefix}key-{n:03d}.pem").read_text(),
                     (directory / f"{prefix}cert-{n:03d}.pem").read_text()) for n in numbers]

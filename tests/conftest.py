@@ -1,17 +1,21 @@
 """Fixtures in the Flask tutorial's style: `app`, `client`, `runner`, plus core helpers.
 
 Every test gets a fresh database built by the Alembic migrations: a SQLite file, and, where
-UM2FA_TEST_DATABASE_URL is set, a fresh schema in that PostgreSQL database too.
+UM2FA_TEST_DATABASE_URL is set, a fresh schema in that PostgreSQL database too. With PostgreSQL
+nothing makes keys by itself (app/config/keyfiles.py): the instance directory gets a copy of keys
+made once per run, as a node gets the first node's.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import pyotp
@@ -59,6 +63,24 @@ def database_url(request, tmp_path) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.fixture(scope="session")
+def shared_keys_made(tmp_path_factory) -> Path:
+    """An instance directory with every shared key, made once per run by what `um2fa keys
+    generate` runs (two RSA keys take a second: not once per test)."""
+    from app.config import Settings
+    from app.shared_keys import make_missing
+
+    instance = tmp_path_factory.mktemp("shared-keys") / "instance"
+    make_missing(Settings(instance_dir=instance, database_url="postgresql://"))
+    return instance
+
+
+def give_shared_keys(request, instance_dir: Path) -> None:
+    """The run's shared keys copied into `instance_dir` (modes kept), as to a second node."""
+    shutil.copytree(request.getfixturevalue("shared_keys_made"), instance_dir,
+                    dirs_exist_ok=True)
+
+
 @pytest.fixture
 def settings_overrides() -> dict:
     """Tests override this fixture (or update the dict) to change settings."""
@@ -71,7 +93,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(tmp_path, database_url, settings_overrides, clock):
+def app(request, tmp_path, database_url, settings_overrides, clock):
     overrides = {
         "instance_dir": tmp_path / "instance",
         "database_url": database_url,
@@ -87,6 +109,8 @@ def app(tmp_path, database_url, settings_overrides, clock):
         "testing": True,
         **settings_overrides,
     }
+    if not database_url.startswith("sqlite"):
+        give_shared_keys(request, overrides["instance_dir"])
     migrate.upgrade(database_url)
     application = create_app(overrides)
     application.config["UM2FA_CLOCK"] = clock

@@ -16,17 +16,19 @@ def serve(host, port, threads) -> None:
     """Run the web app (waitress)."""
     from waitress import serve as waitress_serve
 
-    from app import migrate
+    from app import migrate, shared_keys
+    from app.cli.common import configuration_errors
     from app.logging_setup import configure
-    from saml import keys as saml_keys
     from saml.aggregate_refresh import start_refresher
 
     settings = current_app.config["UM2FA"]
     configure(settings.log_format)
+    # With a shared database a node without the service's keys does not start; on SQLite the
+    # IdP's signing key is made now, not on the first sign-in.
+    with configuration_errors():
+        shared_keys.require(settings, shared_keys.WEB)
     if migrate.current(settings.database_url) != migrate.heads():
         raise click.ClickException("the database schema is not current: run `um2fa db upgrade`")
-    # The IdP's signing key is made on first start, not on the first sign-in.
-    saml_keys.load_all(settings.instance_dir, settings.base_url or "um2fa")
     # Federations' metadata aggregates are read again when due (each node checks; one fetches).
     start_refresher(current_app._get_current_object())
     click.echo(f"UM 2FA portal on http://{host}:{port}/", err=True)

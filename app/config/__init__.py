@@ -1,7 +1,9 @@
 """One settings object, read from UM2FA_* environment variables and an optional TOML file.
 
 Precedence (highest first): explicit overrides (tests), environment, the TOML file named by
-UM2FA_CONFIG, built-in defaults. Keys generated on first start live in the instance directory.
+UM2FA_CONFIG, built-in defaults. Keys not given are read from the instance directory; on SQLite
+they are made there on first start, with a shared database a missing one stops the node
+(`keyfiles`).
 
 `settings` holds the Settings object and its defaults, `values` turns text into typed values,
 `checks` refuses settings that cannot work; `load_settings` here puts them together.
@@ -10,7 +12,6 @@ UM2FA_CONFIG, built-in defaults. Keys generated on first start live in the insta
 from __future__ import annotations
 
 import os
-import secrets
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 from app.config.checks import check, split_host_port
 from app.config.files import private_directory, private_file, write_private
+from app.config.keyfiles import NAMES as KEY_NAMES
+from app.config.keyfiles import MissingKeys, make_key, read_key, where
 from app.config.settings import (
     DEFAULT_CAMPUS,
     LDAP_DEFAULT_ATTRIBUTES,
@@ -42,33 +45,11 @@ def _read_toml(path: str) -> dict[str, Any]:
     return {k.lower(): v for k, v in data.items()}
 
 
-def _instance_key(instance_dir: Path, name: str) -> str:
-    """Read a key from the instance directory, generating it on first start."""
-    path = instance_dir / name
-    if path.exists():
-        return path.read_text().strip()
-    private_directory(instance_dir)
-    # Written whole under a private name, then linked into place: several processes starting
-    # at once (web and RADIUS units on first boot) end up with the one key that won, and none
-    # reads a half-written file.
-    key = secrets.token_urlsafe(32)
-    scratch = instance_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(scratch, path)
-    except FileExistsError:
-        return path.read_text().strip()
-    finally:
-        scratch.unlink(missing_ok=True)
-    return key
-
-
-def load_settings(overrides: dict[str, Any] | None = None,
+def read_settings(overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
+    """The settings as given (environment, TOML file, overrides), typed but neither checked nor
+    completed: no file is made or read from the instance directory. `um2fa keys generate` needs
+    them before there are keys; everything else calls `load_settings`."""
     environ = dict(os.environ if environ is None else environ)
     known = {f.name for f in fields(Settings)} - {"extra"}
     values: dict[str, Any] = {}
@@ -83,7 +64,12 @@ def load_settings(overrides: dict[str, Any] | None = None,
     for key, value in (overrides or {}).items():
         (values if key in known else extra)[key] = value
     coerced = {k: coerce(k, v) for k, v in values.items()}
-    settings = Settings(**coerced, extra=extra)
+    return Settings(**coerced, extra=extra)
+
+
+def load_settings(overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    settings = read_settings(overrides, environ)
     inst = settings.instance_dir
     if inst.is_dir():  # made looser before (by hand, an old version): ours only again
         private_directory(inst)
@@ -94,10 +80,19 @@ def load_settings(overrides: dict[str, Any] | None = None,
         private_directory(inst)
         database = private_file(inst / "um2fa.sqlite3")
         updates["database_url"] = f"sqlite:///{database}"
-    if not settings.secret_key:
-        updates["secret_key"] = _instance_key(inst, "secret_key")
-    if not settings.encryption_key:
-        updates["encryption_key"] = _instance_key(inst, "encryption_key")
+    missing = []
+    for name in KEY_NAMES:
+        if getattr(settings, name):
+            continue
+        key = read_key(inst, name)
+        if key is None and settings.makes_keys:
+            key = make_key(inst, name)
+        if key is None:
+            missing.append(where(inst, name))
+        else:
+            updates[name] = key
+    if missing:
+        raise MissingKeys(missing)
     if updates:
         settings = Settings(**{**{f.name: getattr(settings, f.name) for f in fields(Settings)},
                                **updates})

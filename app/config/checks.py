@@ -236,17 +236,17 @@ KEY_MIN_DISTINCT = 10
 
 def _check_keys(settings: Settings) -> None:
     """UM2FA_SECRET_KEY and UM2FA_ENCRYPTION_KEY: at least 32 characters, at least 10 of them
-    different (`um2fa keys generate`, `openssl rand -base64 32` or `openssl rand -hex 32`).
-    An empty key is generated into the instance directory by load_settings. The message never
-    quotes the key."""
+    different (`um2fa keys generate --print-only`, `openssl rand -base64 32` or
+    `openssl rand -hex 32`). An empty key is read from the instance directory by load_settings
+    (app/config/keyfiles.py). The message never quotes the key."""
     for name in ("secret_key", "encryption_key"):
         key = getattr(settings, name)
         if key and (len(key) < KEY_MIN_LENGTH or len(set(key)) < KEY_MIN_DISTINCT):
             raise ConfigError(
                 f"UM2FA_{name.upper()} is too weak: use at least {KEY_MIN_LENGTH} characters, "
                 f"at least {KEY_MIN_DISTINCT} of them different; make one with "
-                "`um2fa keys generate` (or leave it unset to have one generated in the "
-                "instance directory)")
+                "`um2fa keys generate --print-only`, or leave it unset and make the instance "
+                "directory's with `um2fa keys generate`")
 
 
 def _check_languages(settings: Settings) -> None:

@@ -203,5 +203,12 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def makes_keys(self) -> bool:
+        """Whether a key missing on this node is made on first start: only on SQLite (one
+        machine). With a shared database several nodes may serve, each must have the same
+        keys, and a missing one stops the node instead (app/config/keyfiles.py)."""
+        return not self.database_url or self.database_url.startswith("sqlite")
+
+    @property
     def ratelimit_storage_uri(self) -> str:
         return self.redis_url or "memory://"

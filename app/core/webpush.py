@@ -2,8 +2,9 @@
 
 A wake-up carries only the push request's id, encrypted for the subscription (aes128gcm); the
 app then fetches the details with a signed call, so nothing about the login rides the push
-service. The VAPID key pair lives in the instance directory (`vapid_private.pem`, made on first
-use); every node must share it, because subscriptions are bound to its public key.
+service. The VAPID key pair lives in the instance directory (`vapid_private.pem`: made on first
+use on SQLite, by `um2fa keys generate` with a shared database); every node must share it,
+because subscriptions are bound to its public key.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.config.keyfiles import MissingKeys
 from app.core.after_commit import after_commit
 from app.core.context import Context
 
@@ -72,19 +74,27 @@ def key_path(settings: Settings) -> Path:
     return Path(settings.vapid_private_key or settings.instance_dir / KEY_FILE)
 
 
+def where(settings: Settings) -> str:
+    """How an error or `um2fa keys generate` names the VAPID key."""
+    return f"VAPID key ({key_path(settings)})"
+
+
 def private_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
-    """The VAPID private key, made (readable by its owner only) on first use."""
+    """The VAPID private key. Made (readable by its owner only) on first use on SQLite (one
+    machine); with a shared database a missing one is MissingKeys (app/config/keyfiles.py)."""
     path = key_path(settings)
     with _key_lock:
         if not path.exists():
-            _make_key_file(path)
+            if not settings.makes_keys:
+                raise MissingKeys([where(settings)])
+            make_key_file(path)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} is not an EC private key")
     return key
 
 
-def _make_key_file(path: Path) -> None:
+def make_key_file(path: Path) -> None:
     """Written whole to a private temporary file, then linked into place: another process
     (a second worker on this node) racing us either wins the link or reads a complete key."""
     # A new directory is ours only; an existing one is left as it is (the instance directory

@@ -44,11 +44,12 @@ def _key_pairs(name: str, prefix: str) -> list[saml_keys.KeyPair]:
     """The IdP's key pairs of one kind, read once per process (a restart reads new ones)."""
     app = current_app._get_current_object()
     if name not in app.extensions:
-        instance = app.config["UM2FA"].instance_dir
+        settings = app.config["UM2FA"]
+        instance, make = settings.instance_dir, settings.makes_keys
         try:
-            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix)
+            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix, make=make)
         except FileExistsError:  # another process generated the first key at the same moment
-            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix)
+            app.extensions[name] = saml_keys.load_all(instance, entity_id(), prefix, make=make)
     return app.extensions[name]
 
 

@@ -124,7 +124,7 @@ def test_strong_keys_are_accepted(tmp_path):
     assert settings.secret_key == STRONG
 
 
-def test_keys_generate_needs_no_database_or_app(tmp_path):
+def test_keys_generate_print_only_prints_one_key_and_writes_nothing(tmp_path):
     import subprocess
     import sys
 
@@ -134,8 +134,8 @@ def test_keys_generate_needs_no_database_or_app(tmp_path):
            "UM2FA_INSTANCE_DIR": str(tmp_path / "nowhere"),
            "UM2FA_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     result = subprocess.run([sys.executable, "-c", "from app.cli import main; main()",
-                             "keys", "generate"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=PROJECT_ROOT)
+                             "keys", "generate", "--print-only"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
     assert len(key) >= 43

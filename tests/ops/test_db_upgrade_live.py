@@ -45,13 +45,15 @@ from tests.peers.nodes import (  # noqa: E402
     Browser,
     drop_schema,
     fresh_schema,
+    make_keys,
     start_radius,
     start_web,
 )
 from tests.peers.push_device import totp  # noqa: E402
 
 RADIUS_SECRET = "upgrade-secret-0123456789"
-# Set for the test's nodes and CLI runs: they share the instance keys without racing to make them.
+# The service's secret and encryption keys in the environment (docs/deploy.md, "3. Shared keys");
+# the nodes' SAML and VAPID keys are made by `um2fa keys generate` before they start.
 KEYS = {"secret_key": "upgrade-test-secret-key-0123456789",
         "encryption_key": "upgrade-test-encryption-key-0123456789"}
 LOCK_TIMEOUT = 2  # seconds, for the test that waits on a held lock
@@ -270,6 +272,7 @@ class Traffic:
 def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
     url, env = schema
     migrate.upgrade(url)
+    make_keys(env)
     app = create_app({"instance_dir": Path(env["UM2FA_INSTANCE_DIR"]), "database_url": url,
                       **SETTINGS, **KEYS})
     started: list = []

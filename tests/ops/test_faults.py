@@ -51,7 +51,18 @@ from tests.helpers.sso import register  # noqa: E402
 from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer  # noqa: E402
 from tests.peers.live import Subprocess, free_port  # noqa: E402
 from tests.peers.live_radius import LiveRadius, make_env, reply_message  # noqa: E402
-from tests.peers.nodes import DEVICE_RE, HX, NUMBER_RE, Browser, kill_node, run_cli, start_web  # noqa: E402
+from tests.peers.nodes import (  # noqa: E402
+    DEVICE_RE,
+    HX,
+    NUMBER_RE,
+    Browser,
+    copy_keys,
+    kill_node,
+    make_keys,
+    node_env,
+    run_cli,
+    start_web,
+)
 from tests.peers.pg_cluster import PgCluster  # noqa: E402
 from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
 from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP  # noqa: E402
@@ -166,6 +177,7 @@ def test_radius_under_load_follows_its_fail_mode_while_postgresql_is_down_and_re
                    ldap_bind_password=SERVICE_PASSWORD, lockout_threshold="1000")
     app = node = None
     try:
+        make_keys(env)
         run_cli(env, "db", "upgrade")
         for name, mode, fail_mode, secret in (("load", "second-factor", "secure", LOAD_SECRET),
                                               ("secure", "append", "secure", SECURE_SECRET),
@@ -328,6 +340,7 @@ def web_node(pg, tmp_path) -> Iterator[WebNode]:
     instance = tmp_path / "instance"
     instance.mkdir()
     env = make_env(instance, pg.url, **WEB_SETTINGS)
+    make_keys(env)
     run_cli(env, "db", "upgrade")
     app = setup_app(instance, pg.url)
     try:
@@ -497,14 +510,17 @@ def test_a_web_node_killed_mid_push_the_login_completes_on_the_other(pg, tmp_pat
     instance.mkdir()
     settings = {**WEB_SETTINGS, **({"redis_url": REDIS_URL} if REDIS_URL else {})}
     env = make_env(instance, pg.url, **settings)
+    other = node_env(env, tmp_path / "b" / "instance")  # node B's machine
     app = None
     started = []
     try:
+        make_keys(env)  # node A's; B gets a copy (docs/deploy.md, "3. Shared keys")
+        copy_keys(instance, tmp_path / "b" / "instance")
         run_cli(env, "db", "upgrade")
         app = setup_app(instance, pg.url)
         server_a, node_a = start_web(env, "a", tmp_path)
         started.append(server_a)
-        server_b, node_b = start_web(env, "b", tmp_path)
+        server_b, node_b = start_web(other, "b", tmp_path)
         started.append(server_b)
         phones = {}
         for name, phone_node in (("pat", node_a), ("quinn", node_b)):

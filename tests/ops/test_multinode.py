@@ -1,6 +1,7 @@
 """Several nodes on one PostgreSQL and one Redis (issue 7, item 1): two web nodes under gunicorn
 (deploy/gunicorn.conf.py) and two `um2fa radius` nodes, each a process of its own on 127.0.0.1,
-sharing one instance directory for the keys. Nothing another node needs may live in one process:
+on two "machines": the first's keys made by `um2fa keys generate`, the second's a copy of them
+(docs/deploy.md, "3. Shared keys"). Nothing another node needs may live in one process:
 a push started on one node is answered on another, a used TOTP code, the lockout counter and a
 RADIUS challenge's State are seen by every node.
 
@@ -13,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,8 +46,11 @@ from tests.peers.nodes import (  # noqa: E402
     HX,
     NUMBER_RE,
     Browser,
+    copy_keys,
     drop_schema,
     fresh_schema,
+    make_keys,
+    node_env,
     radius_metric,
     run_cli,
     start_radius,
@@ -60,27 +65,30 @@ SOURCE = {"append": "127.0.0.1", "challenge": "127.0.0.2"}
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("multinode")
-    instance = base / "instance"
-    instance.mkdir()
+    instance = base / "first" / "instance"
+    instance.mkdir(parents=True)
     schema, url = fresh_schema(PG_URL)
     env = make_env(instance, url, **SETTINGS)
+    second = node_env(env, base / "second" / "instance")  # the other machine
     started: list = []
     app = None
     try:
-        run_cli(env, "db", "upgrade")  # also makes the instance keys, before any node starts
+        make_keys(env)  # on the first machine; the second gets a copy before its nodes start
+        copy_keys(instance, Path(second["UM2FA_INSTANCE_DIR"]))
+        run_cli(env, "db", "upgrade")
         for mode in ("append", "challenge"):
             run_cli(env, "radius-clients", "add", mode, "--address", SOURCE[mode],
                     "--secret", SECRETS[mode], "--mode", mode)
         app = create_app({"instance_dir": instance, "database_url": url, **SETTINGS,
                           "lockout_threshold": LOCKOUT_THRESHOLD})
         web = []
-        for name in ("a", "b"):
-            server, web_url = start_web(env, name, base)
+        for name, machine in (("a", env), ("b", second)):
+            server, web_url = start_web(machine, name, base)
             started.append(server)
             web.append(web_url)
         radius = []
-        for name in ("1", "2"):
-            node = start_radius(env, instance, name)
+        for name, machine in (("1", env), ("2", second)):
+            node = start_radius(machine, Path(machine["UM2FA_INSTANCE_DIR"]), name)
             started.append(node)
             radius.append(node)
         for web_url in web:  # each web node reaches the shared database and Redis

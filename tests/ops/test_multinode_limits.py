@@ -42,8 +42,11 @@ from tests.helpers.multinode import (  # noqa: E402
 from tests.peers.live_radius import make_env  # noqa: E402
 from tests.peers.nodes import (  # noqa: E402
     Browser,
+    copy_keys,
     drop_schema,
     fresh_schema,
+    make_keys,
+    node_env,
     run_cli,
     start_web,
 )
@@ -84,18 +87,21 @@ def our_keys() -> list[bytes]:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory) -> Iterator[Nodes]:
     base = tmp_path_factory.mktemp("limits")
-    instance = base / "instance"
-    instance.mkdir()
+    instance = base / "first" / "instance"
+    instance.mkdir(parents=True)
     schema, url = fresh_schema(PG_URL)
     env = make_env(instance, url, **NODE_SETTINGS)
+    second = node_env(env, base / "second" / "instance")  # node B's machine
     started: list = []
     app = None
     try:
-        run_cli(env, "db", "upgrade")  # also makes the instance keys, before any node starts
+        make_keys(env)  # node A's; node B gets a copy (docs/deploy.md, "3. Shared keys")
+        copy_keys(instance, base / "second" / "instance")
+        run_cli(env, "db", "upgrade")
         app = create_app({"instance_dir": instance, "database_url": url, **LIMIT_SETTINGS})
         web = []
-        for name in ("a", "b"):
-            server, web_url = start_web(env, name, base)
+        for name, machine in (("a", env), ("b", second)):
+            server, web_url = start_web(machine, name, base)
             started.append(server)
             web.append(web_url)
         yield Nodes(app=app, web=web)

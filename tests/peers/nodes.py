@@ -3,6 +3,7 @@ multi-node, fault, live-upgrade and rate-limit tests (a test module that skips i
 when PostgreSQL or Redis is not configured cannot share them).
 
     schema, url = fresh_schema(pg_url)            # a schema of its own on a shared PostgreSQL
+    make_keys(env); copy_keys(first, second)     # the first node's keys, then a copy for another
     server, url = start_web(env, "a", log_dir)   # gunicorn with deploy/gunicorn.conf.py
     node = start_radius(env, instance, "1")      # `um2fa radius`, with --metrics-port
     browser = Browser(url); browser.sign_in("alice")
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -36,6 +38,30 @@ def run_cli(env: dict[str, str], *args: str) -> None:
     result = subprocess.run([UM2FA, *args], env=env, capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, f"um2fa {' '.join(args)}: {result.stderr}"
+
+
+# What docs/deploy.md ("3. Shared keys") copies from the first node to the others.
+KEY_FILES = ("secret_key", "encryption_key", "vapid_private.pem", "saml")
+
+
+def make_keys(env: dict[str, str]) -> None:
+    """The service's keys made on its first node, as an operator does: `um2fa keys generate`."""
+    run_cli(env, "keys", "generate")
+
+
+def copy_keys(source: Path, target: Path) -> None:
+    """The keys of the node whose instance directory is `source` copied to another node's, by
+    docs/deploy.md's command (tar keeps the files' modes: 0600, saml/ 0700)."""
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = " ".join(KEY_FILES)
+    command = (f"set -o pipefail; tar -C {shlex.quote(str(source))} -cf - {files} | "
+               f"tar -C {shlex.quote(str(target))} -xpf -")
+    subprocess.run(["bash", "-c", command], check=True, timeout=30)
+
+
+def node_env(env: dict[str, str], instance: Path) -> dict[str, str]:
+    """`env` for another node: the same settings, its own instance directory."""
+    return {**env, "UM2FA_INSTANCE_DIR": str(instance)}
 
 
 def start_web(env: dict[str, str], name: str, log_dir: Path) -> tuple[Subprocess, str]:

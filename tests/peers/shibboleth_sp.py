@@ -217,7 +217,7 @@ class ShibbolethSP:
         them to the SP's administrator."""
         entity_id = idp.url + "/saml/metadata"
         metadata = idp.cli("saml", "metadata").stdout
-        cert = saml_keys.load_all(idp.instance_dir, entity_id)[-1].cert_pem
+        cert = saml_keys.load_all(idp.instance_dir, entity_id, make=False)[-1].cert_pem
         return cls(idp_entity_id=entity_id, idp_metadata=metadata, idp_signing_cert=cert)
 
     @property

@@ -42,6 +42,9 @@ BCRYPT_MAX_BYTES = 72  # bcrypt reads no further; the library refuses longer pas
 
 _ARGON2_RE = re.compile(r"\$argon2(id|i)\$(v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+"
                         r"\$[A-Za-z0-9+/]+")
+# bcrypt as its library reads it (cost 4-31, 22 characters of salt, 31 of hash): the common
+# case of a large import is checked without building a handler object per row.
+_BCRYPT_RE = re.compile(r"\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}")
 # libpass scheme -> the label the audit and the import's summary use
 _SCHEMES = {
     "bcrypt": "bcrypt", "ldap_bcrypt": "bcrypt",
@@ -116,6 +119,8 @@ def hash_many(passwords: Sequence[str], *, workers: int | None = None,
 
 
 def _refusal(stored: str) -> str | None:
+    if not stored.startswith(("{", "$1$", "$2x$", "$argon2d$")):
+        return None
     upper = stored[:16].upper()
     for prefix, what in _REFUSED.items():
         if upper.startswith(prefix.upper()):
@@ -130,6 +135,8 @@ def importable(stored: str) -> str:
     HashFormatError saying why not."""
     if len(stored) > MAX_LENGTH:
         raise HashFormatError(f"the password hash is longer than {MAX_LENGTH} characters")
+    if _BCRYPT_RE.fullmatch(stored):
+        return "bcrypt"
     what = _refusal(stored)
     if what is not None:
         raise HashFormatError(f"password_hash is {what}, which cannot be imported; leave it "

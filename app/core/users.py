@@ -72,7 +72,7 @@ def _validate(new: NewUser) -> None:
         raise UserError(f"the name is longer than {NAME_MAX} characters")
     if len(new.email) > EMAIL_MAX:
         raise UserError(f"the email address is longer than {EMAIL_MAX} characters")
-    if any(NUL in text for text in (new.name, new.email, new.given_name, new.surname)):
+    if NUL in new.name or NUL in new.email or NUL in new.given_name or NUL in new.surname:
         raise UserError("a name or email address holds a NUL character")
 
 

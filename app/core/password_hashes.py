@@ -182,12 +182,15 @@ def label(stored: str) -> str:
 def verify(stored: str | None, password: str) -> bool:
     """Whether the password matches the stored hash, in constant time for the format. No hash:
     a dummy argon2id hash is checked instead and the answer is False (an unknown user costs the
-    same as a known one)."""
+    same as a known one). An imported format costs that argon2 check and its own."""
     if not stored:
         _argon2_verify(DUMMY_HASH, password)
         return False
     if stored.startswith("$argon2"):
         return _argon2_verify(stored, password)
+    # Another format may be much cheaper than argon2id: the same argon2 work as for everyone
+    # else first, so the answer for a user with an imported hash comes no sooner.
+    _argon2_verify(DUMMY_HASH, password)
     scheme = _LIBPASS.identify(stored)
     if scheme is None:
         return False

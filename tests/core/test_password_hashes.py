@@ -130,3 +130,17 @@ def test_hash_many_keeps_the_order_over_several_processes():
     assert sum(counted) == 40 and len(counted) == 3
     assert all(cheap.verify(h, p) for h, p in zip(hashes, passwords, strict=True))
     assert len(set(hashes)) == 40
+
+
+def test_an_imported_hash_costs_the_argon2_work_of_everyone_else(monkeypatch):
+    checked = []
+    real = password_hashes._argon2_verify
+    monkeypatch.setattr(password_hashes, "_argon2_verify",
+                        lambda stored, password: checked.append(stored) or real(stored, password))
+    for _kind, stored in FORMATS.values():
+        checked.clear()
+        password_hashes.verify(stored, PASSWORD)
+        assert len(checked) == 1, stored  # the dummy, or the argon2 hash itself
+    checked.clear()
+    password_hashes.verify(None, PASSWORD)
+    assert checked == [password_hashes.DUMMY_HASH]

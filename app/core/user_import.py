@@ -30,8 +30,9 @@ from app.core.progress import Progress, silent
 from app.models import User
 
 PASSWORD, PASSWORD_HASH = "password", "password_hash"
+# The header's columns: these, a password column (with the local directory), and optionally
+# given_name and surname; others are ignored.
 REQUIRED = ("username", "dob", "id_last4", "role", "name", "email")
-COLUMNS = (*REQUIRED, PASSWORD, PASSWORD_HASH, *users.OPTIONAL_COLUMNS)
 INSERT_ROWS = 1000  # rows per INSERT
 QUERY_NAMES = 5000  # usernames per "which of these exist" query
 _STEP = 500  # rows checked between two progress updates

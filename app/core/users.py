@@ -19,9 +19,6 @@ DOB_PURPOSE = "date-of-birth"
 ID_PURPOSE = "id-last4"
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 NUL = "\x00"  # never sent to the database: PostgreSQL refuses it in a string parameter
-USER_COLUMNS = ("username", "password", "dob", "id_last4", "role", "name", "email")
-# Optional columns of an import: a row may leave them out.
-OPTIONAL_COLUMNS = ("given_name", "surname")
 MIN_PASSWORD = 8
 NAME_MAX, EMAIL_MAX, PART_MAX = 200, 254, 100  # users.display_name, email, given_name/surname
 

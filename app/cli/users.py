@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
 
 import click
 from flask.cli import with_appcontext
 
+from app.cli import progress
 from app.cli.common import CLI, core_session
 from app.core import devices as core_devices
 from app.core import lockout as core_lockout
+from app.core import user_export, user_import
 from app.core import users as core_users
+from app.core.spreadsheet import safe_cell
 
 FROM_STDIN = "-"  # --password -
 
@@ -55,12 +62,59 @@ def _password_from_stdin() -> str:
 
 @users_group.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes that hash plain passwords (default: every core).")
 @with_appcontext
-def users_import(csv_file) -> None:
-    """Add users from CSV with a header line: username,password,dob,id_last4,role,name,email."""
+def users_import(csv_file, workers) -> None:
+    """Add users from CSV, all or none. Header line: username,dob,id_last4,role,name,email and
+    password or password_hash (argon2id, bcrypt, PBKDF2, SHA-crypt or salted SHA as exported
+    by a directory; replaced by argon2id at the first sign-in); given_name, surname optional.
+    With UM2FA_DIRECTORY=ldap (or radius) the rows carry no password."""
     with core_session() as ctx:
-        added = core_users.import_csv(ctx, CLI, csv_file)
-    click.echo(f"imported {len(added)} user(s)")
+        done = user_import.import_csv(ctx, CLI, csv_file, progress=progress.terminal(),
+                                      workers=workers)
+    how = [f"{done.hashed} password(s) hashed"] if done.hashed else []
+    how += [f"{n} {kind} hash(es) kept until the first sign-in"
+            for kind, n in sorted(done.kept.items())]
+    how += [f"{done.without_password} checked by the directory"] if done.without_password else []
+    click.echo(f"imported {done.added} user(s)" + (f": {', '.join(how)}" if how else ""))
+
+
+@users_group.command("export")
+@click.argument("out", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@with_appcontext
+def users_export(out) -> None:
+    """Every user as CSV for the help desk (to OUT, or - for standard output): username, name,
+    given_name, surname, email, role, state, locked_until, created, devices, device_kinds.
+    No password, hash or device secret. A file gets a UTF-8 byte order mark (spreadsheets then
+    read Chinese and Portuguese names right); standard output does not."""
+    with core_session() as ctx, _open(out) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(user_export.COLUMNS)
+        written = 0
+        with progress.terminal()("exporting", user_export.count(ctx)) as phase:
+            for row in user_export.rows(ctx):
+                writer.writerow([safe_cell(cell) for cell in row])
+                written += 1
+                if written % 1000 == 0:
+                    phase.update(1000)
+            phase.update(written % 1000)
+        ctx.db.rollback()  # read only
+    if out != "-":
+        click.echo(f"exported {written} user(s) to {out}", err=True)
+
+
+@contextmanager
+def _open(out: str) -> Iterator[IO[str]]:
+    if out == "-":
+        yield sys.stdout
+        return
+    try:
+        stream = open(out, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
+    with stream:
+        yield stream
 
 
 @users_group.command("list")

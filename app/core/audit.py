@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import event, insert
@@ -59,6 +60,23 @@ def record(ctx: Context, origin: Origin, action: str, result: str, *, username: 
         log.info(json.dumps({"audit": action, "result": result, "user": username,
                              "door": origin.door, "client": origin.client_addr,
                              "device": device, "detail": detail, "actor": origin.actor}))
+
+
+def record_many(ctx: Context, origin: Origin, action: str, result: str, usernames: Iterable[str],
+                *, detail: str = "") -> None:
+    """`record` for each username, the rest alike (a bulk import: one record per user)."""
+    detail = "; ".join(part for part in (detail, origin.info) if part)
+    same = {"at": ctx.now(), "door": origin.door, "action": action, "result": result,
+            "client_addr": origin.client_addr, "device": "", "detail": detail,
+            "actor": origin.actor}
+    pending = ctx.db.info.setdefault(PENDING, [])
+    logged = log.isEnabledFor(logging.INFO)
+    for username in usernames:
+        pending.append({**same, "username": username})
+        if logged:
+            log.info(json.dumps({"audit": action, "result": result, "user": username,
+                                 "door": origin.door, "client": origin.client_addr,
+                                 "device": "", "detail": detail, "actor": origin.actor}))
 
 
 def unknown_username(keys: Keys, typed: str) -> str:

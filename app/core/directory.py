@@ -14,12 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-_hasher = PasswordHasher()
-# Verified against when the user is unknown, so both cases cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash("um2fa-timing-equaliser")
+from app.core import password_hashes
 
 
 class DirectoryUnavailable(Exception):
@@ -42,7 +37,7 @@ class DirectoryUser:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return password_hashes.hash_password(password)
 
 
 class Directory(Protocol):
@@ -56,13 +51,28 @@ class Directory(Protocol):
 
 
 class LocalDirectory:
-    """Passwords kept in our own database as argon2id hashes."""
+    """Passwords kept in our own database: argon2id hashes, or an imported directory's hashes
+    until the user's first sign-in (app/core/password_hashes.py). An unknown user (no hash)
+    costs one argon2 verification too."""
 
     def check_password(self, username: str, password_hash: str | None, password: str) -> bool:
-        try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-        except (VerificationError, InvalidHashError):
-            return False
+        return password_hashes.verify(password_hash, password)
 
     def lookup(self, username: str) -> DirectoryUser | None:
         return None  # our users are rows already
+
+
+def keeps_passwords(directory: Directory) -> bool:
+    """Whether this directory checks the password hashes in our database (the local one);
+    another (LDAP, upstream RADIUS) checks passwords itself and our rows have none."""
+    return isinstance(directory, LocalDirectory)
+
+
+def upgraded_hash(directory: Directory, password_hash: str | None, password: str) -> str | None:
+    """After `password` matched `password_hash`: the argon2id hash to store in its place when
+    it is another format or older parameters, else None. Only the local directory checks our
+    hashes; another (LDAP) never has one rewritten from a password it checked itself."""
+    if (not keeps_passwords(directory) or not password_hash
+            or not password_hashes.needs_upgrade(password_hash)):
+        return None
+    return password_hashes.hash_password(password)

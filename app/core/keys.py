@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -32,7 +31,7 @@ class Keys:
 
     def keyed_hash(self, purpose: str, value: str) -> bytes:
         msg = purpose.encode() + b"\x00" + value.encode()
-        return hmac.new(self._hash_key, msg, hashlib.sha256).digest()
+        return hmac.digest(self._hash_key, msg, "sha256")  # HMAC-SHA256 in one call
 
     def matches(self, purpose: str, value: str, stored: bytes | None) -> bool:
         if stored is None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.core import audit, browser_sessions, lockout, provisioning, users
+from app.core import audit, browser_sessions, lockout, password_hashes, provisioning, users
 from app.core.context import Context, Origin
+from app.core.directory import upgraded_hash
 from app.i18n import N_
 from app.models import User
 
@@ -58,5 +59,18 @@ def sign_in_first(ctx: Context, origin: Origin, username: str,
                                                        else "wrong password")
         audit.record(ctx, origin, "sign_in", "fail", username=name, detail=reason)
         return None, -1
+    _upgrade(ctx, origin, user, stored, readings[matched])
     audit.record(ctx, origin, "sign_in", "ok", username=name)
     return user, matched
+
+
+def _upgrade(ctx: Context, origin: Origin, user: User, stored: str | None,
+             password: str) -> None:
+    """An imported directory's hash (or argon2 with older parameters) that the password just
+    matched is replaced by a new argon2id hash, once: audited with the formats, no secret."""
+    new = upgraded_hash(ctx.directory, stored, password)
+    if new is None or stored is None:
+        return
+    user.password_hash = new
+    audit.record(ctx, origin, "password.rehash", "ok", username=user.username,
+                 detail=f"{password_hashes.label(stored)} -> argon2id")

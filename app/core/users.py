@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO
 
 from sqlalchemy import bindparam, select
 
 from app.core import audit, browser_sessions, lockout, remembered
 from app.core.context import Context, Origin
-from app.core.directory import hash_password
+from app.core.password_hashes import hash_password
 from app.db import Prepared
 from app.models import Device, User
 
@@ -21,9 +19,8 @@ DOB_PURPOSE = "date-of-birth"
 ID_PURPOSE = "id-last4"
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 NUL = "\x00"  # never sent to the database: PostgreSQL refuses it in a string parameter
-USER_COLUMNS = ("username", "password", "dob", "id_last4", "role", "name", "email")
-# Optional columns of an import: a row may leave them out.
-OPTIONAL_COLUMNS = ("given_name", "surname")
+MIN_PASSWORD = 8
+NAME_MAX, EMAIL_MAX, PART_MAX = 200, 254, 100  # users.display_name, email, given_name/surname
 
 
 class UserError(ValueError):
@@ -57,13 +54,36 @@ def normalise_id_last4(value: str) -> str:
     return value
 
 
+def check_password_rule(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
 def _validate(new: NewUser) -> None:
+    """Everything but the password (`check_password_rule`)."""
     if not USERNAME_RE.fullmatch(new.username):
         raise UserError(f"username {new.username!r} must be 1-64 letters, digits, '.', '-', '_'")
-    if len(new.password) < 8:
-        raise UserError("the password must have at least 8 characters")
     if new.role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if len(new.name) > NAME_MAX:
+        raise UserError(f"the name is longer than {NAME_MAX} characters")
+    if len(new.email) > EMAIL_MAX:
+        raise UserError(f"the email address is longer than {EMAIL_MAX} characters")
+    if NUL in new.name or NUL in new.email or NUL in new.given_name or NUL in new.surname:
+        raise UserError("a name or email address holds a NUL character")
+
+
+def prepare(ctx: Context, new: NewUser) -> dict[str, object]:
+    """The new user's row, checked, but for its password hash (`add`, and `user_import` for
+    many at once). Raises UserError."""
+    new.username = new.username.strip().lower()
+    _validate(new)
+    return {"username": new.username, "display_name": new.name, "email": new.email,
+            "role": new.role, "given_name": new.given_name[:PART_MAX],
+            "surname": new.surname[:PART_MAX],
+            "dob_hash": ctx.keys.keyed_hash(DOB_PURPOSE, normalise_dob(new.dob)),
+            "id_last4_hash": ctx.keys.keyed_hash(ID_PURPOSE, normalise_id_last4(new.id_last4)),
+            "created_at": ctx.now()}
 
 
 @dataclass(frozen=True)
@@ -143,36 +163,16 @@ def get(ctx: Context, username: str) -> User:
 
 
 def add(ctx: Context, origin: Origin, new: NewUser) -> User:
-    new.username = new.username.strip().lower()
-    _validate(new)
+    """One user with a password (many at once: app/core/user_import.py)."""
+    columns = prepare(ctx, new)
+    check_password_rule(new.password)
     if find(ctx, new.username) is not None:
         raise UserError(f"user {new.username} already exists")
-    user = User(username=new.username, display_name=new.name, email=new.email, role=new.role,
-                given_name=new.given_name[:100], surname=new.surname[:100],
-                password_hash=hash_password(new.password),
-                dob_hash=ctx.keys.keyed_hash(DOB_PURPOSE, normalise_dob(new.dob)),
-                id_last4_hash=ctx.keys.keyed_hash(ID_PURPOSE, normalise_id_last4(new.id_last4)),
-                created_at=ctx.now())
+    user = User(**columns, password_hash=hash_password(new.password))
     ctx.db.add(user)
     ctx.db.flush()
     audit.record(ctx, origin, "user.add", "ok", username=user.username)
     return user
-
-
-def import_csv(ctx: Context, origin: Origin, stream: IO[str]) -> list[User]:
-    """All rows or none: the first bad row names its line and nothing is added."""
-    reader = csv.DictReader(stream)
-    missing = [c for c in USER_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise UserError(f"the header line lacks column(s): {', '.join(missing)}")
-    users = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            users.append(add(ctx, origin, NewUser(**{c: (row.get(c) or "").strip()
-                                                      for c in USER_COLUMNS + OPTIONAL_COLUMNS})))
-        except UserError as exc:
-            raise UserError(f"line {line}: {exc}") from exc
-    return users
 
 
 def end_everywhere(ctx: Context, user: User) -> None:

@@ -30,12 +30,12 @@ def _strings(node: ast.AST | None) -> list[str]:
 
 def _audit_call(node: ast.AST) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("record", "log_only")
+            and node.func.attr in ("record", "record_many", "log_only")
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "audit")
 
 
 def _result_arg(call: ast.Call) -> ast.AST | None:
-    position = 3 if call.func.attr == "record" else 2  # (ctx,) origin, action, result
+    position = 2 if call.func.attr == "log_only" else 3  # (ctx,) origin, action, result
     found = call.args[position] if len(call.args) > position else None
     for keyword in call.keywords:
         if keyword.arg == "result":

@@ -15,6 +15,7 @@ from flask import Response, current_app, render_template, request, stream_with_c
 from app.core import audit, audit_search
 from app.core.audit_search import AuditQuery, AuditSearchError
 from app.core.context import Context
+from app.core.spreadsheet import safe_cell
 from app.extensions import core
 from app.i18n import N_
 from app.i18n.refusal import said
@@ -23,8 +24,6 @@ from app.web.admin.base import bp, console_origin, menu, requires
 
 CSV_COLUMNS = ("at", "username", "door", "action", "result", "address", "device", "actor",
                "detail")
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ARGS = (*audit_search.FIELDS, "since", "until", "size")
 
 menu("admin.audit", N_("Audit search"), "audit.search")
@@ -124,8 +123,3 @@ def _line(cells: Iterable[str]) -> str:
     out = io.StringIO()
     csv.writer(out).writerow([safe_cell(str(cell)) for cell in cells])
     return out.getvalue()
-
-
-def safe_cell(text: str) -> str:
-    """A cell a spreadsheet shows as text: one that would start a formula gets a quote first."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text

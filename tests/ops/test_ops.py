@@ -19,7 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app, migrate
 from app.extensions import core
 from app.logging_setup import REQUEST_ID_HEADER, configure
-from tests.conftest import PASSWORD, add_totp_device, make_user, post, sign_in, totp_code
+from tests.conftest import (
+    PASSWORD,
+    add_totp_device,
+    give_shared_keys,
+    make_user,
+    post,
+    sign_in,
+    totp_code,
+)
 from tests.peers.live import ROOT, Subprocess, free_port
 from tests.peers.push_device import PushDevice, enrol
 
@@ -41,11 +49,14 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def other_app(tmp_path):
-    """A second app factory for apps pointed at dependencies that are down."""
+def other_app(request, tmp_path):
+    """A second app factory for apps pointed at dependencies that are down (a node of a shared
+    database gets the service's keys, as any node must)."""
     made = []
 
     def make(**overrides):
+        if not overrides.get("database_url", "sqlite").startswith("sqlite"):
+            give_shared_keys(request, tmp_path / "other")
         application = create_app({"instance_dir": tmp_path / "other", "testing": True,
                                   **overrides})
         made.append(application)

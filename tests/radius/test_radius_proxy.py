@@ -116,6 +116,12 @@ def explain(deployment: Deployment) -> str:
             f"\n--- um2fa radius ---\n{deployment.radius.log()[-3000:]}")
 
 
+def test_the_docs_show_the_tested_configuration():
+    docs = (DEPLOY.parents[1] / "docs" / "radius.md").read_text()
+    for name in ("proxy.conf", "radiusd.conf", "clients.conf", "policy.d/um2fa"):
+        assert f"```\n{(DEPLOY / name).read_text().rstrip()}\n```" in docs, name
+
+
 def test_the_deployed_timeouts_are_what_freeradius_uses(deployment):
     """response_window above the push timeout and not lowered by FreeRADIUS (it caps it at
     60 s and at max_request_time), zombie_period and revive_interval within their caps."""

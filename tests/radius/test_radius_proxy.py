@@ -74,7 +74,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         core.database(app).dispose()
 
 
-def nas_client(deployment: Deployment, nas: str, timeout: float = 5.0,
+def nas_client(deployment: Deployment, nas: str, timeout: float = 10.0,
                retries: int = 1) -> Client:
     """The VPN concentrator `nas`, talking to the proxy from its own address."""
     address, secret = NAS[nas]
@@ -86,7 +86,7 @@ def nas_client(deployment: Deployment, nas: str, timeout: float = 5.0,
 
 def ask(deployment: Deployment, nas: str, username: str, password: str, *,
         state: bytes | None = None, identifier: str | None = None, nas_ip: str | None = None,
-        timeout: float = 5.0, retries: int = 1) -> rp.Packet | None:
+        timeout: float = 10.0, retries: int = 1) -> rp.Packet | None:
     """One Access-Request from `nas` through the proxy (its NAS-Identifier and its address as
     NAS-IP-Address unless told otherwise); the verified reply, or None."""
     client = nas_client(deployment, nas, timeout, retries)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -227,6 +228,29 @@ class RadiusClient(Base):
     push_timeout: Mapped[int] = mapped_column(Integer, default=60)
     # The language of its Reply-Messages (docs/languages.md); None: UM2FA_DEFAULT_LANGUAGE.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # A RADIUS proxy (FreeRADIUS) in front of several NAS: its NAS policies apply per NAS.
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RadiusNasPolicy(Base):
+    """The policy of one NAS behind a proxy client (docs/radius.md, "Behind a FreeRADIUS
+    proxy"): matched by the proxied request's NAS-Identifier and/or NAS-IP-Address; a setting
+    left None is the proxy client's own."""
+
+    __tablename__ = "radius_nas_policies"
+    __table_args__ = (UniqueConstraint("client_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("radius_clients.id", ondelete="CASCADE"),
+                                           index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    nas_identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    nas_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    fail_mode: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    push_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -239,7 +263,8 @@ class RadiusChallenge(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    client_name: Mapped[str] = mapped_column(String(64))
+    # the client's name, or "proxy/nas policy" for a NAS behind a proxy client
+    client_name: Mapped[str] = mapped_column(String(140))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -9,7 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli.common import CLI, configuration_errors, core_session
-from app.core import radius_clients
+from app.core import radius_clients, radius_nas_policies
 from radius import DEFAULT_MAX_IN_FLIGHT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -49,10 +49,14 @@ def radius_clients_group() -> None: ...
 @click.option("--language", default=None, metavar="LANG",
               help="The language of its Reply-Messages (one of UM2FA_LANGUAGES, e.g. en, "
                    "zh_Hant, pt). Left out: UM2FA_DEFAULT_LANGUAGE.")
+@click.option("--proxy", is_flag=True, default=False,
+              help="A RADIUS proxy (FreeRADIUS) in front of several NAS: each NAS can have a "
+                   "policy of its own (`um2fa radius-clients nas add`), chosen by the proxied "
+                   "request's NAS-Identifier or NAS-IP-Address. See docs/radius.md.")
 @with_appcontext
 def clients_add(name, address, secret, mode, delimiter, require_message_authenticator,
-                fail_mode, push_timeout, language) -> None:
-    """Allow the NAS NAME to send Access-Requests."""
+                fail_mode, push_timeout, language, proxy) -> None:
+    """Allow the NAS (or RADIUS proxy) NAME to send Access-Requests."""
     generated = secret is None
     if secret == STDIN:
         secret = sys.stdin.readline().strip()
@@ -63,15 +67,40 @@ def clients_add(name, address, secret, mode, delimiter, require_message_authenti
             client = radius_clients.add(
                 ctx, CLI, name, address, secret, mode=mode, delimiter=delimiter,
                 require_message_authenticator=require_message_authenticator,
-                fail_mode=fail_mode, push_timeout=push_timeout, language=language)
+                fail_mode=fail_mode, push_timeout=push_timeout, language=language,
+                proxy=proxy)
         except radius_clients.RadiusClientError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"added RADIUS client {client.name} for {client.network} ({client.mode} mode)")
+    kind = "RADIUS proxy" if proxy else "RADIUS client"
+    click.echo(f"added {kind} {client.name} for {client.network} ({client.mode} mode)")
     if generated:
         click.echo(f"shared secret: {secret}")
     if not require_message_authenticator:
         click.echo("warning: this client may omit Message-Authenticator and is exposed to "
                    "BlastRADIUS (CVE-2024-3596)", err=True)
+    if proxy:
+        _warn_proxy_wait(push_timeout, f"RADIUS proxy {name}")
+
+
+def _warn_proxy_wait(push_timeout: int, who: str) -> None:
+    """What a FreeRADIUS proxy waits for our answer, against the push timeout (the thresholds
+    are core's: radius_clients.proxy_wait)."""
+    fit = radius_clients.proxy_wait(push_timeout)
+    if fit is radius_clients.ProxyWait.TOO_LONG:
+        click.echo(f"warning: {who} holds a push login up to {push_timeout} s, but a FreeRADIUS "
+                   f"proxy waits at most {radius_clients.PROXY_WAIT_CAP} s for an answer "
+                   f"(home_server response_window is capped at {radius_clients.PROXY_WAIT_CAP} "
+                   f"s and at max_request_time): give it a push timeout of at most "
+                   f"{radius_clients.PROXY_PUSH_TIMEOUT_MAX} s, or push logins the phone "
+                   f"approves late are rejected by the proxy (docs/radius.md)", err=True)
+    elif fit is radius_clients.ProxyWait.NEEDS_CONFIGURED_PROXY:
+        click.echo(f"warning: {who} holds a push login up to {push_timeout} s, longer than a "
+                   f"stock FreeRADIUS proxy waits for an answer (home_server response_window "
+                   f"{radius_clients.STOCK_PROXY_WAIT} s, radiusd.conf max_request_time 30 s): "
+                   f"on the proxy set response_window above {push_timeout} s (at most "
+                   f"{radius_clients.PROXY_WAIT_CAP}) and max_request_time to at least "
+                   f"response_window (deploy/freeradius/, docs/radius.md), or push logins "
+                   f"through it are rejected", err=True)
 
 
 @radius_clients_group.command("list")
@@ -80,13 +109,136 @@ def clients_list() -> None:
     """The clients by name (secrets are not shown)."""
     with core_session() as ctx:
         clients = radius_clients.list_all(ctx)
+        policies = radius_nas_policies.by_client(ctx)
+        listed = [(c, c.proxy, policies.get(c.id, []),
+                   {p.name: radius_clients.effective(c, p) for p in policies.get(c.id, [])})
+                  for c in clients]
     if not clients:
         click.echo("no RADIUS clients (add one with `um2fa radius-clients add`)", err=True)
-    for c in clients:
+    for c, proxy, rows, settings in listed:
         ma = "required" if c.require_message_authenticator else "optional"
         click.echo(f"{c.name}\t{c.network}\t{c.mode}\tdelimiter {c.delimiter}\t"
                    f"Message-Authenticator {ma}\tfail mode {c.fail_mode}\t"
-                   f"push timeout {c.push_timeout}s\tlanguage {c.language or 'default'}")
+                   f"push timeout {c.push_timeout}s\tlanguage {c.language or 'default'}"
+                   + ("\tproxy" if proxy else ""))
+        for row in rows:
+            click.echo(f"  nas {row.name}\t" + _policy_line(row, settings[row.name]))
+
+
+def _policy_line(row, settings: dict) -> str:
+    matched = " and ".join(filter(None, (
+        row.nas_identifier and f"NAS-Identifier {row.nas_identifier}",
+        row.nas_network and f"NAS-IP-Address in {row.nas_network}")))
+    return (f"{matched}\t{settings['mode']}\tfail mode {settings['fail_mode']}\t"
+            f"push timeout {settings['push_timeout']}s\t"
+            f"language {settings['language'] or 'default'}")
+
+
+@radius_clients_group.command("set-proxy")
+@click.argument("name")
+@click.argument("proxy", type=click.Choice(["on", "off"]))
+@with_appcontext
+def clients_set_proxy(name, proxy) -> None:
+    """Mark the client NAME as a RADIUS proxy in front of several NAS (on), or not (off: it
+    must have no NAS policies left). A running server notices within its refresh interval."""
+    with core_session() as ctx:
+        try:
+            client = radius_clients.set_proxy(ctx, CLI, name, proxy == "on")
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+        push_timeout = client.push_timeout
+    click.echo(f"RADIUS client {name} is {'a RADIUS proxy' if proxy == 'on' else 'not a proxy'}")
+    if proxy == "on":
+        _warn_proxy_wait(push_timeout, f"RADIUS proxy {name}")
+
+
+@radius_clients_group.group("nas", help="The NAS behind a RADIUS proxy client, each with its "
+                                        "own policy (docs/radius.md).")
+def nas_group() -> None: ...
+
+
+@nas_group.command("add")
+@click.argument("proxy")
+@click.argument("name")
+@click.option("--nas-identifier", default=None, metavar="TEXT",
+              help="The NAS-Identifier the NAS sends (matched exactly). Chosen by the NAS "
+                   "itself: with --nas-address too, both must match.")
+@click.option("--nas-address", default=None, metavar="CIDR",
+              help="The NAS's address or network, matched against the NAS-IP-Address the "
+                   "proxy sends (let the proxy overwrite it with the packet's source: "
+                   "docs/radius.md). The most specific network wins.")
+@click.option("--mode", type=click.Choice(radius_clients.MODES), default=None,
+              help="Left out: the proxy's.")
+@click.option("--fail-mode", type=click.Choice(radius_clients.FAIL_MODES), default=None,
+              help="Left out: the proxy's.")
+@click.option("--push-timeout", type=int, default=None,
+              help="Seconds to wait for a push answer. Left out: the proxy's.")
+@click.option("--language", default=None, metavar="LANG",
+              help="The language of its Reply-Messages. Left out: the proxy's.")
+@with_appcontext
+def nas_add(proxy, name, nas_identifier, nas_address, mode, fail_mode, push_timeout,
+            language) -> None:
+    """Give the NAS NAME behind the RADIUS proxy PROXY a policy of its own. A request the
+    proxy forwards gets the policy whose NAS-Identifier it carries, else the one with the most
+    specific network holding its NAS-IP-Address, else the proxy's own settings."""
+    new = radius_nas_policies.NewPolicy(name=name, nas_identifier=nas_identifier,
+                                        nas_address=nas_address, mode=mode,
+                                        fail_mode=fail_mode, push_timeout=push_timeout,
+                                        language=language)
+    with core_session() as ctx:
+        try:
+            row = radius_nas_policies.add(ctx, CLI, proxy, new)
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+        client = radius_clients.find(ctx, proxy)
+        settings = radius_clients.effective(client, row)
+        claimable = radius_nas_policies.claimable(client, row)
+        line = _policy_line(row, settings)
+    click.echo(f"added NAS policy {proxy}/nas {name}: {line}")
+    if claimable:
+        click.echo(f"warning: NAS policy {name} is chosen by NAS-Identifier alone, which any "
+                   f"NAS behind {proxy} can send, and checks less than the proxy's own "
+                   f"settings ({settings['mode']} mode, fail mode {settings['fail_mode']}): add "
+                   f"--nas-address with the NAS's address (the proxy overwrites NAS-IP-Address "
+                   f"with the packet's source, docs/radius.md)", err=True)
+    _warn_proxy_wait(settings["push_timeout"], f"NAS policy {proxy}/nas {name}")
+
+
+@nas_group.command("list")
+@click.argument("proxy", required=False)
+@with_appcontext
+def nas_list(proxy) -> None:
+    """The NAS policies of every RADIUS proxy (or of PROXY), by name."""
+    with core_session() as ctx:
+        policies = radius_nas_policies.by_client(ctx)
+        lines = []
+        for client in radius_clients.list_all(ctx):
+            if proxy is not None and client.name != proxy:
+                continue
+            for row in policies.get(client.id, []):
+                lines.append(f"{client.name}\t{row.name}\t"
+                             + _policy_line(row, radius_clients.effective(client, row)))
+        if proxy is not None and radius_clients.find(ctx, proxy) is None:
+            raise click.ClickException(f"no RADIUS client named {proxy}")
+    if not lines:
+        click.echo("no NAS policies (add one with `um2fa radius-clients nas add`)", err=True)
+    for line in lines:
+        click.echo(line)
+
+
+@nas_group.command("remove")
+@click.argument("proxy")
+@click.argument("name")
+@with_appcontext
+def nas_remove(proxy, name) -> None:
+    """Remove the NAS policy NAME of the RADIUS proxy PROXY: that NAS gets the proxy's own
+    settings (a running server notices within its refresh interval)."""
+    with core_session() as ctx:
+        try:
+            radius_nas_policies.remove(ctx, CLI, proxy, name)
+        except radius_clients.RadiusClientError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed NAS policy {proxy}/nas {name}")
 
 
 @radius_clients_group.command("set-language")

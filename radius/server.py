@@ -161,8 +161,7 @@ class RadiusServer(ServerAsync):
             return
         names = sorted(c.name for c in clients)
         if names != sorted(c.name for c in self.table.clients):
-            log.info("RADIUS clients: %s", ", ".join(f"{c.name} {c.network} {c.mode}"
-                                                      for c in clients) or "none")
+            log.info("RADIUS clients: %s", ", ".join(_described(c) for c in clients) or "none")
             if not clients:
                 log.warning("no RADIUS clients are configured: every packet is dropped "
                             "(add one with `um2fa radius-clients add`)")
@@ -176,7 +175,7 @@ class RadiusServer(ServerAsync):
                             client.name)
         self.table = radius_clients.ClientTable(clients)
         # a copy of a request is answered from the cache for as long as its push could wait
-        self.cache.ttl = max([self.cache_ttl, *(float(c.push_timeout) for c in clients)])
+        self.cache.ttl = max([self.cache_ttl, *(float(c.longest_push_timeout) for c in clients)])
 
     def _load_clients(self) -> list[radius_clients.ClientConfig]:
         with self.services.context() as ctx:
@@ -390,6 +389,13 @@ class RadiusServer(ServerAsync):
 
     def handle_disconnect_packet(self, protocol, pkt, addr) -> None:  # pragma: no cover
         raise NotImplementedError
+
+
+def _described(client: radius_clients.ClientConfig) -> str:
+    text = f"{client.name} {client.network} {client.mode}"
+    if client.proxy:
+        text += f" proxy with {len(client.policies)} NAS policies"
+    return text
 
 
 async def serve(server: RadiusServer,

@@ -95,9 +95,11 @@ def access_request(pkt: rp.AuthPacket, client: ClientConfig, source: str) -> Acc
         if not 16 <= len(hidden) <= 128 or len(hidden) % 16:
             raise Malformed("User-Password length is not a multiple of 16 up to 128")
         password = pkt.PwDecrypt(hidden)
-    return AccessRequest(client=client, source=source, username=username, password=password,
-                         state=_raw(pkt, STATE), nas_ip=_nas_ip(pkt),
-                         nas_identifier=_text(_raw(pkt, NAS_IDENTIFIER)),
+    nas_ip, nas_identifier = _nas_ip(pkt), _text(_raw(pkt, NAS_IDENTIFIER))
+    # a proxy client's request gets its NAS's policy (core chooses: ClientConfig.for_nas)
+    return AccessRequest(client=client.for_nas(nas_identifier, nas_ip), source=source,
+                         username=username, password=password, state=_raw(pkt, STATE),
+                         nas_ip=nas_ip, nas_identifier=nas_identifier,
                          calling_station=_text(_raw(pkt, CALLING_STATION_ID)))
 
 

@@ -1,21 +1,28 @@
 """RADIUS clients (VPN concentrators): who may send Access-Requests, with which shared secret,
-in which login mode. The most specific network that contains a packet's source wins."""
+in which login mode. The most specific network that contains a packet's source wins.
+
+A client marked `proxy` is a RADIUS proxy (FreeRADIUS) in front of several NAS: each proxied
+request gets the policy of its NAS (`ClientConfig.for_nas`, the NAS policies of
+app/core/radius_nas_policies.py), chosen by the request's NAS-Identifier and NAS-IP-Address,
+which are only as trustworthy as the proxy (docs/radius.md, "Behind a FreeRADIUS proxy")."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.config import Network
 from app.core import audit
 from app.core.context import Context, Origin
 from app.i18n import _
-from app.models import RadiusClient
+from app.models import RadiusClient, RadiusNasPolicy
 
 MODES = ("append", "challenge", "second-factor")
 FAIL_MODES = ("secure", "safe")
@@ -23,6 +30,30 @@ DEFAULT_PUSH_TIMEOUT = 60
 PUSH_TIMEOUT_RANGE = (5, 300)
 SECRET_LENGTH_RANGE = (16, 128)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+# How long FreeRADIUS 3.2, as a proxy, waits for its home server's answer: the home_server's
+# response_window, 20 s unless configured (and max_request_time, 30 s, ends the request), at
+# most 60 s (FreeRADIUS caps response_window at 60 s and at max_request_time).
+STOCK_PROXY_WAIT = 20
+PROXY_WAIT_CAP = 60
+# The longest push timeout behind a proxy: the answer must reach it within its wait.
+PROXY_PUSH_TIMEOUT_MAX = PROXY_WAIT_CAP - 5
+
+
+class ProxyWait(enum.Enum):
+    """Whether a push timeout fits in what a FreeRADIUS proxy waits (doors word it)."""
+
+    FITS = "fits"  # within a stock proxy's response_window
+    NEEDS_CONFIGURED_PROXY = "needs a configured proxy"  # response_window and max_request_time
+    TOO_LONG = "too long"  # longer than any FreeRADIUS proxy waits
+
+
+def proxy_wait(push_timeout: int) -> ProxyWait:
+    if push_timeout > PROXY_PUSH_TIMEOUT_MAX:
+        return ProxyWait.TOO_LONG
+    if push_timeout > STOCK_PROXY_WAIT - 2:  # the answer needs a moment to come back
+        return ProxyWait.NEEDS_CONFIGURED_PROXY
+    return ProxyWait.FITS
 
 
 class RadiusClientError(ValueError):
@@ -42,6 +73,60 @@ class ClientConfig:
     fail_mode: str = "secure"
     push_timeout: int = DEFAULT_PUSH_TIMEOUT
     language: str | None = None  # its Reply-Messages' language; None: the default language
+    proxy: bool = False
+    # a proxy's NAS policies, most specific first (see `for_nas`)
+    policies: tuple[NasPolicy, ...] = field(default=(), repr=False)
+    nas_policy: str = ""  # the NAS policy this configuration is (for a request behind a proxy)
+
+    @property
+    def label(self) -> str:
+        """The client as the audit, the challenge State and the phone name it: the client, or
+        "proxy/nas policy" for a NAS behind a proxy that has a policy of its own."""
+        return f"{self.name}/nas {self.nas_policy}" if self.nas_policy else self.name
+
+    @property
+    def longest_push_timeout(self) -> int:
+        return max([self.push_timeout, *(p.config.push_timeout for p in self.policies)])
+
+    def for_nas(self, nas_identifier: str, nas_ip: str) -> ClientConfig:
+        """The configuration a request uses: for a proxy, the policy of the NAS it was proxied
+        for - the NAS-Identifier's (a policy that also names a network matches only a
+        NAS-IP-Address inside it), else the most specific network that holds the
+        NAS-IP-Address - or the proxy's own settings when none matches. Any other client is
+        itself. No database: the policies were loaded with the clients."""
+        if not self.policies:
+            return self
+        ip = _address(nas_ip) if nas_ip else None
+        for policy in self.policies:  # most specific first: the first match wins
+            if policy.matches(nas_identifier, ip):
+                return policy.config
+        return self
+
+
+@dataclass(frozen=True)
+class NasPolicy:
+    """One NAS behind a proxy client: how it is recognised and the configuration its requests
+    use (the proxy's, with the policy's settings)."""
+
+    name: str
+    nas_identifier: str | None
+    network: Network | None
+    config: ClientConfig = field(repr=False)
+
+    def matches(self, nas_identifier: str,
+                ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        if self.nas_identifier is not None and self.nas_identifier != nas_identifier:
+            return False
+        if self.network is None:
+            return True
+        return ip is not None and ip.version == self.network.version and ip in self.network
+
+    @property
+    def rank(self) -> tuple:
+        """Sort key, most specific first: NAS-Identifier policies (those that also name a
+        network first, the longest prefix first), then networks alone by prefix length."""
+        prefix = self.network.prefixlen if self.network is not None else -1
+        return (self.nas_identifier is None, -prefix, self.name)
 
 
 def generate_secret() -> str:
@@ -90,7 +175,7 @@ def _validate(name: str, secret: str, mode: str, delimiter: str, fail_mode: str,
 def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
         mode: str = "append", delimiter: str = ",", require_message_authenticator: bool = True,
         fail_mode: str = "secure", push_timeout: int = DEFAULT_PUSH_TIMEOUT,
-        language: str | None = None) -> RadiusClient:
+        language: str | None = None, proxy: bool = False) -> RadiusClient:
     network = parse_address(address)
     _validate(name, secret, mode, delimiter, fail_mode, push_timeout)
     _check_language(ctx, language)
@@ -105,7 +190,7 @@ def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
                           delimiter=delimiter,
                           require_message_authenticator=require_message_authenticator,
                           fail_mode=fail_mode, push_timeout=push_timeout, language=language,
-                          created_at=ctx.now())
+                          proxy=proxy, created_at=ctx.now())
     ctx.db.add(client)
     ctx.db.flush()
     detail = f"{network} mode={mode} fail_mode={fail_mode}"
@@ -113,6 +198,8 @@ def add(ctx: Context, origin: Origin, name: str, address: str, secret: str, *,
         detail += " message-authenticator not required"
     if language:
         detail += f" language={language}"
+    if proxy:
+        detail += " proxy"
     audit.record(ctx, origin, "radius_client.add", "ok", detail=f"{name}: {detail}")
     return client
 
@@ -125,6 +212,7 @@ def remove(ctx: Context, origin: Origin, name: str) -> None:
     client = find(ctx, name)
     if client is None:
         raise RadiusClientError(_("no RADIUS client named %(name)s", name=name))
+    ctx.db.execute(delete(RadiusNasPolicy).where(RadiusNasPolicy.client_id == client.id))
     ctx.db.delete(client)
     audit.record(ctx, origin, "radius_client.remove", "ok", detail=name)
 
@@ -139,6 +227,22 @@ def set_mode(ctx: Context, origin: Origin, name: str, mode: str) -> RadiusClient
     before, client.mode = client.mode, mode
     ctx.db.flush()
     audit.record(ctx, origin, "radius_client.mode", "ok", detail=f"{name}: {before} -> {mode}")
+    return client
+
+
+def set_proxy(ctx: Context, origin: Origin, name: str, proxy: bool) -> RadiusClient:
+    """Mark the client as a RADIUS proxy (its NAS policies apply) or not (it has none left)."""
+    client = find(ctx, name)
+    if client is None:
+        raise RadiusClientError(_("no RADIUS client named %(name)s", name=name))
+    if not proxy and ctx.db.scalar(select(RadiusNasPolicy.id).where(
+            RadiusNasPolicy.client_id == client.id).limit(1)) is not None:
+        raise RadiusClientError(_("%(name)s has NAS policies: remove them first", name=name))
+    before, client.proxy = client.proxy, proxy
+    ctx.db.flush()
+    audit.record(ctx, origin, "radius_client.proxy", "ok",
+                 detail=f"{name}: {'proxy' if before else 'not a proxy'} -> "
+                        f"{'proxy' if proxy else 'not a proxy'}")
     return client
 
 
@@ -166,14 +270,39 @@ def list_all(ctx: Context) -> list[RadiusClient]:
 
 
 def load(ctx: Context) -> list[ClientConfig]:
-    """Every client with its secret decrypted, for the RADIUS server's table."""
-    return [ClientConfig(name=c.name, network=parse_address(c.network),
-                         secret=ctx.keys.decrypt(c.secret_enc), mode=c.mode,
-                         delimiter=c.delimiter,
-                         require_message_authenticator=c.require_message_authenticator,
-                         fail_mode=c.fail_mode, push_timeout=c.push_timeout,
-                         language=c.language)
-            for c in list_all(ctx)]
+    """Every client with its secret decrypted, for the RADIUS server's table; a proxy's NAS
+    policies with it (two queries in all: a packet never queries for its policy)."""
+    policies: dict[int, list[RadiusNasPolicy]] = {}
+    for row in ctx.db.scalars(select(RadiusNasPolicy).order_by(RadiusNasPolicy.id)):
+        policies.setdefault(row.client_id, []).append(row)
+    configs = []
+    for c in list_all(ctx):
+        config = ClientConfig(name=c.name, network=parse_address(c.network),
+                              secret=ctx.keys.decrypt(c.secret_enc), mode=c.mode,
+                              delimiter=c.delimiter,
+                              require_message_authenticator=c.require_message_authenticator,
+                              fail_mode=c.fail_mode, push_timeout=c.push_timeout,
+                              language=c.language, proxy=c.proxy)
+        if c.proxy and c.id in policies:
+            config = with_policies(config, policies[c.id])
+        configs.append(config)
+    return configs
+
+
+def effective(client: RadiusClient | ClientConfig, row: RadiusNasPolicy) -> dict:
+    """A NAS policy's settings: its own, or the proxy client's where it has none."""
+    return {"mode": row.mode or client.mode, "fail_mode": row.fail_mode or client.fail_mode,
+            "push_timeout": row.push_timeout or client.push_timeout,
+            "language": row.language or client.language}
+
+
+def with_policies(proxy: ClientConfig, rows: Iterable[RadiusNasPolicy]) -> ClientConfig:
+    made = [NasPolicy(name=row.name, nas_identifier=row.nas_identifier,
+                      network=parse_address(row.nas_network) if row.nas_network else None,
+                      config=dataclasses.replace(proxy, nas_policy=row.name,
+                                                 **effective(proxy, row)))
+            for row in rows]
+    return dataclasses.replace(proxy, policies=tuple(sorted(made, key=lambda p: p.rank)))
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -68,4 +68,19 @@ def test_an_administrator_adds_a_radius_client_and_a_service_provider(live_serve
     # and the RADIUS client is still listed next to it
     page.get_by_role("link", name="RADIUS clients").click()
     expect(page.locator("#radius-clients")).to_contain_text("vpn-main")
+
+    # a RADIUS proxy (FreeRADIUS in front of several NAS) and the policy of one NAS behind it
+    page.get_by_label("Name", exact=True).fill("univ-proxy")
+    page.get_by_label("Address or network (CIDR)").fill("10.9.0.1")
+    page.get_by_label("A RADIUS proxy (FreeRADIUS)").check()
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator(".warning")).to_contain_text("a FreeRADIUS proxy waits at most 60 s")
+    page.get_by_role("link", name="Back to the RADIUS clients").click()
+    section = page.locator("#nas-univ-proxy")
+    section.get_by_label("Name of the NAS policy").fill("vpn-a")
+    section.get_by_label("NAS-Identifier (matched exactly)").fill("vpn-a")
+    section.get_by_label("Mode", exact=True).select_option("challenge")
+    section.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#nas-policy-univ-proxy-vpn-a")).to_contain_text("challenge")
+    shots("radius-proxy-nas-policies")
     assert page.console_errors == []

@@ -291,13 +291,11 @@ def test_nodes_keep_serving_while_the_upgrade_runs(schema, tmp_path):
         thread.start()
         time.sleep(1)  # traffic flowing before the first run
         window_start = time.monotonic()
-        # Two no-op runs at head, then the last migration again. It adds a column (0016:
-        # users.auto_push, "Automatically send me a push") that the web traffic's every prompt
-        # page reads (app/core/push/activation.py: sends_at_once), in a savepoint that takes a
-        # missing column as "off" (app/core/preferences.py), and that no login loads with the
-        # user (deferred in the model); so these nodes sign people in on the schema before it
-        # and after it alike. A newer migration must keep that true of itself (or move this
-        # test to one that does).
+        # Two no-op runs at head, then the last migration again. It only adds (0017: the
+        # radius_clients.proxy column with a default, the radius_nas_policies table, a wider
+        # radius_challenges.client_name), so these nodes work on the schema before it and
+        # after it alike: the RADIUS node keeps the clients it has while a reload fails.
+        # A newer migration must keep that true of itself (or move this test to one that does).
         for args in (("db", "upgrade"), ("db", "upgrade"), ("db", "downgrade", "-1", "--yes"),
                      ("db", "upgrade")):
             result = um2fa(env, *args)

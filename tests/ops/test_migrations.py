@@ -135,3 +135,42 @@ def test_0016_adds_auto_push_off_for_existing_users_and_drops_it_again(database_
     finally:
         engine.dispose()
         migrate.upgrade(database_url)
+
+
+def test_0017_keeps_clients_as_they_were_and_goes_down_without_long_state_names(database_url):
+    """Existing RADIUS clients are not proxies after 0017 (also one added by SQL without the
+    column); a challenge State bound to "proxy/nas policy" (over 64 characters) fits, and
+    going down deletes only such States (they live five minutes)."""
+    from sqlalchemy import text
+
+    command.upgrade(migrate.alembic_config(database_url), "0015")
+    engine = create_engine(normalise_url(database_url))
+    client = ("INSERT INTO radius_clients (name, network, secret_enc, mode, delimiter, "
+              "require_message_authenticator, fail_mode, push_timeout, created_at) VALUES "
+              "(:name, :network, :secret, 'append', ',', true, 'secure', 60, CURRENT_TIMESTAMP)")
+    state = ("INSERT INTO radius_challenges (state_hash, user_id, client_name, created_at, "
+             "expires_at) VALUES (:hash, 1, :name, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+    user = ("INSERT INTO users (id, username, display_name, email, role, disabled, "
+            "failed_factor_count, created_at) VALUES (1, 'alice', '', '', 'student', false, 0, "
+            "CURRENT_TIMESTAMP)")
+    long_name = "p" * 64 + "/nas " + "n" * 64
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(client), {"name": "fw1", "network": "10.0.0.5/32",
+                                        "secret": b"x"})
+            conn.execute(text(user))
+        command.upgrade(migrate.alembic_config(database_url), "0017")
+        with engine.begin() as conn:
+            conn.execute(text(client), {"name": "fw2", "network": "10.0.0.6/32",
+                                        "secret": b"x"})
+            proxies = dict(conn.execute(text("SELECT name, proxy FROM radius_clients")).all())
+            conn.execute(text(state), {"hash": b"a" * 32, "name": long_name})
+            conn.execute(text(state), {"hash": b"b" * 32, "name": "fw1"})
+        command.downgrade(migrate.alembic_config(database_url), "0015")
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT client_name FROM radius_challenges")).scalars()
+            left = list(left)
+    finally:
+        engine.dispose()
+    assert proxies == {"fw1": False, "fw2": False}
+    assert left == ["fw1"]

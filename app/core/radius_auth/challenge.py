@@ -52,7 +52,7 @@ def _new_state(ctx: Context, req: AccessRequest, user: User, push_id: str | None
     state = secrets.token_bytes(16)
     now = ctx.now()
     ctx.db.add(RadiusChallenge(state_hash=_state_hash(ctx, state), user_id=user.id,
-                               client_name=req.client.name, created_at=now,
+                               client_name=req.client.label, created_at=now,
                                expires_at=now + timedelta(seconds=CHALLENGE_TTL_SECONDS),
                                push_id=push_id))
     return state
@@ -85,7 +85,7 @@ def redeem(ctx: Context, req: AccessRequest) -> tuple[User | None, str, str]:
     row = ctx.db.scalar(select(RadiusChallenge).where(
         RadiusChallenge.state_hash == _state_hash(ctx, req.state or b"")))
     user = ctx.db.get(User, row.user_id) if row is not None else None
-    valid = (row is not None and user is not None and row.client_name == req.client.name
+    valid = (row is not None and user is not None and row.client_name == req.client.label
              and user.username == req.username.strip().lower() and row.expires_at > now)
     if valid:
         valid = ctx.db.execute(

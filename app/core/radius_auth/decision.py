@@ -87,7 +87,7 @@ def failure_text(req: AccessRequest, message: str) -> str:
 
 
 def origin_of(req: AccessRequest) -> Origin:
-    facts = [f"radius client {req.client.name}"]
+    facts = [f"radius client {req.client.label}"]
     for label, value in (("NAS-IP-Address", req.nas_ip), ("NAS-Identifier", req.nas_identifier),
                          ("Calling-Station-Id", req.calling_station)):
         if value:

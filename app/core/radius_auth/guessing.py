@@ -39,7 +39,7 @@ def _keys(ctx: Context, req: AccessRequest) -> list[tuple[str, int, str]]:
     found = [(f"radius-user:{req.username.strip().lower()[:64]}",
               settings.radius_guess_user_limit, "user")]
     if req.calling_station:  # without it, only the username is counted (see docs/radius.md)
-        found.append((f"radius-source:{req.client.name}|{req.source}|{req.calling_station}",
+        found.append((f"radius-source:{req.client.label}|{req.source}|{req.calling_station}",
                       settings.radius_guess_source_limit, "NAS and Calling-Station-Id"))
     return found
 

@@ -80,7 +80,7 @@ def send(ctx: Context, origin: Origin, req: AccessRequest, user: User,
                       reason="push fatigue: too many pushes not approved, none sent")
     verified = req.client.mode == "challenge" and ctx.settings.verified_push
     try:
-        request = push.start(ctx, origin, user, device, service=f"VPN ({req.client.name})",
+        request = push.start(ctx, origin, user, device, service=f"VPN ({req.client.label})",
                              timeout=req.client.push_timeout, verified=verified)
     except push.PushError as exc:
         return finish(ctx, origin, req, Outcome.REJECT, str(exc), user=user,

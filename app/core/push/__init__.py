@@ -41,6 +41,7 @@ from app.core.push.errors import (
 )
 from app.core.push.lifecycle import (
     PushOutcome,
+    answered_since,
     complete,
     expire,
     find,

@@ -286,3 +286,27 @@ def fetch(url: str) -> str:
     thread.start()
     thread.join(10)
     return box[0]
+
+
+def test_um2fa_push_events_runs_on_its_own(tmp_path):
+    """The production command, as an operator starts it (deploy/um2fa-push-events.service)."""
+    from tests.peers.live import UM2FA, Subprocess, free_port, make_live_server
+
+    server = make_live_server(tmp_path)  # its environment and instance directory
+    server.cli("db", "upgrade")
+    port = free_port()
+    events = Subprocess()
+    log = tmp_path / "push-events.log"
+    events.spawn([UM2FA, "push-events", "--port", str(port)], env=server.env, log_path=log,
+                 ready_url=f"http://127.0.0.1:{port}/healthz")
+    try:
+        assert fetch(f"http://127.0.0.1:{port}/healthz") == "ok streams=0 subscribed=0\n"
+        refused = Page(f"http://127.0.0.1:{port}", "not-a-token").join()
+        assert refused.status == 403
+    finally:
+        events.stop()  # SIGTERM: a clean stop
+    assert events.process is not None and events.process.returncode == 0
+    text = log.read_text()
+    assert f"push event stream on http://127.0.0.1:{port}/push/events" in text
+    assert "not-a-token" not in text  # the token (in the query) is never logged
+    assert f"GET {STREAM_PATH} 403" in text

@@ -12,10 +12,12 @@ tells the outcome and completes the login with the browser's session, as its pol
 A bad or expired token gets 403, a full server 503; either way the page keeps polling.
 
 How the answer is heard: one `PushWaiter` per process (app/push_wait/waiter.py, the RADIUS
-door's), woken by the Redis fan-out the moment a web node announces an answer (one subscription
-per process, app/push_wait/fanout.py) and otherwise asking the database every 0.25 s, in one
-query for every wait at once (`push.answered_since`). Under `um2fa serve` the app in the same
-process also tells it directly (`LocalAnnouncer`).
+door's). The Redis fan-out (one subscription per process, app/push_wait/fanout.py) ends a wait
+the moment a web node announces its push's answer (announced after the commit: no lookup is
+needed to say "look now"); otherwise the waiter asks the database every 0.25 s, in one query
+for every wait at once (`push.answered_since`), and every UM2FA_PUSH_FANOUT_POLL_SECONDS as a
+safety net while subscribed. Under `um2fa serve` the app in the same process also tells it
+directly (`LocalAnnouncer`).
 
 No cookies are read (the token is the only authority), so the stream may live on another origin
 than the page: `Access-Control-Allow-Origin: *`. The token travels in the query string, which
@@ -82,8 +84,10 @@ class PushEventServer:
         """Listen on host:port (0: a free port); returns the port."""
         settings = self.services.settings
         self.loop = asyncio.get_running_loop()
+        # The stream tells no status, so an announcement ends a wait without a lookup.
         self.waiter = PushWaiter(self._answered_since, interval=self.poll,
-                                 fallback_interval=settings.push_fanout_poll_seconds)
+                                 fallback_interval=settings.push_fanout_poll_seconds,
+                                 trust_announcements=True)
         if settings.redis_url:  # push fan-out (needs the redis package, as the limits do)
             from app.push_wait import fanout
 

@@ -28,7 +28,8 @@ def _int(name: str, default: int) -> int:
 bind = os.environ.get("UM2FA_BIND", "127.0.0.1:8000").split(",")
 workers = _int("UM2FA_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 16))
 # Threads: a worker keeps serving while another request waits on the database or argon2
-# (which releases the GIL). Pushes are polled by the browser, so no request is held open.
+# (which releases the GIL). No request is held open: a page waiting for a push listens to
+# `um2fa push-events` (its own asyncio process) and asks here once the push is answered.
 worker_class = "gthread"
 threads = _int("UM2FA_THREADS", 4)
 timeout = 30

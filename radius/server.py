@@ -26,10 +26,10 @@ from pyrad.server_async import DatagramProtocolServer, ServerAsync, ServerType
 
 from app.core import radius_auth, radius_clients
 from app.core.services import CoreServices
+from app.push_wait.waiter import PushWaiter
 from radius import DEFAULT_MAX_IN_FLIGHT, translate
 from radius.batcher import Batcher, Pending
 from radius.cache import PENDING, RetransmitCache
-from radius.push_wait import PushWaiter
 
 log = logging.getLogger("um2fa.radius")
 
@@ -118,7 +118,7 @@ class RadiusServer(ServerAsync):
                           loop.create_task(self._every(60.0, self._log_stats))]
         if settings.redis_url:  # push fan-out (needs the redis package, as the limits do)
             from app.core.push_events import channel_for
-            from radius import push_fanout
+            from app.push_wait import fanout as push_fanout
 
             self._periodic.append(loop.create_task(push_fanout.listen(
                 settings.redis_url, self.push_waiter,

@@ -1,9 +1,10 @@
 """`um2fa`: the operators' and help desk's command line (a Flask CLI group).
 
 common.py holds what the command groups share; one module per group: db.py, users.py,
-devices.py, recovery.py, demo.py, serve.py, keys.py, and the doors' own in radius/cli.py and
-saml/cli.py. groups.py puts them all on the Flask app (create_app calls its `register`).
-`um2fa radius` builds its services from the settings (app/bootstrap.py), without the Flask app.
+devices.py, recovery.py, demo.py, serve.py, push_events.py, keys.py, and the doors' own in
+radius/cli.py and saml/cli.py. groups.py puts them all on the Flask app (create_app calls its
+`register`). `um2fa radius` and `um2fa push-events` build their services from the settings
+(app/bootstrap.py), without the Flask app.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask.cli import FlaskGroup
 from app.cli.common import CLI, INPUT_ERRORS, configuration_errors, core_session
 from app.cli.groups import register
 from app.cli.keys import keys_group
+from app.cli.push_events import push_events
 from app.config import ConfigError
 from radius import cli as radius_cli
 
@@ -42,6 +44,7 @@ def main() -> None:
     # in the app only for the others): the RADIUS server needs none.
     cli.add_command(radius_cli.radius_serve)
     cli.add_command(keys_group)  # nor do keys: they are made before anything is configured
+    cli.add_command(push_events)  # nor the push event stream
     try:
         cli.main(prog_name="um2fa")
     except ConfigError as exc:

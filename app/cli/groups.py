@@ -9,15 +9,16 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from app.cli import admins, audit, db, demo, devices, keys, recovery, serve, users
+from app.cli import admins, audit, db, demo, devices, keys, push_events, recovery, serve, users
 from radius import cli as radius_cli
 from saml import cli as saml_cli
 
 
 def commands() -> list[click.Command]:
     return [db.db_group, users.users_group, devices.devices_group, recovery.recovery_group,
-            demo.demo_group, keys.keys_group, serve.serve, radius_cli.radius_clients_group,
-            radius_cli.radius_serve, saml_cli.sp_group, saml_cli.saml_group,
+            demo.demo_group, keys.keys_group, serve.serve, push_events.push_events,
+            radius_cli.radius_clients_group, radius_cli.radius_serve, saml_cli.sp_group,
+            saml_cli.saml_group,
             admins.admins_group, admins.api_tokens_group, audit.audit_command]
 
 

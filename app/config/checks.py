@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from urllib.parse import urlsplit
 
 from app.config.settings import SAML_ATTRIBUTE_RE, ConfigError, Settings
 
@@ -66,6 +67,7 @@ def _check_push(settings: Settings) -> None:
         raise ConfigError("UM2FA_PUSH_TIMEOUT must be between 10 and 600 seconds")
     if not 1 <= settings.push_fanout_poll_seconds <= 60:
         raise ConfigError("UM2FA_PUSH_FANOUT_POLL_SECONDS must be between 1 and 60")
+    _check_push_events(settings)
     if settings.push_max_pending < 1:
         raise ConfigError("UM2FA_PUSH_MAX_PENDING must be at least 1")
     if settings.push_fraud_block_minutes < 0:
@@ -73,6 +75,19 @@ def _check_push(settings: Settings) -> None:
     if not 60 <= settings.activation_ttl_seconds <= 3600:
         raise ConfigError("UM2FA_ACTIVATION_TTL_SECONDS must be between 60 and 3600")
     _check_webpush(settings)
+
+
+def _check_push_events(settings: Settings) -> None:
+    url = settings.push_events_url.strip()
+    if url not in ("", "off"):
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and parts.netloc
+        if not (absolute or (url.startswith("/") and not url.startswith("//"))) \
+                or parts.query or parts.fragment:
+            raise ConfigError("UM2FA_PUSH_EVENTS_URL must be off, a path such as /push/events, "
+                              "or an http(s) URL without a query")
+    if not 1 <= settings.push_events_max_streams <= 1_000_000:
+        raise ConfigError("UM2FA_PUSH_EVENTS_MAX_STREAMS must be between 1 and 1000000")
 
 
 _WEBPUSH_HOST = re.compile(r"(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+")

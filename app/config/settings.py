@@ -140,6 +140,13 @@ class Settings:
     # With Redis, answers reach the RADIUS door's push waits at once (push fan-out); it still
     # polls the database this often in case an announcement is lost.
     push_fanout_poll_seconds: int = 2
+    # The push event stream (docs/deploy.md): where a login page waiting for its push hears the
+    # answer at once. "": `um2fa serve` runs it itself (same host, a port of its own); behind
+    # gunicorn, /push/events on the page's own origin, which the proxy sends to
+    # `um2fa push-events`. A path or an http(s) URL names it elsewhere; "off": pages only poll.
+    push_events_url: str = ""
+    # Streams one event server process holds at once (each is a socket); past it, pages poll.
+    push_events_max_streams: int = 10000
     verified_push: bool = True
     activation_ttl_seconds: int = 600
     ratelimit_activate_address: str = "10 per minute"

@@ -14,8 +14,7 @@ from app.core import notices, support
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
 from app.i18n import N_, _
-from app.web import server_session
-from app.web.csp import CSP
+from app.web import csp, push_stream, server_session
 
 log = logging.getLogger("um2fa.web")
 # Under these paths every error is JSON, {"error": "..."}, never a page: the companion app's
@@ -24,7 +23,8 @@ JSON_PATHS = "/api/"
 
 
 def _security_headers(response):
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("Content-Security-Policy",
+                                csp.policy(push_stream.connect_source()))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

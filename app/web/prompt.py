@@ -171,7 +171,8 @@ def push_start():
 @bp.get("/push")
 @login_required
 def push_status():
-    """Polled every second while a push waits; finishes the login once it is approved."""
+    """Asked while a push waits (when the stream says it moved, else every second); finishes
+    the login once it is approved."""
     user = require_user()
     view = push_prompt.check(DOOR, user)
     if view.status == "done":

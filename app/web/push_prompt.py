@@ -1,7 +1,10 @@
 """'Send me a Push' in a 2FA prompt, shared by the portal and the SSO doors.
 
-The push's id stays in the session (never in the page), the page polls a status route every
-second with htmx, and each door finishes its own login once `check` says the push is done.
+The push's id stays in the session, and the status route (`check`, then the door's own
+finish) is the only one that tells the outcome and completes the login. The waiting page asks
+it when the push event stream (app/push_wait/events.py) says the push stopped waiting: the
+page's signed watch token (app/web/push_stream.py) lets it hear that and nothing else. Without
+the stream the page asks every second (htmx polling), as it always may.
 
 "Automatically send me a push" (the user's setting, "My Settings & Devices"): `send_at_once`
 sends the push while the prompt page is drawn, so the page arrives with the push pending
@@ -19,6 +22,7 @@ from app.core import push
 from app.extensions import core, htmx
 from app.i18n import N_, _
 from app.models import Device, PushRequest, User
+from app.web import push_stream
 from app.web.forms import parse_device_id
 from app.web.request_info import origin
 
@@ -47,6 +51,7 @@ class PushView:
     seconds_left: int = 0
     state: dict = field(default_factory=dict)
     automatic: bool = False  # sent as the prompt opened ("Automatically send me a push")
+    stream: str = ""  # the push event stream's URL with the watch token ("": poll only)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Links:
     """A door's URLs for the prompt's methods and the push status region."""
 
     start: str         # POST: "Send me a Push"
-    status: str        # GET: the status route the page polls
+    status: str        # GET: the status route the page asks (on the stream's word, or polling)
     methods: str       # GET: the methods bar for the chosen device (htmx)
     passcode: str      # GET: "Enter a Passcode" without htmx
     passcode_hx: str   # GET: the passcode fragment htmx swaps in
@@ -162,7 +167,8 @@ def _pending(request: PushRequest, state: dict) -> PushView:
     device = ctx.db.get(Device, request.device_id)
     left = max(0, ceil((request.expires_at - ctx.now()).total_seconds()))
     return PushView("pending", push.MESSAGES["pending"], device.name if device else "",
-                    request.number, left, dict(state), automatic=bool(state.get("auto")))
+                    request.number, left, dict(state), automatic=bool(state.get("auto")),
+                    stream=push_stream.url_for_push(request))
 
 
 def check(door: str, user: User) -> PushView:
@@ -194,8 +200,9 @@ def go_to(target: str):
 
 
 def poll_response(view: PushView, links: Links):
-    """The htmx answer to a status poll: a fresh countdown while pending (it keeps polling),
-    else the final message swapped into the status region (which stops the polling)."""
+    """The htmx answer to a status poll: a fresh countdown while pending (it keeps polling; the
+    stream, outside it, stays open), else the final message swapped into the status region
+    (which ends the polling and the stream)."""
     if view.status == "pending":
         return render_template("prompt/_push_countdown.html", push_view=view, push_links=links)
     page = render_template("prompt/_push_status.html", push_view=view, push_links=links,

@@ -199,7 +199,8 @@ def _forget_push_of_another_sign_in() -> None:
 
 @bp.get("/sso/prompt/push")
 def push_status():
-    """Polled every second while the push waits; an approval answers the SP."""
+    """Asked while the push waits (when the stream says it moved, else every second); an
+    approval answers the SP."""
     if (stop := _prompt_gate()) is not None:
         return push_prompt.go_to(url_for("sso.resume")) if htmx else stop
     user = current_user()

@@ -18,8 +18,8 @@ import redis
 
 from app.core import push
 from app.core.push_events import NoPushEvents, RedisPushEvents, make_push_events
-from radius.push_fanout import listen
-from radius.push_wait import PushWaiter
+from app.push_wait.fanout import listen
+from app.push_wait.waiter import PushWaiter
 from tests.conftest import TEST_ORIGIN
 from tests.helpers.push import answer, new_phone
 from tests.peers.live import free_port

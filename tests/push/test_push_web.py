@@ -5,11 +5,13 @@ device of tests/peers/push_device.py (a real P-256 key, the device API), on its 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
 import segno
 
 from app.core import push
+from app.extensions import core
 from app.web.push_prompt import NO_PUSH
 from tests.conftest import (
     PASSWORD,
@@ -190,7 +192,12 @@ def test_push_approved_completes_the_login_once(app, client, clock):
     page, number = started(client)
     assert "Push sent to" in page and "Mobile phone" in page
     assert "This push expires in 60 seconds" in page
-    assert 'hx-get="/prompt/push?next=done"' in page and 'hx-trigger="every 1s"' in page
+    assert 'hx-get="/prompt/push?next=done"' in page
+    assert 'hx-trigger="every 1s, sse:answered"' in page
+    # the push event stream, with the push's watch token (its public id, signed)
+    stream = re.search(r'hx-ext="sse" sse-connect="/push/events\?token=([^"]+)"', page)
+    assert stream and 'sse-close="answered"' in page
+    watched = push.read_watch_token(core.services(app).keys, unquote(stream.group(1)), clock())
     assert 'id="push-status"' in page and 'aria-live="polite"' in page
     assert "<script>" not in page
 
@@ -202,6 +209,7 @@ def test_push_approved_completes_the_login_once(app, client, clock):
 
     request = phone.wait_for_request(timeout=2)
     assert request["service"] == "2FA portal" and request["door"] == "portal"
+    assert watched is not None and watched.public_id == request["id"]
     assert phone.approve(request["id"], number).data["status"] == "approved"
     cookie = app.config["SESSION_COOKIE_NAME"]
     before = client.get_cookie(cookie).value
@@ -224,6 +232,38 @@ def test_push_approved_completes_the_login_once(app, client, clock):
     assert push.MESSAGES["used"] not in text(replay)
     assert other.get("/prompt/done").headers["Location"] == "/"
     assert len(factor_audits(app)) == 1
+
+
+@pytest.mark.parametrize(("setting", "serve_port", "stream", "connect"), [
+    ("", None, "/push/events?token=", ""),  # gunicorn: the proxy sends it on
+    ("", 8123, "http://localhost:8123/push/events?token=", "http://localhost:8123"),
+    ("https://events.2fa.test/push/events", None, "https://events.2fa.test/push/events?token=",
+     "https://events.2fa.test"),
+    ("off", 8123, "", ""),  # only polling
+])
+def test_where_the_waiting_page_listens(app, client, clock, setting, serve_port, stream,
+                                        connect):
+    """UM2FA_PUSH_EVENTS_URL, or `um2fa serve`'s own stream on the host the browser used; the
+    CSP lets the page reach it when it is on another origin."""
+    from dataclasses import replace
+
+    from app.web.push_stream import SERVE_PORT
+
+    app.config["UM2FA"] = replace(app.config["UM2FA"], push_events_url=setting)
+    if serve_port:
+        app.config[SERVE_PORT] = serve_port
+    user_with_phone(app, clock)
+    sign_in(client)
+    send(client)
+    response = client.get("/prompt/push?next=done", base_url="http://localhost")
+    page = text(response)
+    assert 'hx-trigger="every 1s, sse:answered"' in page  # polling stays the fallback
+    if stream:
+        assert f'sse-connect="{stream}' in page
+    else:
+        assert "sse-connect" not in page
+    csp = response.headers["Content-Security-Policy"]
+    assert f"connect-src 'self' {connect};" in csp if connect else "connect-src 'self';" in csp
 
 
 def test_push_without_htmx_checks_on_a_page_and_redirects(app, client, clock):
@@ -268,7 +308,8 @@ def test_push_refused_shows_why_and_offers_both_methods(app, client, clock, deci
     # Only the message: "Send me a Push" and "Enter a Passcode" stay in the methods bar above
     # it (issue 17: they were shown twice after a wrong number).
     assert "Send me a Push" not in body and "Enter a Passcode" not in body
-    assert 'hx-trigger="every 1s"' not in body  # the polling ends
+    assert 'hx-trigger="every 1s' not in body  # the polling ends
+    assert "sse-connect" not in body  # and the stream with it
     assert client.get("/prompt/done").headers["Location"] == "/prompt?next=done"
     assert factor_audits(app) == []
     again = send(client)
@@ -409,6 +450,7 @@ def test_sso_prompt_push_completes_the_saml_response(app, client, clock):
     assert response.status_code == 303 and response.headers["Location"] == "/sso/prompt/push"
     page = text(client.get("/sso/prompt/push"))
     assert "Push sent to" in page and "Signing in to Test SP" in page
+    assert 'sse-connect="/push/events?token=' in page  # the SSO prompt hears it at once too
     number = NUMBER_RE.search(page).group(1)
     pending = client.get("/sso/prompt/push", headers=HX)
     assert "HX-Redirect" not in pending.headers and "expires in" in text(pending)

@@ -6,8 +6,9 @@
   place that turns a push's status into an outcome and its message, for every door);
 - `answers`: the phone's side: what waits for it, its signed answer, a fraud report.
 
-`errors` holds the error classes and the texts. The names below are the package's interface;
-doors use them as `push.start`, `push.finish`, ...
+`watch` makes and reads the token with which a login page may hear (from the push event
+stream) that its push stopped waiting. `errors` holds the error classes and the texts. The
+names below are the package's interface; doors use them as `push.start`, `push.finish`, ...
 """
 
 from app.core.push.activation import (
@@ -42,6 +43,7 @@ from app.core.push.errors import (
 )
 from app.core.push.lifecycle import (
     PushOutcome,
+    answered_since,
     complete,
     expire,
     find,
@@ -51,3 +53,4 @@ from app.core.push.lifecycle import (
     status,
     statuses,
 )
+from app.core.push.watch import Watch, read_watch_token, watch_token

@@ -149,6 +149,18 @@ def statuses(ctx: Context, public_ids: list[str]) -> dict[str, str]:
             for pid, st, exp in rows}
 
 
+def answered_since(ctx: Context, since_row: int) -> dict[str, str]:
+    """Pushes from row `since_row` on that are no longer pending (answered, expired by a
+    login's wait, used), by public id: what a poller of many waits needs (the RADIUS door's,
+    the push event stream's), at a cost that does not grow with the number of waits (the
+    pending rows are skipped inside the database, by a primary key range scan, and never
+    fetched)."""
+    rows = ctx.db.execute(select(PushRequest.public_id, PushRequest.status)
+                          .where(PushRequest.id >= since_row,
+                                 PushRequest.status != "pending")).all()
+    return {public_id: status for public_id, status in rows}
+
+
 def complete(ctx: Context, origin: Origin, user: User, public_id: str, *,
              action: str = "factor") -> bool:
     """Use an approved push for the login it was sent for: true once, false ever after.

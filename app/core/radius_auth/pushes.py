@@ -12,15 +12,13 @@ In append and second-factor modes the VPN client has no screen for a Verified Pu
 those pushes are plain approve/deny (the phone says it is a VPN login). Challenge mode sends a
 Verified Push and shows its number in a second Access-Challenge (challenge.ask_number); the
 answer to it waits for the phone (`follow`). The waiting happens in the door
-(radius/push_wait.py), on its event loop, never in a thread; `push_answers` is what its poller
+(app/push_wait/waiter.py), on its event loop, never in a thread; `push_answers` is what its poller
 reads.
 """
 
 from __future__ import annotations
 
 import logging
-
-from sqlalchemy import select
 
 from app.core import push, users
 from app.core.context import Context, Origin
@@ -40,7 +38,7 @@ from app.core.radius_auth.guessing import TOLERANCE, wait_text
 from app.core.services import CoreServices
 from app.db import UNAVAILABLE as DATABASE_UNAVAILABLE
 from app.i18n import N_, _
-from app.models import Device, PushRequest, User
+from app.models import Device, User
 
 log = logging.getLogger("um2fa.radius")
 
@@ -107,15 +105,9 @@ def follow(ctx: Context, origin: Origin, req: AccessRequest, user: User,
 
 
 def push_answers(services: CoreServices, since_row: int) -> dict[str, str]:
-    """Pushes from row `since_row` on that are no longer pending (answered, expired by a
-    login's wait, used): what the door's poller needs, at a cost that does not grow with the
-    number of logins waiting (the pending rows are skipped inside the database, by a primary
-    key range scan, and never fetched)."""
+    """What the door's poller needs: `push.answered_since`, in a transaction of its own."""
     with services.context() as ctx:
-        rows = ctx.db.execute(select(PushRequest.public_id, PushRequest.status)
-                              .where(PushRequest.id >= since_row,
-                                     PushRequest.status != "pending")).all()
-    return dict(rows)
+        return push.answered_since(ctx, since_row)
 
 
 def finish_push(services: CoreServices, req: AccessRequest, push_id: str) -> Decision:

@@ -1,8 +1,9 @@
-"""The RADIUS door's ear for push fan-out: a Redis subscription to the channel on which web
-nodes announce answered pushes (`app.core.push_events`). Each announcement makes the push
-waiter look in the database at once. The subscription reconnects by itself; while it is down
-the waiter polls at its short interval, and after a reconnect it looks once at once, for the
-announcements missed meanwhile."""
+"""The ear for push fan-out: a Redis subscription to the channel on which web nodes announce
+answered pushes (`app.core.push_events`), one per process that waits for answers (the RADIUS
+door, the push event stream). Each announcement makes the push waiter look in the database at
+once. The subscription reconnects by itself; while it is down the waiter polls at its short
+interval, and after a reconnect it looks once at once, for the announcements missed
+meanwhile."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import redis
 import redis.asyncio as aioredis
 
 from app.core.push_events import CHANNEL
-from radius.push_wait import PushWaiter
+from app.push_wait.waiter import PushWaiter
 
-log = logging.getLogger("um2fa.radius")
+log = logging.getLogger("um2fa.push")
 
 MAX_BACKOFF = 10.0
 KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}

@@ -223,7 +223,8 @@ def test_core_refusals_are_the_status_message(app, client, clock):
     response = client.get("/prompt?next=done")
     page = text(response).replace("&#39;", "'")
     assert response.status_code == 200 and "Traceback" not in page
-    assert re.search(r'id="push-status"[^>]*>\s*<p class="error">' + re.escape(push.TOO_MANY),
+    assert re.search(r'id="push-status"[^>]*>\s*<p class="error"[^>]*>'
+                     + re.escape(push.TOO_MANY),
                      page)
     assert "Send me a Push" in page and "Enter a Passcode" in page
     assert len(phone.pending()) == 3 and pushes_started(app) == ["ok"] * 3 + ["refused"]

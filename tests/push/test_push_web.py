@@ -194,6 +194,9 @@ def test_push_approved_completes_the_login_once(app, client, clock):
     assert "This push expires in 60 seconds" in page
     assert 'hx-get="/prompt/push?next=done"' in page
     assert 'hx-trigger="every 1s, sse:answered"' in page
+    # the sentence's forms, for the countdown the page keeps while its stream is open
+    assert 'data-one="This push expires in {n} second."' in page
+    assert 'data-other="This push expires in {n} seconds."' in page
     # the push event stream, with the push's watch token (its public id, signed)
     stream = re.search(r'hx-ext="sse" sse-connect="/push/events\?token=([^"]+)"', page)
     assert stream and 'sse-close="answered"' in page

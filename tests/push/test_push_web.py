@@ -269,6 +269,20 @@ def test_where_the_waiting_page_listens(app, client, clock, setting, serve_port,
     assert f"connect-src 'self' {connect};" in csp if connect else "connect-src 'self';" in csp
 
 
+def test_a_host_header_that_names_no_host_gets_no_stream(app):
+    """`um2fa serve`'s stream is linked on the host the browser used: a Host header that is no
+    host name goes neither into the page nor into its CSP (the page polls)."""
+    from app.web import push_stream
+
+    app.config[push_stream.SERVE_PORT] = 8123
+    for host, expected in [("127.0.0.1:8000", "http://127.0.0.1:8123/push/events"),
+                           ("[::1]:8000", "http://[::1]:8123/push/events"),
+                           ("evil;script-src *", ""), ('a"b:80', "")]:
+        with app.test_request_context("/", headers={"Host": host}):
+            assert push_stream.base_url() == expected
+            assert push_stream.connect_source() == expected.removesuffix("/push/events")
+
+
 def test_push_without_htmx_checks_on_a_page_and_redirects(app, client, clock):
     phone = user_with_phone(app, clock)
     sign_in(client)

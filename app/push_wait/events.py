@@ -119,7 +119,7 @@ class PushEventServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def hear(self, public_id: str) -> None:
-        """An answer announced by this process's own app (any thread): look now."""
+        """An answer announced by this process's own app (any thread): its pages' waits end."""
         loop, waiter = self.loop, self.waiter
         if loop is not None and waiter is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop is closing

@@ -11,6 +11,7 @@ speed: the page polls as before.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode, urlsplit
 
 from flask import current_app, request
@@ -23,11 +24,17 @@ from app.push_wait import STREAM_PATH
 SERVE_PORT = "UM2FA_PUSH_EVENTS_PORT"  # app.config: the port of `um2fa serve`'s own stream
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
 def _hostname(host: str) -> str:
-    """The Host header's name without its port ("[::1]:8000" -> "[::1]")."""
+    """The Host header's name without its port ("[::1]:8000" -> "[::1]"), or "" when it is no
+    host name (it goes into the page and its CSP)."""
     if host.startswith("["):
-        return host[:host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = host[:host.find("]") + 1] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name if _HOSTNAME.fullmatch(name) else ""
 
 
 def base_url() -> str:
@@ -39,7 +46,8 @@ def base_url() -> str:
         return setting.rstrip("/") or STREAM_PATH
     port = current_app.config.get(SERVE_PORT)
     if port:
-        return f"{request.scheme}://{_hostname(request.host)}:{port}{STREAM_PATH}"
+        host = _hostname(request.host)
+        return f"{request.scheme}://{host}:{port}{STREAM_PATH}" if host else ""
     return STREAM_PATH
 
 

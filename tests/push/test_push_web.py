@@ -194,6 +194,9 @@ def test_push_approved_completes_the_login_once(app, client, clock):
     assert "This push expires in 60 seconds" in page
     assert 'hx-get="/prompt/push?next=done"' in page
     assert 'hx-trigger="every 1s, sse:answered"' in page
+    # the sentence's forms, for the countdown the page keeps while its stream is open
+    assert 'data-one="This push expires in {n} second."' in page
+    assert 'data-other="This push expires in {n} seconds."' in page
     # the push event stream, with the push's watch token (its public id, signed)
     stream = re.search(r'hx-ext="sse" sse-connect="/push/events\?token=([^"]+)"', page)
     assert stream and 'sse-close="answered"' in page
@@ -264,6 +267,20 @@ def test_where_the_waiting_page_listens(app, client, clock, setting, serve_port,
         assert "sse-connect" not in page
     csp = response.headers["Content-Security-Policy"]
     assert f"connect-src 'self' {connect};" in csp if connect else "connect-src 'self';" in csp
+
+
+def test_a_host_header_that_names_no_host_gets_no_stream(app):
+    """`um2fa serve`'s stream is linked on the host the browser used: a Host header that is no
+    host name goes neither into the page nor into its CSP (the page polls)."""
+    from app.web import push_stream
+
+    app.config[push_stream.SERVE_PORT] = 8123
+    for host, expected in [("127.0.0.1:8000", "http://127.0.0.1:8123/push/events"),
+                           ("[::1]:8000", "http://[::1]:8123/push/events"),
+                           ("evil;script-src *", ""), ('a"b:80', "")]:
+        with app.test_request_context("/", headers={"Host": host}):
+            assert push_stream.base_url() == expected
+            assert push_stream.connect_source() == expected.removesuffix("/push/events")
 
 
 def test_push_without_htmx_checks_on_a_page_and_redirects(app, client, clock):

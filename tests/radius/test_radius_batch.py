@@ -255,6 +255,7 @@ def radius_processes(live_radius):
     return live_radius("--processes", "2")
 
 
+@pytest.mark.real_argon2  # the checks must take argon2's real time for a queue to form
 def test_password_checks_beyond_two_per_thread_are_dropped(app, live_radius):
     """argon2 costs a third of a second: a longer queue would be answered after the NAS gave
     up, so the server drops what is beyond 2 checks per worker thread (the NAS retransmits)."""

@@ -40,6 +40,7 @@ def timed_walk(app, answers: dict) -> tuple[float, float]:
     return identify_time, password_time
 
 
+@pytest.mark.real_argon2  # the password step's time is argon2's: at its real cost
 @pytest.mark.parametrize("settings_overrides", [{"recovery_max_failures": 10_000}])
 def test_unknown_user_and_wrong_date_of_birth_take_about_the_same_time(app):
     make_user(app)

@@ -50,6 +50,9 @@ from tests.peers.nodes import (  # noqa: E402
 )
 from tests.peers.push_device import totp  # noqa: E402
 
+# The nodes check passwords at argon2's real cost, as in production: part of the load here.
+pytestmark = pytest.mark.real_argon2
+
 RADIUS_SECRET = "upgrade-secret-0123456789"
 # Set for the test's nodes and CLI runs: they share the instance keys without racing to make them.
 KEYS = {"secret_key": "upgrade-test-secret-key-0123456789",

@@ -6,7 +6,8 @@ run once per session and backend (`MigratedTemplates`); each test gets a copy of
 tests/ops/test_migrations.py runs them step by step on empty databases.
 
 Passwords are hashed with argon2id at its lowest cost in the test process (`CHEAP_ARGON2`),
-except in tests marked `real_argon2`: those whose point is argon2's real cost.
+except in tests marked `real_argon2`: those whose point is argon2's real cost. The IdP's RSA
+keys are made once per session and handed out again in each test (`PooledRsa`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import quote
 import pyotp
 import pytest
 from argon2 import PasswordHasher
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -31,6 +33,7 @@ from app import create_app, migrate
 from app.core import directory, users
 from app.core.context import Context, Origin
 from app.extensions import core
+from saml import keys as saml_keys
 
 PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -144,6 +147,36 @@ verify any hash at the cost it was made with.)"""
     if request.node.get_closest_marker("real_argon2") is None:
         monkeypatch.setattr(directory, "_hasher", CHEAP_ARGON2)
         monkeypatch.setattr(directory, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
+
+
+_RSA_KEYS: dict[tuple[int, int], list[rsa.RSAPrivateKey]] = {}
+
+
+class PooledRsa:
+    """`rsa` for saml/keys.py in one test: the n-th key the test generates is the session's
+    n-th key of that size, made for real the first time a test needs that many. A test's keys
+    differ from one another (a rotation, a second IdP) as new ones would; no test sees
+    another's, each has its own instance directory."""
+
+    def __init__(self) -> None:
+        self.given: dict[tuple[int, int], int] = {}
+
+    def generate_private_key(self, public_exponent: int, key_size: int) -> rsa.RSAPrivateKey:
+        kind = (public_exponent, key_size)
+        made = _RSA_KEYS.setdefault(kind, [])
+        n = self.given.get(kind, 0)
+        if n == len(made):
+            made.append(rsa.generate_private_key(public_exponent=public_exponent,
+                                                 key_size=key_size))
+        self.given[kind] = n + 1
+        return made[n]
+
+
+@pytest.fixture(autouse=True)
+def pooled_rsa_keys(monkeypatch) -> None:
+    """An RSA-3072 key takes a tenth of a second or more to find, and every test that signs or
+    publishes SAML metadata makes two (signing, encryption)."""
+    monkeypatch.setattr(saml_keys, "rsa", PooledRsa())
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Fixtures in the Flask tutorial's style: `app`, `client`, `runner`, plus core helpers.
 
-Every test gets a fresh database built by the Alembic migrations: a SQLite file, and, where
-UM2FA_TEST_DATABASE_URL is set, a fresh schema in that PostgreSQL database too. The migrations
-run once per session and backend (`MigratedTemplates`); each test gets a copy of their result.
-tests/ops/test_migrations.py runs them step by step on empty databases.
+Every test gets a database of its own at the head of the Alembic migrations: a SQLite file, and,
+where UM2FA_TEST_DATABASE_URL is set, a schema in that PostgreSQL database too. The migrations run
+once per session and backend; each test gets a copy of their result, or a schema another test
+used, emptied (tests/helpers/databases.py). tests/ops/test_migrations.py runs them step by step
+on empty databases.
 
 Passwords are hashed with argon2id at its lowest cost in the test process (`CHEAP_ARGON2`),
 except in tests marked `real_argon2`: those whose point is argon2's real cost. The IdP's RSA
@@ -14,26 +15,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import quote
 
 import pyotp
 import pytest
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
-from app import create_app, migrate
+from app import create_app
 from app.core import directory, users
 from app.core.context import Context, Origin
 from app.extensions import core
 from saml import keys as saml_keys
+from tests.helpers.databases import Databases
 
 PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -55,82 +51,27 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
-        return
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-class MigratedTemplates:
-    """Databases at the migrations' head without running Alembic for every test: the migrations
-    run once per backend, on the first test's database; later tests get a copy of the result
-    (SQLite: the file; PostgreSQL: the statements the migrations sent, replayed in the test's
-    own empty schema, in one transaction)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.sqlite_file: Path | None = None
-        self.pg_statements: list[tuple[str, object, bool]] | None = None
-
-    def migrate(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            self._sqlite(Path(url.removeprefix("sqlite:///")))
-        elif self.pg_statements is None:
-            self.pg_statements = _recorded(url)
-        else:
-            _replay(url, self.pg_statements)
-
-    def _sqlite(self, target: Path) -> None:
-        if self.sqlite_file is None:
-            self.sqlite_file = self.folder / "migrated.sqlite3"
-            migrate.upgrade(f"sqlite:///{self.sqlite_file}")
-        shutil.copyfile(self.sqlite_file, target)
-
-
-def _recorded(url: str) -> list[tuple[str, object, bool]]:
-    """Migrate `url` (an empty schema) and keep what changed it: every statement but the reads
-    (SELECTs: the migrations' look-ups, env.py's advisory lock and lock_timeout)."""
-    sent: list[tuple[str, object, bool]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, executemany) -> None:
-        if not statement.lstrip().upper().startswith("SELECT"):
-            sent.append((statement, parameters, executemany))
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        migrate.upgrade(url)
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-    assert sent, "the migrations sent nothing to record"
-    return sent
-
-
-def _replay(url: str, statements: list[tuple[str, object, bool]]) -> None:
-    import psycopg
-
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as conn, conn.cursor() as cur:  # one transaction, committed
-        for statement, parameters, many in statements:
-            if many:
-                cur.executemany(statement, parameters)
-            else:
-                cur.execute(statement, parameters or None)
-
-
 @pytest.fixture(scope="session")
-def migrated_templates(tmp_path_factory) -> MigratedTemplates:
-    return MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+def databases(tmp_path_factory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory.mktemp("migrated"), PG_URL)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path, databases) -> Iterator[str]:
+    """A database of the test's own; at the migrations' head when the test uses `app`, else
+    empty (the test migrates it itself)."""
+    migrated = "app" in request.fixturenames
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        if migrated:
+            databases.migrate(url)
+        yield url
+        return
+    schema = databases.take(migrated=migrated)
+    yield databases.url(schema)
+    databases.give_back(schema, migrated=migrated)
 
 
 # argon2id at its lowest cost: a hash or a verification in microseconds instead of half a second.
@@ -143,7 +84,7 @@ def cheap_password_hashes(request, monkeypatch) -> None:
     """The local directory hashes and verifies at CHEAP_ARGON2's cost in this process (the
     unknown user's dummy verification too, so known and unknown users still cost alike). Tests
     marked `real_argon2` keep the real cost. (Servers in subprocesses hash at the real cost, and
-verify any hash at the cost it was made with.)"""
+    verify any hash at the cost it was made with.)"""
     if request.node.get_closest_marker("real_argon2") is None:
         monkeypatch.setattr(directory, "_hasher", CHEAP_ARGON2)
         monkeypatch.setattr(directory, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
@@ -191,7 +132,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(tmp_path, database_url, settings_overrides, clock, migrated_templates):
+def app(tmp_path, database_url, settings_overrides, clock):
     overrides = {
         "instance_dir": tmp_path / "instance",
         "database_url": database_url,
@@ -207,8 +148,7 @@ def app(tmp_path, database_url, settings_overrides, clock, migrated_templates):
         "testing": True,
         **settings_overrides,
     }
-    migrated_templates.migrate(database_url)
-    application = create_app(overrides)
+    application = create_app(overrides)  # (database_url is at the migrations' head)
     application.config["UM2FA_CLOCK"] = clock
     yield application
     core.database(application).dispose()

@@ -1,9 +1,12 @@
 """Fixtures in the Flask tutorial's style: `app`, `client`, `runner`, plus core helpers.
 
-Every test gets a fresh database built by the Alembic migrations: a SQLite file, and, where
-UM2FA_TEST_DATABASE_URL is set, a fresh schema in that PostgreSQL database too. With PostgreSQL
-nothing makes keys by itself (app/config/keyfiles.py): the instance directory gets a copy of keys
-made once per run, as a node gets the first node's.
+Every test gets a database of its own at the head of the Alembic migrations: a SQLite file, and,
+where UM2FA_TEST_DATABASE_URL is set, a schema in that PostgreSQL database too. The migrations run
+once per session and backend; each test gets a copy of their result, or a schema another test
+used, emptied (tests/helpers/databases.py). tests/ops/test_migrations.py runs them step by step
+on empty databases. With PostgreSQL nothing makes keys by itself (app/config/keyfiles.py): the
+instance directory gets a copy of keys made once per run, as a node gets the first node's. The
+IdP's RSA keys are made once per session and handed out again in each test (`PooledRsa`).
 """
 
 from __future__ import annotations
@@ -12,19 +15,20 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app import create_app, migrate
+from app import create_app
 from app.core import users
 from app.core.context import Context, Origin
 from app.extensions import core
+from saml import keys as saml_keys
+from tests.helpers.databases import Databases
 
 PG_URL = os.environ.get("UM2FA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -46,21 +50,57 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
-        return
-    import psycopg
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory.mktemp("migrated"), PG_URL)
+    yield made
+    made.close()
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path, databases) -> Iterator[str]:
+    """A database of the test's own; at the migrations' head when the test uses `app`, else
+    empty (the test migrates it itself)."""
+    migrated = "app" in request.fixturenames
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        if migrated:
+            databases.migrate(url)
+        yield url
+        return
+    schema = databases.take(migrated=migrated)
+    yield databases.url(schema)
+    databases.give_back(schema, migrated=migrated)
+
+
+_RSA_KEYS: dict[tuple[int, int], list[rsa.RSAPrivateKey]] = {}
+
+
+class PooledRsa:
+    """`rsa` for saml/keys.py in one test: the n-th key the test generates is the session's
+    n-th key of that size, made for real the first time a test needs that many. A test's keys
+    differ from one another (a rotation, a second IdP) as new ones would; no test sees
+    another's, each has its own instance directory."""
+
+    def __init__(self) -> None:
+        self.given: dict[tuple[int, int], int] = {}
+
+    def generate_private_key(self, public_exponent: int, key_size: int) -> rsa.RSAPrivateKey:
+        kind = (public_exponent, key_size)
+        made = _RSA_KEYS.setdefault(kind, [])
+        n = self.given.get(kind, 0)
+        if n == len(made):
+            made.append(rsa.generate_private_key(public_exponent=public_exponent,
+                                                 key_size=key_size))
+        self.given[kind] = n + 1
+        return made[n]
+
+
+@pytest.fixture(autouse=True)
+def pooled_rsa_keys(monkeypatch) -> None:
+    """An RSA-3072 key takes a tenth of a second or more to find, and every test that signs or
+    publishes SAML metadata makes two (signing, encryption)."""
+    monkeypatch.setattr(saml_keys, "rsa", PooledRsa())
 
 
 @pytest.fixture(scope="session")
@@ -111,8 +151,7 @@ def app(request, tmp_path, database_url, settings_overrides, clock):
     }
     if not database_url.startswith("sqlite"):
         give_shared_keys(request, overrides["instance_dir"])
-    migrate.upgrade(database_url)
-    application = create_app(overrides)
+    application = create_app(overrides)  # (database_url is at the migrations' head)
     application.config["UM2FA_CLOCK"] = clock
     yield application
     core.database(application).dispose()

@@ -27,7 +27,7 @@ from app.config import Settings
 from app.core import preferences
 from app.extensions import core
 from app.i18n import languages, text, times
-from app.web.request_info import on_recovery_host
+from app.web.request_info import browser_path, routed_path
 
 bp = Blueprint("language", __name__)
 COOKIE = "um2fa_lang"
@@ -75,20 +75,6 @@ def signed_in(user_id: int) -> None:
         preferences.set_language(ctx, user_id, chosen())
 
 
-def _recovery_prefix() -> str | None:
-    """The recovery portal's path prefix when the request came to UM2FA_RECOVERY_HOST, where
-    its pages are at the root ("/identify/staff" is routed as "/recovery/identify/staff")."""
-    return _settings().recovery_prefix if on_recovery_host() else None
-
-
-def _routed(path: str) -> str:
-    """The path as the application routes it (on the recovery host: with the prefix)."""
-    prefix = _recovery_prefix()
-    if prefix is None or path == prefix or path.startswith(prefix + "/"):
-        return path
-    return prefix + path
-
-
 def _back_to(target: str | None) -> str:
     """`next` if it is a page of ours that answers GET, else the portal (on the recovery host:
     the recovery portal's start, its root)."""
@@ -102,7 +88,7 @@ def _back_to(target: str | None) -> str:
         return fallback
     adapter = current_app.url_map.bind("localhost")
     try:
-        adapter.match(_routed(parts.path), method="GET")
+        adapter.match(routed_path(parts.path), method="GET")
     except RequestRedirect:
         return target
     except (NotFound, MethodNotAllowed):
@@ -127,13 +113,8 @@ def switch():
 
 def _this_page() -> str:
     """Where the switcher comes back to: this page's address as the browser sees it."""
-    here = (request.full_path if request.method == "GET" else request.path).rstrip("?")
-    prefix = _recovery_prefix()
-    if prefix is not None and (here == prefix or here.startswith((prefix + "/", prefix + "?"))):
-        here = here[len(prefix):] or "/"
-        if here.startswith("?"):
-            here = "/" + here
-    return here
+    return browser_path((request.full_path if request.method == "GET" else request.path)
+                        .rstrip("?"))
 
 
 def _template_values() -> dict[str, Any]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from app.core import devices, push, security_keys
-from app.extensions import core, htmx
+from app.core import devices, push
+from app.extensions import htmx
 from app.i18n import N_, _
 from app.web import devices as add_device
 from app.web import push_prompt
@@ -124,8 +124,7 @@ def _second_factor_done(device_id: int | None):
 @login_required
 def key_options():
     """ "Use your security key": navigator.credentials.get's options (JSON)."""
-    return keys_web.options(security_keys.authentication_options(
-        core.context(), require_user(), keys_web.relying_party()))
+    return keys_web.sign_in_options(require_user())
 
 
 @bp.post("/security-key")
@@ -133,12 +132,7 @@ def key_options():
 @passcode_limits()
 def key_verify():
     """The security key's answer (JSON): on success the page moves on, as after a passcode."""
-    outcome = security_keys.authenticate(core.context(), origin(), require_user(),
-                                         keys_web.relying_party(), keys_web.credential(),
-                                         keys_web.take_record())
-    if not outcome.ok:
-        return keys_web.refused(outcome.message, 401)
-    return keys_web.go_to(_second_factor_done(outcome.device.id))
+    return keys_web.sign_in(DOOR, require_user(), _second_factor_done)
 
 
 @bp.get("/methods")

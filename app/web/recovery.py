@@ -37,7 +37,7 @@ from app.extensions import core, limiter
 from app.i18n import N_, _, _l, local_clock, local_iso, ngettext, zone
 from app.web import language
 from app.web.limits import account_limits, typed_username
-from app.web.request_info import ON_RECOVERY_HOST, origin
+from app.web.request_info import ON_RECOVERY_HOST, browser_path, on_recovery_host, origin
 
 bp = Blueprint("recovery", __name__)
 
@@ -116,11 +116,10 @@ class RecoveryHost:
 def rurl(endpoint: str, **values: Any) -> str:
     """url_for, without the path prefix when the request came to the recovery host."""
     url = url_for(endpoint, **values)
-    if request.environ.get(ON_HOST) and endpoint.startswith("recovery."):
-        root = request.script_root + _settings().recovery_prefix
-        if url == root or url.startswith(root + "/"):
-            url = request.script_root + (url[len(root):] or "/")
-    return url
+    root = request.script_root
+    if not endpoint.startswith("recovery.") or not url.startswith(root):
+        return url
+    return root + browser_path(url[len(root):])
 
 
 def _portal_url() -> str:
@@ -132,7 +131,7 @@ def _portal_url() -> str:
 
 @bp.before_request
 def _only_on_recovery_host():
-    if _settings().recovery_host and not request.environ.get(ON_HOST):
+    if _settings().recovery_host and not on_recovery_host():
         abort(404)
     return None
 

@@ -15,6 +15,31 @@ def on_recovery_host() -> bool:
     return bool(request.environ.get(ON_RECOVERY_HOST))
 
 
+def _recovery_prefix() -> str | None:
+    """The recovery portal's path prefix when the request came to UM2FA_RECOVERY_HOST, where
+    its pages are at the root ("/identify/staff" is routed as "/recovery/identify/staff")."""
+    return current_app.config["UM2FA"].recovery_prefix if on_recovery_host() else None
+
+
+def routed_path(path: str) -> str:
+    """A path as the browser sees it, as the application routes it (on the recovery host: with
+    the recovery prefix)."""
+    prefix = _recovery_prefix()
+    if prefix is None or path == prefix or path.startswith(prefix + "/"):
+        return path
+    return prefix + path
+
+
+def browser_path(path: str) -> str:
+    """A path (with its query, if any) as the application routes it, as the browser sees it
+    (on the recovery host: without the recovery prefix)."""
+    prefix = _recovery_prefix()
+    if prefix is None or not (path == prefix or path.startswith((prefix + "/", prefix + "?"))):
+        return path
+    path = path[len(prefix):] or "/"
+    return "/" + path if path.startswith("?") else path
+
+
 def client_addr() -> str:
     if "client_addr" not in g:
         settings = current_app.config["UM2FA"]

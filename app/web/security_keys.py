@@ -5,12 +5,15 @@ portal's prompt (app/web/prompt.py) and the SSO prompt (app/web/sso_prompt.py)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, session
 
 from app.core import security_keys
 from app.extensions import core
+from app.models import User
+from app.web.request_info import origin
 
 SESSION_KEY = "webauthn"
 
@@ -26,6 +29,21 @@ def options(ceremony: tuple[str, dict]) -> Response:
     response = Response(options_json, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def sign_in_options(user: User) -> Response:
+    """ "Use your security key" at a prompt: navigator.credentials.get's options for the user."""
+    return options(security_keys.authentication_options(core.context(), user, relying_party()))
+
+
+def sign_in(door: str, user: User, done: Callable[[int], Any]) -> Any:
+    """The security key's answer at a prompt (JSON): refused, or `done(device_id)`, the door's
+    next page after a second factor, for the script to move to."""
+    outcome = security_keys.authenticate(core.context(), origin(door), user, relying_party(),
+                                         credential(), take_record())
+    if not outcome.ok:
+        return refused(outcome.message, 401)
+    return go_to(done(outcome.device.id))
 
 
 def take_record() -> dict | None:

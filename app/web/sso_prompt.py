@@ -152,8 +152,7 @@ def key_options():
     """ "Use your security key": navigator.credentials.get's options (JSON)."""
     if _prompt_gate() is not None:
         return keys_web.refused(_(security_keys.EXPIRED), 409)
-    return keys_web.options(security_keys.authentication_options(
-        core.context(), current_user(), keys_web.relying_party()))
+    return keys_web.sign_in_options(current_user())
 
 
 @bp.post("/sso/prompt/security-key")
@@ -163,14 +162,10 @@ def key_verify():
     if _prompt_gate() is not None:
         return keys_web.refused(_(security_keys.EXPIRED), 409)
     user = current_user()
-    outcome = security_keys.authenticate(core.context(), origin(DOOR), user,
-                                         keys_web.relying_party(), keys_web.credential(),
-                                         keys_web.take_record())
-    if not outcome.ok:
-        return keys_web.refused(outcome.message, 401)
     body = request.get_json(silent=True)
     wanted = isinstance(body, dict) and body.get("remember") is True
-    return keys_web.go_to(_second_factor_done(user, wanted, outcome.device.id))
+    return keys_web.sign_in(DOOR, user,
+                            lambda device_id: _second_factor_done(user, wanted, device_id))
 
 
 @bp.post("/sso/prompt/push")

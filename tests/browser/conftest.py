@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.browser.axe import AxeWatch
+from tests.browser.steps import Servers
 from tests.peers.live import ROOT, make_live_server
+from tests.peers.myum_live import MyumServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,6 +41,23 @@ def axe_watch():
 def pytest_terminal_summary(terminalreporter):
     if AXE_WATCH.checked or AXE_WATCH.repeats:
         terminalreporter.write_line(AXE_WATCH.summary())
+
+
+@contextmanager
+def idp_and_myum(tmp: Path, *, host: str = "127.0.0.1", **settings: str) -> Iterator[Servers]:
+    """Our IdP (`um2fa serve`, its UM2FA_BASE_URL on `host`) and myUM, both real subprocesses
+    wired together by their metadata as scripts/serve does; stopped on the way out."""
+    idp = make_live_server(tmp, **settings)
+    idp.env["UM2FA_BASE_URL"] = f"http://{host}:{idp.port}"
+    myum = MyumServer(instance_dir=tmp / "myum")
+    try:
+        idp.start()
+        myum.register_with(idp)
+        myum.start()
+        yield Servers(idp, myum)
+    finally:
+        myum.stop()
+        idp.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app.i18n import _, html_tag, use_language
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, idp_and_myum
 from tests.browser.steps import PASSWORD, Servers, assert_clean_console
-from tests.peers.live import make_live_server
-from tests.peers.myum_live import MyumServer
 
 pytestmark = pytest.mark.browser
 
@@ -75,19 +73,9 @@ class Walk:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory) -> Iterator[Servers]:
-    tmp = tmp_path_factory.mktemp("languages")
-    idp = make_live_server(tmp)  # 127.0.0.1 is on campus by default
-    idp.env["UM2FA_BASE_URL"] = idp.url
-    myum = MyumServer(instance_dir=tmp / "myum")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        idp.start()
-        myum.register_with(idp)
-        myum.start()
-        yield Servers(idp, myum)
-    finally:
-        myum.stop()
-        idp.stop()
+    with idp_and_myum(tmp_path_factory.mktemp("languages")) as both:  # 127.0.0.1: on campus
+        yield both
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import idp_and_myum
 from tests.browser.steps import (
     ALICE,
     add_alice,
@@ -27,8 +28,6 @@ from tests.browser.steps import (
     issue_recovery,
     name_device,
 )
-from tests.peers.live import make_live_server
-from tests.peers.myum_live import MyumServer
 
 pytestmark = pytest.mark.browser
 
@@ -64,20 +63,9 @@ class Authenticator:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("security-keys")
-    idp = make_live_server(tmp)
-    base = f"http://localhost:{idp.port}"
-    idp.env["UM2FA_BASE_URL"] = base
-    myum = MyumServer(instance_dir=tmp / "myum")
-    try:
-        idp.start()
-        myum.register_with(idp)
-        myum.start()
-        add_alice(idp, "--role", "staff", "--email", "alice@um.edu.mo")
-        yield idp, myum, base
-    finally:
-        myum.stop()
-        idp.stop()
+    with idp_and_myum(tmp_path_factory.mktemp("security-keys"), host="localhost") as both:
+        add_alice(both.idp, "--role", "staff", "--email", "alice@um.edu.mo")
+        yield both.idp, both.myum, both.idp.env["UM2FA_BASE_URL"]
 
 
 @pytest.fixture

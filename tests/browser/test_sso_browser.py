@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import idp_and_myum
 from tests.browser.steps import (
     ALICE,
     Phone,
@@ -28,8 +29,7 @@ from tests.browser.steps import (
     mark_page,
     remove_device,
 )
-from tests.peers.live import LiveServer, make_live_server
-from tests.peers.myum_live import MyumServer
+from tests.peers.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -38,17 +38,8 @@ USER, NAME, EMAIL = ALICE.user, ALICE.name, "alice@um.edu.mo"
 
 @pytest.fixture
 def servers(tmp_path):
-    idp = make_live_server(tmp_path, campus_networks="10.0.0.0/8", remember_days="7")
-    idp.env["UM2FA_BASE_URL"] = idp.url
-    myum = MyumServer(instance_dir=tmp_path / "myum")
-    try:
-        idp.start()
-        myum.register_with(idp)
-        myum.start()
-        yield Servers(idp, myum)
-    finally:
-        myum.stop()
-        idp.stop()
+    with idp_and_myum(tmp_path, campus_networks="10.0.0.0/8", remember_days="7") as both:
+        yield both
 
 
 def sign_in_to_myum(page: Page, servers: Servers, shots, label: str) -> None:

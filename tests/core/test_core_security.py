@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import logging
 
+import argon2
 import pytest
+from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import select
 
-from app.core import devices, passcodes, signin, users
+from app.core import devices, directory, passcodes, password_hashes, signin, users
 from app.core.keys import Keys
 from app.extensions import core
 from app.models import Device, User
@@ -74,6 +76,19 @@ def test_dob_and_id_are_keyed_hashes(app):
         assert not c.keys.matches(users.DOB_PURPOSE, "1999-12-30", user.dob_hash)
         assert not c.keys.matches(users.DOB_PURPOSE, "1999-12-31", None)
         assert user.password_hash.startswith("$argon2id$")
+
+
+def test_passwords_are_hashed_at_argon2s_cost_and_unknown_users_cost_the_same(app):
+    """New hashes: argon2id at RFC 9106's (argon2-cffi's default) cost; the dummy hash an
+    unknown user is verified against (written out in app/core/password_hashes.py) has the same
+    parameters, so both cost one verification alike."""
+    make_user(app)
+    with committed(app) as c:
+        stored = c.db.scalar(select(User)).password_hash
+    assert argon2.extract_parameters(stored) == RFC_9106_LOW_MEMORY
+    assert argon2.extract_parameters(password_hashes.DUMMY_HASH) == RFC_9106_LOW_MEMORY
+    assert directory.LocalDirectory().check_password("alice", stored, PASSWORD)
+    assert not directory.LocalDirectory().check_password("nobody", None, PASSWORD)
 
 
 def test_no_secret_reaches_the_audit_or_the_log(app, clock, caplog):

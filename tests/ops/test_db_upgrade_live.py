@@ -51,6 +51,8 @@ from tests.peers.nodes import (  # noqa: E402
 )
 from tests.peers.push_device import totp  # noqa: E402
 
+# The nodes check passwords at argon2's real cost, as in production: part of the load here.
+
 RADIUS_SECRET = "upgrade-secret-0123456789"
 # The service's secret and encryption keys in the environment (docs/deploy.md, "3. Shared keys");
 # the nodes' SAML and VAPID keys are made by `um2fa keys generate` before they start.

@@ -67,6 +67,8 @@ from tests.peers.pg_cluster import PgCluster  # noqa: E402
 from tests.peers.push_device import PushDevice, enrol, totp  # noqa: E402
 from tests.peers.saml_sp import SAML_RESPONSE_RE, TestSP  # noqa: E402
 
+# The nodes check passwords at argon2's real cost, as in production: part of the load here.
+
 REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 HIGH_LIMIT = "1000 per minute"
 WEB_SETTINGS = {f"ratelimit_{name}": HIGH_LIMIT for name in (

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,13 +116,17 @@ class RawSocket:
         except TimeoutError:
             return None
 
-    def receive_all(self, window: float) -> list[bytes]:
-        """Every datagram that arrives within `window` seconds."""
+    def receive_all(self, window: float, *, until: Callable[[bytes], bool] | None = None,
+                    ) -> list[bytes]:
+        """Every datagram that arrives within `window` seconds (or until one that `until`
+        accepts has arrived)."""
         replies, deadline = [], time.monotonic() + window
         while (left := deadline - time.monotonic()) > 0:
             data = self.receive(left)
             if data is not None:
                 replies.append(data)
+                if until is not None and until(data):
+                    break
         return replies
 
     def close(self) -> None:

@@ -164,7 +164,8 @@ def test_authenticated_packets_with_strange_attributes(app, radius):
         raw = pkt.RequestPacket()
         garbage.send(raw)
         # a late answer to an earlier example has another Identifier: skip it
-        for reply in garbage.receive_all(0.3 if username and password is not None else 0.02):
+        window = 0.3 if username and password is not None else 0.02
+        for reply in garbage.receive_all(window, until=lambda data: data[1] == pkt.id):
             if reply[1] == pkt.id:
                 assert pkt.VerifyReply(pkt.CreateReply(packet=reply), reply, enforce_ma=True)
         prober.check()

@@ -365,7 +365,8 @@ def test_an_sp_registered_on_its_own_is_not_overwritten(app, runner, federation,
 def test_after_valid_until_passes_the_sps_are_refused_at_sso(app, client, runner, clock,
                                                            federation):
     federation.publish(aggregate([sp_entity(SP1)],
-                                 valid_until=datetime.now(UTC) + timedelta(hours=2)))
+                                 valid_until=datetime.fromtimestamp(clock.now, UTC)
+                                 + timedelta(hours=2)))
     assert add(runner, federation).exit_code == 0
     sp = TestSP(idp_metadata=idp_metadata(client))
     url, _ = sp.login()

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app, migrate
+from app import create_app
 from app.config import ConfigError
 from app.core import service_providers as sps
 from app.core import users
@@ -55,10 +55,10 @@ class Upstream:
 
 
 @pytest.fixture
-def upstream(tmp_path):
+def upstream(tmp_path, databases):
     """The university's IdP: UM 2FA with its own users, letting them in on a password."""
     url = f"sqlite:///{tmp_path / 'upstream.sqlite3'}"
-    migrate.upgrade(url)
+    databases.migrate(url)
     app = create_app({"instance_dir": tmp_path / "upstream", "database_url": url,
                       "base_url": UPSTREAM, "new_user": "allow", "testing": True, **FAST})
     app.config["UM2FA_CLOCK"] = clock = Clock()
@@ -495,9 +495,9 @@ def test_metadata_cli_and_config_errors(app, runner, upstream, tmp_path):
         create_app({**base, "base_url": IDP, "sso_upstream_metadata": str(doctype)})
 
 
-def test_without_upstream_the_routes_are_absent(tmp_path):
+def test_without_upstream_the_routes_are_absent(tmp_path, databases):
     url = f"sqlite:///{tmp_path / 'plain.sqlite3'}"
-    migrate.upgrade(url)
+    databases.migrate(url)
     plain = create_app({"instance_dir": tmp_path / "plain", "database_url": url,
                         "base_url": IDP, "testing": True})
     try:

@@ -369,6 +369,9 @@ def test_wake_ups_past_the_queue_limit_are_dropped(ctx, settings, push_service, 
 
 # --- the VAPID key -----------------------------------------------------------------------------
 
+# Made on first use only on the embedded default (SQLite): with a shared database no process
+# makes keys (app/config/keyfiles.py, tests/ops/test_shared_keys.py).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_vapid_key_is_made_once_private_and_reused(settings):
     path = settings.instance_dir / webpush.KEY_FILE
     assert not path.exists()
@@ -401,6 +404,9 @@ def test_vapid_key_made_by_racing_threads_is_one_key(settings):
         webpush.KEY_FILE]
 
 
+# Made on first use only on the embedded default (SQLite): with a shared database no process
+# makes keys (app/config/keyfiles.py, tests/ops/test_shared_keys.py).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_vapid_key_from_the_configured_path(settings, tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path / "shared" / "vapid.pem"
@@ -499,6 +505,9 @@ def test_bad_subscriptions_are_refused(settings, subscription, message):
         webpush.clean_subscription(settings, subscription)
 
 
+# Made on first use only on the embedded default (SQLite): with a shared database no process
+# makes keys (app/config/keyfiles.py, tests/ops/test_shared_keys.py).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_vapid_key_made_meanwhile_by_another_process_is_used(settings, monkeypatch):
     """Another worker creates the file between our exists() check and our write."""
     first = webpush.application_server_key(settings)

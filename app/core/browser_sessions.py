@@ -57,13 +57,15 @@ def save(ctx: Context, session_id: str, data: dict[str, Any],
          created_at: datetime, *, new: bool, replaces: str | None = None) -> Record:
     """Write the session (and drop the one it replaces, when its id was changed)."""
     key = key_of(ctx.keys, session_id)
-    if replaces:
-        ctx.sessions.delete(ctx.db, key_of(ctx.keys, replaces))
     user_id = data.get("uid") if isinstance(data.get("uid"), int) else None
     expires_at = created_at + timedelta(seconds=ctx.settings.session_lifetime_seconds)
     blob = ctx.keys.encrypt(json.dumps(data, separators=(",", ":")).encode())
-    ctx.sessions.save(ctx.db, key, user_id, blob, created_at, expires_at, ctx.now(),
-                      new=new)
+    if replaces:
+        ctx.sessions.replace(ctx.db, key_of(ctx.keys, replaces), key, user_id, blob,
+                             created_at, expires_at, ctx.now())
+    else:
+        ctx.sessions.save(ctx.db, key, user_id, blob, created_at, expires_at, ctx.now(),
+                          new=new)
     return Record(key, user_id, data, created_at, expires_at)
 
 

@@ -17,12 +17,17 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import after_commit
+from app.db import Prepared
 from app.models import WebSession
 
 _T = WebSession.__table__
-_LOAD = select(_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at).where(
-    _T.c.key == bindparam("key"))
+# Every web request reads its session, and most write it: plain statements, compiled once.
+_LOAD = Prepared(select(_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at).where(
+    _T.c.key == bindparam("key")))
 _UPDATE = update(_T).where(_T.c.key == bindparam("k"))
+_REKEY = Prepared(update(_T).where(_T.c.key == bindparam("old")).values(
+    key=bindparam("key"), user_id=bindparam("user_id"), data=bindparam("data"),
+    created_at=bindparam("created_at"), expires_at=bindparam("expires_at")))
 _DELETE = delete(_T).where(_T.c.key == bindparam("key"))
 PURGE_ONE_IN = 50  # new sessions per purge of expired ones, on average
 Found = tuple[int | None, bytes, datetime, datetime]  # user id, blob, created, expires
@@ -38,6 +43,11 @@ class SessionStore(Protocol):
         """Insert a new session, or update one that still exists (a session ended meanwhile,
         e.g. by a sign-out in another tab, is not brought back)."""
 
+    def replace(self, db: Session, old: bytes, key: bytes, user_id: int | None, blob: bytes,
+                created_at: datetime, expires_at: datetime, now: datetime) -> None:
+        """The session under a new id (after the password, after a second factor): the old
+        record is gone and the new one saved, as `delete` then a new `save` would."""
+
     def delete(self, db: Session, key: bytes) -> None: ...
 
     def end_for_user(self, db: Session, user_id: int, keep: bytes | None) -> None: ...
@@ -48,12 +58,12 @@ class SessionStore(Protocol):
 class DatabaseSessions:
     in_transaction = True  # written in the caller's transaction
 
-    # Plain statements, not the ORM: every web request reads its session (and most write it).
     def load(self, db, key, now):
-        row = db.execute(_LOAD, {"key": key}).first()
-        if row is None or row.expires_at <= now:
+        rows = _LOAD.execute(db.connection(), {"key": key}).rows
+        if not rows or rows[0][3] <= now:
             return None
-        return row.user_id, row.data, row.created_at, row.expires_at
+        user_id, data, created_at, expires_at = rows[0]
+        return user_id, data, created_at, expires_at
 
     def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         if new:
@@ -64,6 +74,14 @@ class DatabaseSessions:
         else:
             db.execute(_UPDATE, {"k": key, "user_id": user_id, "data": blob,
                                  "expires_at": expires_at})
+
+    def replace(self, db, old, key, user_id, blob, created_at, expires_at, now):
+        """One UPDATE of the row's key and contents (a new row if the old one is gone)."""
+        changed = _REKEY.execute(db.connection(), {
+            "old": old, "key": key, "user_id": user_id, "data": blob,
+            "created_at": created_at, "expires_at": expires_at}).rowcount
+        if not changed:
+            self.save(db, key, user_id, blob, created_at, expires_at, now, new=True)
 
     def delete(self, db, key):
         db.execute(_DELETE, {"key": key})
@@ -118,6 +136,10 @@ class RedisSessions:
             pipe.expire(self._user(user_id), ttl, gt=True)
             pipe.expire(self._user(user_id), ttl, nx=True)
         pipe.execute()
+
+    def replace(self, db, old, key, user_id, blob, created_at, expires_at, now):
+        self.delete(db, old)
+        self.save(db, key, user_id, blob, created_at, expires_at, now, new=True)
 
     def delete(self, db, key):
         self._client.delete(self._key(key))

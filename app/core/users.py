@@ -123,18 +123,27 @@ class Subject:
 
 
 _U, _D = User.__table__, Device.__table__
-_SUBJECT = Prepared(
-    select(_U.c.id, _U.c.username, _U.c.role, _U.c.disabled, _U.c.locked_at,
-           _U.c.failed_factor_count, _U.c.locked_until, _D.c.id, _D.c.user_id, _D.c.name,
-           _D.c.kind, _D.c.active, _D.c.is_default, _D.c.secret_enc)
-    .select_from(_U.outerjoin(_D, _D.c.user_id == _U.c.id))
-    .where(_U.c.username == bindparam("username"))
-    .order_by(_D.c.id))
+_SUBJECT_COLUMNS = select(
+    _U.c.id, _U.c.username, _U.c.role, _U.c.disabled, _U.c.locked_at, _U.c.failed_factor_count,
+    _U.c.locked_until, _D.c.id, _D.c.user_id, _D.c.name, _D.c.kind, _D.c.active,
+    _D.c.is_default, _D.c.secret_enc,
+).select_from(_U.outerjoin(_D, _D.c.user_id == _U.c.id)).order_by(_D.c.id)
+_SUBJECT = Prepared(_SUBJECT_COLUMNS.where(_U.c.username == bindparam("username")))
+_SUBJECT_BY_ID = Prepared(_SUBJECT_COLUMNS.where(_U.c.id == bindparam("id")))
 
 
 def subject(ctx: Context, username: str) -> Subject | None:
     """The user and their devices in one SELECT, without the ORM (see Subject)."""
-    rows = _SUBJECT.execute(ctx.db.connection(), {"username": username.strip().lower()}).rows
+    return _subject_of(_SUBJECT.execute(ctx.db.connection(),
+                                        {"username": username.strip().lower()}).rows)
+
+
+def subject_by_id(ctx: Context, user_id: int) -> Subject | None:
+    """`subject` by the user's id (a signed-in browser session's)."""
+    return _subject_of(_SUBJECT_BY_ID.execute(ctx.db.connection(), {"id": user_id}).rows)
+
+
+def _subject_of(rows: list[tuple]) -> Subject | None:
     if not rows:
         return None
     first = rows[0]

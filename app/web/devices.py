@@ -20,6 +20,7 @@ from flask import (
 from app.core import devices, passcodes, push, security_keys
 from app.core.context import Origin
 from app.core.factors import Verdict
+from app.core.users import Subject
 from app.extensions import core, htmx
 from app.i18n import _
 from app.models import Device, User
@@ -90,7 +91,7 @@ def activation_proof() -> passcodes.ActivationProof | None:
         return None
 
 
-def verify_with_activation(origin_: Origin, user: User, code: str,
+def verify_with_activation(origin_: Origin, user: User | Subject, code: str,
                            device_id: int | None) -> passcodes.PasscodeOutcome:
     """The prompts' passcode check (portal and SSO): the activation kept in this session
     covers its first login once."""

@@ -18,6 +18,7 @@ from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
     mark_second_factor,
+    require_subject,
     require_user,
     second_factor_is_fresh,
 )
@@ -103,8 +104,8 @@ def verify():
     if not form.validate():
         error = next(iter(form.errors.values()))[0]
         return _render(form, show_passcode=True, error=error, status=400)
-    user = require_user()
-    outcome = add_device.verify_with_activation(origin(), user, form.passcode.data,
+    outcome = add_device.verify_with_activation(origin(), require_subject(),
+                                                form.passcode.data,
                                                 parse_device_id(form.device.data))
     if not outcome.ok:
         return _render(form, show_passcode=True, error=outcome.message, status=401)

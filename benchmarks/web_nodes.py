@@ -37,6 +37,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -82,6 +83,7 @@ WARMUP_PER_NODE = 8
 # keepalive = 5) closes idle ones after 5 s, and a POST sent as it does so is lost. A proxy in
 # front must likewise keep its upstream keepalive_timeout below the nodes' keepalive.
 IDLE_TIMEOUT = 2.0
+MAX_IN_FLIGHT = 256  # the fixed-rate phase's bound
 
 
 def masked(url: str) -> str:
@@ -213,7 +215,7 @@ class Node(Proc):
 
 
 def start_node(name: str, env: dict[str, str], database_url: str, workers: int, threads: int,
-               workdir: Path, tag: str) -> Node:
+               workdir: Path, tag: str, app_spec: str = "wsgi:app") -> Node:
     port = free_port()
     application_name = f"{tag}_{name}"
     sep = "&" if "?" in database_url else "?"
@@ -222,7 +224,7 @@ def start_node(name: str, env: dict[str, str], database_url: str, workers: int, 
                 "UM2FA_DATABASE_URL": f"{database_url}{sep}application_name={application_name}"}
     log = workdir / f"web-{name}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", app_spec],
         env=node_env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True)
     node = Node(name, process, port, log, application_name=application_name)
@@ -436,12 +438,51 @@ class InFlight:
     buf: bytearray = field(default_factory=bytearray)
 
 
-class Load:
-    """Keeps `concurrency` passcode POSTs in flight; request i goes to node i % len(nodes),
-    each on an idle keep-alive connection to that node (a new one if none is idle)."""
+def passcode_request(user: Prepared, port: int) -> bytes:
+    return build_request("POST", "/prompt", port, user.cookie, {
+        "csrf_token": user.csrf, "next": "done", "device": str(user.device_id),
+        "passcode": totp_now(user.secret)})
 
-    def __init__(self, nodes: list[Node], users: Iterator[Prepared], concurrency: int) -> None:
+
+def passcode_ok(response: Response, user: Prepared) -> bool:
+    if response.status == 302 and response.headers.get("location") == SUCCESS_LOCATION:
+        user.done_cookie = response.cookies.get(COOKIE, "")
+        return True
+    return False
+
+
+def hello_request(user: Prepared, port: int) -> bytes:
+    """The reference: the same bytes on the wire as a passcode POST, to a route that only
+    answers."""
+    return build_request("POST", "/hello", port, user.cookie, {
+        "csrf_token": user.csrf, "next": "done", "device": str(user.device_id),
+        "passcode": "123456"})
+
+
+def hello_ok(response: Response, _user: Prepared) -> bool:
+    return response.status == 200 and response.body == b"hello"
+
+
+@dataclass
+class Workload:
+    name: str
+    request: Callable[[Prepared, int], bytes]
+    ok: Callable[[Response, Prepared], bool]
+
+
+PASSCODE = Workload("passcode POST /prompt", passcode_request, passcode_ok)
+HELLO = Workload("minimal Flask route (POST /hello)", hello_request, hello_ok)
+
+
+class Load:
+    """Keeps `concurrency` requests in flight (or, with a rate, sends at that rate); request i
+    goes to node i % len(nodes), each on an idle keep-alive connection to that node (a new one
+    if none is idle)."""
+
+    def __init__(self, nodes: list[Node], users: Iterator[Prepared], concurrency: int,
+                 workload: Workload = PASSCODE) -> None:
         self.nodes, self.users, self.concurrency = nodes, users, concurrency
+        self.workload = workload
         self.selector = selectors.DefaultSelector()
         # per node: (socket, idle since), most recently used last
         self.idle: list[list[tuple[socket.socket, float]]] = [[] for _ in nodes]
@@ -474,9 +515,7 @@ class Load:
             sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
-        data = build_request("POST", "/prompt", node.port, user.cookie, {
-            "csrf_token": user.csrf, "next": "done", "device": str(user.device_id),
-            "passcode": totp_now(user.secret)})
+        data = self.workload.request(user, node.port)
         self.flying[sock] = InFlight(index, user, time.perf_counter())
         self.selector.register(sock, selectors.EVENT_READ)
         sock.sendall(data)
@@ -512,10 +551,9 @@ class Load:
             latency = time.perf_counter() - flight.sent_at
             keep = response.headers.get("connection", "").lower() != "close"
             self._finish(sock, keep)
-            if response.status == 302 and response.headers.get("location") == SUCCESS_LOCATION:
+            if self.workload.ok(response, flight.user):
                 self.latencies.append(latency)
                 self.per_node[flight.node] += 1
-                flight.user.done_cookie = response.cookies.get(COOKIE, "")
                 self.done.append(flight.user)
             else:  # the status only: the page could echo what was typed
                 self._fail(f"HTTP {response.status} {response.headers.get('location', '')}"
@@ -528,13 +566,23 @@ class Load:
                 self._finish(sock, keep=False)
                 self._fail(f"no answer in {REQUEST_TIMEOUT:.0f} s")
 
-    def run(self, seconds: float) -> float:
+    def run(self, seconds: float, rate: float | None = None) -> float:
+        """A closed loop of `concurrency` in flight, or with `rate`, an open loop that sends
+        one request every 1/rate s whatever is in flight (at most MAX_IN_FLIGHT)."""
         start = time.perf_counter()
-        deadline, last_expire = start + seconds, start
+        deadline, last_expire, next_send = start + seconds, start, start
         while time.perf_counter() < deadline and not self.exhausted:
-            while len(self.flying) < self.concurrency and self._send():
-                pass
-            self._receive(0.05)
+            if rate is None:
+                while len(self.flying) < self.concurrency and self._send():
+                    pass
+                self._receive(0.05)
+            else:
+                now = time.perf_counter()
+                while next_send <= now and len(self.flying) < MAX_IN_FLIGHT:
+                    if not self._send():
+                        break
+                    next_send += 1 / rate
+                self._receive(max(0.0, min(0.05, next_send - time.perf_counter())))
             if time.perf_counter() - last_expire > 1.0:
                 self._expire()
                 last_expire = time.perf_counter()
@@ -577,6 +625,8 @@ class Result:
     workers: int
     threads: int
     concurrency: int
+    workload: str = PASSCODE.name
+    rate: float | None = None  # requests/s sent whatever is in flight; None: a closed loop
     sent: int = 0
     ok: int = 0
     failed: int = 0
@@ -601,10 +651,15 @@ class Result:
     pg_states: dict[str, int] = field(default_factory=dict)  # sampled backend states
     checks: dict = field(default_factory=dict)
 
+    @property
+    def loop(self) -> str:
+        return f"fixed {self.rate:.0f}/s" if self.rate else f"{self.concurrency} in flight"
+
     def summary(self) -> str:
         pg = f"{self.pg_cpu_ms:.2f}" if self.pg_cpu_ms is not None else "n/a"
         out = " - ran out of users, pass a larger --users" if self.ran_out else ""
-        return (f"{self.config}: {self.rps:.0f} req/s ({self.ok} ok, {self.failed} failed, "
+        return (f"{self.config}, {self.loop}: {self.rps:.0f} req/s ({self.ok} ok, "
+                f"{self.failed} failed, "
                 f"{self.seconds:.1f} s{out}), p50 {self.p50_ms:.1f} / p95 {self.p95_ms:.1f} / p99 "
                 f"{self.p99_ms:.1f} ms, CPU ms/req: nodes {self.node_cpu_ms:.2f}, "
                 f"PostgreSQL {pg}, load generator {self.loadgen_cpu_ms:.2f}; machine "
@@ -612,12 +667,12 @@ class Result:
                 f"{self.load_before:.2f} -> {self.load_after:.2f}")
 
 
-def measure(config: str, nodes: list[Node], users: list[Prepared], *, concurrency: int,
+def measure(config: str, nodes: list[Node], users: Iterator[Prepared], *, concurrency: int,
             seconds: float, workers: int, threads: int, backends: Backends,
-            redis_url: str) -> Result:
-    load = Load(nodes, iter(users), concurrency)
-    result = Result(config, len(nodes), workers, threads, concurrency,
-                    load_before=round(os.getloadavg()[0], 2))
+            redis_url: str, workload: Workload = PASSCODE, rate: float | None = None) -> Result:
+    load = Load(nodes, users, concurrency, workload)
+    result = Result(config, len(nodes), workers, threads, concurrency, workload=workload.name,
+                    rate=rate, load_before=round(os.getloadavg()[0], 2))
     nodes_before = [node.cpu() for node in nodes]
     pg_before = backends.cpu()
     redis_before = redis_cpu_seconds(redis_url)
@@ -628,7 +683,7 @@ def measure(config: str, nodes: list[Node], users: list[Prepared], *, concurrenc
                                daemon=True)
     sampler.start()
     try:
-        elapsed = load.run(seconds)
+        elapsed = load.run(seconds, rate)
     finally:
         stop.set()
         load.close()
@@ -690,9 +745,9 @@ def verify(result: Result, nodes: list[Node], users: list[Prepared], plain_url: 
 
 # --- the run -----------------------------------------------------------------------------
 
-def warm_up(nodes: list[Node], users: list[Prepared]) -> None:
-    """A few passcode POSTs on every node before the clock starts (not counted)."""
-    load = Load(nodes, iter(users), concurrency=4)
+def warm_up(nodes: list[Node], users: list[Prepared], workload: Workload = PASSCODE) -> None:
+    """A few requests on every node before the clock starts (not counted)."""
+    load = Load(nodes, iter(users), concurrency=4, workload=workload)
     try:
         load.run(REQUEST_TIMEOUT)
     finally:
@@ -707,7 +762,7 @@ def run_variant(workers: int, args: argparse.Namespace, env: dict[str, str], url
     """Nodes A and B with `workers` workers each: configuration 1 (A), then 2 (A and B)."""
     label = f"{workers} worker{'s' if workers > 1 else ''} x {args.threads} threads"
     warm = WARMUP_PER_NODE * 2
-    total = 2 * (args.users + warm)
+    total = 2 * (args.users + warm) + (int(args.rate * args.duration) + warm if args.rate else 0)
     print(f"\n{label} per node: seeding {total} users ...", flush=True)
     seeded = seed_users(url, f"w{workers}u", total)
     nodes = [start_node(name, env, url, workers, args.threads, workdir, f"{tag}_w{workers}")
@@ -719,19 +774,44 @@ def run_variant(workers: int, args: argparse.Namespace, env: dict[str, str], url
           "(POST /sign-in, GET /prompt?next=done each)", flush=True)
     backends = Backends(plain_url, [node.application_name for node in nodes])
     results = []
-    for config, used in (("1 node", nodes[:1]), ("2 nodes", nodes)):
-        batch, prepared = prepared[:args.users + warm], prepared[args.users + warm:]
+    if args.reference:
+        results.append(reference(label, workers, args, env, url, workdir, tag, prepared[0],
+                                 backends))
+    phases = [("1 node", nodes[:1], None), ("2 nodes", nodes, None)]
+    if args.rate:
+        phases.append(("1 node", nodes[:1], args.rate))
+    for config, used, rate in phases:
+        size = int(rate * args.duration) if rate else args.users
+        batch, prepared = prepared[:size + warm], prepared[size + warm:]
         warm_up(used, batch[:warm])
         users = batch[warm:]
-        print(f"{config}, {label}:", flush=True)
-        result = measure(config, used, users, concurrency=args.concurrency,
+        print(f"{config}, {label}, {f'fixed {rate:.0f}/s' if rate else 'closed loop'}:",
+              flush=True)
+        result = measure(config, used, iter(users), concurrency=args.concurrency,
                          seconds=args.duration, workers=workers, threads=args.threads,
-                         backends=backends, redis_url=args.redis_url)
+                         backends=backends, redis_url=args.redis_url, rate=rate)
         verify(result, used, users, plain_url, schema)
         results.append(result)
     for node in nodes:
         node.stop()
     return results
+
+
+def reference(label: str, workers: int, args: argparse.Namespace, env: dict[str, str],
+              url: str, workdir: Path, tag: str, sample: Prepared, backends: Backends) -> Result:
+    """The minimal Flask route (benchmarks/hello_app.py) on a node of the same gunicorn
+    configuration, in the same closed loop, just before the web nodes are timed."""
+    node = start_node("hello", env, url, workers, args.threads, workdir, f"{tag}_w{workers}",
+                      app_spec="benchmarks.hello_app:app")
+    try:
+        print(f"reference, {label}: {HELLO.name}", flush=True)
+        warm_up([node], [sample] * WARMUP_PER_NODE, HELLO)
+        return measure("reference", [node], itertools.repeat(sample),
+                       concurrency=args.concurrency, seconds=args.duration, workers=workers,
+                       threads=args.threads, backends=backends, redis_url=args.redis_url,
+                       workload=HELLO)
+    finally:
+        node.stop()
 
 
 def main() -> None:
@@ -745,6 +825,11 @@ def main() -> None:
     parser.add_argument("--workers", default="1",
                         help="gunicorn workers per node; comma-separated to run each (e.g. 1,2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    parser.add_argument("--rate", type=float, default=100.0,
+                        help="then a fixed-rate phase on one node at this many requests/s "
+                             "(default 100; 0 skips it)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the minimal Flask route timed first as the reference")
     parser.add_argument("--users", type=int, default=0,
                         help="users signed in per configuration (default: enough for 230 "
                              "req/s over --duration; a configuration ends early if they run "
@@ -762,6 +847,8 @@ def main() -> None:
         worker_counts = [int(w) for w in args.workers.split(",")]
     except ValueError:
         parser.error("--workers must be integers, comma-separated")
+    if not 0 <= args.rate <= 2000:
+        parser.error("--rate must be 0-2000 requests/s")
     if not 1 <= args.duration <= 60 or not 1 <= args.concurrency <= 256:
         parser.error("--duration must be 1-60 s and --concurrency 1-256 (the run is bounded)")
     if not all(1 <= w <= 8 for w in worker_counts) or not 1 <= args.threads <= 32:
@@ -834,20 +921,31 @@ def report(results: list[Result], info: dict) -> None:
     print(f"PostgreSQL {info['database']}, Redis {info['redis']}; {info['rate_limits']}; "
           f"{info['concurrency']} requests in flight, round-robin over the nodes")
     print()
-    print("| per node | nodes | req/s | p50 ms | p95 ms | p99 ms | ok/sent | node CPU ms/req | "
-          "PostgreSQL CPU ms/req | load gen CPU ms/req | node cores used | machine cores busy | "
-          "load avg before/after |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| request | per node | nodes | load | req/s | p50 ms | p95 ms | p99 ms | ok/sent | "
+          "node CPU ms/req | PostgreSQL CPU ms/req | load gen CPU ms/req | node cores used | "
+          "machine cores busy | load avg before/after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         pg = f"{r.pg_cpu_ms:.2f}" if r.pg_cpu_ms is not None else "n/a"
-        print(f"| {r.workers} w x {r.threads} t | {r.nodes} | {r.rps:.0f} | {r.p50_ms:.1f} | "
+        what = "reference" if r.workload == HELLO.name else "passcode"
+        print(f"| {what} | {r.workers} w x {r.threads} t | {r.nodes} | {r.loop} | {r.rps:.0f} | "
+              f"{r.p50_ms:.1f} | "
               f"{r.p95_ms:.1f} | {r.p99_ms:.1f} | {r.ok}/{r.sent} | {r.node_cpu_ms:.2f} | {pg} | "
               f"{r.loadgen_cpu_ms:.2f} | {' + '.join(f'{u:.2f}' for u in r.node_cpu_util)} | "
               f"{r.machine_busy_cores:.2f} | {r.load_before}/{r.load_after} |")
     print()
     by_workers: dict[int, dict[int, Result]] = {}
     for r in results:
-        by_workers.setdefault(r.workers, {})[r.nodes] = r
+        if r.config == "reference":
+            same = next((p for p in results if p.workers == r.workers and p.nodes == 1
+                         and p.workload != r.workload and p.rate is None), None)
+            if same and r.rps and same.node_cpu_ms:
+                print(f"{r.workers} worker(s) x {r.threads} threads, one node, {r.loop}: "
+                      f"passcode {same.rps:.0f} req/s / reference {r.rps:.0f} req/s = "
+                      f"{same.rps / r.rps:.2f}x; node CPU {same.node_cpu_ms:.2f} / "
+                      f"{r.node_cpu_ms:.2f} ms = {same.node_cpu_ms / r.node_cpu_ms:.1f}x")
+        elif r.rate is None:
+            by_workers.setdefault(r.workers, {})[r.nodes] = r
     for workers, pair in by_workers.items():
         if 1 in pair and 2 in pair and pair[1].rps:
             print(f"{workers} worker(s) x {pair[1].threads} threads per node: 2 nodes / 1 node "

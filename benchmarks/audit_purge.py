@@ -233,8 +233,10 @@ def postgres_processes() -> dict[int, float]:
     return found
 
 
-def run_purge(database: str, age: str, env: dict[str, str], rows_before: int,
+def run_purge(database: str, command: list[str], env: dict[str, str], rows_before: int,
               writer: Writer, backend: BackendCpu | None) -> tuple[Purge, str]:
+    """Run `command` (um2fa audit purge …) while `writer` writes; what it did."""
+    age = command[command.index("--older-than") + 1]
     load, cpu = [round(v, 2) for v in os.getloadavg()], children_cpu()
     writer.start()
     if backend is not None:
@@ -242,7 +244,7 @@ def run_purge(database: str, age: str, env: dict[str, str], rows_before: int,
     time.sleep(0.5)  # the writer's baseline before the command starts
     started = time.monotonic()
     try:
-        result = subprocess.run([UM2FA, "audit", "purge", "--older-than", age], env=env,
+        result = subprocess.run(command, env=env,
                                 capture_output=True, text=True, timeout=PURGE_TIMEOUT,
                                 check=False)
     finally:
@@ -309,8 +311,13 @@ def pg_fill(conn: Any, rows: int, days: int) -> dict[str, Any]:
             "avg_detail_chars": round(float(avg_row[1]), 1)}
 
 
-def postgresql(url: str, rows: int, days: int, ages: list[str], instance: Path,
-               results: list[Purge], info: dict[str, Any]) -> None:
+def purge_command(age: str, batch_size: int) -> list[str]:
+    return [UM2FA, "audit", "purge", "--older-than", age,
+            *(["--batch-size", str(batch_size)] if batch_size else [])]
+
+
+def postgresql(url: str, rows: int, days: int, ages: list[str], batch_size: int,
+               instance: Path, results: list[Purge], info: dict[str, Any]) -> None:
     import psycopg
 
     schema, schema_url, drop = fresh_schema(url)
@@ -343,8 +350,8 @@ def postgresql(url: str, rows: int, days: int, ages: list[str], instance: Path,
                     " - make_interval(days => %s)) FROM audit_events",
                     (cutoff_days(age), cutoff_days(age))).fetchone())
             writer = Writer(connect, "now()")
-            purge, out = run_purge("postgresql", age, env, before["rows"], writer,
-                                   BackendCpu(plain))
+            purge, out = run_purge("postgresql", purge_command(age, batch_size), env,
+                                   before["rows"], writer, BackendCpu(plain))
             with connect() as conn:
                 after = pg_sizes(conn)
                 purge.sizes = {"before": before, "after": after}
@@ -362,8 +369,8 @@ def postgresql(url: str, rows: int, days: int, ages: list[str], instance: Path,
 
 # --- SQLite -----------------------------------------------------------------------------------
 
-def sqlite(rows: int, days: int, ages: list[str], workdir: Path, instance: Path,
-           results: list[Purge], info: dict[str, Any]) -> None:
+def sqlite(rows: int, days: int, ages: list[str], batch_size: int, workdir: Path,
+           instance: Path, results: list[Purge], info: dict[str, Any]) -> None:
     from app import migrate
 
     path = workdir / "audit.sqlite3"
@@ -395,7 +402,8 @@ def sqlite(rows: int, days: int, ages: list[str], workdir: Path, instance: Path,
                 (datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),)
             ).fetchone()[0] for when in (cut + 60, cut))
         size_before = path.stat().st_size
-        purge, out = run_purge("sqlite", age, env, count, Writer(connect, now_sql), None)
+        purge, out = run_purge("sqlite", purge_command(age, batch_size), env, count,
+                               Writer(connect, now_sql), None)
         with sqlite3.connect(path) as conn:
             left = conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
         purge.sizes = {"before": {"rows": count, "file_mb": mb(size_before)},
@@ -455,6 +463,8 @@ def main() -> None:
     parser.add_argument("--ages", default="365d,90d")
     parser.add_argument("--database-url", default=os.environ.get("UM2FA_TEST_DATABASE_URL")
                         or DEFAULT_PG)
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="the command's --batch-size (default: its own)")
     parser.add_argument("--skip-postgresql", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -470,7 +480,8 @@ def main() -> None:
         "machine": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
                    f"{platform.python_version()}",
         "load_at_start": [round(v, 2) for v in os.getloadavg()],
-        "rows": args.rows, "sqlite_rows": args.sqlite_rows, "days": args.days}
+        "rows": args.rows, "sqlite_rows": args.sqlite_rows, "days": args.days,
+        "batch_size": args.batch_size or "the command's default"}
     print(f"{info['date']}; {info['machine']}; load average {info['load_at_start']}",
           flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="um2fa-purge-bench-"))
@@ -479,9 +490,11 @@ def main() -> None:
     started = time.monotonic()
     try:
         if not args.skip_postgresql:
-            postgresql(args.database_url, args.rows, args.days, ages, instance, results, info)
+            postgresql(args.database_url, args.rows, args.days, ages, args.batch_size, instance,
+                       results, info)
         if args.sqlite_rows:
-            sqlite(args.sqlite_rows, args.days, ages, workdir, instance, results, info)
+            sqlite(args.sqlite_rows, args.days, ages, args.batch_size, workdir, instance, results,
+                   info)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     info["load_at_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -1,18 +1,42 @@
-"""`um2fa audit USER`: a person's audit records on the command line, newest first (the same
-search as the console's and the API's: app/core/audit_search.py)."""
+"""`um2fa audit`: the audit on the command line.
+
+`um2fa audit USER` (or `um2fa audit show USER`): a person's audit records, newest first (the
+same search as the console's and the API's: app/core/audit_search.py). `um2fa audit purge`:
+records older than a cutoff deleted, a batch at a time (app/core/audit_retention.py). A first
+argument that names no subcommand is a username, so `um2fa audit USER` works as it always did;
+a user called `purge` or `show` is `um2fa audit show purge`."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
 
-from app.cli.common import core_session
-from app.core import audit_search
+from app.cli import progress
+from app.cli.common import CLI, core_session
+from app.core import audit_retention, audit_search
+from app.core.audit_retention import RetentionError
 from app.core.audit_search import AuditSearchError
 from app.models import AuditEvent
 
+SHOW = "show"
 
-@click.command("audit")
+
+class _AuditGroup(click.Group):
+    """A group whose first argument, when it names no subcommand, is `show`'s username."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [SHOW, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("audit", cls=_AuditGroup)
+def audit_group() -> None:
+    """The audit: `um2fa audit USERNAME [--since] [--limit]` lists USERNAME's records (as
+    `um2fa audit show USERNAME`); `um2fa audit purge --older-than 365d` deletes old ones."""
+
+
+@audit_group.command(SHOW)
 @click.argument("username")
 @click.option("--since", default="", metavar="WHEN",
               help="From this time: 2026-12-01, 2026-12-01T08:00 (UTC), or back from now: "
@@ -20,7 +44,7 @@ from app.models import AuditEvent
 @click.option("--limit", default=50, show_default=True,
               type=click.IntRange(1, audit_search.EXPORT_LIMIT), help="At most this many.")
 @with_appcontext
-def audit_command(username: str, since: str, limit: int) -> None:
+def audit_show(username: str, since: str, limit: int) -> None:
     """USERNAME's audit records, newest first, one a line: time, door, action, outcome,
     address, device, actor, detail (tab-separated)."""
     with core_session() as ctx:
@@ -35,6 +59,38 @@ def audit_command(username: str, since: str, limit: int) -> None:
     if not found:
         click.echo(f"no audit records for {query.username}"
                    + (f" since {query.since.isoformat()}" if query.since else ""), err=True)
+
+
+@audit_group.command("purge")
+@click.option("--older-than", "older_than", default="", metavar="AGE",
+              help="Delete records older than this: 365d, 52w, 36h (at least 1 day).")
+@click.option("--before", default="", metavar="DATE",
+              help="Or: delete records before this time, 2025-12-01 or 2025-12-01T08:00 (UTC "
+                   "unless an offset is given; at least 1 day ago).")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--batch-size", default=audit_retention.BATCH, show_default=True,
+              type=click.IntRange(audit_retention.MIN_BATCH, audit_retention.MAX_BATCH),
+              help="Records deleted per transaction.")
+@with_appcontext
+def audit_purge(older_than: str, before: str, dry_run: bool, batch_size: int) -> None:
+    """Delete audit records older than a cutoff (the retention), oldest first, BATCH-SIZE per
+    short transaction: the service keeps running and writing its records meanwhile. The purge
+    is itself audited (audit.purge, with the cutoff and the count)."""
+    with core_session() as ctx:
+        try:
+            cutoff = audit_retention.cutoff(ctx.now(), older_than=older_than, before=before)
+        except RetentionError as exc:
+            raise click.UsageError(str(exc)) from None
+        when = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if dry_run:
+            n = audit_retention.count(ctx, cutoff)
+            click.echo(f"would delete {n} audit record(s) before {when} (dry run: nothing "
+                       "deleted)")
+            return
+        done = audit_retention.purge(ctx, CLI, cutoff, batch=batch_size,
+                                     progress=progress.terminal())
+    click.echo(f"deleted {done.deleted} audit record(s) before {when} in {done.batches} "
+               f"batch(es)")
 
 
 def line(row: AuditEvent) -> str:

@@ -19,7 +19,7 @@ def commands() -> list[click.Command]:
             demo.demo_group, keys.keys_group, serve.serve, push_events.push_events,
             radius_cli.radius_clients_group, radius_cli.radius_serve, saml_cli.sp_group,
             saml_cli.saml_group,
-            admins.admins_group, admins.api_tokens_group, audit.audit_command]
+            admins.admins_group, admins.api_tokens_group, audit.audit_group]
 
 
 def register(app: Flask) -> None:

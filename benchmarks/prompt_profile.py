@@ -134,7 +134,6 @@ def main() -> None:
         statements: list[str] = []
         if args.statements:
             from sqlalchemy import event
-
             from sqlalchemy.engine import Engine
 
             event.listen(Engine, "before_cursor_execute",

@@ -18,7 +18,6 @@ import cProfile
 import io
 import os
 import pstats
-import re
 import shutil
 import tempfile
 import time
@@ -31,26 +30,12 @@ from benchmarks.web_nodes import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
     HIGH_LIMIT,
-    PASSWORD,
     RATE_LIMITS,
     SeedUser,
+    past_the_password,
     seed_users,
     totp_now,
 )
-
-CSRF_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def signed_in(client, user: SeedUser) -> tuple[str, str]:
-    """(session cookie after the password step and the prompt's GET, the prompt's CSRF)."""
-    page = client.get("/")
-    token = CSRF_RE.search(page.data).group(1).decode()
-    reply = client.post("/sign-in", data={"csrf_token": token, "username": user.username,
-                                          "password": PASSWORD})
-    assert reply.status_code == 302, reply.status_code
-    prompt = client.get("/prompt?next=done")
-    cookie = client.get_cookie(COOKIE).value
-    return cookie, CSRF_RE.search(prompt.data).group(1).decode()
 
 
 def environs(app, prepared: list[tuple[SeedUser, str, str]]) -> list[dict]:
@@ -81,11 +66,9 @@ def call(app, environ: dict) -> str:
 
 
 def prepare(app, users: list[SeedUser]) -> list[tuple[SeedUser, str, str]]:
-    out = []
-    for user in users:
-        with app.test_client() as client:
-            out.append((user, *signed_in(client, user)))
-    return out
+    """Each user past the password step (benchmarks.web_nodes.past_the_password)."""
+    return [(user, p.cookie, p.csrf) for user in users
+            for p in (past_the_password(app, user),)]
 
 
 def main() -> None:

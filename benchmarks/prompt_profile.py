@@ -1,14 +1,18 @@
 """Where the prompt's passcode POST spends its CPU: the web door in one process, no HTTP.
 
-    .venv/bin/python -m benchmarks.prompt_profile [--users 600] [--top 40] [--sqlite]
+    .venv/bin/python -m benchmarks.prompt_profile [--users 600] [--cprofile] [--top 40]
+                                                  [--statements] [--no-logging] [--sqlite]
                                                   [--database-url URL] [--redis-url URL]
 
 The same request as benchmarks.web_nodes times (POST /prompt with the session cookie, the
 CSRF token, next=done, the device and its current code), called as the WSGI application with
 pre-built environs, so what is measured is the app: Flask, the session, CSRF, the limits, the
-core and the database client. First a plain run (CPU ms per request from process time), then
-a run under cProfile whose top functions are printed by own time and by cumulative time.
-Bounded: --users requests in each run, after as many sign-ins.
+core and the database client, and the log lines (configured as wsgi.py does). A plain run
+gives the CPU ms per request (process time); --cprofile then runs as many again under cProfile
+(CPU time) and prints the top functions by own and by cumulative time; --statements prints
+the SQL of one POST that goes through SQLAlchemy's execution (the compiled hot-path statements,
+app/db.py: Prepared, do not). Bounded: --users requests per run. For a sampling profile, run it
+under py-spy (`py-spy record -f raw -- .venv/bin/python -m benchmarks.prompt_profile`).
 """
 
 from __future__ import annotations

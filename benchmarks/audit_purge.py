@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import cpu_model, fresh_schema, percentile
 from benchmarks.procs import proc_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -443,16 +443,6 @@ def show(purge: Purge) -> None:
           f"{w['max_ms']} ms, {w['errors']} errors; load {purge.load_before} -> "
           f"{purge.load_after}; {purge.sizes}{'' if purge.ok else ' FAILED: ' + purge.note}",
           flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote
 
 
@@ -29,3 +31,13 @@ def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

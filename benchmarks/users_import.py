@@ -39,7 +39,7 @@ from pathlib import Path
 
 import bcrypt
 
-from benchmarks.common import fresh_schema
+from benchmarks.common import cpu_model, fresh_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
@@ -234,16 +234,6 @@ def main() -> None:
     if not all(r.ok for r in runs):
         raise SystemExit("FAILED: " + "; ".join(f"{r.database} {r.kind} {r.rows}: {r.note}"
                                                 for r in runs if not r.ok))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def show(run: Run) -> None:

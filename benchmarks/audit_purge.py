@@ -37,7 +37,6 @@ import os
 import platform
 import re
 import resource
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -53,6 +52,7 @@ from typing import Any
 
 from benchmarks.common import cpu_model, fresh_schema, percentile
 from benchmarks.procs import proc_cpu_seconds
+from benchmarks.users_import import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
@@ -129,17 +129,6 @@ class Purge:
 
 
 # --- the command, and what runs beside it -----------------------------------------------------
-
-def environment(instance: Path, url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
-    # PYTHONPATH: the `um2fa` script of a shared .venv runs this checkout's code
-    env.update({"UM2FA_INSTANCE_DIR": str(instance), "UM2FA_DATABASE_URL": url,
-                "UM2FA_SECRET_KEY": secrets.token_urlsafe(32),
-                "UM2FA_ENCRYPTION_KEY": secrets.token_urlsafe(32),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                            env.get("PYTHONPATH")]))})
-    return env
-
 
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -54,7 +54,6 @@ from benchmarks.common import cpu_model, fresh_schema, percentile
 from benchmarks.procs import proc_cpu_seconds
 from benchmarks.users_import import environment
 
-ROOT = Path(__file__).resolve().parents[1]
 UM2FA = str(Path(sys.executable).with_name("um2fa"))
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 APPLICATION_NAME = "bench_audit_purge"

@@ -15,13 +15,14 @@ import cProfile
 import pstats
 import sys
 import threading
+import time
 
 _profiles: list[cProfile.Profile] = []
 _run = threading.Thread.run
 
 
 def _profiled_run(self: threading.Thread) -> None:
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)
     _profiles.append(profile)
     profile.enable()
     try:
@@ -48,7 +49,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     path = sys.argv[1]
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
-    main_profile = cProfile.Profile()
+    main_profile = cProfile.Profile(time.thread_time)
     _profiles.append(main_profile)
     atexit.register(_dump, path)
     from app.cli import main as um2fa

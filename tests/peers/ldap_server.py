@@ -273,13 +273,15 @@ class SlapdServer:
         for sub in ("slapd.d", "data"):
             (self.root / sub).mkdir()
         (self.root / "config.ldif").write_text(_config_ldif(self.root))
-        data = _data_ldif() + ("\n" + _bulk_ldif(self.bulk_users) if self.bulk_users else "")
-        (self.root / "data.ldif").write_text(data)
+        (self.root / "data.ldif").write_text(_data_ldif())
         self._run(["slapadd", "-n", "0", "-F", str(self.root / "slapd.d"),
                    "-l", str(self.root / "config.ldif")])
-        # -q: no consistency checks, for the bulk load (the data is ours, made just above)
-        self._run(["slapadd", "-q", "-n", "1", "-F", str(self.root / "slapd.d"),
+        self._run(["slapadd", "-n", "1", "-F", str(self.root / "slapd.d"),
                    "-l", str(self.root / "data.ldif")])
+        if self.bulk_users:  # -q: no consistency checks (the data is ours, made just here)
+            (self.root / "bulk.ldif").write_text(_bulk_ldif(self.bulk_users))
+            self._run(["slapadd", "-q", "-n", "1", "-F", str(self.root / "slapd.d"),
+                       "-l", str(self.root / "bulk.ldif")])
 
     @staticmethod
     def _run(args: list[str]) -> None:

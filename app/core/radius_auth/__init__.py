@@ -34,6 +34,8 @@ from app.core.radius_auth.entry import (
     DEGRADED,
     PAP_ONLY,
     authenticate,
+    check_password_apart,
+    checks_password_apart,
     database_unavailable,
     decide,
     decide_many,

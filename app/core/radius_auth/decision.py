@@ -13,6 +13,7 @@ from app.core import audit
 from app.core.context import Context, Origin
 from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
+from app.core.signin import PasswordCheck
 from app.core.users import Subject
 from app.i18n import N_, _, use_language
 from app.models import User
@@ -50,6 +51,9 @@ class AccessRequest:
     nas_ip: str = ""
     nas_identifier: str = ""
     calling_station: str = ""
+    # the directory's answer for the password, asked before the transaction (append and
+    # challenge modes with LDAP or upstream RADIUS: modes.check_password_apart)
+    checked: PasswordCheck | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

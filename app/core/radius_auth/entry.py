@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from app.core import audit
 from app.core.context import Context
-from app.core.directory import DirectoryUnavailable
+from app.core.directory import DirectoryUnavailable, keeps_passwords
 from app.core.radius_auth import modes
 from app.core.radius_auth.decision import (
     ACTION,
@@ -83,6 +83,29 @@ def verifies_password(req: AccessRequest) -> bool:
     """Whether deciding `req` checks a password (argon2: a third of a second of CPU) or not
     (second-factor-only mode, a challenge answer): the door decides the latter in batches."""
     return req.password is not None and req.state is None and req.client.mode != "second-factor"
+
+
+def checks_password_apart(services: CoreServices, req: AccessRequest) -> bool:
+    """Whether `req`'s password is checked by a directory outside our database (LDAP,
+    upstream RADIUS): then the door asks it first, on a worker thread, with no transaction
+    open (`check_password_apart`), and decides the rest in a batch like a passcode."""
+    return verifies_password(req) and not keeps_passwords(services.directory)
+
+
+def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRequest | Decision:
+    """The directory's answer for `req`'s password, asked before its transaction: the request
+    carrying it, to be decided in a batch (`decide_many`); or already the answer when the
+    directory or the database (the guessing counters) cannot be asked."""
+    with speaking(req, services.settings.default_language):
+        try:
+            return modes.check_password_apart(services, req)
+        except DATABASE_UNAVAILABLE as exc:
+            log.error("database unavailable for a RADIUS decision: %s", _cause(exc))
+            return database_unavailable(services, req)
+        except DirectoryUnavailable as exc:
+            log.error("directory unavailable for a RADIUS decision: %s", exc)
+            return unavailable(services.keys, req, "directory unavailable",
+                               "directory unavailable")
 
 
 def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[Decision]:

@@ -77,7 +77,7 @@ def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequenc
         found = checked.found
         if found is not None:
             try:
-                user = provisioning.sync_user(ctx, origin, found)
+                user = provisioning.sync_user(ctx, origin, found, user)
             except users.UserError:
                 user = None  # a directory username we cannot hold: as unknown
     # A username that matches no user may be a password typed in the wrong field: the audit

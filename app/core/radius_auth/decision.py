@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from app.core import audit
+from app.core.attempts import Count
 from app.core.context import Context, Origin
 from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
@@ -53,7 +54,16 @@ class AccessRequest:
     calling_station: str = ""
     # the directory's answer for the password, asked before the transaction (append and
     # challenge modes with LDAP or upstream RADIUS: modes.check_password_apart)
-    checked: PasswordCheck | None = field(default=None, repr=False)
+    checked: CheckedApart | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CheckedApart:
+    """A password asked before the request's transaction, when its username and source were
+    not waiting (guessing): the directory's answer, and the username's failure count then."""
+
+    password: PasswordCheck
+    counted: Count
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,11 @@ def _left(ctx: Context, req: AccessRequest) -> tuple[float, str, Count]:
     return left, what, counts[0]
 
 
-def waiting(ctx: Context, req: AccessRequest) -> bool:
-    """Whether the request's username or source is waiting (its password is not checked)."""
-    return _left(ctx, req)[0] > TOLERANCE
+def waiting(ctx: Context, req: AccessRequest) -> tuple[bool, Count]:
+    """Whether the request's username or source is waiting (its password is not checked), and
+    the username's count (for `succeeded`)."""
+    left, _what, counted = _left(ctx, req)
+    return left > TOLERANCE, counted
 
 
 def refusal(ctx: Context, origin: Origin,

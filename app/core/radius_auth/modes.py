@@ -20,6 +20,7 @@ from app.core.radius_auth import challenge, guessing, pushes
 from app.core.radius_auth.decision import (
     CHALLENGE_GONE,
     AccessRequest,
+    CheckedApart,
     Decision,
     Outcome,
     failure_text,
@@ -57,11 +58,12 @@ def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRe
     about (its request goes on unchecked, and is refused in its transaction). Raises
     DirectoryUnavailable, and the database's errors (the guessing counters)."""
     with services.context() as ctx:
-        if guessing.waiting(ctx, req):
-            return req
+        waiting, counted = guessing.waiting(ctx, req)
+    if waiting:
+        return req
     checked = signin.check_apart(services.directory, req.username,
                                  [password for password, _factor in readings(req)])
-    return req if checked is None else replace(req, checked=checked)
+    return req if checked is None else replace(req, checked=CheckedApart(checked, counted))
 
 
 def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
@@ -82,13 +84,17 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     """append and challenge modes: the password, optionally followed by a factor. A username or
     source that has guessed too often waits, and its password is not checked meanwhile. The
     directory's answer may have been asked before the transaction (`req.checked`,
-    `check_password_apart`)."""
-    refused, counted = guessing.refusal(ctx, origin, req)
-    if refused is not None:
-        return refused
+    `check_password_apart`, when the username and source were not waiting: then it stands)."""
+    if req.checked is not None:
+        checked, counted = req.checked.password, req.checked.counted
+    else:
+        checked = None
+        refused, counted = guessing.refusal(ctx, origin, req)
+        if refused is not None:
+            return refused
     options = readings(req)
     user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options],
-                                       req.checked)
+                                       checked)
     if user is None:
         return finish(ctx, origin, req, Outcome.REJECT,
                       failure_text(req, signin.SIGN_IN_FAILED), reason="password",

@@ -2,7 +2,7 @@
 UM2FA_DIRECTORY=ldap against slapd on this machine, back to back with slapd's own simple-bind
 rate measured in the same run by the same client library (ldap3).
 
-    .venv/bin/python -m benchmarks.radius_ldap [--duration 10] [--rate 300] [--threads 8]
+    .venv/bin/python -m benchmarks.radius_ldap [--duration 10] [--rate R] [--threads 8]
                                                [--modes bind,search] [--database-url URL]
                                                [--ref-threads 8] [--json FILE]
 
@@ -20,8 +20,8 @@ local row (as the first sign-in's provisioning leaves it) with one TOTP device.
    distinct user with the current code of their device, so every accept is the LDAP bind, the
    attribute lookup (provisioning), the TOTP check with its replay record and the audit rows.
    A closed loop (--window requests in flight: the door queues at most 2 password checks per
-   worker thread) for requests/s, then a fixed rate (--rate) for
-   p50/p99 at that load. The load generator, its reply checks and the server CPU from /proc
+   worker thread) for requests/s, then a fixed rate (--rate; by default half the closed loop's)
+   for p50/p99 at that load. The load generator, its reply checks and the server CPU from /proc
    are benchmarks/radius.py's; slapd's CPU is read the same way.
 
 Everything listens on 127.0.0.1 and every phase has a deadline. Results go to standard output
@@ -234,10 +234,10 @@ class Phase:
 
 
 def phase(proc: Proc, slapd: SlapdServer, directory: str, kind: str, requests: TotpRequests,
-          args: argparse.Namespace) -> Phase:
+          args: argparse.Namespace, rate: float = 0.0) -> Phase:
     before = proc_cpu_seconds(slapd.process.pid) or 0.0
     result = measure(proc, f"append, LDAP {directory}", kind, requests, seconds=args.duration,
-                     window=args.window, rate=args.rate)
+                     window=args.window, rate=rate)
     used = (proc_cpu_seconds(slapd.process.pid) or 0.0) - before
     slapd_ms = round(used * 1000 / max(result.answered, 1), 4)
     print(f"  slapd CPU {slapd_ms:.3f} ms/request", flush=True)
@@ -263,11 +263,11 @@ def run_mode(workdir: Path, database_url: str, slapd: SlapdServer, directory: st
                             TotpRequests(names[:closed_users], secrets_by_user,
                                          BULK_PASSWORD + ","), args))
         wait_until_idle(database_url)
-        print(f"UM 2FA, append, LDAP {MODE_NAMES[directory]}, fixed {args.rate:.0f}/s:",
-              flush=True)
+        rate = args.rate or max(10.0, round(phases[-1].result.rps / 2, -1))
+        print(f"UM 2FA, append, LDAP {MODE_NAMES[directory]}, fixed {rate:.0f}/s:", flush=True)
         phases.append(phase(proc, slapd, directory, "open",
                             TotpRequests(names[closed_users:], secrets_by_user,
-                                         BULK_PASSWORD + ","), args))
+                                         BULK_PASSWORD + ","), args, rate))
         wait_until_idle(database_url)
         rss = round(proc.rss_mb(), 1)
     finally:
@@ -284,8 +284,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0,
                         help="seconds per phase (default 10)")
-    parser.add_argument("--rate", type=float, default=300.0,
-                        help="requests/s of the fixed-rate phase (default 300)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests/s of the fixed-rate phase (default: half the closed "
+                             "loop's rate just measured, rounded to 10/s)")
     parser.add_argument("--threads", type=int, default=8,
                         help="`um2fa radius --threads` (default 8)")
     parser.add_argument("--processes", type=int, default=1,
@@ -297,9 +298,10 @@ def main() -> None:
                         help="threads of the slapd bind-rate reference (default 8)")
     parser.add_argument("--modes", default="bind,search",
                         help="LDAP modes to run: bind, search or both (default bind,search)")
-    parser.add_argument("--max-rate", type=float, default=4000.0,
+    parser.add_argument("--max-rate", type=float, default=2000.0,
                         help="the most requests/s the closed loop is given users for "
-                             "(default 4000; it ends early when they run out)")
+                             "(default 2000; it ends early when they run out); the fixed-rate "
+                             "phase gets half as many")
     parser.add_argument("--pool-size", type=int, default=0,
                         help="UM2FA_LDAP_POOL_SIZE (default: the setting's default)")
     parser.add_argument("--bind-pool-size", type=int, default=0,
@@ -317,15 +319,16 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         parser.error("--modes: bind, search or bind,search")
-    if not 1 <= args.duration <= 60 or not 1 <= args.rate <= 5000:
-        parser.error("--duration must be 1-60 s and --rate 1-5000/s (the run is bounded)")
+    if not 1 <= args.duration <= 60 or not 0 <= args.rate <= 5000:
+        parser.error("--duration must be 1-60 s and --rate 0-5000/s (the run is bounded)")
     if not 100 <= args.max_rate <= 20000:
         parser.error("--max-rate must be 100-20000")
     if not 1 <= args.threads <= 64 or not 1 <= args.processes <= 8 \
             or not 1 <= args.ref_threads <= 64:
         parser.error("--threads 1-64, --processes 1-8, --ref-threads 1-64")
     args.window = args.window or 2 * args.threads * args.processes
-    per_mode = int(args.max_rate * args.duration) + int(args.rate * args.duration)
+    args.rate = min(args.rate, args.max_rate / 2) if args.rate else 0.0
+    per_mode = int(args.max_rate * args.duration) + int(args.max_rate / 2 * args.duration)
     users = per_mode * len(modes)
     workdir = Path(tempfile.mkdtemp(prefix="um2fa-ldap-bench-"))
     cleanup: list[Callable[[], None]] = []

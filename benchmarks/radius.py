@@ -615,7 +615,10 @@ def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str,
     log = workdir / log_name
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
     env.update({"UM2FA_INSTANCE_DIR": str(workdir / "instance"),
-                "UM2FA_DATABASE_URL": database_url, **(extra_env or {})})
+                "UM2FA_DATABASE_URL": database_url, **(extra_env or {}),
+                # the `um2fa` script of a shared .venv runs this checkout's code
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                            env.get("PYTHONPATH")]))})
     if redis_url:
         env["UM2FA_REDIS_URL"] = redis_url  # push fan-out
     proc = subprocess.Popen([*(command or [UM2FA]), "radius", "--host", "127.0.0.1", "--port", "0",

@@ -50,6 +50,7 @@ from pathlib import Path
 from benchmarks.common import fresh_schema, percentile
 from benchmarks.procs import Proc, proc_cpu_seconds
 from benchmarks.radius import (
+    ROOT,
     SECRET,
     Result,
     TotpRequests,
@@ -254,7 +255,8 @@ def run_mode(workdir: Path, database_url: str, slapd: SlapdServer, directory: st
                    str(args.profile.resolve() / f"radius-ldap-{directory}.pstats")]
     proc = start_um2fa(workdir, database_url, args.threads, args.server_log_level,
                        args.processes, extra_env=ldap_env(slapd, directory, args),
-                       command=command, log_name=f"um2fa-radius-{directory}.log")
+                       command=command, log_name=f"um2fa-radius-{directory}.log",
+                       code=args.server_code or ROOT)
     closed_users = int(args.max_rate * args.duration)
     phases: list[Phase] = []
     try:
@@ -312,6 +314,9 @@ def main() -> None:
     parser.add_argument("--server-log-level", default="info",
                         help="`um2fa radius --log-level` (default info: the audit lines, as "
                              "in production)")
+    parser.add_argument("--server-code", type=Path,
+                        help="the checkout whose code `um2fa radius` runs (default: this one; "
+                             "another, e.g. main's, for a before/after comparison)")
     parser.add_argument("--profile", type=Path,
                         help="run the server under cProfile; a .pstats file per mode here")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -337,6 +342,7 @@ def main() -> None:
     info: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                              f"Python {platform.python_version()}",
                   "um2fa": f"--threads {args.threads} --processes {args.processes}",
+                  "server_code": str(args.server_code or ROOT),
                   "window": args.window, "started": datetime.now(UTC).isoformat(),
                   "load_at_start": os.getloadavg(), "users": users}
     try:
@@ -389,7 +395,7 @@ def report(phases: list[Phase], references: list[BindRate], info: dict,
     print(f"machine: {info['machine']}; load average at start {info['load_at_start']}, "
           f"at end {info.get('load_at_end')}")
     print(f"database: {info.get('database')}; {info.get('slapd')}; um2fa radius "
-          f"{info['um2fa']}; {info['users']:,} users")
+          f"{info['um2fa']} ({info['server_code']}); {info['users']:,} users")
     print()
     print("| run | req/s | p50 ms | p99 ms | accepted/sent | lost | server CPU ms/req | "
           "slapd CPU ms/req | load avg before/after |")

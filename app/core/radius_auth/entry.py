@@ -177,10 +177,12 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
     origin = origin_of(req)
     if (req.client.fail_mode == "safe" and req.password is not None
             and req.client.mode != "second-factor"):
-        passwords = [password for password, _factor in modes.readings(req)]
         try:
-            correct = any(services.directory.check_password(req.username, None, p)
-                          for p in passwords)
+            if req.checked is not None:  # the directory was asked before the transaction
+                correct = req.checked.password.matched >= 0
+            else:
+                correct = any(services.directory.check_password(req.username, None, password)
+                              for password, _factor in modes.readings(req))
         except DirectoryUnavailable:
             correct = False
         if correct:

@@ -35,6 +35,7 @@ from app.core.radius_auth.entry import (
     PAP_ONLY,
     authenticate,
     check_password_apart,
+    check_then_decide,
     checks_password_apart,
     database_unavailable,
     decide,

@@ -108,6 +108,14 @@ def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRe
                                "directory unavailable")
 
 
+def check_then_decide(services: CoreServices, req: AccessRequest) -> Decision:
+    """`check_password_apart`, then the rest of the request in its own transaction (`decide`):
+    for a database that runs transactions side by side (PostgreSQL), where each worker thread
+    overlaps its round trips with the others'."""
+    checked = check_password_apart(services, req)
+    return checked if isinstance(checked, Decision) else decide(services, checked)
+
+
 def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[Decision]:
     """Decide requests that arrived together in one transaction (group commit): one commit, and
     the audit records in one INSERT, instead of one of each per request. The door answers only

@@ -88,13 +88,14 @@ def verifies_password(req: AccessRequest) -> bool:
 def checks_password_apart(services: CoreServices, req: AccessRequest) -> bool:
     """Whether `req`'s password is checked by a directory outside our database (LDAP,
     upstream RADIUS): then the door asks it first, on a worker thread, with no transaction
-    open (`check_password_apart`), and decides the rest in a batch like a passcode."""
+    open (`check_password_apart`), and decides the rest after it: in a batch like a passcode,
+    or in its own transaction (`check_then_decide`)."""
     return verifies_password(req) and not keeps_passwords(services.directory)
 
 
 def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRequest | Decision:
     """The directory's answer for `req`'s password, asked before its transaction: the request
-    carrying it, to be decided in a batch (`decide_many`); or already the answer when the
+    carrying it, to be decided (`decide_many`, `decide`); or already the answer when the
     directory or the database (the guessing counters) cannot be asked."""
     with speaking(req, services.settings.default_language):
         try:

@@ -53,8 +53,8 @@ def _is_factor(word: str) -> bool:
 
 def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRequest:
     """Before the request's transaction, for a directory outside our database (LDAP, upstream
-    RADIUS): the request with the directory's answer for its readings (`checked`), so that it
-    is decided in a batch like a passcode. A username or source that is waiting is not asked
+    RADIUS): the request with the directory's answer for its readings (`checked`), so that
+    its transaction holds no LDAP round trip. A username or source that is waiting is not asked
     about (its request goes on unchecked, and is refused in its transaction). Raises
     DirectoryUnavailable, and the database's errors (the guessing counters)."""
     with services.context() as ctx:

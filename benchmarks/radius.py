@@ -608,14 +608,22 @@ def seed_push_users(db, keys, count: int, password_hash: str, now: datetime) -> 
 
 
 def start_um2fa(workdir: Path, database_url: str, threads: int, log_level: str,
-                processes: int = 1, redis_url: str = "") -> Proc:
-    log = workdir / "um2fa-radius.log"
+                processes: int = 1, redis_url: str = "", extra_env: dict[str, str] | None = None,
+                command: list[str] | None = None, log_name: str = "um2fa-radius.log",
+                code: Path = ROOT) -> Proc:
+    """`um2fa radius` (or `command`, which takes its arguments, e.g. a profiler around it) with
+    the run's instance and database, and `extra_env` (more UM2FA_ settings), running the code
+    of the checkout `code` (this one by default; another for a before/after comparison)."""
+    log = workdir / log_name
     env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
     env.update({"UM2FA_INSTANCE_DIR": str(workdir / "instance"),
-                "UM2FA_DATABASE_URL": database_url})
+                "UM2FA_DATABASE_URL": database_url, **(extra_env or {}),
+                # the `um2fa` script of a shared .venv runs this checkout's code
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(code),
+                                                            env.get("PYTHONPATH")]))})
     if redis_url:
         env["UM2FA_REDIS_URL"] = redis_url  # push fan-out
-    proc = subprocess.Popen([UM2FA, "radius", "--host", "127.0.0.1", "--port", "0",
+    proc = subprocess.Popen([*(command or [UM2FA]), "radius", "--host", "127.0.0.1", "--port", "0",
                              "--threads", str(threads), "--processes", str(processes),
                              "--log-level", log_level],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,

@@ -6,7 +6,9 @@ thread that takes whatever has queued up and decides it in one transaction (grou
 app.core.radius_auth.decide_many); requests that verify a password (argon2) run in a
 ThreadPoolExecutor, whose threads argon2 keeps busy outside the GIL. At most `max_in_flight`
 requests are being decided at once, and at most 2 password checks per worker thread (more are
-dropped and the NAS retransmits).
+dropped and the NAS retransmits). A password that a directory outside the database checks (LDAP,
+upstream RADIUS) is asked on a worker thread with no transaction open; the rest of that request
+is then decided in a batch like a passcode (SQLite), or in its own transaction on that thread.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class RadiusServer(ServerAsync):
         self.refresh_seconds = refresh_seconds
         self.reuse_port = reuse_port
         self.batch_lock = batch_lock
+        # After a password asked apart (LDAP), the rest of the login: SQLite takes one writer at
+        # a time, so the decision thread's batches (one transaction for many) are what scales;
+        # PostgreSQL runs transactions side by side, so each on its worker thread overlaps its
+        # round trips with the others' (docs/benchmarks.md, "The VPN path with LDAP passwords").
+        self.batch_after_check = services.db.url.startswith("sqlite")
         self.cache_ttl = cache_ttl
         self.cache = RetransmitCache(ttl=cache_ttl)
         self.table = radius_clients.ClientTable([])
@@ -278,8 +285,10 @@ class RadiusServer(ServerAsync):
             self.batcher.submit(Pending(protocol, pkt, request, key, addr))
             return
         self.password_in_flight += 1
+        apart = self.batcher is not None and radius_auth.checks_password_apart(self.services,
+                                                                                request)
         task = asyncio.get_running_loop().create_task(
-            self._decide(protocol, pkt, request, key, addr))
+            (self._check_apart if apart else self._decide)(protocol, pkt, request, key, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -297,6 +306,29 @@ class RadiusServer(ServerAsync):
         finally:
             self.password_in_flight -= 1
         self._answer(Pending(protocol, pkt, request, key, addr), decision)
+
+    async def _check_apart(self, protocol: AuthProtocol, pkt: rp.AuthPacket,
+                           request: radius_auth.AccessRequest, key: tuple, addr: tuple) -> None:
+        """A password that a directory outside the database checks (LDAP): asked on a worker
+        thread with no transaction open, then the rest decided in a batch like a passcode
+        (SQLite), or in its own transaction on the same thread (`batch_after_check`)."""
+        loop = asyncio.get_running_loop()
+        work = (radius_auth.check_password_apart if self.batch_after_check
+                else radius_auth.check_then_decide)
+        try:
+            checked = await loop.run_in_executor(self.pool, work, self.services, request)
+        except Exception:  # noqa: BLE001 - answer, and keep the traceback in the log
+            log.exception("error checking a password from client %s", request.client.name)
+            checked = radius_auth.error_decision(request,
+                                                 self.services.settings.default_language)
+        finally:
+            self.password_in_flight -= 1
+        if isinstance(checked, radius_auth.Decision):
+            self._answer(Pending(protocol, pkt, request, key, addr), checked)
+            return
+        assert self.batcher is not None  # started: `stop` waits for this task before closing it
+        self.batched_in_flight += 1
+        self.batcher.submit(Pending(protocol, pkt, checked, key, addr))
 
     def _answer_batch(self, batch: list[Pending],
                       decisions: list[radius_auth.Decision]) -> None:

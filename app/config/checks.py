@@ -181,6 +181,8 @@ def _check_ldap(settings: Settings) -> None:
         raise ConfigError("UM2FA_LDAP_TIMEOUT must be between 1 and 60 seconds")
     if not 1 <= settings.ldap_pool_size <= 64:
         raise ConfigError("UM2FA_LDAP_POOL_SIZE must be between 1 and 64")
+    if not 1 <= settings.ldap_bind_pool_size <= 64:
+        raise ConfigError("UM2FA_LDAP_BIND_POOL_SIZE must be between 1 and 64")
 
 
 def _check_upstream(settings: Settings) -> None:

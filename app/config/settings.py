@@ -181,6 +181,7 @@ class Settings:
     ldap_ca_file: str = ""
     ldap_timeout: int = 5
     ldap_pool_size: int = 4
+    ldap_bind_pool_size: int = 8
     ldap_attributes: dict[str, str] = field(default_factory=lambda: dict(LDAP_DEFAULT_ATTRIBUTES))
     upstream_radius_servers: tuple[str, ...] = ()  # host:port, tried in order
     upstream_radius_secret: str = field(default="", repr=False)

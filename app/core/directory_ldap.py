@@ -5,20 +5,20 @@ Two ways to find the user's entry: a DN template (bind straight as
 `user_filter`, then we bind as the entry found). The username is escaped for where it goes (a
 DN value or a filter value), so it can never change the DN or the filter's structure.
 
-User binds run on their own short-lived connection. Searches run on a small pool of
-service-account connections, bounded by `ldap_pool_size`; a pooled connection that the server
-dropped (restart, idle timeout) is replaced once, transparently. When the server cannot be
-reached, TLS fails, or it answers busy/unavailable, DirectoryUnavailable is raised.
+Two pools of open connections, never mixed: searches run on the service account's (bounded
+by `ldap_pool_size`), user binds on connections used for nothing but user binds (bounded by
+`ldap_bind_pool_size`), so a password check costs one bind round trip, and a connection last
+bound as one user is never asked anything in that user's name again. A pooled connection that
+the server dropped (restart, idle timeout) is replaced once, transparently. When the server
+cannot be reached, TLS fails, or it answers busy/unavailable, DirectoryUnavailable is raised.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import ssl
-import threading
 import weakref
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,8 @@ from ldap3.utils.dn import escape_rdn
 
 from app.config import Settings
 from app.core.directory import DirectoryUnavailable, DirectoryUser
+from app.core.ldap_pool import LdapPool
+from app.core.ldap_pool import close as _close
 
 log = logging.getLogger("um2fa.ldap")
 
@@ -116,14 +118,13 @@ class LdapDirectory:
         self._timeout = settings.ldap_timeout
         self._tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ldap_ca_file or None)
         self._attributes = dict(settings.ldap_attributes)
-        self._idle: list[Connection] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(settings.ldap_pool_size)
-        self.opened = 0  # service connections opened, for pool_info()
+        # Two pools, never mixed: the service account's searches, and the users' binds.
+        self._service = LdapPool(settings.ldap_pool_size, self._timeout, "service-account")
+        self._binds = LdapPool(settings.ldap_bind_pool_size, self._timeout, "user-bind")
         # A forked child (RADIUS workers, gunicorn --preload) must not share the parent's
         # sockets: it forgets the inherited pool and opens its own.
         ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (d := ref()) and d._forget_pool())
+        os.register_at_fork(after_in_child=lambda: (d := ref()) and d._forget_pools())
 
     # -- the Directory protocol ------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class LdapDirectory:
         dn = self._user_dn(username)
         if dn is None:
             # No such user: bind anyway, as a DN that names no entry, so that an unknown
-            # username costs the same round trips (a connection, StartTLS, a bind) as a known
+            # username costs the same round trips (a bind on a pooled connection) as a known
             # one with a wrong password, and the answer's time does not tell them apart.
             self._bind_as(self._no_such_user_dn(), password)
             return False
@@ -229,41 +230,66 @@ class LdapDirectory:
         return conn
 
     def _bind_as(self, dn: str, password: str) -> bool:
-        """A user bind on a connection of its own, closed straight after."""
-        conn = None
-        try:
-            conn = self._open(dn, password)
-            if conn.bound:
-                return True
-            code = conn.result.get("result")
-            if code in _REFUSED:
-                return False
+        """A user bind on a pooled connection that is only ever used for user binds: one bind
+        round trip. A pooled connection that no longer works (the server restarted or timed
+        it out) is closed and the bind made on a fresh one (TCP, StartTLS, the bind), once."""
+        with self._binds.slot():
+            conn = self._binds.take()
+            code = None if conn is None else self._rebind(conn, dn, password)
+            if conn is None or code is None:
+                try:
+                    conn = self._open(dn, password)
+                except LDAPInvalidDnError:
+                    return False  # a username no DN can be made of is no user
+                except (LDAPException, OSError) as exc:
+                    raise self._unavailable(exc) from exc
+                _forget_password(conn)
+                self._binds.opening()
+                code = conn.result.get("result")
+            if conn.bound or code in _REFUSED:
+                # bound as this user, or (refused) anonymous: either way its next use is
+                # another user's bind, which replaces the identity before anything is asked
+                self._binds.give_back(conn)
+                return bool(conn.bound)
+            _close(conn)
             description = conn.result.get("description")
             log.error("LDAP directory unavailable: a user bind answered %s", description)
             raise DirectoryUnavailable(f"LDAP bind failed: {description}")
-        except LDAPInvalidDnError:
-            return False  # a username no DN can be made of is no user
-        except (LDAPException, OSError) as exc:
-            raise self._unavailable(exc) from exc
+
+    def _rebind(self, conn: Connection, dn: str, password: str) -> int | None:
+        """Bind again on a pooled connection: the result code, or None (the connection is
+        closed) when it no longer works. Never on a connection that lost its TLS: ldap3 would
+        reopen it in clear."""
+        if conn.closed or (self.settings.ldap_starttls and not conn.tls_started):
+            _close(conn)
+            return None
+        conn.user, conn.password, conn.authentication = dn, password, SIMPLE
+        try:
+            conn.bind(read_server_info=False)
+        except (LDAPException, OSError):
+            _close(conn)
+            return None
         finally:
-            if conn is not None:
-                _close(conn)
+            _forget_password(conn)
+        code = (conn.result or {}).get("result")
+        if code in _UNWELL or code is None:
+            _close(conn)
+            return None
+        return code
 
     def _search(self, base: str, flt: str, scope: str,
                 attributes: list[str]) -> tuple[int, str, list[dict[str, Any]]]:
         """A search on a pooled service-account connection: (result code, description,
         entries). A pooled connection that no longer works (the server restarted or timed it
         out) is dropped and the search made again on a fresh one, once."""
-        if not self._slots.acquire(timeout=self._timeout):
-            raise DirectoryUnavailable("LDAP connection pool exhausted")
-        try:
+        with self._service.slot():
             for attempt in range(2):
-                conn = self._take() if attempt == 0 else self._new_service()
+                conn = (self._service.take() if attempt == 0 else None) or self._new_service()
                 try:
                     conn.search(base, flt, scope, attributes=attributes, size_limit=2,
                                 time_limit=self._timeout)
                 except (LDAPInvalidDnError, LDAPInvalidFilterError):
-                    self._give_back(conn)
+                    self._service.give_back(conn)
                     return 32, "no such object", []  # no entry has such a name
                 except (LDAPException, OSError) as exc:
                     _close(conn)
@@ -278,21 +304,9 @@ class LdapDirectory:
                         raise DirectoryUnavailable(f"LDAP search failed: {description}")
                     continue
                 entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
-                self._give_back(conn)
+                self._service.give_back(conn)
                 return code, description, entries
             raise AssertionError("unreachable")
-        finally:
-            self._slots.release()
-
-    def _take(self) -> Connection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._new_service()
-
-    def _give_back(self, conn: Connection) -> None:
-        with self._lock:
-            self._idle.append(conn)
 
     def _new_service(self) -> Connection:
         try:
@@ -306,26 +320,20 @@ class LdapDirectory:
             log.error("LDAP directory unavailable: the service account bind answered %s",
                       description)
             raise DirectoryUnavailable(f"LDAP service account bind failed: {description}")
-        with self._lock:
-            self.opened += 1
+        self._service.opening()
         return conn
 
-    def pool_info(self) -> dict[str, int]:
-        with self._lock:
-            return {"opened": self.opened, "idle": len(self._idle),
-                    "size": self.settings.ldap_pool_size}
+    def pool_info(self) -> dict[str, dict[str, int]]:
+        """The two pools: connections opened so far, idle now, and the bound."""
+        return {"service": self._service.info(), "binds": self._binds.info()}
 
-    def _forget_pool(self) -> None:
-        self._idle = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self.settings.ldap_pool_size)
-        self.opened = 0
+    def _forget_pools(self) -> None:
+        self._service.forget()
+        self._binds.forget()
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            _close(conn)
+        self._service.close()
+        self._binds.close()
 
     @staticmethod
     def _unavailable(exc: BaseException) -> DirectoryUnavailable:
@@ -335,6 +343,8 @@ class LdapDirectory:
         return DirectoryUnavailable(f"LDAP directory unavailable ({type(exc).__name__})")
 
 
-def _close(conn: Connection) -> None:
-    with contextlib.suppress(LDAPException, OSError):
-        conn.unbind()
+def _forget_password(conn: Connection) -> None:
+    """ldap3 keeps the last bind's password on the connection (and in its last request): not on
+    one that stays open in a pool."""
+    conn.password = None
+    conn.request = None

@@ -53,15 +53,18 @@ def _updates(ctx: Context, found: DirectoryUser) -> tuple[dict[str, object], lis
     return values, bad
 
 
-def sync_user(ctx: Context, origin: Origin, found: DirectoryUser) -> User:
+def sync_user(ctx: Context, origin: Origin, found: DirectoryUser,
+              known: User | None = None) -> User:
     """Create or update the local row for a directory user; audited when anything changed.
-    Raises users.UserError when the directory's username cannot be one of ours."""
+    Raises users.UserError when the directory's username cannot be one of ours. `known`: a row
+    the caller has read already (used when it is this username's)."""
     username = found.username.strip().lower()
     if not users.USERNAME_RE.fullmatch(username):
         raise users.UserError(f"username {username!r} must be 1-64 letters, digits, '.', '-', "
                               "'_'")
     values, bad = _updates(ctx, found)
-    user = users.find(ctx, username)
+    user = known if known is not None and known.username == username else None
+    user = user or users.find(ctx, username)
     if user is None:
         user = User(username=username, password_hash=None, created_at=ctx.now(),
                     **{"role": "", **values})

@@ -4,10 +4,11 @@ directory knows is provisioned, and a locked or unknown user fails like a wrong 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.core import audit, browser_sessions, lockout, password_hashes, provisioning, users
 from app.core.context import Context, Origin
-from app.core.directory import upgraded_hash
+from app.core.directory import Directory, DirectoryUser, keeps_passwords, upgraded_hash
 from app.i18n import N_
 from app.models import User
 
@@ -29,24 +30,54 @@ def sign_out(ctx: Context, origin: Origin, user_id: int | None) -> None:
     audit.record(ctx, origin, "sign_out", "ok", username=users.name_by_id(ctx, user_id))
 
 
-def sign_in_first(ctx: Context, origin: Origin, username: str,
-                  readings: Sequence[str]) -> tuple[User | None, int]:
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What the directory answered for the readings of a typed password: the index of the
+    first reading that is the password (-1: none is), and after a match the user's attributes
+    from the directory (None from one that keeps none)."""
+
+    matched: int
+    found: DirectoryUser | None = None
+
+
+def check_password(directory: Directory, username: str, stored: str | None,
+                   readings: Sequence[str]) -> PasswordCheck:
+    """Ask the directory: every reading in turn until one is the password (all of them for an
+    unknown user too), then the attributes. Raises DirectoryUnavailable."""
+    for index, password in enumerate(readings):
+        if directory.check_password(username, stored, password):
+            return PasswordCheck(index, directory.lookup(username))
+    return PasswordCheck(-1)
+
+
+def check_apart(directory: Directory, username: str,
+                readings: Sequence[str]) -> PasswordCheck | None:
+    """`check_password` before the request's transaction, for a directory outside our
+    database (LDAP, upstream RADIUS), which needs no stored hash: the slow part of a sign-in
+    (the directory's round trips) then holds no transaction, and `sign_in_first` takes the
+    answer. None for the local directory: it checks the hash read in the transaction."""
+    if keeps_passwords(directory):
+        return None
+    return check_password(directory, username, None, readings)
+
+
+def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequence[str],
+                  checked: PasswordCheck | None = None) -> tuple[User | None, int]:
     """The primary step when what the user typed can be read more than one way (the VPN door
     tries "password,passcode" split, then whole): the first reading that is the password wins
-    and its index is returned. Every reading is tried for unknown users too; one audit record."""
+    and its index is returned. Every reading is tried for unknown users too; one audit record.
+    `checked`: the directory's answer for these readings, asked before (`check_apart`)."""
     user = users.find(ctx, username)
     stored = user.password_hash if user else None
-    matched = -1
-    for index, password in enumerate(readings):
-        if ctx.directory.check_password(username, stored, password):
-            matched = index
-            break
+    if checked is None or keeps_passwords(ctx.directory):
+        checked = check_password(ctx.directory, username, stored, readings)
+    matched = checked.matched
     ok = matched >= 0
     if ok:  # a directory outside our database (LDAP) creates or refreshes the local row
-        found = ctx.directory.lookup(username)
+        found = checked.found
         if found is not None:
             try:
-                user = provisioning.sync_user(ctx, origin, found)
+                user = provisioning.sync_user(ctx, origin, found, user)
             except users.UserError:
                 user = None  # a directory username we cannot hold: as unknown
     # A username that matches no user may be a password typed in the wrong field: the audit

@@ -88,16 +88,22 @@ def test_an_unknown_user_costs_the_directory_what_a_known_one_does(make, slapd, 
     """Without this, the time of a failed sign-in tells whether a username exists (search
     mode: an unknown user cost one search, a known one a search and a bind)."""
     extra = {"ldap_starttls": True, "ldap_ca_file": str(slapd.ca_file)} if tls else {}
-    directory = make(mode, **extra)
-    directory.lookup("alice")  # the pool's service connection is open before we count
+    # From cold pools: the first check opens a connection (and StartTLS) for the bind, whoever
+    # it is for; then both pools are open and every check is a bind (and a search) on them.
+    cold_known, cold_unknown = make(mode, **extra), make(mode, **extra)
+    for directory in (cold_known, cold_unknown):
+        directory.lookup("alice")  # the pool's service connection is open before we count
+    first = _cost(slapd, lambda: cold_known.check_password("alice", None, "wrong-password"))
+    assert first == _cost(slapd, lambda: cold_unknown.check_password("nobody", None, "wrong"))
+    assert first["ACCEPT"] == 1 and first["BIND"] == 1
+    assert first.get("EXT", 0) == (1 if tls else 0)
+    directory = cold_known
     known = _cost(slapd, lambda: directory.check_password("alice", None, "wrong-password"))
     for username in ("nobody", "alice2", "no such user"):
         unknown = _cost(slapd, lambda u=username: directory.check_password(
             u, None, "wrong-password"))
         assert unknown == known, (username, unknown, known)
-    assert known["BIND"] == 1 and known["ACCEPT"] == 1
-    assert known.get("SRCH", 0) == (1 if mode == "search" else 0)
-    assert known.get("EXT", 0) == (1 if tls else 0)
+    assert known == {"BIND": 1, **({"SRCH": 1} if mode == "search" else {})}
 
 
 INJECTIONS = [
@@ -214,7 +220,8 @@ def test_pool_reuses_service_connections(make, slapd):
         assert directory.check_password("alice", None, PASSWORDS["alice"])
         assert directory.lookup("bob") is not None
     assert slapd.binds_of(SERVICE_DN) - before == 1
-    assert directory.pool_info() == {"opened": 1, "idle": 1, "size": 2}
+    assert directory.pool_info() == {"service": {"opened": 1, "idle": 1, "size": 2},
+                                     "binds": {"opened": 1, "idle": 1, "size": 8}}
 
 
 def test_pool_is_bounded_under_concurrency(make, slapd):
@@ -238,19 +245,20 @@ def test_pool_is_bounded_under_concurrency(make, slapd):
         thread.join(timeout=60)
     assert not errors and len(results) == 80 and all(results)
     assert slapd.binds_of(SERVICE_DN) - before <= 2
-    info = directory.pool_info()
+    info = directory.pool_info()["service"]
     assert info["opened"] <= 2 and info["idle"] <= 2
 
 
 def test_a_forked_child_opens_its_own_connections(make, slapd):
     directory = make("search")
     assert directory.lookup("alice") is not None
-    assert directory.pool_info()["idle"] == 1
+    assert directory.check_password("bob", None, PASSWORDS["bob"])
+    assert [pool["idle"] for pool in directory.pool_info().values()] == [1, 1]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, then leave without running pytest's teardown
         try:
-            fresh = directory.pool_info()["idle"] == 0
+            fresh = all(pool["idle"] == 0 for pool in directory.pool_info().values())
             ok = directory.check_password("alice", None, PASSWORDS["alice"])
             os.write(write, b"ok" if fresh and ok else b"no")
         finally:
@@ -260,7 +268,163 @@ def test_a_forked_child_opens_its_own_connections(make, slapd):
     assert os.read(read, 2) == b"ok" and status == 0
     os.close(read)
     # The parent's pooled connection is untouched by the child.
-    assert directory.lookup("bob") is not None and directory.pool_info()["opened"] == 1
+    assert directory.lookup("bob") is not None
+    assert directory.check_password("bob", None, PASSWORDS["bob"])
+    assert [pool["opened"] for pool in directory.pool_info().values()] == [1, 1]
+
+
+# -- the user-bind pool -------------------------------------------------------------------
+
+
+def _whoami(conn) -> str:
+    """Who the server takes a pooled connection for (RFC 4532): "" when anonymous."""
+    return (conn.extend.standard.who_am_i() or "").removeprefix("dn:").lower()
+
+
+@pytest.mark.parametrize("mode", ["bind", "search"])
+def test_user_binds_reuse_pooled_connections(make, slapd, mode):
+    """A password check is one bind on an open connection: no connection, no unbind each."""
+    directory = make(mode, ldap_bind_pool_size=2)
+    assert directory.check_password("alice", None, PASSWORDS["alice"])  # both pools open
+    before = slapd.operations()
+    for _ in range(5):
+        assert directory.check_password("alice", None, PASSWORDS["alice"])
+        assert not directory.check_password("alice", None, "wrong-password")
+        assert not directory.check_password("nobody", None, "wrong-password")
+        assert directory.check_password("bob", None, PASSWORDS["bob"])
+    cost = dict(slapd.operations() - before)
+    assert cost == {"BIND": 20, **({"SRCH": 20} if mode == "search" else {})}
+    assert directory.pool_info()["binds"] == {"opened": 1, "idle": 1, "size": 2}
+
+
+def test_a_wrong_password_then_a_right_one_on_the_same_connection(make, slapd):
+    directory = make("bind", ldap_bind_pool_size=1)
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    (conn,) = directory._binds._idle
+    assert _whoami(conn) == ALICE_DN.lower()
+    assert not directory.check_password("alice", None, "wrong-password")
+    assert directory._binds._idle == [conn]
+    assert _whoami(conn) == ""  # refused: anonymous again, alice's identity is gone
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    assert not directory.check_password("bob", None, PASSWORDS["alice"])
+    assert directory.check_password("bob", None, PASSWORDS["bob"])
+    assert directory._binds._idle == [conn] and directory.pool_info()["binds"]["opened"] == 1
+    # ldap3 keeps a bind's password on the connection: not one that stays open in the pool
+    assert conn.password is None and conn.request is None
+    assert PASSWORDS["bob"] not in repr(vars(conn))
+
+
+def test_searches_never_run_on_a_users_connection(make, slapd):
+    """A connection last bound as alice is only ever used for the next user's bind: bob's
+    attributes (which alice may not read) are read by the service account on its own pool."""
+    directory = make("bind", ldap_pool_size=1, ldap_bind_pool_size=1)
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    bob = directory.lookup("bob")
+    assert bob is not None and bob.email == "bob@um.edu.mo"
+    (service,), (user,) = directory._service._idle, directory._binds._idle
+    assert service is not user
+    assert _whoami(service) == SERVICE_DN.lower() and _whoami(user) == ALICE_DN.lower()
+
+
+def test_starttls_once_per_pooled_connection(make, slapd):
+    directory = make("bind", ldap_starttls=True, ldap_ca_file=str(slapd.ca_file))
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    before = slapd.operations()
+    for _ in range(3):
+        assert directory.check_password("alice", None, PASSWORDS["alice"])
+        assert not directory.check_password("bob", None, "wrong-password")
+    assert dict(slapd.operations() - before) == {"BIND": 6}
+    assert all(conn.tls_started for conn in directory._binds._idle)
+
+
+def test_a_pooled_connection_that_lost_tls_is_never_reused(make, slapd):
+    """ldap3 reopens a closed connection on the next bind, without StartTLS: such a pooled
+    connection is closed and a fresh one (with StartTLS) opened instead."""
+    directory = make("bind", ldap_starttls=True, ldap_ca_file=str(slapd.ca_file),
+                     ldap_bind_pool_size=1)
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    (conn,) = directory._binds._idle
+    conn.tls_started = False  # as if it had been reopened in clear
+    before = slapd.operations()
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
+    assert dict(slapd.operations() - before) == {"ACCEPT": 1, "EXT": 1, "BIND": 1}
+    assert directory._binds._idle != [conn] and conn.closed
+
+
+@pytest.mark.parametrize("mode", ["bind", "search"])
+def test_slapd_restarted_mid_pool(make, slapd, mode, caplog):
+    """Every pooled connection is dropped by a restart: each is replaced on its next use, and
+    no check fails meanwhile."""
+    directory = make(mode, ldap_bind_pool_size=3, ldap_pool_size=3)
+    errors: list[BaseException] = []
+
+    def at_once(rounds: int) -> None:
+        """3 threads, each checking at the same moment, so that all 3 connections are used."""
+        barrier = threading.Barrier(3)
+
+        def check() -> None:
+            try:
+                for _ in range(rounds):
+                    barrier.wait(timeout=10)
+                    assert directory.check_password("alice", None, PASSWORDS["alice"])
+                    assert not directory.check_password("nobody", None, "wrong-password")
+                    assert directory.lookup("bob") is not None
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=check) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    at_once(3)
+    opened = directory.pool_info()["binds"]["opened"]
+    assert not errors and opened >= 2  # several pooled connections open when slapd goes
+    slapd.stop()
+    slapd.start()
+    at_once(3)
+    assert not errors, errors
+    assert not directory.check_password("alice", None, "wrong-password")
+    info = directory.pool_info()["binds"]
+    assert opened < info["opened"] <= 2 * 3 and info["idle"] <= 3
+    assert "unavailable" not in caplog.text
+
+
+def test_user_binds_are_bounded_under_concurrency(make, slapd):
+    directory = make("bind", ldap_bind_pool_size=2)
+    before = slapd.operations()
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                results.append(directory.check_password("alice", None, PASSWORDS["alice"]))
+                results.append(not directory.check_password("bob", None, "wrong-password"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(results) == 160 and all(results)
+    cost = slapd.operations() - before
+    assert cost["BIND"] == 160 and cost["ACCEPT"] <= 2
+    info = directory.pool_info()["binds"]
+    assert info["opened"] <= 2 and info["idle"] <= 2
+
+
+def test_waiting_for_a_user_bind_connection_is_bounded(make, slapd):
+    directory = make("bind", ldap_bind_pool_size=1, ldap_timeout=1)
+    with directory._binds.slot():  # the one connection is busy (a bind that never ends)
+        started = time.monotonic()
+        with pytest.raises(DirectoryUnavailable, match="user-bind connection pool exhausted"):
+            directory.check_password("alice", None, PASSWORDS["alice"])
+        assert 0.9 <= time.monotonic() - started < 3
+    assert directory.check_password("alice", None, PASSWORDS["alice"])
 
 
 def test_service_account_with_a_wrong_password_is_unavailable(make):
@@ -344,6 +508,8 @@ def _settings(tmp_path, environ=None, **values):
     ({"ldap_timeout": 0}, "UM2FA_LDAP_TIMEOUT must be between"),
     ({"ldap_pool_size": 0}, "UM2FA_LDAP_POOL_SIZE must be between"),
     ({"ldap_pool_size": "many"}, "must be a whole number"),
+    ({"ldap_bind_pool_size": 0}, "UM2FA_LDAP_BIND_POOL_SIZE must be between 1 and 64"),
+    ({"ldap_bind_pool_size": 65}, "UM2FA_LDAP_BIND_POOL_SIZE must be between 1 and 64"),
     ({"ldap_attributes": "{not json"}, "must be a JSON object"),
     ({"ldap_attributes": "[1]"}, "must be a table"),
     ({"ldap_attributes": {"birthday": "x"}}, "unknown field 'birthday'"),
@@ -358,11 +524,13 @@ def test_bad_settings_are_clear_errors(tmp_path, values, message):
 
 def test_settings_from_env_and_toml(tmp_path):
     env = {"UM2FA_LDAP_ATTRIBUTES": json.dumps({"dob": "umDateOfBirth"}),
-           "UM2FA_LDAP_STARTTLS": "true", "UM2FA_LDAP_POOL_SIZE": "3"}
+           "UM2FA_LDAP_STARTTLS": "true", "UM2FA_LDAP_POOL_SIZE": "3",
+           "UM2FA_LDAP_BIND_POOL_SIZE": "12"}
     settings = _settings(tmp_path, environ=env, ldap_url="ldap://ldap.um.edu.mo")
     assert settings.ldap_attributes["dob"] == "umDateOfBirth"
     assert settings.ldap_attributes["username"] == "uid"  # defaults kept
     assert settings.ldap_starttls and settings.ldap_pool_size == 3
+    assert settings.ldap_bind_pool_size == 12
     config = Path(tmp_path / "um2fa.toml")
     config.write_text('directory = "ldap"\nldap_url = "ldaps://ldap.um.edu.mo"\n'
                       f'ldap_base_dn = "{PEOPLE}"\nldap_bind_dn = "{SERVICE_DN}"\n'

@@ -6,6 +6,10 @@ test tree, and runs slapd in the foreground on 127.0.0.1: ldap:// (StartTLS) and
 free ports. `stop()` and `start()` again keep the same ports and data, for the outage tests.
 slapd logs its "stats" level (connections, BINDs, SEARCHes) to `log_path`.
 
+For the benchmarks (benchmarks/radius_ldap.py): `bulk_users` more people (u000000, u000001, ...)
+sharing one password (`BULK_PASSWORD`, one {SSHA} hash), loaded with slapadd in the same build,
+and `log_level` "0" for a slapd that logs nothing per operation (as Debian's default does).
+
 Nothing here touches a system slapd: everything lives in the directory given.
 """
 
@@ -36,6 +40,7 @@ ADMIN_PASSWORD = "admin-secret-1"
 HELPDESK_GROUP = f"cn=it-helpdesk,ou=groups,{SUFFIX}"
 ADMIN_GROUP = f"cn=it-admins,ou=groups,{SUFFIX}"
 PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-2", "carol": "carol-pass-3"}
+BULK_PASSWORD = "bulk-pass-1"
 
 SCHEMA = """\
 dn: cn=um,cn=schema,cn=config
@@ -181,6 +186,26 @@ userPassword: {slappasswd(PASSWORDS[uid])}
 """
 
 
+def bulk_name(index: int) -> str:
+    return f"u{index:06d}"
+
+
+def bulk_person(index: int) -> dict[str, str]:
+    """What the directory holds for bulk user `index` (the benchmark's local rows match it)."""
+    name = bulk_name(index)
+    return {"uid": name, "cn": f"User {index}", "givenName": "User", "sn": str(index),
+            "mail": f"{name}@um.edu.mo", "employeeType": "student"}
+
+
+def _bulk_ldif(count: int) -> str:
+    """`count` people with one shared password: one hash, made once."""
+    hashed = slappasswd(BULK_PASSWORD)
+    return "\n".join(
+        f"dn: uid={bulk_name(i)},{PEOPLE}\nobjectClass: inetOrgPerson\n"
+        + "".join(f"{key}: {value}\n" for key, value in bulk_person(i).items())
+        + f"userPassword: {hashed}\n" for i in range(count))
+
+
 def _data_ldif() -> str:
     return "\n".join([
         f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: um\no: UM\n",
@@ -209,6 +234,8 @@ class SlapdServer:
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    bulk_users: int = 0
+    log_level: str = "stats"  # slapd -d: "stats" (operations() reads it) or "0" (nothing)
 
     @property
     def url(self) -> str:
@@ -251,6 +278,10 @@ class SlapdServer:
                    "-l", str(self.root / "config.ldif")])
         self._run(["slapadd", "-n", "1", "-F", str(self.root / "slapd.d"),
                    "-l", str(self.root / "data.ldif")])
+        if self.bulk_users:  # -q: no consistency checks (the data is ours, made just here)
+            (self.root / "bulk.ldif").write_text(_bulk_ldif(self.bulk_users))
+            self._run(["slapadd", "-q", "-n", "1", "-F", str(self.root / "slapd.d"),
+                       "-l", str(self.root / "bulk.ldif")])
 
     @staticmethod
     def _run(args: list[str]) -> None:
@@ -263,9 +294,10 @@ class SlapdServer:
             self.build()
         log = open(self.log_path, "a")  # noqa: SIM115 - the child keeps it
         urls = f"{self.url}/ {self.ldaps_url}/"
-        # -d stats: stay in the foreground and log connections, BINDs and SEARCHes.
+        # -d stats: stay in the foreground and log connections, BINDs and SEARCHes
+        # (-d 0: in the foreground, logging nothing per operation).
         self.process = subprocess.Popen(
-            ["slapd", "-F", str(self.root / "slapd.d"), "-h", urls, "-d", "stats"],
+            ["slapd", "-F", str(self.root / "slapd.d"), "-h", urls, "-d", self.log_level],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + 15

@@ -92,6 +92,21 @@ def test_each_failure_past_the_limit_doubles_the_wait(app, clock):
     assert decide(app, f"{PASSWORD},{totp_code(secret, clock.now)}").outcome is Outcome.ACCEPT
 
 
+def test_a_right_password_forgets_the_users_count(app, clock):
+    make_user(app)
+    _, secret = add_totp_device(app)
+    for round_ in range(3):  # each time one failure short of the limit, then the password
+        station = f"198.51.100.{round_}"  # the source's count is not forgotten: another one
+        for n in range(USER_LIMIT - 1):
+            assert decide(app, f"guess-{round_}-{n}", calling_station=station).message == \
+                radius_auth.APPEND_FAILED % {"d": ","}
+        right = decide(app, f"{PASSWORD},{totp_code(secret, clock.now)}",
+                       calling_station=station)
+        assert right.outcome is Outcome.ACCEPT, right.message
+        clock.advance(30)  # the next TOTP step
+    assert password_checks(app) == 3 * USER_LIMIT
+
+
 def test_another_user_on_the_same_nas_still_gets_in(app, clock):
     make_user(app)
     make_user(app, "bob")

@@ -10,9 +10,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from app.core import audit
+from app.core.attempts import Count
 from app.core.context import Context, Origin
 from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
+from app.core.signin import PasswordCheck
 from app.core.users import Subject
 from app.i18n import N_, _, use_language
 from app.models import User
@@ -50,6 +52,18 @@ class AccessRequest:
     nas_ip: str = ""
     nas_identifier: str = ""
     calling_station: str = ""
+    # the directory's answer for the password, asked before the transaction (append and
+    # challenge modes with LDAP or upstream RADIUS: modes.check_password_apart)
+    checked: CheckedApart | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CheckedApart:
+    """A password asked before the request's transaction, when its username and source were
+    not waiting (guessing): the directory's answer, and the username's failure count then."""
+
+    password: PasswordCheck
+    counted: Count
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from app.core import audit
 from app.core.context import Context
-from app.core.directory import DirectoryUnavailable
+from app.core.directory import DirectoryUnavailable, keeps_passwords
 from app.core.radius_auth import modes
 from app.core.radius_auth.decision import (
     ACTION,
@@ -85,6 +85,38 @@ def verifies_password(req: AccessRequest) -> bool:
     return req.password is not None and req.state is None and req.client.mode != "second-factor"
 
 
+def checks_password_apart(services: CoreServices, req: AccessRequest) -> bool:
+    """Whether `req`'s password is checked by a directory outside our database (LDAP,
+    upstream RADIUS): then the door asks it first, on a worker thread, with no transaction
+    open (`check_password_apart`), and decides the rest after it: in a batch like a passcode,
+    or in its own transaction (`check_then_decide`)."""
+    return verifies_password(req) and not keeps_passwords(services.directory)
+
+
+def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRequest | Decision:
+    """The directory's answer for `req`'s password, asked before its transaction: the request
+    carrying it, to be decided (`decide_many`, `decide`); or already the answer when the
+    directory or the database (the guessing counters) cannot be asked."""
+    with speaking(req, services.settings.default_language):
+        try:
+            return modes.check_password_apart(services, req)
+        except DATABASE_UNAVAILABLE as exc:
+            log.error("database unavailable for a RADIUS decision: %s", _cause(exc))
+            return database_unavailable(services, req)
+        except DirectoryUnavailable as exc:
+            log.error("directory unavailable for a RADIUS decision: %s", exc)
+            return unavailable(services.keys, req, "directory unavailable",
+                               "directory unavailable")
+
+
+def check_then_decide(services: CoreServices, req: AccessRequest) -> Decision:
+    """`check_password_apart`, then the rest of the request in its own transaction (`decide`):
+    for a database that runs transactions side by side (PostgreSQL), where each worker thread
+    overlaps its round trips with the others'."""
+    checked = check_password_apart(services, req)
+    return checked if isinstance(checked, Decision) else decide(services, checked)
+
+
 def decide_many(services: CoreServices, requests: list[AccessRequest]) -> list[Decision]:
     """Decide requests that arrived together in one transaction (group commit): one commit, and
     the audit records in one INSERT, instead of one of each per request. The door answers only
@@ -154,10 +186,12 @@ def database_unavailable(services: CoreServices, req: AccessRequest) -> Decision
     origin = origin_of(req)
     if (req.client.fail_mode == "safe" and req.password is not None
             and req.client.mode != "second-factor"):
-        passwords = [password for password, _factor in modes.readings(req)]
         try:
-            correct = any(services.directory.check_password(req.username, None, p)
-                          for p in passwords)
+            if req.checked is not None:  # the directory was asked before the transaction
+                correct = req.checked.password.matched >= 0
+            else:
+                correct = any(services.directory.check_password(req.username, None, password)
+                              for password, _factor in modes.readings(req))
         except DirectoryUnavailable:
             correct = False
         if correct:

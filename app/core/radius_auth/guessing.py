@@ -53,21 +53,36 @@ def _wait(ctx: Context, count: Count, limit: int) -> float:
                      settings.radius_guess_window_seconds))
 
 
-def refusal(ctx: Context, origin: Origin, req: AccessRequest) -> Decision | None:
-    """The reject for a request whose username or source is waiting; None to go on and check
-    the password."""
+def _left(ctx: Context, req: AccessRequest) -> tuple[float, str, Count]:
+    """How long the request's username or source still waits (0: not), which one, and the
+    username's count."""
     keys = _keys(ctx, req)
     counts = ctx.attempts.get(ctx, [key for key, _limit, _what in keys])
     now = ctx.clock()
     left, what = max(((count.last + wait - now) if (wait := _wait(ctx, count, limit)) else 0.0,
                       what) for (_key, limit, what), count in zip(keys, counts, strict=True))
+    return left, what, counts[0]
+
+
+def waiting(ctx: Context, req: AccessRequest) -> tuple[bool, Count]:
+    """Whether the request's username or source is waiting (its password is not checked), and
+    the username's count (for `succeeded`)."""
+    left, _what, counted = _left(ctx, req)
+    return left > TOLERANCE, counted
+
+
+def refusal(ctx: Context, origin: Origin,
+            req: AccessRequest) -> tuple[Decision | None, Count]:
+    """The reject for a request whose username or source is waiting, or None to go on and
+    check the password; and the username's count (for `succeeded`)."""
+    left, what, counted = _left(ctx, req)
     if left <= TOLERANCE:
-        return None
+        return None, counted
     # the user row only names the audit record (known users by name, others as a keyed hash)
     return finish(ctx, origin, req, Outcome.REJECT, _(WAIT, wait=wait_text(left)),
                   user=users.find(ctx, req.username),
                   reason=f"too many failed passwords ({what}): password not checked",
-                  delay=min(left, ctx.settings.radius_guess_max_delay_seconds))
+                  delay=min(left, ctx.settings.radius_guess_max_delay_seconds)), counted
 
 
 def failed(ctx: Context, req: AccessRequest) -> float:
@@ -80,6 +95,9 @@ def failed(ctx: Context, req: AccessRequest) -> float:
     return min(wait, ctx.settings.radius_guess_max_delay_seconds)
 
 
-def succeeded(ctx: Context, req: AccessRequest) -> None:
-    """A right password: the username's count starts again."""
-    ctx.attempts.clear(ctx, _keys(ctx, req)[0][0])
+def succeeded(ctx: Context, req: AccessRequest, counted: Count) -> None:
+    """A right password: the username's count starts again. `counted` is what `refusal` read:
+    a username without failures then has nothing to forget (no write; a failure counted by
+    another request since then stays counted)."""
+    if counted.failures:
+        ctx.attempts.clear(ctx, _keys(ctx, req)[0][0])

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from app.core import devices, passcodes, push, signin, users
 from app.core.context import Context, Origin
@@ -19,11 +20,13 @@ from app.core.radius_auth import challenge, guessing, pushes
 from app.core.radius_auth.decision import (
     CHALLENGE_GONE,
     AccessRequest,
+    CheckedApart,
     Decision,
     Outcome,
     failure_text,
     finish,
 )
+from app.core.services import CoreServices
 from app.core.users import Subject
 from app.i18n import N_, _
 from app.models import User
@@ -48,6 +51,21 @@ def _is_factor(word: str) -> bool:
     return is_push(code) or any(factor.accepts(code) for factor in FACTORS.values())
 
 
+def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRequest:
+    """Before the request's transaction, for a directory outside our database (LDAP, upstream
+    RADIUS): the request with the directory's answer for its readings (`checked`), so that
+    its transaction holds no LDAP round trip. A username or source that is waiting is not asked
+    about (its request goes on unchecked, and is refused in its transaction). Raises
+    DirectoryUnavailable, and the database's errors (the guessing counters)."""
+    with services.context() as ctx:
+        waiting, counted = guessing.waiting(ctx, req)
+    if waiting:
+        return req
+    checked = signin.check_apart(services.directory, req.username,
+                                 [password for password, _factor in readings(req)])
+    return req if checked is None else replace(req, checked=CheckedApart(checked, counted))
+
+
 def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
     """(password, factor) readings, most specific first: "secret,123456" is first read as the
     password "secret" with a factor, then as the password "secret,123456" alone."""
@@ -64,17 +82,24 @@ def readings(req: AccessRequest) -> list[tuple[str, str | None]]:
 
 def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
     """append and challenge modes: the password, optionally followed by a factor. A username or
-    source that has guessed too often waits, and its password is not checked meanwhile."""
-    refused = guessing.refusal(ctx, origin, req)
-    if refused is not None:
-        return refused
+    source that has guessed too often waits, and its password is not checked meanwhile. The
+    directory's answer may have been asked before the transaction (`req.checked`,
+    `check_password_apart`, when the username and source were not waiting: then it stands)."""
+    if req.checked is not None:
+        checked, counted = req.checked.password, req.checked.counted
+    else:
+        checked = None
+        refused, counted = guessing.refusal(ctx, origin, req)
+        if refused is not None:
+            return refused
     options = readings(req)
-    user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options])
+    user, index = signin.sign_in_first(ctx, origin, req.username, [p for p, _ in options],
+                                       checked)
     if user is None:
         return finish(ctx, origin, req, Outcome.REJECT,
                       failure_text(req, signin.SIGN_IN_FAILED), reason="password",
                       delay=guessing.failed(ctx, req))
-    guessing.succeeded(ctx, req)
+    guessing.succeeded(ctx, req, counted)
     factor = options[index][1]
     if factor is not None:
         return second_factor(ctx, origin, req, user, factor)

@@ -528,8 +528,9 @@ def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 
     from app.config import load_settings, read_settings
     from app.core import radius_clients
     from app.core.context import Origin
-    from app.core.directory import _hasher, hash_password
     from app.core.factors.totp import new_secret
+    from app.core.password_hashes import ARGON2 as _hasher
+    from app.core.password_hashes import hash_password
     from app.models import Device, User
     from app.shared_keys import make_missing
 

@@ -44,7 +44,6 @@ import platform
 import random
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import clean_up, fresh_schema, percentile
 from benchmarks.procs import Proc
 from benchmarks.web_nodes import (
     DEFAULT_DATABASE_URL,
@@ -670,12 +669,7 @@ def main() -> None:
         if not args.skip_waiting:
             results["waiting"] = waiting(args, base_env, settings, url, workdir, tag)
     finally:
-        for job in reversed(cleanup):
-            try:
-                job()
-            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                print(f"cleanup: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(cleanup, workdir)
     info["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
     info["total_seconds"] = round(time.monotonic() - started_at, 1)
     report(results, info)

@@ -36,7 +36,6 @@ import platform
 import re
 import secrets
 import selectors
-import shutil
 import socket
 import struct
 import subprocess
@@ -49,7 +48,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import clean_up, fresh_schema, percentile, seed_totp_devices
 from benchmarks.procs import Proc
 from tests.peers.freeradius import FreeRadius, ensure_freeradius
 
@@ -528,10 +527,9 @@ def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 
     from app.config import load_settings, read_settings
     from app.core import radius_clients
     from app.core.context import Origin
-    from app.core.factors.totp import new_secret
     from app.core.password_hashes import ARGON2 as _hasher
     from app.core.password_hashes import hash_password
-    from app.models import Device, User
+    from app.models import User
     from app.shared_keys import make_missing
 
     given = {"instance_dir": workdir / "instance", "database_url": database_url}
@@ -551,16 +549,7 @@ def setup_um2fa(workdir: Path, database_url: str, users: int, push_users: int = 
         for start in range(0, users, 5000):
             session.execute(insert(User), rows[start:start + 5000])
         ids = dict(session.execute(select(User.username, User.id)).all())
-        devices = []
-        for username, user_id in ids.items():
-            secret = new_secret()
-            secrets_by_user[username] = secret
-            devices.append({"user_id": user_id, "name": "Phone", "kind": "totp",
-                            "device_type": "mobile", "platform": "other",
-                            "secret_enc": keys.encrypt(secret.encode()), "active": True,
-                            "is_default": True, "created_at": now})
-        for start in range(0, len(devices), 5000):
-            session.execute(insert(Device), devices[start:start + 5000])
+        secrets_by_user.update(seed_totp_devices(session, keys, ids, now))
     push_names = seed_push_users(db, keys, push_users, shared_hash, now)
     origin = Origin("benchmark", "local")
     with services.context() as ctx:
@@ -867,12 +856,7 @@ def main() -> None:
                                             ours.log.read_text(errors="replace"))[
                                                 -args.processes:]
     finally:
-        for job in reversed(cleanup):
-            try:
-                job()
-            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                print(f"cleanup: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(cleanup, workdir)
     report(results, info, args)
     if args.json:
         args.json.write_text(json.dumps({"info": info, "results": [asdict(r) for r in results]},

@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import clean_up, fresh_schema, percentile, seed_totp_devices
 from benchmarks.procs import Proc, proc_cpu_seconds
 from benchmarks.radius import (
     ROOT,
@@ -171,8 +170,7 @@ def setup_database(workdir: Path, database_url: str, users: int) -> dict[str, st
     from app.config import load_settings, read_settings
     from app.core import radius_clients
     from app.core.context import Origin
-    from app.core.factors.totp import new_secret
-    from app.models import Device, User
+    from app.models import User
     from app.shared_keys import make_missing
 
     given = {"instance_dir": workdir / "instance", "database_url": database_url}
@@ -195,16 +193,7 @@ def setup_database(workdir: Path, database_url: str, users: int) -> dict[str, st
         for start in range(0, users, 5000):
             session.execute(insert(User), rows[start:start + 5000])
         ids = dict(session.execute(select(User.username, User.id)).all())
-        devices = []
-        for username, user_id in ids.items():
-            secret = new_secret()
-            secrets_by_user[username] = secret
-            devices.append({"user_id": user_id, "name": "Phone", "kind": "totp",
-                            "device_type": "mobile", "platform": "other",
-                            "secret_enc": keys.encrypt(secret.encode()), "active": True,
-                            "is_default": True, "created_at": now})
-        for start in range(0, len(devices), 5000):
-            session.execute(insert(Device), devices[start:start + 5000])
+        secrets_by_user.update(seed_totp_devices(session, keys, ids, now))
     with services.context() as ctx:
         radius_clients.add(ctx, Origin("benchmark", "local"), "vpn", "127.0.0.1",
                            SECRET.decode())  # append mode, "," between password and code
@@ -374,12 +363,7 @@ def main() -> None:
         info["decisions_in_database"] = count_decisions(database_url)
         info["load_at_end"] = os.getloadavg()
     finally:
-        for job in reversed(cleanup):
-            try:
-                job()
-            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                print(f"cleanup: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(cleanup, workdir)
     report(phases, references, info, args)
     if args.json:
         args.json.write_text(json.dumps({

@@ -45,7 +45,6 @@ import re
 import resource
 import secrets
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from benchmarks.common import fresh_schema, percentile
+from benchmarks.common import clean_up, fresh_schema, percentile
 from benchmarks.procs import Proc, proc_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -926,12 +925,7 @@ def main() -> None:
             results += run_variant(workers, args, env, url, plain_url, schema, workdir, tag,
                                    cleanup)
     finally:
-        for job in reversed(cleanup):
-            try:
-                job()
-            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                print(f"cleanup: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(cleanup, workdir)
     info["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
     info["total_seconds"] = round(time.monotonic() - started_at, 1)
     report(results, info)

@@ -121,6 +121,17 @@ def give_shared_keys(request, instance_dir: Path) -> None:
                     dirs_exist_ok=True)
 
 
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory):
+    """A real OpenLDAP server with the test tree (tests/peers/ldap_server.py), per module."""
+    from tests.peers.ldap_server import SlapdServer
+
+    server = SlapdServer(tmp_path_factory.mktemp("slapd"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def settings_overrides() -> dict:
     """Tests override this fixture (or update the dict) to change settings."""

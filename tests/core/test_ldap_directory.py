@@ -18,18 +18,10 @@ from app.core import identity, provisioning, users
 from app.core.directory import DirectoryUnavailable, DirectoryUser, LocalDirectory
 from app.core.directory_ldap import LdapDirectory, dn_for, filter_for
 from tests.conftest import TEST_ORIGIN, audit_rows
-from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer
+from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD
 
 ALICE_DN = f"uid=alice,{PEOPLE}"
 MAPPING = {"dob": "umDateOfBirth", "id_last4": "umIdNumber"}
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory) -> SlapdServer:
-    server = SlapdServer(tmp_path_factory.mktemp("slapd"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

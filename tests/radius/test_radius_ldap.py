@@ -17,19 +17,11 @@ from sqlalchemy import update
 from app.core import radius_auth
 from app.models import User
 from tests.conftest import add_totp_device, audit_rows, committed, make_user, totp_code
-from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, SlapdServer
+from tests.peers.ldap_server import PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD
 from tests.peers.live_radius import reply_message
 from tests.radius.conftest import SECRETS, SOURCE
 
 ALICE_DN = f"uid=alice,{PEOPLE}"
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory) -> SlapdServer:
-    server = SlapdServer(tmp_path_factory.mktemp("slapd"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -230,11 +230,7 @@ def test_pool_is_bounded_under_concurrency(make, slapd):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    in_threads(work, 8)
     assert not errors and len(results) == 80 and all(results)
     assert slapd.binds_of(SERVICE_DN) - before <= 2
     info = directory.pool_info()["service"]
@@ -397,11 +393,7 @@ def test_user_binds_are_bounded_under_concurrency(make, slapd):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    in_threads(work, 8)
     assert not errors and len(results) == 160 and all(results)
     cost = slapd.operations() - before
     assert cost["BIND"] == 160 and cost["ACCEPT"] <= 2
@@ -607,3 +599,12 @@ def test_a_directory_group_gives_a_console_role(make):
     assert admins.role_from_groups(ctx, "alice") is None
     ctx.settings.admin_groups_helpdesk = ""
     assert admins.role_from_groups(ctx, "bob") is None
+
+
+def in_threads(work, count: int) -> None:
+    """`work` on `count` threads at once, each given a minute to finish."""
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)

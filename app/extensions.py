@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from flask_htmx import HTMX
-from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
@@ -20,15 +19,6 @@ from app.db import Database
 
 csrf = CSRFProtect()
 htmx = HTMX()
-
-
-def _client_key() -> str:
-    from app.web.request_info import client_addr
-
-    return client_addr()
-
-
-limiter = Limiter(key_func=_client_key)
 
 
 class CoreExtension:
@@ -81,17 +71,6 @@ core = CoreExtension()
 
 
 def init_app(app: Flask) -> None:
-    settings: Settings = app.config["UM2FA"]
     core.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_uri)
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", settings.ratelimit_key_prefix)
-    if settings.redis_url:
-        # Redis down must not take sign-in down with it: each node then counts in its own
-        # memory (the same limits, per node) and goes back to Redis once it answers again.
-        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS",
-                              {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
-    limiter.init_app(app)

@@ -15,8 +15,8 @@ per table: rows, pg_total_relation_size (table, indexes, TOAST) and bytes per ro
 own size is measured on 10 million rows by benchmarks/audit_purge.py.
 
 Redis: keys named as the service names them, under a prefix of this run's own (deleted at the
-end): a rate-limit counter (flask-limiter's fixed window: one string per address or user, per
-limit, living one window), a browser session with `UM2FA_SESSION_STORE=redis` (the same
+end): a rate-limit counter (app/web/limits.py's fixed window: one string per address or user,
+per limit, living one window), a browser session with `UM2FA_SESSION_STORE=redis` (the same
 encrypted record, and the user's set of sessions), and a RADIUS attempts counter (a hash).
 Reported: MEMORY USAGE per key (bytes, Redis's own accounting of key, value and overhead)."""
 
@@ -161,9 +161,9 @@ def redis_sizes(url: str, keys: Any) -> dict[str, int]:
     now = datetime.now(UTC)
     made: list[str] = []
     try:
-        limit_key = f"LIMITS:LIMITER/{prefix}/10.123.45.67/sso.sign_in/30/1/minute"
+        limit_key = f"{prefix.rstrip(':')}:um2fa:limits:sso.sign_in:30/60:{'a1' * 16}"
         client.set(limit_key, 3, ex=60)
-        user_limit = f"LIMITS:LIMITER/{prefix}/s0001234/sso.sign_in/10/1/minute"
+        user_limit = f"{prefix.rstrip(':')}:um2fa:limits:sso.sign_in:10/60:{'b2' * 16}"
         client.set(user_limit, 1, ex=60)
         made += [limit_key, user_limit]
         store = RedisSessions(url, prefix)

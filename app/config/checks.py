@@ -289,9 +289,25 @@ def _check_webauthn(settings: Settings) -> None:
                           "docs/passkeys.md")
 
 
+def _check_web_limits(settings: Settings) -> None:
+    from limits import parse_many
+
+    for name in sorted(vars(settings)):
+        if not name.startswith("ratelimit_") or name == "ratelimit_key_prefix":
+            continue
+        value = getattr(settings, name)
+        try:
+            parsed = parse_many(value)
+        except ValueError:
+            parsed = []
+        if len(parsed) != 1:
+            raise ConfigError(f"UM2FA_{name.upper()} must be one limit such as '10 per minute' "
+                              f"or '50 per hour' (not {value[:40]!r})")
+
+
 def check(settings: Settings) -> None:
     """Every check; the first that fails raises."""
     for one in (_check_basics, _check_keys, _check_recovery, _check_push, _check_saml,
-                _check_radius_limits, _check_ldap,
+                _check_radius_limits, _check_web_limits, _check_ldap,
                 _check_upstream_radius, _check_upstream, _check_languages, _check_webauthn):
         one(settings)

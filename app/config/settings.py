@@ -216,7 +216,3 @@ class Settings:
         machine). With a shared database several nodes may serve, each must have the same
         keys, and a missing one stops the node instead (app/config/keyfiles.py)."""
         return not self.database_url or self.database_url.startswith("sqlite")
-
-    @property
-    def ratelimit_storage_uri(self) -> str:
-        return self.redis_url or "memory://"

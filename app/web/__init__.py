@@ -6,7 +6,6 @@ import contextlib
 import logging
 
 from flask import Flask, current_app, g, jsonify, render_template, request, session
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -14,7 +13,8 @@ from app.core import notices, support
 from app.core.directory import DirectoryUnavailable
 from app.db import UNAVAILABLE
 from app.i18n import N_, _
-from app.web import csp, push_stream, server_session
+from app.web import csp, limits, push_stream, server_session
+from app.web.limits import TooManyAttempts
 
 log = logging.getLogger("um2fa.web")
 # Under these paths every error is JSON, {"error": "..."}, never a page: the companion app's
@@ -116,7 +116,7 @@ def _register_errors(app: Flask) -> None:
                            N_("This form was open too long or came from another site. "
                               "Go back, reload the page and try again."), 400)
 
-    @app.errorhandler(RateLimitExceeded)
+    @app.errorhandler(TooManyAttempts)
     def rate_limited(_exc):
         return _error_page(N_("Too many attempts"),
                            N_("Too many attempts from here or for this account. "
@@ -162,6 +162,7 @@ def init_app(app: Flask) -> None:
     from app.web import language
 
     language.init_app(app)  # the page's language and local time (docs/languages.md)
+    limits.init_app(app)  # the counters behind the limits on guessing (app/web/limits.py)
     app.session_interface = server_session.ServerSessionInterface()
     # First of all hooks (the CSRF check reads the session too): a session store that is down
     # is the "temporarily unavailable" page.

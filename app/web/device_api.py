@@ -19,10 +19,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from app.config import Settings
 from app.core import notices, push, wasnt_me, webpush
 from app.core.context import Context
-from app.extensions import core, csrf, limiter
+from app.extensions import core, csrf
 from app.i18n import N_, _
 from app.models import Device, PushRequest
 from app.web.addresses import is_campus
+from app.web.limits import activate_address_limit, address_limit
 from app.web.request_info import origin
 
 bp = Blueprint("device_api", __name__, url_prefix="/api/device/v1")
@@ -175,7 +176,7 @@ def config():
 
 
 @bp.post("/activate")
-@limiter.limit(lambda: current_app.config["UM2FA"].ratelimit_activate_address)
+@address_limit(activate_address_limit)
 def activate():
     data = _body()
     code = _text(data, "code", max_length=200)

@@ -16,13 +16,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
-from app.extensions import core, limiter
+from app.extensions import core
 from app.web import addresses
 
 log = logging.getLogger("um2fa.ops")
 
 bp = Blueprint("ops", __name__)
-limiter.exempt(bp)
 
 CHECK_TIMEOUT = 2.0  # seconds a dependency has to answer /healthz
 # The classic text format (0.0.4): every Prometheus version reads it.

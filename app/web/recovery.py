@@ -33,10 +33,15 @@ from wtforms.validators import AnyOf, InputRequired, Length, Regexp
 from app.config import Settings
 from app.core import identity, recovery_flow, recovery_lock, users
 from app.core.recovery_flow import Result, Stage
-from app.extensions import core, limiter
+from app.extensions import core
 from app.i18n import N_, _, _l, local_clock, local_iso, ngettext, zone
 from app.web import language
-from app.web.limits import account_limits, typed_username
+from app.web.limits import (
+    account_limits,
+    address_limit,
+    recovery_address_limit,
+    typed_username,
+)
 from app.web.request_info import ON_RECOVERY_HOST, browser_path, on_recovery_host, origin
 
 bp = Blueprint("recovery", __name__)
@@ -144,10 +149,6 @@ def _inject() -> dict:
 
 # --- rate limits ------------------------------------------------------------------------------
 
-def _address_limit() -> str:
-    return _settings().ratelimit_recovery_address
-
-
 def _user_limit() -> str:
     return _settings().ratelimit_recovery_user
 
@@ -160,8 +161,9 @@ def _typed_username_key() -> str:
     return "recovery:" + typed_username()
 
 
-address_limit = limiter.shared_limit(_address_limit, scope="recovery-address",
-                                     methods=["POST"])
+# one count per address across the recovery portal's forms
+recovery_address = address_limit(recovery_address_limit, methods=["POST"],
+                                 scope="recovery-address")
 
 
 # --- the steps --------------------------------------------------------------------------------
@@ -195,7 +197,7 @@ def roles():
 
 
 @bp.route("/identify/<role>", methods=["GET", "POST"])
-@address_limit
+@recovery_address
 @account_limits(_user_limit, _user_ceiling, _typed_username_key, methods=["POST"])
 def identify(role: str):
     labels = _roles()
@@ -238,7 +240,7 @@ def options():
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@address_limit
+@recovery_address
 def password():
     ctx, token = core.context(), _token()
     form = PasswordForm()

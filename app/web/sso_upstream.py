@@ -29,10 +29,10 @@ from flask import (
 
 from app.config import ConfigError
 from app.core import audit, upstream_idp
-from app.extensions import core, csrf, limiter
+from app.extensions import core, csrf
 from app.i18n import N_
 from app.web.auth import start_session
-from app.web.limits import signin_address_limit
+from app.web.limits import address_limit, signin_address_limit
 from app.web.request_info import origin
 from app.web.sso_base import DOOR, NO_SIGN_IN, error_page, no_sign_in, signing_keys
 from saml import upstream
@@ -118,7 +118,7 @@ def _refuse(reason: str | Exception, status: int = 400):
 
 @bp.post(upstream.ACS_PATH)
 @csrf.exempt
-@limiter.limit(signin_address_limit)
+@address_limit(signin_address_limit)
 def acs():
     """The upstream IdP's Response: validated, used once, then our own prompt."""
     if not enabled():

@@ -7,13 +7,14 @@ nothing changes until the POST (with a CSRF token). Core (app/core/wasnt_me.py) 
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, session
+from flask import Blueprint, render_template, session
 
 from app.core import notices, wasnt_me
-from app.extensions import core, limiter
+from app.extensions import core
 from app.i18n import N_, _, local, local_iso
 from app.models import Notice
 from app.web.forms import EmptyForm
+from app.web.limits import address_limit, recovery_address_limit
 from app.web.request_info import origin
 
 bp = Blueprint("wasnt_me", __name__, url_prefix=notices.PATH.rstrip("/"))
@@ -54,9 +55,6 @@ DONE_DEFAULT = N_("Thank you. We signed you out everywhere, locked your account 
                   "the IT help desk, who will contact you.")
 
 
-def _limit() -> str:
-    return current_app.config["UM2FA"].ratelimit_recovery_address
-
 
 def _facts(notice: Notice | None) -> dict[str, str]:
     """What happened, when (in local time) and from where; the sentences for its event."""
@@ -79,14 +77,14 @@ def _page(result: wasnt_me.Result, *, status: int = 200, done: bool = False):
 
 
 @bp.get("/<token>")
-@limiter.limit(_limit)
+@address_limit(recovery_address_limit)
 def show(token: str):
     result = wasnt_me.check(core.context(), token)
     return _page(result, status=200 if result.status == wasnt_me.DONE else 404)
 
 
 @bp.post("/<token>")
-@limiter.limit(_limit)
+@address_limit(recovery_address_limit)
 def report(token: str):
     form = EmptyForm()
     if not form.validate():

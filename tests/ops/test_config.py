@@ -82,6 +82,11 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(tmp_path, monke
     ({"UM2FA_SAML_SCOPE": "um..edu.mo"}, "UM2FA_SAML_SCOPE"),
     ({"UM2FA_SAML_SCOPE": "-um.edu.mo"}, "UM2FA_SAML_SCOPE"),
     ({"UM2FA_SAML_SCOPE": "um.edu.mo/"}, "UM2FA_SAML_SCOPE"),
+    ({"UM2FA_RATELIMIT_SIGNIN_ADDRESS": "thirty a minute"},
+     "UM2FA_RATELIMIT_SIGNIN_ADDRESS must be one limit such as '10 per minute'"),
+    ({"UM2FA_RATELIMIT_PASSCODE_USER": "10 per minute; 50 per hour"},
+     "UM2FA_RATELIMIT_PASSCODE_USER must be one limit"),
+    ({"UM2FA_RATELIMIT_ACTIVATE_ADDRESS": ""}, "UM2FA_RATELIMIT_ACTIVATE_ADDRESS must be one"),
 ])
 def test_bad_settings_are_clear_errors(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):

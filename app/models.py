@@ -79,6 +79,13 @@ class User(Base):
     auto_push: Mapped[bool | None] = mapped_column(Boolean, nullable=True, deferred=True,
                                                    server_default=false())
 
+    # When the row was last brought up to date from the LDAP directory's attributes at a
+    # sign-in by its own username (app/core/provisioning.py): a VPN login within
+    # UM2FA_LDAP_ATTRIBUTE_MAX_AGE of it does not read them again. Deferred: read without the
+    # ORM (provisioning.attributes_fresh), never loaded with the user.
+    directory_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True,
+                                                                 deferred=True)
+
     devices: Mapped[list[Device]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Device.id")
 

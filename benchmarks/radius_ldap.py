@@ -4,7 +4,8 @@ rate measured in the same run by the same client library (ldap3).
 
     .venv/bin/python -m benchmarks.radius_ldap [--duration 10] [--rate R] [--threads 8]
                                                [--modes bind,search] [--database-url URL]
-                                               [--ref-threads 8] [--json FILE]
+                                               [--ref-threads 8] [--synced-ago S]
+                                               [--json FILE]
 
 slapd (Debian's, tests/peers/ldap_server.py: its own cn=config in a temporary directory, free
 ports on 127.0.0.1, logging nothing per operation) holds enough people (u000000, ...; one
@@ -16,9 +17,12 @@ local row (as the first sign-in's provisioning leaves it) with one TOTP device.
    before and after UM 2FA's phases; the higher of the two is the reference.
 2. `um2fa radius` (append mode: "password,TOTPcode") with its LDAP directory in bind-as-user
    mode (`UM2FA_LDAP_USER_DN_TEMPLATE`) and in search-then-bind mode (the service account
-   searches for the DN; in both modes it reads the attributes after the bind): each request a
-   distinct user with the current code of their device, so every accept is the LDAP bind, the
-   attribute lookup (provisioning), the TOTP check with its replay record and the audit rows.
+   searches for the DN; in both modes it reads the attributes after the bind, unless the row
+   was brought up to date from them within UM2FA_LDAP_ATTRIBUTE_MAX_AGE: --synced-ago S says
+   so for every row, S seconds ago): each request a distinct user with the current code of
+   their device, so every accept is the LDAP bind, the attribute lookup (provisioning; not
+   with --synced-ago under the window), the TOTP check with its replay record and the audit
+   rows.
    A closed loop (--window requests in flight: the door queues at most 2 password checks per
    worker thread) for requests/s, then a fixed rate (--rate; by default half the closed loop's)
    for p50/p99 at that load. The load generator, its reply checks and the server CPU from /proc
@@ -43,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import clean_up, fresh_schema, percentile, seed_totp_devices
@@ -158,10 +162,13 @@ def _self_cpu() -> float:
 
 # --- UM 2FA's side ------------------------------------------------------------------------------
 
-def setup_database(workdir: Path, database_url: str, users: int) -> dict[str, str]:
+def setup_database(workdir: Path, database_url: str, users: int,
+                   synced_ago: float = -1.0) -> dict[str, str]:
     """The local rows of `users` directory people (as provisioning leaves them: no password
     hash, the directory's name, mail and role) with one TOTP device each, and the RADIUS
-    client on 127.0.0.1 in append mode. Returns each user's TOTP secret."""
+    client on 127.0.0.1 in append mode. `synced_ago` >= 0: the rows were brought up to date
+    from the directory that many seconds ago (users.directory_synced_at), else never. Returns
+    each user's TOTP secret."""
     os.environ["UM2FA_INSTANCE_DIR"] = str(workdir / "instance")
     from sqlalchemy import insert, select
 
@@ -180,6 +187,8 @@ def setup_database(workdir: Path, database_url: str, users: int) -> dict[str, st
     services = build_services(settings)
     db, keys = services.db, services.keys
     now = datetime.now(UTC)
+    synced = {"directory_synced_at": now - timedelta(seconds=synced_ago)} \
+        if synced_ago >= 0 else {}
     secrets_by_user: dict[str, str] = {}
     with db.session() as session:
         rows = []
@@ -189,7 +198,7 @@ def setup_database(workdir: Path, database_url: str, users: int) -> dict[str, st
                          "email": person["mail"], "role": person["employeeType"],
                          "given_name": person["givenName"], "surname": person["sn"],
                          "password_hash": None, "disabled": False, "failed_factor_count": 0,
-                         "created_at": now})
+                         "created_at": now, **synced})
         for start in range(0, users, 5000):
             session.execute(insert(User), rows[start:start + 5000])
         ids = dict(session.execute(select(User.username, User.id)).all())
@@ -308,6 +317,10 @@ def main() -> None:
                              "another, e.g. main's, for a before/after comparison)")
     parser.add_argument("--profile", type=Path,
                         help="run the server under cProfile; a .pstats file per mode here")
+    parser.add_argument("--synced-ago", type=float, default=-1.0,
+                        help="seconds since each local row was last brought up to date from "
+                             "the directory (a login within UM2FA_LDAP_ATTRIBUTE_MAX_AGE of it "
+                             "reads no attributes); default: never, every login reads them")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -332,7 +345,8 @@ def main() -> None:
                              f"Python {platform.python_version()}",
                   "um2fa": f"--threads {args.threads} --processes {args.processes}",
                   "server_code": str(args.server_code or ROOT),
-                  "window": args.window, "started": datetime.now(UTC).isoformat(),
+                  "window": args.window, "synced_ago": args.synced_ago,
+                  "started": datetime.now(UTC).isoformat(),
                   "load_at_start": os.getloadavg(), "users": users}
     try:
         database_url = args.database_url
@@ -349,7 +363,7 @@ def main() -> None:
         cleanup.append(slapd.stop)
         info["slapd"] = subprocess.run(["slapd", "-VV"], capture_output=True, text=True,
                                        timeout=10).stderr.split("\n")[0].strip()
-        secrets_by_user = setup_database(workdir, database_url, users)
+        secrets_by_user = setup_database(workdir, database_url, users, args.synced_ago)
         names = [bulk_name(i) for i in range(users)]
         print("slapd's own simple-bind rate (before):", flush=True)
         references.append(bind_rate(slapd, args.ref_threads, args.duration, users))

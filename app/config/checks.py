@@ -183,6 +183,8 @@ def _check_ldap(settings: Settings) -> None:
         raise ConfigError("UM2FA_LDAP_POOL_SIZE must be between 1 and 64")
     if not 1 <= settings.ldap_bind_pool_size <= 64:
         raise ConfigError("UM2FA_LDAP_BIND_POOL_SIZE must be between 1 and 64")
+    if not 0 <= settings.ldap_attribute_max_age <= 86400:
+        raise ConfigError("UM2FA_LDAP_ATTRIBUTE_MAX_AGE must be between 0 and 86400 seconds")
 
 
 def _check_upstream(settings: Settings) -> None:

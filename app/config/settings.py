@@ -182,6 +182,10 @@ class Settings:
     ldap_timeout: int = 5
     ldap_pool_size: int = 4
     ldap_bind_pool_size: int = 8
+    # A VPN login skips reading the directory's attributes (the bind still checks the password)
+    # when the user's row was brought up to date from them within this many seconds; 0: read
+    # them at every login (docs/ldap.md, "How fresh the attributes are").
+    ldap_attribute_max_age: int = 3600
     ldap_attributes: dict[str, str] = field(default_factory=lambda: dict(LDAP_DEFAULT_ATTRIBUTES))
     upstream_radius_servers: tuple[str, ...] = ()  # host:port, tried in order
     upstream_radius_secret: str = field(default="", repr=False)

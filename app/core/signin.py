@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from app.core import audit, browser_sessions, lockout, password_hashes, provisioning, users
 from app.core.context import Context, Origin
 from app.core.directory import Directory, DirectoryUser, keeps_passwords, upgraded_hash
+from app.core.users import Subject
 from app.i18n import N_
 from app.models import User
 
@@ -19,7 +20,9 @@ SIGN_IN_FAILED = N_("Incorrect UMPASS ID or password, or the account cannot sign
 def sign_in(ctx: Context, origin: Origin, username: str, password: str) -> User | None:
     """The primary (password) step. Unknown, locked and wrong-password users all get None,
     after the same amount of work."""
-    return sign_in_first(ctx, origin, username, (password,))[0]
+    user = sign_in_first(ctx, origin, username, (password,))[0]
+    assert not isinstance(user, Subject)  # read as a row: no directory answer given
+    return user
 
 
 def sign_out(ctx: Context, origin: Origin, user_id: int | None) -> None:
@@ -41,34 +44,40 @@ class PasswordCheck:
 
 
 def check_password(directory: Directory, username: str, stored: str | None,
-                   readings: Sequence[str]) -> PasswordCheck:
+                   readings: Sequence[str], attributes: bool = True) -> PasswordCheck:
     """Ask the directory: every reading in turn until one is the password (all of them for an
-    unknown user too), then the attributes. Raises DirectoryUnavailable."""
+    unknown user too), then the attributes (not when `attributes` is False: the row is fresh,
+    `provisioning.attributes_fresh`). Raises DirectoryUnavailable."""
     for index, password in enumerate(readings):
         if directory.check_password(username, stored, password):
-            return PasswordCheck(index, directory.lookup(username))
+            return PasswordCheck(index, directory.lookup(username) if attributes else None)
     return PasswordCheck(-1)
 
 
-def check_apart(directory: Directory, username: str,
-                readings: Sequence[str]) -> PasswordCheck | None:
+def check_apart(directory: Directory, username: str, readings: Sequence[str],
+                attributes: bool = True) -> PasswordCheck | None:
     """`check_password` before the request's transaction, for a directory outside our
     database (LDAP, upstream RADIUS), which needs no stored hash: the slow part of a sign-in
     (the directory's round trips) then holds no transaction, and `sign_in_first` takes the
-    answer. None for the local directory: it checks the hash read in the transaction."""
+    answer. None for the local directory: it checks the hash read in the transaction.
+    `attributes`: whether to read the user's attributes after a match (`check_password`)."""
     if keeps_passwords(directory):
         return None
-    return check_password(directory, username, None, readings)
+    return check_password(directory, username, None, readings, attributes)
 
 
 def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequence[str],
-                  checked: PasswordCheck | None = None) -> tuple[User | None, int]:
+                  checked: PasswordCheck | None = None) -> tuple[User | Subject | None, int]:
     """The primary step when what the user typed can be read more than one way (the VPN door
     tries "password,passcode" split, then whole): the first reading that is the password wins
     and its index is returned. Every reading is tried for unknown users too; one audit record.
-    `checked`: the directory's answer for these readings, asked before (`check_apart`)."""
-    user = users.find(ctx, username)
-    stored = user.password_hash if user else None
+    `checked`: the directory's answer for these readings, asked before (`check_apart`). When
+    it brings no attributes to store (none read: the row is fresh), the user is read without
+    the ORM (a users.Subject, as the second-factor door reads it); else as a User row."""
+    lean = checked is not None and checked.found is None and not keeps_passwords(ctx.directory)
+    user: User | Subject | None = users.subject(ctx, username) if lean \
+        else users.find(ctx, username)
+    stored = user.password_hash if isinstance(user, User) else None
     if checked is None or keeps_passwords(ctx.directory):
         checked = check_password(ctx.directory, username, stored, readings)
     matched = checked.matched
@@ -77,7 +86,9 @@ def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequenc
         found = checked.found
         if found is not None:
             try:
-                user = provisioning.sync_user(ctx, origin, found, user)
+                user = provisioning.sync_user(ctx, origin, found,
+                                              user if isinstance(user, User) else None,
+                                              typed=username)
             except users.UserError:
                 user = None  # a directory username we cannot hold: as unknown
     # A username that matches no user may be a password typed in the wrong field: the audit
@@ -95,12 +106,12 @@ def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequenc
     return user, matched
 
 
-def _upgrade(ctx: Context, origin: Origin, user: User, stored: str | None,
+def _upgrade(ctx: Context, origin: Origin, user: User | Subject, stored: str | None,
              password: str) -> None:
     """An imported directory's hash (or argon2 with older parameters) that the password just
     matched is replaced by a new argon2id hash, once: audited with the formats, no secret."""
     new = upgraded_hash(ctx.directory, stored, password)
-    if new is None or stored is None:
+    if new is None or stored is None or not isinstance(user, User):
         return
     user.password_hash = new
     audit.record(ctx, origin, "password.rehash", "ok", username=user.username,

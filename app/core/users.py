@@ -134,6 +134,8 @@ _SUBJECT_BY_ID = Prepared(_SUBJECT_COLUMNS.where(_U.c.id == bindparam("id")))
 
 def subject(ctx: Context, username: str) -> Subject | None:
     """The user and their devices in one SELECT, without the ORM (see Subject)."""
+    if NUL in username:  # no one's name has one, and PostgreSQL refuses it in a parameter
+        return None
     return _subject_of(_SUBJECT.execute(ctx.db.connection(),
                                         {"username": username.strip().lower()}).rows)
 

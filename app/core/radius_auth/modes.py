@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from app.core import devices, passcodes, push, signin, users
+from app.core import devices, passcodes, provisioning, push, signin, users
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS
 from app.core.radius_auth import challenge, guessing, pushes
@@ -55,14 +55,17 @@ def check_password_apart(services: CoreServices, req: AccessRequest) -> AccessRe
     """Before the request's transaction, for a directory outside our database (LDAP, upstream
     RADIUS): the request with the directory's answer for its readings (`checked`), so that
     its transaction holds no LDAP round trip. A username or source that is waiting is not asked
-    about (its request goes on unchecked, and is refused in its transaction). Raises
-    DirectoryUnavailable, and the database's errors (the guessing counters)."""
+    about (its request goes on unchecked, and is refused in its transaction). The directory's
+    attributes are not read for a user whose row is fresh (`provisioning.attributes_fresh`).
+    Raises DirectoryUnavailable, and the database's errors (the guessing counters)."""
     with services.context() as ctx:
         waiting, counted = guessing.waiting(ctx, req)
+        fresh = not waiting and provisioning.attributes_fresh(ctx, req.username)
     if waiting:
         return req
     checked = signin.check_apart(services.directory, req.username,
-                                 [password for password, _factor in readings(req)])
+                                 [password for password, _factor in readings(req)],
+                                 attributes=not fresh)
     return req if checked is None else replace(req, checked=CheckedApart(checked, counted))
 
 
@@ -101,6 +104,12 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
                       delay=guessing.failed(ctx, req))
     guessing.succeeded(ctx, req, counted)
     factor = options[index][1]
+    if factor is not None and not is_push(factor):
+        return second_factor(ctx, origin, req, user, factor)  # a passcode: a Subject will do
+    user = _row(ctx, user)
+    if user is None:  # removed in the meantime
+        return finish(ctx, origin, req, Outcome.REJECT,
+                      failure_text(req, signin.SIGN_IN_FAILED), reason="unknown user")
     if factor is not None:
         return second_factor(ctx, origin, req, user, factor)
     if req.client.mode == "challenge":
@@ -112,6 +121,12 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
     return finish(ctx, origin, req, Outcome.REJECT, failure_text(req, ""), user=user,
                   reason="no second factor given"
                   + ("" if devices.vpn_devices(user) else " (no device)"))
+
+
+def _row(ctx: Context, user: User | Subject) -> User | None:
+    """The user as an ORM row, for the paths that use one (a push, a challenge): sign-in reads
+    a Subject when it has nothing to store (`signin.sign_in_first`)."""
+    return user if isinstance(user, User) else users.find(ctx, user.username)
 
 
 def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:

@@ -17,10 +17,13 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.context import Context
 from app.core.keys import Keys
+
+if TYPE_CHECKING:
+    from app.core.users import Subject
 
 
 @dataclass
@@ -30,6 +33,9 @@ class Record:
     data: dict[str, Any]
     created_at: datetime
     expires_at: datetime
+    # the user and their devices, when the store read them with the session (the database):
+    # as of this transaction, like any read in it
+    subject: Subject | None = None
 
 
 def new_id() -> str:
@@ -45,12 +51,12 @@ def load(ctx: Context, session_id: str) -> Record | None:
     found = ctx.sessions.load(ctx.db, key, ctx.now())
     if found is None:
         return None
-    user_id, blob, created_at, expires_at = found
+    user_id, blob, created_at, expires_at, subject = found
     try:
         data = json.loads(ctx.keys.decrypt(blob))
     except ValueError:  # another instance key: the session is simply gone
         return None
-    return Record(key, user_id, data, created_at, expires_at)
+    return Record(key, user_id, data, created_at, expires_at, subject)
 
 
 def save(ctx: Context, session_id: str, data: dict[str, Any],

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from app.core import audit, browser_sessions, lockout
 from app.core.context import Context, Origin
 from app.core.factors import FACTORS, Check, Verdict
+from app.core.subjects import DeviceRef, Subject
 from app.core.texts import Translated
-from app.core.users import DeviceRef, Subject
 from app.i18n import N_, _
 from app.models import Device, User
 

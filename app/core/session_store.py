@@ -16,13 +16,17 @@ from typing import Protocol
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.core import subjects
 from app.core.after_commit import after_commit
 from app.db import Prepared
 from app.models import WebSession
 
 _T = WebSession.__table__
 # Every web request reads its session, and most write it: plain statements, compiled once.
-_LOAD = Prepared(select(_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at).where(
+# The session is read with its user and their devices (users.Subject): a signed-in request
+# needs both, and so reads them in one round trip.
+_SESSION_COLUMNS = (_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at)
+_LOAD = Prepared(subjects.select_with_subject(_T, _T.c.user_id, *_SESSION_COLUMNS).where(
     _T.c.key == bindparam("key")))
 _UPDATE = update(_T).where(_T.c.key == bindparam("k"))
 _REKEY = Prepared(update(_T).where(_T.c.key == bindparam("old")).values(
@@ -30,7 +34,8 @@ _REKEY = Prepared(update(_T).where(_T.c.key == bindparam("old")).values(
     created_at=bindparam("created_at"), expires_at=bindparam("expires_at")))
 _DELETE = delete(_T).where(_T.c.key == bindparam("key"))
 PURGE_ONE_IN = 50  # new sessions per purge of expired ones, on average
-Found = tuple[int | None, bytes, datetime, datetime]  # user id, blob, created, expires
+# user id, blob, created, expires; and the user, when the store reads it with the session
+Found = tuple[int | None, bytes, datetime, datetime, "subjects.Subject | None"]
 
 
 class SessionStore(Protocol):
@@ -62,8 +67,9 @@ class DatabaseSessions:
         rows = _LOAD.execute(db.connection(), {"key": key}).rows
         if not rows or rows[0][3] <= now:
             return None
-        user_id, data, created_at, expires_at = rows[0]
-        return user_id, data, created_at, expires_at
+        user_id, data, created_at, expires_at = rows[0][:4]
+        return (user_id, data, created_at, expires_at,
+                subjects.subject_of(rows, skip=len(_SESSION_COLUMNS)))
 
     def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         if new:
@@ -123,7 +129,7 @@ class RedisSessions:
         if expires_at <= now:
             return None
         return (item["user"], base64.b64decode(item["data"]),
-                datetime.fromtimestamp(item["created"], UTC), expires_at)
+                datetime.fromtimestamp(item["created"], UTC), expires_at, None)
 
     def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         ttl = max(1, int((expires_at - now).total_seconds()))

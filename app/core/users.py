@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import bindparam, select
 
 from app.core import audit, browser_sessions, lockout, remembered
 from app.core.context import Context, Origin
 from app.core.password_hashes import hash_password
+from app.core.subjects import SUBJECT_SELECT, Subject, subject_of
 from app.db import Prepared
-from app.models import Device, User
+from app.models import User
 
 ROLES = ("student", "staff")
 DOB_PURPOSE = "date-of-birth"
@@ -86,72 +87,21 @@ def prepare(ctx: Context, new: NewUser) -> dict[str, object]:
             "created_at": ctx.now()}
 
 
-@dataclass(frozen=True)
-class DeviceRef:
-    """A device as the passcode check needs it: read with plain SQL, no ORM state."""
-
-    id: int
-    user_id: int
-    name: str
-    kind: str
-    active: bool
-    is_default: bool
-    secret_enc: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Subject:
-    """A user and their devices as the passcode check needs them: the ORM-free form of `User`
-    (same attribute names) for the hot path of the RADIUS door. Read in one SELECT."""
-
-    id: int
-    username: str
-    role: str
-    disabled: bool
-    locked_at: datetime | None
-    failed_factor_count: int
-    devices: tuple[DeviceRef, ...]
-    locked_until: datetime | None = None
-
-    @classmethod
-    def of(cls, user: User) -> Subject:
-        return cls(user.id, user.username, user.role, user.disabled, user.locked_at,
-                   user.failed_factor_count,
-                   tuple(DeviceRef(d.id, d.user_id, d.name, d.kind, d.active, d.is_default,
-                                   d.secret_enc) for d in user.devices),
-                   user.locked_until)
-
-
-_U, _D = User.__table__, Device.__table__
-_SUBJECT_COLUMNS = select(
-    _U.c.id, _U.c.username, _U.c.role, _U.c.disabled, _U.c.locked_at, _U.c.failed_factor_count,
-    _U.c.locked_until, _D.c.id, _D.c.user_id, _D.c.name, _D.c.kind, _D.c.active,
-    _D.c.is_default, _D.c.secret_enc,
-).select_from(_U.outerjoin(_D, _D.c.user_id == _U.c.id)).order_by(_D.c.id)
-_SUBJECT = Prepared(_SUBJECT_COLUMNS.where(_U.c.username == bindparam("username")))
-_SUBJECT_BY_ID = Prepared(_SUBJECT_COLUMNS.where(_U.c.id == bindparam("id")))
+_SUBJECT = Prepared(SUBJECT_SELECT.where(User.username == bindparam("username")))
+_SUBJECT_BY_ID = Prepared(SUBJECT_SELECT.where(User.id == bindparam("id")))
 
 
 def subject(ctx: Context, username: str) -> Subject | None:
     """The user and their devices in one SELECT, without the ORM (see Subject)."""
     if NUL in username:  # no one's name has one, and PostgreSQL refuses it in a parameter
         return None
-    return _subject_of(_SUBJECT.execute(ctx.db.connection(),
-                                        {"username": username.strip().lower()}).rows)
+    return subject_of(_SUBJECT.execute(ctx.db.connection(),
+                                       {"username": username.strip().lower()}).rows)
 
 
 def subject_by_id(ctx: Context, user_id: int) -> Subject | None:
     """`subject` by the user's id (a signed-in browser session's)."""
-    return _subject_of(_SUBJECT_BY_ID.execute(ctx.db.connection(), {"id": user_id}).rows)
-
-
-def _subject_of(rows: list[tuple]) -> Subject | None:
-    if not rows:
-        return None
-    first = rows[0]
-    devices = tuple(DeviceRef(*row[7:]) for row in rows if row[7] is not None)
-    return Subject(first[0], first[1], first[2], bool(first[3]), first[4], first[5] or 0,
-                   devices, first[6])
+    return subject_of(_SUBJECT_BY_ID.execute(ctx.db.connection(), {"id": user_id}).rows)
 
 
 def find(ctx: Context, username: str) -> User | None:

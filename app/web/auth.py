@@ -51,14 +51,21 @@ def current_user() -> User | None:
 def current_subject() -> Subject | None:
     """The signed-in user and their devices in one plain SELECT (app/core/users.py: Subject):
     what `login_required` and the prompts' passcode check need, without the ORM's cost. Views
-    that show or change the user take `current_user()`."""
+    that show or change the user take `current_user()`. The database store reads it with the
+    session, in the same round trip and transaction (server_session: `session.subject`)."""
     if "subject" not in g:
         if g.get("user", False) is None:  # known to be signed out (or the database down)
             g.subject = None
             return None
         uid = session.get("uid")
         ctx = core.context()
-        found = users.subject_by_id(ctx, uid) if isinstance(uid, int) else None
+        brought = getattr(session, "subject", None)
+        if not isinstance(uid, int):
+            found = None
+        elif brought is not None and brought.id == uid:
+            found = brought
+        else:
+            found = users.subject_by_id(ctx, uid)
         g.subject = found if found is not None and not lockout.is_locked(found, ctx.now()) \
             else None
     return g.subject

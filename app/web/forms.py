@@ -31,7 +31,15 @@ class PasscodeForm(FlaskForm):
 
 
 class DevicePasscodeForm(PasscodeForm):
-    """A passcode, optionally for one chosen device (checked by core, not by the form)."""
+    """A passcode, optionally for one chosen device (checked by core, not by the form).
+
+    No CSRF field of its own: the prompts' POSTs are checked by CSRFProtect before the view
+    (app/extensions.py: csrf; tests/web/test_web_security.py), and the field would sign a
+    new token at every POST (and check the token a second time) for a page that is shown
+    only after an error. The prompt pages put `csrf_token()` in their form."""
+
+    class Meta:
+        csrf = False
 
     device = StringField(_l("Device"))
 

@@ -18,6 +18,7 @@ from werkzeug.datastructures import CallbackDict
 
 from app.core import browser_sessions
 from app.core.context import Context
+from app.core.subjects import Subject
 from app.db import UNAVAILABLE
 from app.extensions import core
 
@@ -36,13 +37,14 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 class ServerSession(CallbackDict, SessionMixin):
     def __init__(self, data: dict | None = None, *, sid: str | None = None,
-                 created_at: datetime | None = None) -> None:
+                 created_at: datetime | None = None, subject: Subject | None = None) -> None:
         def on_update(_self: CallbackDict) -> None:
             self.modified = True
 
         super().__init__(data or {}, on_update)
         self.sid = sid                  # the id the browser brought, if its session was found
         self.created_at = created_at
+        self.subject = subject          # its user, if the store read them together (auth.py)
         self.modified = False
         self.renew = False              # a new id (and a new lifetime) at the next save
         self.unavailable: BaseException | None = None  # the store could not be read
@@ -61,6 +63,7 @@ class ServerSession(CallbackDict, SessionMixin):
         dict.clear(self)
         dict.update(self, brought)
         self.sid, self.created_at = brought.sid, brought.created_at
+        self.subject = brought.subject
         self.unavailable, self.stale_cookie = brought.unavailable, brought.stale_cookie
         self.modified = self.renew = False
         self.ended_sid = self.written = None
@@ -91,7 +94,8 @@ class ServerSessionInterface(SessionInterface):
             return new
         if record is None:
             return _stale()
-        return ServerSession(record.data, sid=sid, created_at=record.created_at)
+        return ServerSession(record.data, sid=sid, created_at=record.created_at,
+                             subject=record.subject)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         if session.unavailable is not None:

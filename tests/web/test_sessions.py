@@ -237,3 +237,43 @@ def test_sessions_in_redis_keep_their_fixed_lifetime(app, client, clock):
     assert signed_in(client)
     clock.advance(20)
     assert not signed_in(client)
+
+
+def test_a_signed_in_request_reads_its_user_with_its_session(app, client, clock, monkeypatch):
+    """The prompt's passcode POST reads the session and the user with their devices in one
+    SELECT (the database store); then claims the step, writes the audit and renews the id."""
+    from app import db
+
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    assert sign_in(client).status_code == 302
+    token = csrf_token(client, "/prompt")
+    seen: list[str] = []
+    execute = db.Prepared.execute
+
+    def recording(prepared, conn, params):
+        seen.append(str(prepared.statement).split(None, 1)[0])
+        return execute(prepared, conn, params)
+
+    monkeypatch.setattr(db.Prepared, "execute", recording)
+    response = client.post("/prompt", data={"csrf_token": token, "device": str(device_id),
+                                            "passcode": totp_code(secret, clock.now)})
+    assert response.headers["Location"] == "/prompt/done"
+    assert seen.count("SELECT") == 1, seen
+    monkeypatch.undo()
+    assert client.get("/prompt/done").status_code == 200
+
+
+def test_the_user_read_with_the_session_is_read_afresh_each_request(app, client, clock):
+    """Locked meanwhile (by another node's failures: the sessions stay): the next request,
+    which reads the user with its session, is not signed in."""
+    from datetime import timedelta
+
+    from app.models import User
+
+    make_user(app)
+    fully_signed_in(app, client, clock)
+    with committed(app) as c:
+        user = c.db.scalar(select(User).where(User.username == "alice"))
+        user.locked_at, user.locked_until = c.now(), c.now() + timedelta(minutes=15)
+    assert not reaches_settings(client)

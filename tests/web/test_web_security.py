@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.config import PROJECT_ROOT
-from tests.conftest import PASSWORD, add_totp_device, make_user, post, sign_in
+from tests.conftest import PASSWORD, add_totp_device, make_user, post, sign_in, totp_code
 
 OFF_CAMPUS = {"REMOTE_ADDR": "203.0.113.5"}
 
@@ -57,6 +57,18 @@ def test_forms_without_a_csrf_token_are_refused(app, client):
     assert response.status_code == 400 and "try again" in text(response)
     with client.session_transaction() as session:
         assert "uid" not in session
+
+
+def test_the_prompts_refuse_a_passcode_without_a_csrf_token(app, client, clock):
+    """The passcode form has no CSRF field of its own: CSRFProtect checks these POSTs."""
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    sign_in(client)
+    for url in ("/prompt", "/sso/prompt"):
+        response = client.post(url, data={"device": str(device_id),
+                                          "passcode": totp_code(secret, clock.now)})
+        assert response.status_code == 400 and "try again" in text(response), url
+    assert client.get("/settings").status_code != 200  # no second factor was taken
 
 
 def test_htmx_posts_need_the_csrf_header(app, client, clock):

@@ -16,7 +16,7 @@ from app.models import Device
 
 if TYPE_CHECKING:
     from app.core.context import Context
-    from app.core.users import DeviceRef, Subject
+    from app.core.subjects import DeviceRef, Subject
     from app.models import User
 
 DIGITS = 6

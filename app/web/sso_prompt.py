@@ -18,7 +18,13 @@ from app.i18n import _
 from app.web import devices as add_device
 from app.web import push_prompt, remember
 from app.web import security_keys as keys_web
-from app.web.auth import current_user, mark_second_factor, start_session
+from app.web.auth import (
+    current_subject,
+    current_user,
+    mark_second_factor,
+    require_subject,
+    start_session,
+)
 from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
 from app.web.limits import passcode_limits, signin_limits
 from app.web.request_info import origin
@@ -100,29 +106,41 @@ def _second_factor_done(user, wanted: bool, device_id: int | None):
 def prompt_view():
     if pending_request() is None:
         return no_sign_in()
+    if request.method == "POST":
+        return _verify()
     user = current_user()
     if user is None:
         return redirect(url_for("sso.sign_in"))
-    form = DevicePasscodeForm(formdata=request.form if request.method == "POST" else None)
-    if request.method == "GET":
-        if request.args.get("method") == "passcode":
-            return _prompt_page(form, show_passcode=True)
-        _forget_push_of_another_sign_in()
-        raw = request.args.get("device", "")
-        view = push_prompt.send_at_once(DOOR, user, raw, sp_name(pending_request()),
-                                        sp=pending_request()["sp"])
-        if view is not None:
-            form.device.data = view.state.get("device", raw)
-        return _prompt_page(form, push_view=view)
+    form = DevicePasscodeForm(formdata=None)
+    if request.args.get("method") == "passcode":
+        return _prompt_page(form, show_passcode=True)
+    _forget_push_of_another_sign_in()
+    raw = request.args.get("device", "")
+    view = push_prompt.send_at_once(DOOR, user, raw, sp_name(pending_request()),
+                                    sp=pending_request()["sp"])
+    if view is not None:
+        form.device.data = view.state.get("device", raw)
+    return _prompt_page(form, push_view=view)
+
+
+def _verify():
+    """ "Enter a Passcode": checked on the user read with the session (auth.current_subject,
+    no ORM), as the portal's prompt does; the ORM user only to draw the page again or for
+    "Remember me"."""
+    if current_subject() is None:
+        return redirect(url_for("sso.sign_in"))
+    form = DevicePasscodeForm()
     if not form.validate():
         return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
-    outcome = add_device.verify_with_activation(origin(DOOR), user, form.passcode.data,
+    outcome = add_device.verify_with_activation(origin(DOOR), require_subject(),
+                                                form.passcode.data,
                                                 parse_device_id(form.device.data))
     if not outcome.ok:
         return _prompt_page(form, error=outcome.message, status=401)
     if outcome.enrolment_only:  # "Add a new device", never a sign-in to the SP
         return add_device.after_recovery()
-    return _second_factor_done(user, request.form.get("remember") == "yes",
+    wanted = request.form.get("remember") == "yes"
+    return _second_factor_done(current_user() if wanted else None, wanted,
                                outcome.device.id if outcome.device is not None else None)
 
 

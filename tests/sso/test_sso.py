@@ -646,3 +646,38 @@ def test_remember_me_cookie_is_secure_behind_a_trusted_tls_proxy(app, client, cl
     cookie = [c for c in response.headers.getlist("Set-Cookie")
               if c.startswith("um2fa_remember=")]
     assert cookie and "Secure" in cookie[0], cookie
+
+
+def test_the_sso_prompt_checks_a_passcode_on_the_user_read_with_the_session(app, client, clock,
+                                                                            monkeypatch):
+    """As the portal's prompt: the passcode POST reads the user and their devices with the
+    session (one SELECT), not through the ORM; the ORM user only for "Remember me"."""
+    from sqlalchemy import event
+
+    from app.db import Prepared
+    from app.extensions import core
+    from tests.conftest import csrf_token
+
+    _sp, device_id, secret = signed_in_at_the_prompt(app, client)
+    token = csrf_token(client, "/sso/prompt")
+    selects: list[str] = []
+    execute = Prepared.execute
+
+    def prepared(statement, conn, params):
+        selects.append(str(statement.statement).split(None, 1)[0])
+        return execute(statement, conn, params)
+
+    def orm(conn, cursor, statement, *rest):
+        selects.append(statement.split(None, 1)[0])
+
+    monkeypatch.setattr(Prepared, "execute", prepared)
+    engine = core.database(app).engine
+    event.listen(engine, "before_cursor_execute", orm)
+    try:
+        response = client.post("/sso/prompt", data={
+            "csrf_token": token, "device": str(device_id),
+            "passcode": totp_code(secret, clock.now)})
+    finally:
+        event.remove(engine, "before_cursor_execute", orm)
+    assert response.headers["Location"] == "/sso/continue"
+    assert selects.count("SELECT") == 1, selects

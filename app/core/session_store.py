@@ -82,12 +82,11 @@ class DatabaseSessions:
                                  "expires_at": expires_at})
 
     def replace(self, db, old, key, user_id, blob, created_at, expires_at, now):
-        """One UPDATE of the row's key and contents (a new row if the old one is gone)."""
-        changed = _REKEY.execute(db.connection(), {
+        """One UPDATE of the row's key and contents. No row: the session was ended meanwhile
+        (another request's transaction committed first), and stays ended."""
+        _REKEY.execute(db.connection(), {
             "old": old, "key": key, "user_id": user_id, "data": blob,
-            "created_at": created_at, "expires_at": expires_at}).rowcount
-        if not changed:
-            self.save(db, key, user_id, blob, created_at, expires_at, now, new=True)
+            "created_at": created_at, "expires_at": expires_at})
 
     def delete(self, db, key):
         db.execute(_DELETE, {"key": key})
@@ -103,6 +102,32 @@ class DatabaseSessions:
         db.execute(query)
 
 
+# KEYS: the old session, the new one, [the user's set]; ARGV: the record, its TTL, the new and
+# the old session's member names. 0 when the old session is gone (nothing written).
+_REDIS_REPLACE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+if #KEYS > 2 then
+  redis.call('SREM', KEYS[3], ARGV[4])
+  redis.call('SADD', KEYS[3], ARGV[3])
+  if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then
+    redis.call('EXPIRE', KEYS[3], ARGV[2])
+  end
+end
+return 1
+"""
+# KEYS: the user's set; ARGV: the sessions' key prefix, the member to keep ("" for none).
+_REDIS_END_ALL = """
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if member ~= ARGV[2] then
+    redis.call('DEL', ARGV[1] .. member)
+    redis.call('SREM', KEYS[1], member)
+  end
+end
+return 0
+"""
+
+
 class RedisSessions:
     """One Redis key per session (expiring with it) and a set of a user's session keys."""
 
@@ -113,6 +138,8 @@ class RedisSessions:
 
         self._client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self._prefix = prefix + "um2fa:session:"
+        self._replace = self._client.register_script(_REDIS_REPLACE)
+        self._end_all = self._client.register_script(_REDIS_END_ALL)
 
     def _key(self, key: bytes) -> str:
         return self._prefix + key.hex()
@@ -133,8 +160,7 @@ class RedisSessions:
 
     def save(self, db, key, user_id, blob, created_at, expires_at, now, *, new):
         ttl = max(1, int((expires_at - now).total_seconds()))
-        item = json.dumps({"user": user_id, "data": base64.b64encode(blob).decode(),
-                           "created": created_at.timestamp(), "expires": expires_at.timestamp()})
+        item = self._item(user_id, blob, created_at, expires_at)
         pipe = self._client.pipeline()
         pipe.set(self._key(key), item, ex=ttl, nx=new, xx=not new)
         if user_id is not None:
@@ -144,8 +170,14 @@ class RedisSessions:
         pipe.execute()
 
     def replace(self, db, old, key, user_id, blob, created_at, expires_at, now):
-        self.delete(db, old)
-        self.save(db, key, user_id, blob, created_at, expires_at, now, new=True)
+        """In one script: the new session only if the old one was still there (one ended
+        meanwhile stays ended; `end_for_user` is one script too, so either comes first)."""
+        ttl = max(1, int((expires_at - now).total_seconds()))
+        keys = [self._key(old), self._key(key)]
+        if user_id is not None:
+            keys.append(self._user(user_id))
+        self._replace(keys=keys, args=[self._item(user_id, blob, created_at, expires_at), ttl,
+                                       key.hex(), old.hex()])
 
     def delete(self, db, key):
         self._client.delete(self._key(key))
@@ -158,13 +190,17 @@ class RedisSessions:
 
     def end_for_user(self, db, user_id, keep):
         def job() -> None:
-            members = {m.decode() for m in self._client.smembers(self._user(user_id))}
-            members.discard(keep.hex() if keep else "")
-            if members:
-                self._client.delete(*(self._prefix + m for m in members))
-                self._client.srem(self._user(user_id), *members)
+            self._end_all(keys=[self._user(user_id)],
+                          args=[self._prefix, keep.hex() if keep else ""])
 
         after_commit(db, job)
+
+    @staticmethod
+    def _item(user_id: int | None, blob: bytes, created_at: datetime,
+              expires_at: datetime) -> str:
+        return json.dumps({"user": user_id, "data": base64.b64encode(blob).decode(),
+                           "created": created_at.timestamp(),
+                           "expires": expires_at.timestamp()})
 
 
 def make_store(kind: str, redis_url: str, prefix: str) -> SessionStore:

@@ -9,7 +9,7 @@ import re
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.models import WebSession
 from tests.conftest import (
@@ -277,3 +277,49 @@ def test_the_user_read_with_the_session_is_read_afresh_each_request(app, client,
         user = c.db.scalar(select(User).where(User.username == "alice"))
         user.locked_at, user.locked_until = c.now(), c.now() + timedelta(minutes=15)
     assert not reaches_settings(client)
+
+
+def _ended_while_the_passcode_was_checked(app, client, clock, monkeypatch) -> tuple:
+    """alice types her passcode; while it is being checked, her sessions are ended elsewhere
+    ("This wasn't me", an administrator's sign-out: another transaction, committed)."""
+    from app.core import browser_sessions, passcodes
+    from app.extensions import core
+
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    assert sign_in(client).status_code == 302
+    token = csrf_token(client, "/prompt")
+    verify = passcodes.verify_passcode
+
+    def and_meanwhile(ctx, origin, user, *args, **kwargs):
+        outcome = verify(ctx, origin, user, *args, **kwargs)
+        with core.own_context() as elsewhere:  # its own transaction, committed first
+            browser_sessions.end_for_user(elsewhere, user.id)
+        return outcome
+
+    monkeypatch.setattr(passcodes, "verify_passcode", and_meanwhile)
+    return client.post("/prompt", data={"csrf_token": token, "device": str(device_id),
+                                        "passcode": totp_code(secret, clock.now)})
+
+
+def test_a_session_ended_while_its_passcode_is_checked_stays_ended(app, client, clock,
+                                                                   monkeypatch, database_url):
+    """The passcode POST renews the session's id: it must not bring back a session that was
+    ended meanwhile (it used to save it anew when its row was gone)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: the race is PostgreSQL's")
+    _ended_while_the_passcode_was_checked(app, client, clock, monkeypatch)
+    monkeypatch.undo()
+    assert not signed_in(client) and not reaches_settings(client)
+    with committed(app) as c:
+        assert c.db.scalar(select(func.count()).select_from(WebSession)
+                           .where(WebSession.user_id.is_not(None))) == 0  # none of alice's
+
+
+@needs_redis
+@pytest.mark.parametrize("settings_overrides", [in_redis()])
+def test_a_session_in_redis_ended_while_its_passcode_is_checked_stays_ended(app, client, clock,
+                                                                            monkeypatch):
+    _ended_while_the_passcode_was_checked(app, client, clock, monkeypatch)
+    monkeypatch.undo()
+    assert not signed_in(client) and not reaches_settings(client)

@@ -92,6 +92,34 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def sent_with_the_commit(session: Session) -> Iterator[None]:
+    """The block's statements and the transaction's COMMIT go to the server together, in one
+    round trip (psycopg's pipeline mode): for the last writes of a transaction, whose results
+    nobody reads (a row count comes back as -1). The session's ORM changes are flushed before.
+    After the block the connection has committed; the caller's `session.commit()` then only
+    ends the session's transaction (and runs its after-commit hooks). An error of any of them
+    is raised at the end of the block, as SQLAlchemy raises it (OperationalError and the rest),
+    and the transaction is left to roll back. SQLite, or no transaction begun: a plain block,
+    the COMMIT left to `session.commit()`."""
+    if not session.in_transaction():
+        yield
+        return
+    session.flush()
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    pipeline = getattr(raw, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    try:
+        with pipeline():
+            yield
+            raw.commit()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, raw, None, exc, "COMMIT") from exc
+
+
 class Prepared:
     """A Core statement compiled once per dialect and run on the DBAPI cursor of a Connection.
 

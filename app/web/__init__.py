@@ -9,9 +9,9 @@ from flask import Flask, current_app, g, jsonify, render_template, request, sess
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.core import notices, support
+from app.core import audit, notices, support
 from app.core.directory import DirectoryUnavailable
-from app.db import UNAVAILABLE
+from app.db import UNAVAILABLE, sent_with_the_commit
 from app.i18n import N_, _
 from app.web import csp, limits, push_stream, server_session
 from app.web.limits import TooManyAttempts
@@ -42,7 +42,11 @@ def _commit(response):
     ctx = g.get("core_ctx")
     if ctx is not None and response.status_code < 500:
         try:
-            server_session.persist(ctx)  # the browser session, in the same transaction
+            # the browser session and the audit records, in the same transaction, sent with
+            # its COMMIT (one round trip on PostgreSQL)
+            with sent_with_the_commit(ctx.db):
+                server_session.persist(ctx)
+                audit.flush(ctx.db)
             ctx.db.commit()
         except Exception as exc:
             with contextlib.suppress(Exception):

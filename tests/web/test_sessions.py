@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from app.models import WebSession
 from tests.conftest import (
     add_totp_device,
+    audit_rows,
     committed,
     csrf_token,
     make_user,
@@ -323,3 +324,43 @@ def test_a_session_in_redis_ended_while_its_passcode_is_checked_stays_ended(app,
     _ended_while_the_passcode_was_checked(app, client, clock, monkeypatch)
     monkeypatch.undo()
     assert not signed_in(client) and not reaches_settings(client)
+
+
+def test_the_passcode_posts_last_writes_go_with_its_commit(app, client, clock, monkeypatch,
+                                                           database_url):
+    """PostgreSQL: the session's renewal, the audit record and the COMMIT go to the server
+    together, in one round trip (app/db.py: sent_with_the_commit, psycopg's pipeline mode)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("psycopg's pipeline mode: PostgreSQL's")
+    import psycopg
+    from psycopg import pq
+
+    make_user(app)
+    device_id, secret = add_totp_device(app)
+    assert sign_in(client).status_code == 302
+    token = csrf_token(client, "/prompt")
+    pipelined: list[tuple[str, bool]] = []
+    execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
+
+    def in_pipeline(connection) -> bool:
+        return connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+    def executing(cursor, query, *args, **kwargs):
+        pipelined.append((" ".join(str(query).split()[:3]), in_pipeline(cursor.connection)))
+        return execute(cursor, query, *args, **kwargs)
+
+    def committing(connection):
+        pipelined.append(("COMMIT", in_pipeline(connection)))
+        return commit(connection)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", executing)
+    monkeypatch.setattr(psycopg.Connection, "commit", committing)
+    response = client.post("/prompt", data={"csrf_token": token, "device": str(device_id),
+                                            "passcode": totp_code(secret, clock.now)})
+    monkeypatch.undo()
+    assert response.headers["Location"] == "/prompt/done"
+    together = [what for what, piped in pipelined if piped]
+    assert together[:1] == ["UPDATE web_sessions SET"], pipelined
+    assert together[1:] == ["INSERT INTO audit_events", "COMMIT"], pipelined
+    assert client.get("/prompt/done").status_code == 200
+    assert [row.action for row in audit_rows(app)][-1] == "factor"

@@ -28,6 +28,7 @@ from limits import RateLimitItem, parse
 from werkzeug.exceptions import TooManyRequests
 
 from app.core.hit_counters import HitCounters, make_hit_counters
+from app.extensions import core
 from app.web.request_info import client_addr
 
 log = logging.getLogger("um2fa.limits")
@@ -69,8 +70,6 @@ class Rule:
 
 def check(rules: Iterable[Rule]) -> None:
     """Count one hit for this request on each rule that applies; refuse it past any limit."""
-    from app.extensions import core
-
     keyed_hash = core.services().keys.keyed_hash
     counted = []  # (window, limit, counter's name)
     for rule in rules:

@@ -104,12 +104,11 @@ def password_first(ctx: Context, origin: Origin, req: AccessRequest) -> Decision
                       delay=guessing.failed(ctx, req))
     guessing.succeeded(ctx, req, counted)
     factor = options[index][1]
-    if factor is not None and not is_push(factor):
-        return second_factor(ctx, origin, req, user, factor)  # a passcode: a Subject will do
-    user = _row(ctx, user)
-    if user is None:  # removed in the meantime
-        return finish(ctx, origin, req, Outcome.REJECT,
-                      failure_text(req, signin.SIGN_IN_FAILED), reason="unknown user")
+    if factor is None or is_push(factor):  # a passcode is checked on a Subject as it is
+        user = _row(ctx, user)
+        if user is None:  # removed in the meantime
+            return finish(ctx, origin, req, Outcome.REJECT,
+                          failure_text(req, signin.SIGN_IN_FAILED), reason="unknown user")
     if factor is not None:
         return second_factor(ctx, origin, req, user, factor)
     if req.client.mode == "challenge":

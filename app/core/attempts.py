@@ -6,13 +6,13 @@ guessing.py and pushes.py decide what the counts mean).
 A counter is a number of failures and the time of the last one; it is forgotten `window`
 seconds after its last failure. Keys are stored as keyed hashes: a typed username may be a
 password typed in the wrong field. With Redis, the counter is one hash with a TTL; while Redis
-cannot be reached the database takes over (logged), so the limits hold, per database.
+cannot be reached the database takes over (app/core/redis_outage.py: logged, and Redis asked
+again after a back-off), so the limits hold, per database.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.core import redis_outage
 from app.db import Prepared
 from app.models import AttemptCounter
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("um2fa.attempts")
 
 PURPOSE = "attempt-counter"
-REDIS_RETRY_SECONDS = 5.0  # after a Redis error, use the database for this long
 
 
 @dataclass(frozen=True)
@@ -129,40 +129,32 @@ class RedisAttempts:
 
     def __init__(self, url: str, prefix: str = "",
                  fallback: Attempts | None = None) -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5,
-                                            socket_connect_timeout=0.5)
-        self._errors = (redis.RedisError, OSError)
+        self._client = redis_outage.client(url)
+        self._errors = redis_outage.errors()
         self._prefix = f"{prefix}:um2fa:attempts:" if prefix else "um2fa:attempts:"
         self._fallback = fallback or DatabaseAttempts()
-        self._down_until = 0.0
+        self.outage = redis_outage.Outage(log, "failure counters", "counting in the database")
 
     def _name(self, ctx: Context, key: str) -> str:
         return self._prefix + _hash(ctx, key).hex()
 
-    def _down(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
-        log.warning("failure counters: Redis unavailable (%s); counting in the database",
-                    type(exc).__name__)
-
-    def _up(self) -> bool:
-        return time.monotonic() >= self._down_until
-
     def get(self, ctx: Context, keys: Sequence[str]) -> list[Count]:
-        if self._up():
+        if self.outage.asking():
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for key in keys:
                     pipe.hmget(self._name(ctx, key), "n", "t")
-                return [Count(int(n), float(t)) if n is not None and t is not None else Count()
-                        for n, t in pipe.execute()]
+                replies = pipe.execute()
             except self._errors as exc:
-                self._down(exc)
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                return [Count(int(n), float(t)) if n is not None and t is not None else Count()
+                        for n, t in replies]
         return self._fallback.get(ctx, keys)
 
     def add(self, ctx: Context, keys: Sequence[str], window: int) -> list[Count]:
-        if self._up():
+        if self.outage.asking():
             now = ctx.clock()
             try:
                 pipe = self._client.pipeline(transaction=True)
@@ -172,18 +164,22 @@ class RedisAttempts:
                     pipe.hset(name, "t", repr(now))
                     pipe.expire(name, window)
                 results = pipe.execute()
-                return [Count(int(results[3 * i]), now) for i in range(len(keys))]
             except self._errors as exc:
-                self._down(exc)
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                return [Count(int(results[3 * i]), now) for i in range(len(keys))]
         return self._fallback.add(ctx, keys, window)
 
     def clear(self, ctx: Context, key: str) -> None:
-        if self._up():
+        if self.outage.asking():
             try:
                 self._client.delete(self._name(ctx, key))
-                return
             except self._errors as exc:
-                self._down(exc)
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                return
         self._fallback.clear(ctx, key)
 
 

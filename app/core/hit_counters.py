@@ -3,8 +3,8 @@ adds one to the counters it names, in order, up to the first that goes past its 
 ones after it are not counted: a request refused by a narrow limit does not use up a wider
 one), and a counter is forgotten `window` seconds after its first hit. Redis when
 `UM2FA_REDIS_URL` is set, so that every node counts together; the node's own memory otherwise,
-and while Redis cannot be reached (logged; it is asked again after a back-off of 1, 2, 4... up
-to 30 s).
+and while Redis cannot be reached (app/core/redis_outage.py: logged, and asked again after a
+back-off).
 
 A request's counters (per address, per account and address, per account) go to Redis in one
 round trip: one script that increments them all.
@@ -18,9 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from app.core import redis_outage
+
 log = logging.getLogger("um2fa.limits")
 
-BACKOFF_MAX = 30.0  # seconds between looks at a Redis that failed
 PURGE_EVERY = 1000  # hits between sweeps of the forgotten counters in memory
 
 # KEYS: the counters; ARGV: each one's window in seconds, then each one's limit. Returns
@@ -72,36 +73,24 @@ class RedisHits:
     """Counters in Redis, every node's together; this node's memory while Redis is away."""
 
     def __init__(self, url: str, prefix: str = "") -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5,
-                                            socket_connect_timeout=0.5)
+        self._client = redis_outage.client(url)
         self._script = self._client.register_script(_HIT)
-        self._errors = (redis.RedisError, OSError)
+        self._errors = redis_outage.errors()
         self._prefix = f"{prefix}:um2fa:limits:" if prefix else "um2fa:limits:"
         self._memory = MemoryHits()
-        self._down_until = 0.0
-        self._backoff = 0.0
+        self.outage = redis_outage.Outage(log, "rate limits", "falling back to in-memory storage")
 
     def hit(self, keys: Sequence[str], windows: Sequence[int], limits: Sequence[int]) -> bool:
-        if time.monotonic() >= self._down_until:
+        if self.outage.asking():
             try:
                 within = self._script(keys=[self._prefix + key for key in keys],
                                       args=[*windows, *limits])
             except self._errors as exc:
-                self._down(exc)
+                self.outage.failed(exc)
             else:
-                if self._backoff:
-                    self._backoff = 0.0
-                    log.warning("rate limits: Redis answers again; counting there")
+                self.outage.answered()
                 return bool(within)
         return self._memory.hit(keys, windows, limits)
-
-    def _down(self, exc: BaseException) -> None:
-        self._backoff = min(BACKOFF_MAX, self._backoff * 2 or 1.0)
-        self._down_until = time.monotonic() + self._backoff
-        log.warning("rate limits: Redis unavailable (%s); falling back to in-memory storage "
-                    "for %.0f s", type(exc).__name__, self._backoff)
 
 
 def make_hit_counters(redis_url: str, prefix: str = "") -> HitCounters:

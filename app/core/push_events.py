@@ -10,13 +10,13 @@ wait: a lost message costs latency, never an answer.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Protocol
+
+from app.core import redis_outage
 
 log = logging.getLogger("um2fa.push")
 
 CHANNEL = "um2fa:push-answered"
-RETRY_SECONDS = 5.0  # after a failed publish, skip Redis for this long (keep logins fast)
 
 
 class PushEvents(Protocol):
@@ -30,22 +30,22 @@ class NoPushEvents:
 
 class RedisPushEvents:
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
-        import redis
-
         self.channel = channel
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._errors = (redis.RedisError, OSError)
-        self._down_until = 0.0
+        self._client = redis_outage.client(url)
+        self._errors = redis_outage.errors()
+        self.outage = redis_outage.Outage(log, "push fan-out",
+                                          "waiting nodes fall back to polling")
 
     def answered(self, public_id: str) -> None:
-        if time.monotonic() < self._down_until:
+        """Skipped while Redis is away (a login never waits on it): the waiting nodes poll."""
+        if not self.outage.asking():
             return
         try:
             self._client.publish(self.channel, public_id)
         except self._errors as exc:
-            self._down_until = time.monotonic() + RETRY_SECONDS
-            log.warning("push fan-out: Redis unavailable (%s); waiting nodes fall back to "
-                        "polling", type(exc).__name__)
+            self.outage.failed(exc)
+        else:
+            self.outage.answered()
 
 
 def channel_for(prefix: str) -> str:

@@ -115,10 +115,10 @@ def test_redis_away_counts_in_memory_and_looks_again_after_a_back_off(monotonic,
     hits = RedisHits("redis://127.0.0.1:9/0")  # nothing listens on port 9
     assert [hits.hit(["a"], [60], [2]) for _ in range(3)] == [True, True, False]
     assert "falling back to in-memory storage" in caplog.text
-    assert hits._backoff == 1.0  # asked once; the next hits went to memory meanwhile
+    assert hits.outage.backoff == 1.0  # asked once; the next hits went to memory meanwhile
     monotonic.now += 1.5
     hits.hit(["a"], [60], [2])
-    assert hits._backoff == 2.0  # asked again after the back-off, and it doubles
+    assert hits.outage.backoff == 2.0  # asked again after the back-off, and it doubles
 
 
 @needs_redis

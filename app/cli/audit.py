@@ -11,10 +11,9 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from app.cli import progress
-from app.cli.common import CLI, core_session
+from app.cli.common import core_session
+from app.cli.retention import purge_command
 from app.core import audit_retention, audit_search
-from app.core.audit_retention import RetentionError
 from app.core.audit_search import AuditSearchError
 from app.models import AuditEvent
 
@@ -61,36 +60,10 @@ def audit_show(username: str, since: str, limit: int) -> None:
                    + (f" since {query.since.isoformat()}" if query.since else ""), err=True)
 
 
-@audit_group.command("purge")
-@click.option("--older-than", "older_than", default="", metavar="AGE",
-              help="Delete records older than this: 365d, 52w, 36h (at least 1 day).")
-@click.option("--before", default="", metavar="DATE",
-              help="Or: delete records before this time, 2025-12-01 or 2025-12-01T08:00 (UTC "
-                   "unless an offset is given; at least 1 day ago).")
-@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
-@click.option("--batch-size", default=audit_retention.BATCH, show_default=True,
-              type=click.IntRange(audit_retention.MIN_BATCH, audit_retention.MAX_BATCH),
-              help="Records deleted per transaction.")
-@with_appcontext
-def audit_purge(older_than: str, before: str, dry_run: bool, batch_size: int) -> None:
-    """Delete audit records older than a cutoff (the retention), oldest first, BATCH-SIZE per
-    short transaction: the service keeps running and writing its records meanwhile. The purge
-    is itself audited (audit.purge, with the cutoff and the count)."""
-    with core_session() as ctx:
-        try:
-            cutoff = audit_retention.cutoff(ctx.now(), older_than=older_than, before=before)
-        except RetentionError as exc:
-            raise click.UsageError(str(exc)) from None
-        when = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if dry_run:
-            n = audit_retention.count(ctx, cutoff)
-            click.echo(f"would delete {n} audit record(s) before {when} (dry run: nothing "
-                       "deleted)")
-            return
-        done = audit_retention.purge(ctx, CLI, cutoff, batch=batch_size,
-                                     progress=progress.terminal())
-    click.echo(f"deleted {done.deleted} audit record(s) before {when} in {done.batches} "
-               f"batch(es)")
+audit_group.add_command(purge_command(audit_retention.AUDIT, """Delete audit records older
+than a cutoff (the retention), oldest first, BATCH-SIZE per short transaction: the service keeps
+running and writing its records meanwhile. The purge is itself audited (audit.purge, with the
+cutoff and the count)."""))
 
 
 def line(row: AuditEvent) -> str:

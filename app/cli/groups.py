@@ -9,7 +9,19 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from app.cli import admins, audit, db, demo, devices, keys, push_events, recovery, serve, users
+from app.cli import (
+    admins,
+    audit,
+    db,
+    demo,
+    devices,
+    keys,
+    push,
+    push_events,
+    recovery,
+    serve,
+    users,
+)
 from radius import cli as radius_cli
 from saml import cli as saml_cli
 
@@ -19,7 +31,7 @@ def commands() -> list[click.Command]:
             demo.demo_group, keys.keys_group, serve.serve, push_events.push_events,
             radius_cli.radius_clients_group, radius_cli.radius_serve, saml_cli.sp_group,
             saml_cli.saml_group,
-            admins.admins_group, admins.api_tokens_group, audit.audit_group]
+            admins.admins_group, admins.api_tokens_group, audit.audit_group, push.push_group]
 
 
 def register(app: Flask) -> None:

@@ -1,8 +1,9 @@
 """Where the prompt's passcode POST spends its CPU: the web door in one process, no HTTP.
 
-    .venv/bin/python -m benchmarks.prompt_profile [--users 600] [--cprofile] [--top 40]
-                                                  [--statements] [--no-logging] [--sqlite]
-                                                  [--database-url URL] [--redis-url URL]
+    .venv/bin/python -m benchmarks.prompt_profile [--users 600] [--cprofile [--dump FILE]]
+                                                  [--top 40] [--statements] [--no-logging]
+                                                  [--sqlite] [--database-url URL]
+                                                  [--redis-url URL]
 
 The same request as benchmarks.web_nodes times (POST /prompt with the session cookie, the
 CSRF token, next=done, the device and its current code), called as the WSGI application with
@@ -79,6 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=600)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--dump", metavar="FILE",
+                        help="with --cprofile, also write the profile there (pstats format)")
     parser.add_argument("--cprofile", action="store_true",
                         help="then as many POSTs again under cProfile (CPU time), top functions")
     parser.add_argument("--no-logging", action="store_true",
@@ -148,6 +151,8 @@ def main() -> None:
             print(f"{label}: {len(batch)} POSTs, {1000 * cpu / len(batch):.2f} ms CPU and "
                   f"{1000 * wall / len(batch):.2f} ms wall per request"
                   + (f"; {len(bad)} not 302: {bad[:3]}" if bad else ""), flush=True)
+        if args.cprofile and args.dump:
+            profiler.dump_stats(args.dump)
         for key in ("tottime", "cumulative") if args.cprofile else ():
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.top)

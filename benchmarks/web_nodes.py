@@ -3,6 +3,7 @@ web node against two, on the machine's PostgreSQL and Redis (issue 7).
 
     .venv/bin/python -m benchmarks.web_nodes [--quick] [--duration 10] [--concurrency 16]
                                              [--workers 1] [--threads 4] [--json FILE]
+                                             [--session-store database|redis]
 
 Each timed request is what a browser sends when a user who has passed the password step types
 the 6-digit code of their TOTP device: POST /prompt (CSRF token, next=done, the device, the
@@ -868,6 +869,8 @@ def main() -> None:
                              f"{DEFAULT_DATABASE_URL})")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help=f"Redis for the rate limits (default {DEFAULT_REDIS_URL})")
+    parser.add_argument("--session-store", choices=("database", "redis"), default="database",
+                        help="UM2FA_SESSION_STORE of the nodes (default database)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.quick:
@@ -919,7 +922,7 @@ def main() -> None:
         migrate.upgrade(url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("UM2FA_")}
         env.update({"UM2FA_INSTANCE_DIR": str(instance), "UM2FA_REDIS_URL": args.redis_url,
-                    "PYTHONUNBUFFERED": "1",
+                    "PYTHONUNBUFFERED": "1", "UM2FA_SESSION_STORE": args.session_store,
                     **{f"UM2FA_RATELIMIT_{name.upper()}": HIGH_LIMIT for name in RATE_LIMITS}})
         for workers in worker_counts:
             results += run_variant(workers, args, env, url, plain_url, schema, workdir, tag,

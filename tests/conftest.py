@@ -50,6 +50,14 @@ class Clock:
         self.now += seconds
 
 
+@pytest.fixture
+def monotonic(monkeypatch) -> Clock:
+    """time.monotonic, settable: for what waits out a back-off (app/core/redis_outage.py)."""
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    return clock
+
+
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory) -> Iterator[Databases]:
     made = Databases(tmp_path_factory.mktemp("migrated"), PG_URL)

@@ -8,28 +8,11 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-import pytest
-
 from app.core import redis_outage
 from app.core.attempts import Count, RedisAttempts
 from app.core.push_events import RedisPushEvents
 
 DOWN = "redis://127.0.0.1:9/0"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def monotonic(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(redis_outage.time, "monotonic", clock)
-    return clock
 
 
 class Boom(SimpleNamespace):

@@ -21,21 +21,6 @@ REDIS_URL = os.environ.get("UM2FA_TEST_REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs UM2FA_TEST_REDIS_URL")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def monotonic(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(hit_counters.time, "monotonic", clock)
-    return clock
-
-
 def test_memory_counts_in_a_window_that_starts_at_the_first_hit(monotonic):
     hits = MemoryHits()
     assert [hits.hit(["a"], [60], [2]) for _ in range(3)] == [True, True, False]

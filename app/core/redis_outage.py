@@ -2,11 +2,15 @@
 beside the database: the web door's limits on guessing (app/core/hit_counters.py), the VPN
 door's failure counters (app/core/attempts.py) and the push fan-out (app/core/push_events.py).
 
-Each has a fallback that keeps the door working (this node's memory, the database, polling).
-After an error it uses the fallback and asks Redis again after a back-off of 1, 2, 4... up to
-30 s: a blip costs a second, a long outage costs one timed-out call every 30 s instead of one
-per login. Each failed ask is logged with what happens meanwhile, and the first answer after
-an outage once.
+Every synchronous Redis client of the service is made by `client` (its timeouts), and its
+errors are `errors()`: these three, the browser sessions in Redis (app/core/session_store.py,
+app/web/server_session.py) and /healthz (app/web/ops.py).
+
+Each of the three has a fallback that keeps the door working (this node's memory, the
+database, polling). After an error it uses the fallback and asks Redis again after a back-off
+of 1, 2, 4... up to 30 s: a blip costs a second, a long outage costs one timed-out call every
+30 s instead of one per login. Each failed ask is logged with what happens meanwhile, and the
+first answer after an outage once.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.core import subjects
+from app.core import redis_outage, subjects
 from app.core.after_commit import after_commit
 from app.db import Prepared
 from app.models import WebSession
@@ -134,9 +134,7 @@ class RedisSessions:
     in_transaction = False  # written at once, outside any database transaction
 
     def __init__(self, url: str, prefix: str = "") -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._client = redis_outage.client(url, timeout=1)
         self._prefix = prefix + "um2fa:session:"
         self._replace = self._client.register_script(_REDIS_REPLACE)
         self._end_all = self._client.register_script(_REDIS_END_ALL)

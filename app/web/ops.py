@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
+from app.core import redis_outage
 from app.extensions import core
 from app.web import addresses
 
@@ -78,10 +79,7 @@ def _check_database() -> Callable[[], None]:
 def _check_redis(app: Flask, url: str) -> Callable[[], None]:
     client = app.extensions.get("um2fa.redis")
     if client is None:
-        import redis
-
-        client = app.extensions["um2fa.redis"] = redis.Redis.from_url(
-            url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT)
+        client = app.extensions["um2fa.redis"] = redis_outage.client(url, CHECK_TIMEOUT)
     return lambda: client.ping()
 
 

@@ -16,7 +16,7 @@ from flask import Flask, Request, Response, current_app, request, session
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from app.core import browser_sessions
+from app.core import browser_sessions, redis_outage
 from app.core.context import Context
 from app.core.subjects import Subject
 from app.db import UNAVAILABLE
@@ -28,11 +28,7 @@ MAX_ID_LENGTH = 64
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import redis
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return UNAVAILABLE
-    return (*UNAVAILABLE, redis.RedisError, OSError)
+    return (*UNAVAILABLE, *redis_outage.errors())
 
 
 class ServerSession(CallbackDict, SessionMixin):

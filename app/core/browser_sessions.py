@@ -23,7 +23,7 @@ from app.core.context import Context
 from app.core.keys import Keys
 
 if TYPE_CHECKING:
-    from app.core.users import Subject
+    from app.core.subjects import Subject
 
 
 @dataclass

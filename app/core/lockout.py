@@ -39,7 +39,7 @@ WARN_AT = 2
 
 
 class Lockable(Protocol):
-    """An ORM User or a users.Subject: what the lockout rules read."""
+    """An ORM User or a subjects.Subject: what the lockout rules read."""
 
     id: int
     username: str

@@ -99,7 +99,7 @@ def verify_passcode(ctx: Context, origin: Origin, user: User | Subject, code: st
     a replay of exactly that step on that device (nothing used since) is its first login,
     audited as such (detail "totp:activation").
 
-    `user` is an ORM User (the web doors) or a users.Subject (the RADIUS door's hot path, read
+    `user` is an ORM User (the web doors) or a subjects.Subject (the RADIUS door's hot path, read
     without the ORM); the checks and writes are the same plain statements for both: one
     conditional UPDATE claims the TOTP step, one UPDATE counts a failure (or resets the count
     after a success, when it is not zero), and the audit records go out in one INSERT with the

@@ -24,7 +24,7 @@ from webauthn.registration.verify_registration_response import VerifiedRegistrat
 
 from app.core import audit, devices, lockout
 from app.core.context import Context, Origin
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.i18n import N_, _
 from app.models import Device, User, WebAuthnCredential
 

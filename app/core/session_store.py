@@ -23,7 +23,7 @@ from app.models import WebSession
 
 _T = WebSession.__table__
 # Every web request reads its session, and most write it: plain statements, compiled once.
-# The session is read with its user and their devices (users.Subject): a signed-in request
+# The session is read with its user and their devices (subjects.Subject): a signed-in request
 # needs both, and so reads them in one round trip.
 _SESSION_COLUMNS = (_T.c.user_id, _T.c.data, _T.c.created_at, _T.c.expires_at)
 _LOAD = Prepared(subjects.select_with_subject(_T, _T.c.user_id, *_SESSION_COLUMNS).where(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from app.core import audit, browser_sessions, lockout, password_hashes, provisioning, users
 from app.core.context import Context, Origin
 from app.core.directory import Directory, DirectoryUser, keeps_passwords, upgraded_hash
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.i18n import N_
 from app.models import User
 
@@ -73,7 +73,7 @@ def sign_in_first(ctx: Context, origin: Origin, username: str, readings: Sequenc
     and its index is returned. Every reading is tried for unknown users too; one audit record.
     `checked`: the directory's answer for these readings, asked before (`check_apart`). When
     it brings no attributes to store (none read: the row is fresh), the user is read without
-    the ORM (a users.Subject, as the second-factor door reads it); else as a User row."""
+    the ORM (a subjects.Subject, as the second-factor door reads it); else as a User row."""
     lean = checked is not None and checked.found is None and not keeps_passwords(ctx.directory)
     user: User | Subject | None = users.subject(ctx, username) if lean \
         else users.find(ctx, username)

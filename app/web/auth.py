@@ -10,7 +10,7 @@ from functools import wraps
 from flask import abort, current_app, g, redirect, session, url_for
 
 from app.core import lockout, signin, users
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.extensions import core
 from app.models import User
 from app.web import language, remember, server_session
@@ -49,7 +49,7 @@ def current_user() -> User | None:
 
 
 def current_subject() -> Subject | None:
-    """The signed-in user and their devices in one plain SELECT (app/core/users.py: Subject):
+    """The signed-in user and their devices in one plain SELECT (app/core/subjects.py: Subject):
     what `login_required` and the prompts' passcode check need, without the ORM's cost. Views
     that show or change the user take `current_user()`. The database store reads it with the
     session, in the same round trip and transaction (server_session: `session.subject`)."""

@@ -20,7 +20,7 @@ from flask import (
 from app.core import devices, passcodes, push, security_keys
 from app.core.context import Origin
 from app.core.factors import Verdict
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.extensions import core, htmx
 from app.i18n import _
 from app.models import Device, User

@@ -238,7 +238,7 @@ def test_the_web_sign_in_reads_them_at_every_sign_in(app, services, clock, slapd
 
 
 def test_a_fresh_login_reads_the_user_without_the_orm(app, services, clock, slapd):
-    """The login's database part reads the user as a users.Subject (one plain SELECT), as the
+    """The login's database part reads the user as a subjects.Subject (one plain SELECT), as the
     second-factor door does: no ORM query for a User."""
     secret = directory_user(app)
     assert login(services, clock, secret, PASSWORDS["alice"]).outcome is Outcome.ACCEPT

@@ -13,7 +13,7 @@ from app.models import RecoveryPasscode
 
 if TYPE_CHECKING:
     from app.core.context import Context
-    from app.core.users import Subject
+    from app.core.subjects import Subject
     from app.models import Device, User
 
 DIGITS = 9

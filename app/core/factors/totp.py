@@ -89,7 +89,7 @@ class TotpFactor:
 
     def verify(self, ctx: Context, user: User | Subject, device: Device | DeviceRef | None,
                response: str) -> Check:
-        """`user` and `device` may be ORM objects or their plain forms (users.Subject); the
+        """`user` and `device` may be ORM objects or their plain forms (subjects.Subject); the
         claim is one UPDATE either way and ORM objects are left for the caller to refresh."""
         candidates = [device] if device is not None else [d for d in user.devices if d.active]
         for dev in candidates:

@@ -15,7 +15,7 @@ from app.core.context import Context, Origin
 from app.core.keys import Keys
 from app.core.radius_clients import ClientConfig
 from app.core.signin import PasswordCheck
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.i18n import N_, _, use_language
 from app.models import User
 

@@ -27,7 +27,7 @@ from app.core.radius_auth.decision import (
     finish,
 )
 from app.core.services import CoreServices
-from app.core.users import Subject
+from app.core.subjects import Subject
 from app.i18n import N_, _
 from app.models import User
 
@@ -130,7 +130,7 @@ def _row(ctx: Context, user: User | Subject) -> User | None:
 
 def second_factor_only(ctx: Context, origin: Origin, req: AccessRequest) -> Decision:
     """The VPN has checked the password itself; the password field holds only the factor.
-    A passcode (the hot path) is checked on the user read without the ORM (users.Subject)."""
+    A passcode (the hot path) is checked on the user read without the ORM (subjects.Subject)."""
     factor = (req.password or "").strip()
     user = (users.find(ctx, req.username) if is_push(factor)
             else users.subject(ctx, req.username))

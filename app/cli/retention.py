@@ -13,8 +13,7 @@ from app.core.retention import Kept, RetentionError
 
 
 def purge_command(kept: Kept, help_text: str) -> click.Command:
-    days = kept.min_age.days
-    youngest = f"at least {days} day{'' if days == 1 else 's'}"
+    youngest = f"at least {kept.youngest()}"
 
     @click.command("purge", help=help_text)
     @click.option("--older-than", "older_than", default="", metavar="AGE",

@@ -52,6 +52,11 @@ class Kept:
     name: str  # "audit record", in messages
     action: str  # the purge's own audit record: "audit.purge"
 
+    def youngest(self) -> str:
+        """The youngest a purge may go, for a message: "1 day", "8 days"."""
+        days = self.min_age.days
+        return f"{days} day{'' if days == 1 else 's'}"
+
 
 def parse_age(text: str) -> timedelta:
     """An age such as `365d`, `52w` or `36h` (hours, days, weeks)."""
@@ -83,10 +88,8 @@ def cutoff(kept: Kept, now: datetime, *, older_than: str = "", before: str = "")
         raise RetentionError("give one of --older-than AGE or --before DATE")
     when = now - parse_age(older_than) if older_than else parse_before(before)
     if when > now - kept.min_age:
-        days = kept.min_age.days
-        raise RetentionError(f"refusing to purge {kept.name}s younger than {days} "
-                             f"day{'' if days == 1 else 's'}: the cutoff "
-                             f"{when:%Y-%m-%dT%H:%M:%SZ} is too recent")
+        raise RetentionError(f"refusing to purge {kept.name}s younger than {kept.youngest()}: "
+                             f"the cutoff {when:%Y-%m-%dT%H:%M:%SZ} is too recent")
     return when
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.core import audit_retention
+from app.core import audit_retention, retention
 from app.core.context import Origin
 from app.models import AuditEvent
 from tests.conftest import committed
@@ -134,8 +134,8 @@ def test_a_purge_stopped_half_way_records_what_it_deleted(app, clock):
         yield StopAfterOne()
 
     with committed(app) as c, pytest.raises(Stop):
-        audit_retention.purge(c, Origin(door="cli", client_addr="local"),
-                              now(clock) - timedelta(days=30), batch=100, progress=progress)
+        retention.purge(c, Origin(door="cli", client_addr="local"), audit_retention.AUDIT,
+                        now(clock) - timedelta(days=30), batch=100, progress=progress)
     assert len(ages(app, clock)) == 150
     [own] = purge_records(app)
     assert own.result == "fail" and own.detail.endswith("; deleted 100; stopped")

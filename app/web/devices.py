@@ -5,6 +5,8 @@ The same pages serve the portal (on campus) and, later, Settings in the SSO prom
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import segno
 from flask import (
     Blueprint,
@@ -16,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from app.core import devices, passcodes, push, security_keys
 from app.core.context import Origin
@@ -28,11 +31,19 @@ from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
     mark_recovery,
+    require_subject,
     require_user,
     second_factor_is_fresh,
     step_up_is_fresh,
 )
-from app.web.forms import ActivationForm, EmptyForm, NameForm, PlatformForm
+from app.web.forms import (
+    ActivationForm,
+    DevicePasscodeForm,
+    EmptyForm,
+    NameForm,
+    PlatformForm,
+    parse_device_id,
+)
 from app.web.fresh import fresh_second_factor
 from app.web.gate import campus_only
 from app.web.limits import (
@@ -100,6 +111,26 @@ def verify_with_activation(origin_: Origin, user: User | Subject, code: str,
     if outcome.ok:
         session.pop(ACTIVATED_KEY, None)
     return outcome
+
+
+def passcode_step(origin_: Origin, *,
+                  again: Callable[[DevicePasscodeForm, str, int], ResponseReturnValue],
+                  done: Callable[[int | None], ResponseReturnValue]) -> ResponseReturnValue:
+    """The prompts' "Enter a Passcode" POST (portal and SSO): the form read, the passcode
+    checked on the signed-in user as read with the session (auth.require_subject) with the
+    activation kept in this session; then the prompt `again` with the error (400: a bad form,
+    401: a wrong passcode), "Add a new device" after a recovery passcode (never a sign-in), or
+    `done` with the device that verified."""
+    form = DevicePasscodeForm()
+    if not form.validate():
+        return again(form, next(iter(form.errors.values()))[0], 400)
+    outcome = verify_with_activation(origin_, require_subject(), form.passcode.data,
+                                     parse_device_id(form.device.data))
+    if not outcome.ok:
+        return again(form, outcome.message, 401)
+    if outcome.enrolment_only:
+        return after_recovery()
+    return done(outcome.device.id if outcome.device is not None else None)
 
 
 def open_flow():

@@ -18,11 +18,10 @@ from app.web import security_keys as keys_web
 from app.web.auth import (
     login_required,
     mark_second_factor,
-    require_subject,
     require_user,
     second_factor_is_fresh,
 )
-from app.web.forms import DevicePasscodeForm, parse_device_id
+from app.web.forms import DevicePasscodeForm
 from app.web.gate import campus_only
 from app.web.limits import passcode_limits
 from app.web.request_info import origin
@@ -100,18 +99,10 @@ def passcode_form():
 @login_required
 @passcode_limits()
 def verify():
-    form = DevicePasscodeForm()
-    if not form.validate():
-        error = next(iter(form.errors.values()))[0]
-        return _render(form, show_passcode=True, error=error, status=400)
-    outcome = add_device.verify_with_activation(origin(), require_subject(),
-                                                form.passcode.data,
-                                                parse_device_id(form.device.data))
-    if not outcome.ok:
-        return _render(form, show_passcode=True, error=outcome.message, status=401)
-    if outcome.enrolment_only:
-        return add_device.after_recovery()
-    return _second_factor_done(outcome.device.id if outcome.device is not None else None)
+    return add_device.passcode_step(
+        origin(), done=_second_factor_done,
+        again=lambda form, error, status: _render(form, show_passcode=True, error=error,
+                                                  status=status))
 
 
 def _second_factor_done(device_id: int | None):

@@ -22,10 +22,9 @@ from app.web.auth import (
     current_subject,
     current_user,
     mark_second_factor,
-    require_subject,
     start_session,
 )
-from app.web.forms import DevicePasscodeForm, SignInForm, parse_device_id
+from app.web.forms import DevicePasscodeForm, SignInForm
 from app.web.limits import passcode_limits, signin_limits
 from app.web.request_info import origin
 from app.web.sso_base import (
@@ -129,19 +128,12 @@ def _verify():
     "Remember me"."""
     if current_subject() is None:
         return redirect(url_for("sso.sign_in"))
-    form = DevicePasscodeForm()
-    if not form.validate():
-        return _prompt_page(form, error=next(iter(form.errors.values()))[0], status=400)
-    outcome = add_device.verify_with_activation(origin(DOOR), require_subject(),
-                                                form.passcode.data,
-                                                parse_device_id(form.device.data))
-    if not outcome.ok:
-        return _prompt_page(form, error=outcome.message, status=401)
-    if outcome.enrolment_only:  # "Add a new device", never a sign-in to the SP
-        return add_device.after_recovery()
     wanted = request.form.get("remember") == "yes"
-    return _second_factor_done(current_user() if wanted else None, wanted,
-                               outcome.device.id if outcome.device is not None else None)
+    return add_device.passcode_step(
+        origin(DOOR),
+        again=lambda form, error, status: _prompt_page(form, error=error, status=status),
+        done=lambda device_id: _second_factor_done(current_user() if wanted else None, wanted,
+                                                   device_id))
 
 
 def _prompt_gate():
